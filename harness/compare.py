@@ -1,0 +1,167 @@
+"""The comparator: arrays in, a `Verdict` with metrics out. Pure NumPy; knows nothing of frameworks or cases.
+
+Order of checks (the first that fails names the verdict): shape, then NaN/Inf in the same places, then
+`|actual - expected| <= atol + rtol * |expected|` elementwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Unit roundoff of each dtype. The default tolerance is a multiple of it that grows with the reduction
+# length K (how many products a sum in the block adds up): float32 summation-order differences between two
+# correct implementations grow like sqrt(K) (measured: see README "Tolerances" and tests/test_compare.py).
+EPS = {"float32": float(np.finfo(np.float32).eps), "float64": float(np.finfo(np.float64).eps)}
+ULP_FACTOR = 64.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+    source: str = "case"  # "case" when the case set it, else how the default was derived
+
+    def describe(self) -> str:
+        return f"atol={self.atol:.3g}, rtol={self.rtol:.3g} ({self.source})"
+
+
+def default_tolerance(dtype: str, reduction_length: int = 1, scale: float = 1.0) -> Tolerance:
+    """The tolerance used when a case sets none.
+
+    rtol = 64 * eps * sqrt(K); atol = rtol * max(1, scale) where scale is the largest |expected| value, so that
+    elements that cancel to near zero in a long sum are judged against the size of the terms, not their sum.
+    """
+    k = max(1, int(reduction_length))
+    rtol = ULP_FACTOR * EPS[dtype] * math.sqrt(k)
+    return Tolerance(
+        atol=rtol * max(1.0, float(scale)),
+        rtol=rtol,
+        source=f"{dtype} default, reduction length {k}, scale {max(1.0, float(scale)):.3g}",
+    )
+
+
+@dataclass
+class Verdict:
+    """The outcome of one comparison. `metrics` is kept on success too, for the report."""
+
+    what: str  # e.g. "keras vs torch", "torch vs expected"
+    passed: bool
+    check: str  # "shape" | "nonfinite" | "values" | "dropout" | "ok"
+    message: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "passed": self.passed, "check": self.check, "message": self.message,
+                "metrics": self.metrics}
+
+
+def _fmt_shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what: str = "actual vs expected",
+            names: tuple[str, str] = ("actual", "expected")) -> Verdict:
+    """Compare `actual` against `expected` (both channels-first)."""
+    a = np.asarray(actual)
+    b = np.asarray(expected)
+    na, nb = names
+    shapes = {"shape_" + na: list(a.shape), "shape_" + nb: list(b.shape)}
+    if a.shape != b.shape:
+        return Verdict(what, False, "shape",
+                       f"shape mismatch: {na} {_fmt_shape(a.shape)} vs {nb} {_fmt_shape(b.shape)}", shapes)
+    a64 = a.astype(np.float64)
+    b64 = b.astype(np.float64)
+    n = a64.size
+    metrics: dict[str, Any] = {**shapes, "n": int(n), "atol": tolerance.atol, "rtol": tolerance.rtol}
+
+    nan_a, nan_b = np.isnan(a64), np.isnan(b64)
+    inf_a, inf_b = np.isinf(a64), np.isinf(b64)
+    bad_nonfinite = (nan_a != nan_b) | (inf_a != inf_b) | (inf_a & inf_b & (np.sign(a64) != np.sign(b64)))
+    if bad_nonfinite.any():
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad_nonfinite)), a.shape))
+        count = int(bad_nonfinite.sum())
+        metrics.update(n_bad=count, worst_index=list(idx), worst_actual=float(a64[idx]), worst_expected=float(b64[idx]))
+        return Verdict(what, False, "nonfinite",
+                       f"NaN/Inf in different places: {count} of {n} elements; first at {list(idx)}: "
+                       f"{na}={a64[idx]!r}, {nb}={b64[idx]!r}", metrics)
+
+    finite = np.isfinite(a64) & np.isfinite(b64)
+    diff = np.where(finite, np.abs(a64 - b64), 0.0)
+    rel = np.where(finite, diff / np.maximum(np.abs(b64), np.finfo(np.float64).tiny), 0.0)
+    bad = diff > tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b64, 0.0))
+    n_bad = int(bad.sum())
+    worst_flat = int(np.argmax(diff)) if n else 0
+    worst = tuple(int(i) for i in np.unravel_index(worst_flat, a.shape)) if n else ()
+    metrics.update(
+        max_abs=float(diff.max()) if n else 0.0,
+        max_rel=float(rel.max()) if n else 0.0,
+        n_bad=n_bad,
+        pct_bad=100.0 * n_bad / n if n else 0.0,
+        worst_index=list(worst),
+        worst_actual=float(a64[worst]) if n else None,
+        worst_expected=float(b64[worst]) if n else None,
+    )
+    if n_bad == 0:
+        return Verdict(what, True, "ok",
+                       f"equal within {tolerance.describe()}: max abs {metrics['max_abs']:.3g}, "
+                       f"max rel {metrics['max_rel']:.3g}", metrics)
+    lines = [
+        f"values differ: {n_bad} of {n} elements ({metrics['pct_bad']:.3g}%) outside {tolerance.describe()}",
+        f"shapes: {na} {_fmt_shape(a.shape)}, {nb} {_fmt_shape(b.shape)} (channels-first)",
+        f"max abs error {metrics['max_abs']:.6g}, max rel error {metrics['max_rel']:.6g}",
+        f"worst element at {list(worst)}: {na}={a64[worst]:.9g}, {nb}={b64[worst]:.9g}",
+    ]
+    return Verdict(what, False, "values", "\n".join(lines), metrics)
+
+
+def binomial_interval(n: int, p: float, sigmas: float = 5.0) -> tuple[float, float]:
+    """Acceptance interval for a fraction of n Bernoulli(p) trials: p +- sigmas * sqrt(p(1-p)/n).
+
+    At 5 sigma the normal approximation's false alarm rate is about 6e-7 per check.
+    """
+    half = sigmas * math.sqrt(p * (1.0 - p) / max(n, 1))
+    return max(0.0, p - half), min(1.0, p + half)
+
+
+def check_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, ulps: float = 4.0) -> Verdict:
+    """What can be compared of one dropout sample: y is 0 or x/(1-rate) elementwise, and the zero fraction is
+    within the binomial interval for `rate`. Masks of two frameworks are never compared: they cannot match.
+
+    Only elements with x != 0 count: a zero input gives a zero output whether dropped or not.
+    """
+    x64 = np.asarray(x, np.float64)
+    y64 = np.asarray(y, np.float64)
+    metrics: dict[str, Any] = {"shape_input": list(x64.shape), "shape_output": list(y64.shape), "rate": rate}
+    if x64.shape != y64.shape:
+        return Verdict(what, False, "shape",
+                       f"shape mismatch: output {_fmt_shape(y64.shape)} vs input {_fmt_shape(x64.shape)}", metrics)
+    live = x64 != 0
+    n = int(live.sum())
+    dtype_eps = EPS["float32"] if np.asarray(y).dtype == np.float32 else EPS["float64"]
+    scaled = x64 / (1.0 - rate)
+    dropped = (y64 == 0) & live
+    kept_ok = np.abs(y64 - scaled) <= ulps * dtype_eps * np.abs(scaled)
+    neither = live & ~dropped & ~kept_ok
+    zero_frac = float(dropped.sum()) / n if n else 0.0
+    lo, hi = binomial_interval(n, rate)
+    kept = live & ~dropped
+    scale_err = float(np.max(np.abs(y64[kept] - scaled[kept]) / np.abs(scaled[kept]))) if kept.any() else 0.0
+    metrics.update(n=n, zero_fraction=zero_frac, interval=[lo, hi], n_bad=int(neither.sum()),
+                   max_scale_rel_error=scale_err)
+    if neither.any():
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(neither)), x64.shape))
+        return Verdict(what, False, "dropout",
+                       f"{int(neither.sum())} of {n} outputs are neither 0 nor input/(1-rate) "
+                       f"(rate {rate}, within {ulps:g} ulp); first at {list(idx)}: input={x64[idx]:.9g}, "
+                       f"output={y64[idx]:.9g}, expected 0 or {scaled[idx]:.9g}", metrics)
+    if not lo <= zero_frac <= hi:
+        return Verdict(what, False, "dropout",
+                       f"zero fraction {zero_frac:.4f} of {n} non-zero inputs is outside the 5-sigma interval "
+                       f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics)
+    return Verdict(what, True, "ok",
+                   f"zero fraction {zero_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n}); survivors scaled "
+                   f"by 1/(1-rate) (max rel error {scale_err:.3g})", metrics)

@@ -1,0 +1,78 @@
+"""Imports PyTorch and Keras once, on the TensorFlow backend, and places work on a device.
+
+Import this module before anything else imports keras: the Keras backend is fixed at its first import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    raise RuntimeError(
+        f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r}: the harness compares PyTorch with Keras on TensorFlow; "
+        "unset KERAS_BACKEND or set it to 'tensorflow'")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":  # keras was imported elsewhere first, on another backend
+    raise RuntimeError(f"Keras runs on {keras.backend.backend()!r}; the harness needs the TensorFlow backend")
+
+DEVICES = ("cpu", "gpu")
+
+# PyTorch notes that padding='same' with an even kernel copies the input: true, and no concern of a user's.
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+
+# Reduced-precision shortcuts would make a GPU comparison a comparison of TF32 roundings: off, in both.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+tf.config.experimental.enable_tensor_float_32_execution(False)
+for _gpu in tf.config.list_physical_devices("GPU"):
+    with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer be set
+        tf.config.experimental.set_memory_growth(_gpu, True)
+
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def gpu_unavailable_reason() -> str | None:
+    """Why the `gpu` device cannot run here, or None when both frameworks see a GPU."""
+    reasons = []
+    if not torch.cuda.is_available():
+        reasons.append(f"PyTorch {torch.__version__} sees no CUDA device")
+    if not tf.config.list_physical_devices("GPU"):
+        reasons.append(f"TensorFlow {tf.__version__} sees no GPU"
+                       + (" (tensorflow-cpu is installed)" if not tf.test.is_built_with_cuda() else ""))
+    return "; ".join(reasons) or None
+
+
+def available_devices() -> tuple[str, ...]:
+    return ("cpu",) if gpu_unavailable_reason() else ("cpu", "gpu")
+
+
+def torch_device(device: str) -> torch.device:
+    return torch.device("cuda" if device == "gpu" else "cpu")
+
+
+@contextlib.contextmanager
+def keras_device(device: str) -> Iterator[None]:
+    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+        yield
+
+
+def to_numpy(value: object) -> np.ndarray:
+    """A framework tensor (either framework, any device) as a NumPy array."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return keras.ops.convert_to_numpy(value)
+
+
+def versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__}

@@ -1,0 +1,153 @@
+"""pytest plugin: every YAML case file under the `harness_cases` folders (default: cases/), and any YAML file
+named on the command line, becomes tests: one per case x sweep point x device, run by harness.runner.
+
+Registered as a pytest11 entry point, so it is active wherever the package is installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RESULTS_KEY = "harness_result"
+_session_results: list[dict[str, Any]] = []  # filled on the controller process, written at session end
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("harness_cases", "folders whose *.yaml files are harness case files", type="args",
+                  default=["cases"])
+    group = parser.getgroup("harness", "cross-framework equivalence cases")
+    group.addoption("--harness-results", metavar="PATH", default=None,
+                    help="write every case result (verdicts, metrics) as JSON to PATH, for `harness report`")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from harness.registry import all_blocks
+
+    for name, block in all_blocks().items():
+        config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
+    config.addinivalue_line("markers", "sequential: harness cases that are whole networks")
+    config.addinivalue_line("markers", "cpu: harness cases run on the CPU")
+    config.addinivalue_line("markers", "gpu: harness cases run on the GPU")
+    _session_results.clear()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from harness.frameworks import gpu_unavailable_reason, versions
+
+    v = versions()
+    gpu = gpu_unavailable_reason()
+    return [f"harness: torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']}, numpy {v['numpy']}",
+            "harness: devices cpu" + (f"; gpu not available ({gpu})" if gpu else ", gpu")]
+
+
+def _is_case_file(file_path: Path, parent: pytest.Collector) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    if parent.session.isinitpath(file_path):
+        return True
+    root = parent.config.rootpath
+    return any(file_path.is_relative_to((root / d).resolve()) for d in parent.config.getini("harness_cases"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_case_file(file_path, parent):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):  # noqa: ANN201 (pytest's own signature)
+        from harness.cases import RefusedPoint, load_file
+        from harness.runner import devices_for
+
+        entries, error = load_file(self.path)
+        if error is not None:
+            yield InvalidCaseItem.from_parent(self, name="<file>", error=error)
+        for entry in entries:
+            if entry.error is not None:
+                yield InvalidCaseItem.from_parent(self, name=entry.name, error=entry.error)
+                continue
+            for point in entry.points:
+                if isinstance(point, RefusedPoint):
+                    yield InvalidCaseItem.from_parent(self, name=f"{entry.name}[{point.sweep_id}]", error=point.error)
+                    continue
+                for device in devices_for(point):
+                    item = CaseItem.from_parent(
+                        self, name=f"{entry.name}[{'-'.join(filter(None, [point.sweep_id, device]))}]",
+                        point=point, device=device)
+                    for marker in dict.fromkeys([*point.blocks, device, *(["sequential"] if point.sequential else [])]):
+                        item.add_marker(marker)
+                    yield item
+
+
+class HarnessFailure(Exception):
+    """A case whose verdict failed or errored; its message is the whole report (no traceback)."""
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, point: Any, device: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.point = point
+        self.device = device
+
+    def runtest(self) -> None:
+        from harness.runner import run_point
+
+        result = run_point(self.point, self.device)
+        self.user_properties.append((RESULTS_KEY, result.to_dict()))
+        if result.status == "skipped":
+            pytest.skip(result.message)
+        if result.status != "passed":
+            raise HarnessFailure(f"{result.status.upper()}: {result.message}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, HarnessFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"case {self.name}"
+
+
+class InvalidCaseItem(pytest.Item):
+    """A case (or file) that cannot run: it fails with the loader's message, and the others still run."""
+
+    def __init__(self, *, error: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        from harness.runner import error_result
+
+        result = error_result(str(self.error.file), self.name, "?", self.error)
+        self.user_properties.append((RESULTS_KEY, result.to_dict()))
+        raise HarnessFailure(f"INVALID CASE: {self.error}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, HarnessFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"invalid case {self.name}"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Runs on the controller also under pytest-xdist: user_properties travel with the report.
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == RESULTS_KEY:
+            _session_results.append(value)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--harness-results")
+    if not path or hasattr(session.config, "workerinput"):
+        return
+    from harness.results import write_results
+
+    write_results(Path(path), sorted(_session_results, key=lambda r: r["id"]))

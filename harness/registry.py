@@ -1,0 +1,119 @@
+"""The block registry and the interface every block family implements.
+
+A block is one class in its family's module (harness/blocks/<family>.py) with everything about it side by
+side: its parameter schema, its shape semantics (which also refuse what cannot work), its PyTorch builder,
+its Keras builder and its weight transfer. `@register` adds it here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from harness.errors import CaseError, Refusal
+from harness.layout import CHANNELS_LAST, Layout
+from harness.schema import Param
+
+
+@dataclass(frozen=True)
+class Site:
+    """One block at one point of a network: its normalised params and what flows into it."""
+
+    params: dict[str, Any]
+    in_shape: tuple[int, ...]  # channels-first, batch included
+    dtype: str
+    mode: str  # "eval" | "train"
+    layout: Layout = CHANNELS_LAST  # how the Keras input maps onto the channels-first input
+    seed: int = 0
+
+    @property
+    def rank(self) -> int:
+        return len(self.in_shape)
+
+
+class Block:
+    name: ClassVar[str]
+    family: ClassVar[str]
+    doc: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks; None: any rank >= 2
+    # Names of the PyTorch-layout arrays a `weights: {path: ...}` file may give (e.g. weight, bias).
+    weight_names: ClassVar[tuple[str, ...]] = ()
+    # Stochastic in train mode: outputs are compared statistically (see compare.check_dropout_sample).
+    stochastic: ClassVar[bool] = False
+
+    # --- semantics -------------------------------------------------------------------------------------
+    def check_input(self, site: Site) -> None:
+        rank = site.rank
+        if rank < 2 or (self.ranks is not None and rank not in self.ranks):
+            want = " or ".join(str(r) for r in self.ranks) if self.ranks else ">= 2"
+            raise Refusal(f"{self.name} needs an input of rank {want} (channels-first), got shape "
+                          f"{list(site.in_shape)}", field="input.shape")
+
+    def output_shape(self, site: Site) -> tuple[int, ...]:
+        """Channels-first output shape. Raises Refusal for what cannot work or has no exact translation."""
+        return site.in_shape
+
+    def output_layout(self, site: Site) -> Layout:
+        """How the Keras output maps onto the channels-first output (only flatten changes it)."""
+        return site.layout
+
+    def reduction_length(self, site: Site) -> int:
+        """How many terms one output element sums (drives the default tolerance)."""
+        return 1
+
+    # --- builders --------------------------------------------------------------------------------------
+    def torch_module(self, site: Site) -> Any:
+        raise NotImplementedError
+
+    def keras_layer(self, site: Site) -> Any:
+        raise NotImplementedError
+
+    def torch_parameters(self, module: Any) -> dict[str, Any]:
+        """The module's weights by PyTorch-layout name (`weight_names`)."""
+        return {}
+
+    def transfer_weights(self, site: Site, module: Any, layer: Any) -> None:
+        """Copy the PyTorch module's weights into the built Keras layer, converting layouts (harness.layout)."""
+
+
+REGISTRY: dict[str, Block] = {}
+
+
+def register(cls: type[Block]) -> type[Block]:
+    if cls.name in REGISTRY:
+        raise ValueError(f"block {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_block(name: Any) -> Block:
+    """The registered block called `name`, or a CaseError that suggests the closest names."""
+    _load_families()
+    if not isinstance(name, str) or name not in REGISTRY:
+        names = sorted(REGISTRY) + ["sequential"]
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise CaseError(f"unknown block {name!r}{hint} Known blocks: {', '.join(names)}", field="block")
+    return REGISTRY[name]
+
+
+def all_blocks() -> dict[str, Block]:
+    _load_families()
+    return dict(sorted(REGISTRY.items()))
+
+
+def _load_families() -> None:
+    import harness.blocks  # noqa: F401  (importing the package registers every family)
+
+
+
+def find_keras_layer(layer: Any, cls: type) -> Any:
+    """The first `cls` layer inside `layer` (itself, or one of a keras.Sequential's layers)."""
+    if isinstance(layer, cls):
+        return layer
+    for sub in getattr(layer, "layers", ()):
+        if isinstance(sub, cls):
+            return sub
+    raise LookupError(f"no {cls.__name__} in {layer!r}")

@@ -1,0 +1,42 @@
+"""Results files: every result of a run with the environment it ran in, as JSON (read by the report)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def environment() -> dict[str, Any]:
+    from harness.frameworks import available_devices, gpu_unavailable_reason, torch, versions
+
+    env: dict[str, Any] = {**versions(), "python": platform.python_version(), "machine": platform.machine(),
+                           "processor": platform.processor() or platform.machine(),
+                           "devices": list(available_devices()), "gpu_unavailable": gpu_unavailable_reason(),
+                           "tf32": "off in both frameworks",
+                           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if "gpu" in env["devices"]:
+        env["gpu_name"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {s: 0 for s in ("passed", "failed", "error", "skipped")}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    counts["total"] = len(results)
+    return counts
+
+
+def write_results(path: Path, results: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"schema": SCHEMA_VERSION, "environment": environment(), "summary": summarise(results), "results": results}
+    path.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,245 @@
+"""The runner: a `Point` on a device in, a `Result` out. The pytest plugin, the CLI and the report all call
+this; none of them builds layers or compares arrays itself.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, format_value, load_file
+from harness.compare import Verdict, check_dropout_sample, compare, default_tolerance
+from harness.errors import CaseError
+from harness.frameworks import (
+    TORCH_DTYPES,
+    available_devices,
+    gpu_unavailable_reason,
+    keras_device,
+    tf,
+    to_numpy,
+    torch,
+    torch_device,
+)
+from harness.layout import shape_to_channels_last
+
+STATUSES = ("passed", "failed", "error", "skipped")
+
+
+@dataclass
+class Result:
+    id: str
+    file: str
+    case: str
+    blocks: list[str]
+    sweep: dict[str, Any]
+    device: str
+    status: str  # one of STATUSES
+    message: str = ""
+    verdicts: list[Verdict] = field(default_factory=list)
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The torch-vs-keras metrics (the headline numbers of a test)."""
+        return self.verdicts[0].metrics if self.verdicts else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
+                "sweep": {k: _jsonable(v) for k, v in self.sweep.items()}, "device": self.device,
+                "status": self.status, "message": self.message, "shapes": self.shapes,
+                "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6)}
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _load_weights(point: Point, modules: list[Any]) -> None:
+    for i, (layer, module) in enumerate(zip(point.layers, modules)):
+        if layer.weights is None:
+            continue
+        fld = f"layers[{i}].weights.path" if point.sequential else "weights.path"
+        params = layer.block.torch_parameters(module)
+        with np.load(layer.weights, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        missing = set(params) - set(arrays)
+        if missing:
+            raise CaseError(f"{layer.weights.name} lacks {', '.join(sorted(missing))}; the layer has "
+                            f"{', '.join(f'{k} {list(v.shape)}' for k, v in params.items())}", field=fld)
+        for name, tensor in params.items():
+            if tuple(arrays[name].shape) != tuple(tensor.shape):
+                raise CaseError(f"{layer.weights.name}: {name} has shape {list(arrays[name].shape)}, the layer needs "
+                                f"{list(tensor.shape)} (PyTorch layout)", field=fld)
+            with torch.no_grad():
+                tensor.copy_(torch.from_numpy(np.asarray(arrays[name])))
+
+
+def build_torch(point: Point, device: str) -> list[Any]:
+    """The PyTorch modules of a point, initialised by PyTorch from the case's seed (or loaded from files)."""
+    torch.manual_seed(point.input.seed)
+    modules = [layer.block.torch_module(site) for layer, site in zip(point.layers, point.sites)]
+    _load_weights(point, modules)
+    for m in modules:
+        m.to(device=torch_device(device), dtype=TORCH_DTYPES[point.input.dtype])
+        m.train(point.mode == "train")
+    return modules
+
+
+def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
+    """The Keras layers of a point, built for their input shapes and given the PyTorch modules' weights."""
+    layers = []
+    with keras_device(device):
+        for layer, site, module in zip(point.layers, point.sites, modules):
+            k = layer.block.keras_layer(site)
+            k.build(shape_to_channels_last(site.in_shape))
+            layer.block.transfer_weights(site, module, k)
+            layers.append(k)
+    return layers
+
+
+def forward_torch(modules: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
+    """Every layer's channels-first output."""
+    outs = []
+    t = torch.from_numpy(x).to(torch_device(device))
+    with torch.no_grad():
+        for m in modules:
+            t = m(t)
+            outs.append(to_numpy(t))
+    return outs
+
+
+def forward_keras(point: Point, layers: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
+    """Every layer's output, converted back to channels-first through its layout."""
+    outs = []
+    training = point.mode == "train"
+    with keras_device(device):
+        t = tf.constant(point.sites[0].layout.to_keras(x))
+        for layer, site, k in zip(point.layers, point.sites, layers):
+            t = k(t, training=training)
+            outs.append(layer.block.output_layout(site).to_channels_first(to_numpy(t)))
+    return outs
+
+
+def _tolerance_for(point: Point, expected: np.ndarray):
+    if point.tolerance is not None:
+        return point.tolerance
+    k = max(layer.block.reduction_length(site) for layer, site in zip(point.layers, point.sites))
+    finite = np.abs(expected[np.isfinite(expected)])
+    return default_tolerance(point.input.dtype, k, float(finite.max()) if finite.size else 1.0)
+
+
+def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
+                    keras_outs: list[np.ndarray]) -> list[Verdict]:
+    """The verdicts of a point: torch vs keras first, then each against the expected shape and golden values."""
+    t, k = torch_outs[-1], keras_outs[-1]
+    verdicts: list[Verdict] = []
+    if point.mode == "train" and point.layers[-1].block.stochastic:
+        rate = point.layers[-1].params["rate"]
+        if len(point.layers) > 1:
+            tin, kin = torch_outs[-2], keras_outs[-2]
+            verdicts.append(compare(kin, tin, _tolerance_for(point, tin), "keras vs torch before dropout",
+                                    ("keras", "torch")))
+        else:
+            tin = kin = x
+        verdicts.append(check_dropout_sample(tin, t, rate, "torch dropout sample"))
+        verdicts.append(check_dropout_sample(kin, k, rate, "keras dropout sample"))
+    else:
+        verdicts.append(compare(k, t, _tolerance_for(point, t), "keras vs torch", ("keras", "torch")))
+    for name, out in (("torch", t), ("keras", k)):
+        if tuple(out.shape) != point.output_shape:
+            verdicts.append(Verdict(f"{name} vs harness shape", False, "shape",
+                                    f"{name} output shape {list(out.shape)} differs from the shape the block's "
+                                    f"semantics give, {list(point.output_shape)}: the adapter is wrong",
+                                    {"shape_" + name: list(out.shape), "shape_expected": list(point.output_shape)}))
+    if point.expect_shape is not None and point.expect_shape != point.output_shape:
+        verdicts.append(Verdict("expected shape", False, "shape",
+                                f"expect.shape is {list(point.expect_shape)} but the output is "
+                                f"{list(point.output_shape)}", {"shape_expected": list(point.expect_shape)}))
+    if point.expect_output is not None:
+        for name, out in (("torch", t), ("keras", k)):
+            verdicts.append(compare(out, point.expect_output, _tolerance_for(point, point.expect_output),
+                                    f"{name} vs expected", (name, "expected")))
+    return verdicts
+
+
+def run_point(point: Point, device: str) -> Result:
+    """Run one point on one device. Never raises: a framework error becomes an `error` result."""
+    result = Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
+                    sweep=point.sweep, device=device, status="error")
+    start = time.perf_counter()
+    try:
+        if device == "gpu" and (reason := gpu_unavailable_reason()):
+            result.status, result.message = "skipped", f"gpu: {reason}"
+            return result
+        x = point.input.make()
+        modules = build_torch(point, device)
+        layers = build_keras(point, modules, device)
+        torch_outs = forward_torch(modules, x, device)
+        keras_outs = forward_keras(point, layers, x, device)
+        result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
+                         "keras": list(keras_outs[-1].shape)}
+        result.verdicts = compare_outputs(point, x, torch_outs, keras_outs)
+        failed = [v for v in result.verdicts if not v.passed]
+        result.status = "failed" if failed else "passed"
+        result.message = "\n".join(f"[{v.what}] {v.message}" for v in (failed or result.verdicts))
+    except CaseError as e:
+        result.message = str(e.located(file=point.file, case=point.case))
+    except Exception as e:  # a framework raised: report it as this test's error, carry on with the others
+        result.message = (f"{type(e).__name__} while running {point.test_id(device)}: {e}\n"
+                          + "".join(traceback.format_exception(e)[-3:]))
+    finally:
+        result.duration_s = time.perf_counter() - start
+    return result
+
+
+def devices_for(point: Point) -> tuple[str, ...]:
+    """The devices a point runs on: those the case names, else every device present."""
+    return point.devices or available_devices()
+
+
+def error_result(entry_file: str, case: str, block: str, error: CaseError, sweep: dict | None = None) -> Result:
+    sweep = sweep or {}
+    sweep_id = "-".join(f"{k}={format_value(v)}" for k, v in sweep.items())
+    rid = f"{entry_file}::{case}" + (f"[{sweep_id}]" if sweep_id else "")
+    return Result(id=rid, file=entry_file, case=case, blocks=[block], sweep=sweep, device="-", status="error",
+                  message=str(error))
+
+
+def iter_results(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None
+                 ) -> Iterator[Result]:
+    """Run every point of `entries` (only on `device`, only ids containing `match`, when given)."""
+    def wanted(test_id: str) -> bool:
+        return match is None or match in test_id
+
+    for entry in entries:
+        if entry.error is not None:
+            result = error_result(entry.file, entry.name, entry.block, entry.error)
+            if wanted(result.id):
+                yield result
+            continue
+        for point in entry.points:
+            if isinstance(point, RefusedPoint):
+                result = error_result(entry.file, entry.name, entry.block, point.error, point.sweep)
+                if wanted(result.id):
+                    yield result
+                continue
+            for dev in devices_for(point):
+                if (device is None or dev == device) and wanted(point.test_id(dev)):
+                    yield run_point(point, dev)
+
+
+def load_paths(paths: list[str | Path]) -> tuple[list[CaseEntry], list[CaseError]]:
+    entries, file_errors = [], []
+    for path in find_case_files(paths):
+        file_entries, error = load_file(path)
+        entries += file_entries
+        if error is not None:
+            file_errors.append(error)
+    return entries, file_errors
