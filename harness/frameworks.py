@@ -42,18 +42,28 @@ TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def gpu_unavailable_reason() -> str | None:
-    """Why the `gpu` device cannot run here, or None when both frameworks see a GPU."""
-    reasons = []
-    if not torch.cuda.is_available():
-        reasons.append(f"PyTorch {torch.__version__} sees no CUDA device")
-    if not tf.config.list_physical_devices("GPU"):
-        reasons.append(f"TensorFlow {tf.__version__} sees no GPU"
-                       + (" (tensorflow-cpu is installed)" if not tf.test.is_built_with_cuda() else ""))
-    return "; ".join(reasons) or None
+    """Why the `gpu` device cannot run here, or None when PyTorch sees a CUDA device."""
+    if torch.cuda.is_available():
+        return None
+    return f"PyTorch {torch.__version__} sees no CUDA device" + (
+        " (a CPU-only build)" if torch.version.cuda is None else "")
+
+
+def keras_has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def available_devices() -> tuple[str, ...]:
     return ("cpu",) if gpu_unavailable_reason() else ("cpu", "gpu")
+
+
+def placement(device: str) -> dict[str, str]:
+    """Where each framework runs for a device. `gpu` puts PyTorch on CUDA and TensorFlow on its GPU when it
+    has one; with a CPU-only TensorFlow (tensorflow-cpu) Keras runs on the CPU, and results say so."""
+    if device != "gpu":
+        return {"torch": "cpu", "keras": "cpu"}
+    return {"torch": f"cuda ({torch.cuda.get_device_name(0)})",
+            "keras": "gpu" if keras_has_gpu() else "cpu (TensorFlow sees no GPU)"}
 
 
 def torch_device(device: str) -> torch.device:
@@ -62,7 +72,7 @@ def torch_device(device: str) -> torch.device:
 
 @contextlib.contextmanager
 def keras_device(device: str) -> Iterator[None]:
-    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+    with tf.device("/GPU:0" if device == "gpu" and keras_has_gpu() else "/CPU:0"):
         yield
 
 

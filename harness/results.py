@@ -12,7 +12,7 @@ SCHEMA_VERSION = 1
 
 
 def environment() -> dict[str, Any]:
-    from harness.frameworks import available_devices, gpu_unavailable_reason, torch, versions
+    from harness.frameworks import available_devices, gpu_unavailable_reason, placement, versions
 
     env: dict[str, Any] = {**versions(), "python": platform.python_version(), "machine": platform.machine(),
                            "processor": platform.processor() or platform.machine(),
@@ -20,7 +20,7 @@ def environment() -> dict[str, Any]:
                            "tf32": "off in both frameworks",
                            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if "gpu" in env["devices"]:
-        env["gpu_name"] = torch.cuda.get_device_name(0)
+        env["gpu_placement"] = placement("gpu")
     return env
 
 

@@ -21,6 +21,7 @@ from harness.frameworks import (
     available_devices,
     gpu_unavailable_reason,
     keras_device,
+    placement,
     tf,
     to_numpy,
     torch,
@@ -43,6 +44,7 @@ class Result:
     message: str = ""
     verdicts: list[Verdict] = field(default_factory=list)
     shapes: dict[str, list[int]] = field(default_factory=dict)
+    placement: dict[str, str] = field(default_factory=dict)  # where each framework ran
     duration_s: float = 0.0
 
     @property
@@ -53,7 +55,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
                 "sweep": {k: _jsonable(v) for k, v in self.sweep.items()}, "device": self.device,
-                "status": self.status, "message": self.message, "shapes": self.shapes,
+                "status": self.status, "message": self.message, "shapes": self.shapes, "placement": self.placement,
                 "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6)}
 
 
@@ -178,6 +180,7 @@ def run_point(point: Point, device: str) -> Result:
         if device == "gpu" and (reason := gpu_unavailable_reason()):
             result.status, result.message = "skipped", f"gpu: {reason}"
             return result
+        result.placement = placement(device)
         x = point.input.make()
         modules = build_torch(point, device)
         layers = build_keras(point, modules, device)
