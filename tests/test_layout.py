@@ -1,0 +1,199 @@
+"""harness/layout.py against brute force and against the frameworks themselves."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from harness.frameworks import keras, to_numpy, torch
+from harness.layout import (
+    Layout,
+    axis_to_channels_last,
+    conv_kernel_to_keras,
+    conv_kernel_to_torch,
+    dense_after_flatten_kernel_to_keras,
+    dense_kernel_to_keras,
+    dense_kernel_to_torch,
+    flatten_permutation,
+    shape_to_channels_last,
+    to_channels_first,
+    to_channels_last,
+)
+
+SHAPES = {2: (3, 5), 3: (2, 3, 7), 4: (2, 3, 4, 5), 5: (2, 3, 4, 5, 6)}
+
+
+def _arange(shape: tuple[int, ...]) -> np.ndarray:
+    return np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+
+
+@pytest.mark.parametrize("rank", sorted(SHAPES))
+def test_channels_round_trip(rank: int) -> None:
+    x = _arange(SHAPES[rank])
+    last = to_channels_last(x)
+    assert last.shape == shape_to_channels_last(x.shape)
+    if rank > 2:
+        # Brute force: element (n, c, *s) of the channels-first tensor is element (n, *s, c) of the channels-last.
+        for idx in itertools.product(*(range(d) for d in x.shape)):
+            n, c, *s = idx
+            assert last[(n, *s, c)] == x[idx]
+        assert last.shape != x.shape
+    else:
+        np.testing.assert_array_equal(last, x)
+    np.testing.assert_array_equal(to_channels_first(last), x)
+    assert to_channels_first(last).shape == x.shape
+
+
+@pytest.mark.parametrize(("rank", "axis"), [(r, a) for r in sorted(SHAPES) for a in range(-r, r)])
+def test_axis_to_channels_last(rank: int, axis: int) -> None:
+    # Give every axis a distinct size so that an axis is identified by its length.
+    shape = tuple(range(2, 2 + rank))
+    x = _arange(shape)
+    k = axis_to_channels_last(axis, rank)
+    assert 0 <= k < rank
+    last = to_channels_last(x)
+    assert last.shape[k] == x.shape[axis]
+    # Moving the named axis to the front in both layouts gives the same slices, in the same order.
+    front_first = np.moveaxis(x, axis, 0)
+    front_last = np.moveaxis(last, k, 0)
+    for i in range(x.shape[axis]):
+        np.testing.assert_array_equal(np.sort(front_first[i], axis=None), np.sort(front_last[i], axis=None))
+    # A reduction along the axis agrees after converting layouts.
+    np.testing.assert_array_equal(to_channels_last(np.cumsum(x, axis=axis)), np.cumsum(last, axis=k))
+
+
+def _torch_conv(kh: int, kw: int, cin: int, cout: int, groups: int, seed: int = 0) -> torch.nn.Conv2d:
+    torch.manual_seed(seed)
+    return torch.nn.Conv2d(cin, cout, (kh, kw), groups=groups, bias=True)
+
+
+def _keras_conv(kh: int, kw: int, cin: int, cout: int, groups: int, h: int, w: int) -> keras.layers.Conv2D:
+    layer = keras.layers.Conv2D(cout, (kh, kw), groups=groups, padding="valid")
+    layer.build((1, h, w, cin))
+    return layer
+
+
+def test_conv_kernel_non_square_grouped_matches_torch() -> None:
+    kh, kw, cin, cout, groups, h, w = 3, 2, 4, 6, 2, 7, 9
+    conv = _torch_conv(kh, kw, cin, cout, groups)
+    x = np.random.default_rng(0).standard_normal((2, cin, h, w)).astype(np.float32)
+    with torch.no_grad():
+        expected = to_numpy(conv(torch.from_numpy(x)))
+    weight = to_numpy(conv.weight)
+    assert weight.shape == (cout, cin // groups, kh, kw)
+
+    layer = _keras_conv(kh, kw, cin, cout, groups, h, w)
+    kernel = conv_kernel_to_keras(weight)
+    assert kernel.shape == (kh, kw, cin // groups, cout)
+    layer.kernel.assign(kernel)
+    layer.bias.assign(to_numpy(conv.bias))
+    got = to_channels_first(to_numpy(layer(to_channels_last(x))))
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(conv_kernel_to_torch(kernel), weight)
+
+    # The (3, 2, 1, 0) permutation swaps kh and kw: with a 3x2 kernel Keras refuses it by shape.
+    wrong = np.ascontiguousarray(weight.transpose(3, 2, 1, 0))
+    assert wrong.shape == (kw, kh, cin // groups, cout)
+    with pytest.raises(ValueError):
+        layer.kernel.assign(wrong)
+
+
+def test_conv_kernel_wrong_permutation_square_gives_other_values() -> None:
+    # A square kernel hides the swap from a shape check: only values show it.
+    k, cin, cout, groups, h, w = 3, 4, 4, 2, 6, 6
+    conv = _torch_conv(k, k, cin, cout, groups, seed=1)
+    x = np.random.default_rng(1).standard_normal((1, cin, h, w)).astype(np.float32)
+    with torch.no_grad():
+        expected = to_numpy(conv(torch.from_numpy(x)))
+    weight = to_numpy(conv.weight)
+    layer = _keras_conv(k, k, cin, cout, groups, h, w)
+    layer.bias.assign(to_numpy(conv.bias))
+
+    layer.kernel.assign(np.ascontiguousarray(weight.transpose(3, 2, 1, 0)))  # same shape as the right one here
+    wrong = to_channels_first(to_numpy(layer(to_channels_last(x))))
+    assert np.max(np.abs(wrong - expected)) > 0.1
+
+    layer.kernel.assign(conv_kernel_to_keras(weight))
+    right = to_channels_first(to_numpy(layer(to_channels_last(x))))
+    np.testing.assert_allclose(right, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_kernel_non_square() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(5, 3)
+    x = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
+    with torch.no_grad():
+        expected = to_numpy(linear(torch.from_numpy(x)))
+    dense = keras.layers.Dense(3)
+    dense.build((4, 5))
+    kernel = dense_kernel_to_keras(to_numpy(linear.weight))
+    assert kernel.shape == (5, 3)
+    dense.kernel.assign(kernel)
+    dense.bias.assign(to_numpy(linear.bias))
+    np.testing.assert_allclose(to_numpy(dense(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(dense_kernel_to_torch(kernel), to_numpy(linear.weight))
+    with pytest.raises(ValueError):
+        dense.kernel.assign(to_numpy(linear.weight))  # untransposed: (3, 5) where (5, 3) is needed
+
+
+def test_flatten_permutation_brute_force() -> None:
+    c, h, w = 3, 4, 5
+    perm = flatten_permutation((c, h, w))
+    x = np.random.default_rng(3).standard_normal((2, c, h, w))
+    torch_flat = x.reshape(2, -1)
+    keras_flat = to_channels_last(x).reshape(2, -1)
+    np.testing.assert_array_equal(keras_flat, torch_flat[..., perm])
+    assert sorted(perm.tolist()) == list(range(c * h * w))
+    assert not np.array_equal(perm, np.arange(c * h * w))
+    # One channel, or a rank-1 per-sample tensor: no permutation.
+    np.testing.assert_array_equal(flatten_permutation((7,)), np.arange(7))
+    np.testing.assert_array_equal(flatten_permutation((1, 2, 3)), np.arange(6))
+
+
+def test_flatten_then_dense_matches_torch() -> None:
+    n, c, h, w, units = 2, 3, 4, 5, 6
+    torch.manual_seed(4)
+    linear = torch.nn.Linear(c * h * w, units)
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear)
+    x = np.random.default_rng(4).standard_normal((n, c, h, w)).astype(np.float32)
+    with torch.no_grad():
+        expected = to_numpy(model(torch.from_numpy(x)))
+
+    dense = keras.layers.Dense(units)
+    kmodel = keras.Sequential([keras.layers.Flatten(), dense])
+    kmodel.build((n, h, w, c))
+    dense.bias.assign(to_numpy(linear.bias))
+    weight = to_numpy(linear.weight)
+
+    dense.kernel.assign(dense_after_flatten_kernel_to_keras(weight, (c, h, w)))
+    got = to_numpy(kmodel(to_channels_last(x)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+    dense.kernel.assign(dense_kernel_to_keras(weight))  # the plain transpose: the same shape, rows in C,H,W order
+    wrong = to_numpy(kmodel(to_channels_last(x)))
+    assert np.max(np.abs(wrong - expected)) > 0.1
+
+
+def test_flattened_layout_round_trip() -> None:
+    c, h, w = 3, 2, 4
+    layout = Layout(flattened_from=(c, h, w))
+    x = np.random.default_rng(5).standard_normal((2, c, h, w))
+    torch_flat = x.reshape(2, -1)
+    keras_flat = layout.to_keras(torch_flat)
+    # What Keras's Flatten makes of the channels-last tensor.
+    np.testing.assert_array_equal(keras_flat, to_channels_last(x).reshape(2, -1))
+    np.testing.assert_array_equal(layout.to_channels_first(keras_flat), torch_flat)
+    assert not np.array_equal(keras_flat, torch_flat)
+    # The axes of a flattened (rank 2) tensor are the same in both layouts.
+    assert [layout.keras_axis(a, 2) for a in (-2, -1, 0, 1)] == [0, 1, 0, 1]
+
+
+def test_plain_layout_round_trip() -> None:
+    layout = Layout()
+    x = _arange((2, 3, 4, 5))
+    np.testing.assert_array_equal(layout.to_keras(x), np.moveaxis(x, 1, -1))
+    np.testing.assert_array_equal(layout.to_channels_first(layout.to_keras(x)), x)
+    assert layout.keras_axis(1, 4) == 3

@@ -1,0 +1,170 @@
+"""harness/spatial.py against TensorFlow's `same` and PyTorch's output sizes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.frameworks import keras, tf, to_numpy, torch
+from harness.spatial import (
+    is_symmetric,
+    output_size,
+    output_size_1d,
+    resolve_padding,
+    same_padding_1d,
+    torch_pad_arg,
+)
+
+FEW = settings(max_examples=30, deadline=None)
+
+sizes = st.integers(1, 20)
+kernels = st.integers(1, 6)
+strides = st.integers(1, 4)
+dilations = st.integers(1, 3)
+
+
+def _tf_pad(x: tf.Tensor, pads: tuple, value: float = 0.0) -> tf.Tensor:
+    (top, bottom), (left, right) = pads
+    return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=value)
+
+
+@FEW
+@given(size=st.tuples(sizes, sizes), kernel=st.tuples(kernels, kernels), stride=st.tuples(strides, strides),
+       dilation=st.tuples(dilations, dilations), seed=st.integers(0, 2**16))
+def test_same_padding_equals_tensorflow_same(size, kernel, stride, dilation, seed) -> None:
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal((1, *size, 2)))
+    k = tf.constant(rng.standard_normal((*kernel, 2, 3)))
+    same = tf.nn.conv2d(x, k, strides=stride, padding="SAME", dilations=dilation).numpy()
+
+    pads = resolve_padding("same", size, kernel, stride, dilation)
+    assert pads == tuple(same_padding_1d(*a) for a in zip(size, kernel, stride, dilation))
+    assert same.shape[1:3] == tuple(math.ceil(n / s) for n, s in zip(size, stride))
+    assert output_size(size, kernel, stride, pads, dilation) == same.shape[1:3]
+    for before, after in pads:
+        assert after - before in (0, 1)  # the odd pixel goes after
+    explicit = tf.nn.conv2d(_tf_pad(x, pads), k, strides=stride, padding="VALID", dilations=dilation).numpy()
+    np.testing.assert_allclose(explicit, same, rtol=1e-12, atol=1e-12)
+
+
+@FEW
+@given(size=sizes, kernel=kernels, stride=strides, dilation=dilations)
+def test_same_padding_1d_total_is_minimal(size, kernel, stride, dilation) -> None:
+    before, after = same_padding_1d(size, kernel, stride, dilation)
+    assert before >= 0 and after >= 0
+    out = math.ceil(size / stride)
+    assert output_size_1d(size, kernel, stride, (before, after), dilation) == out
+    if before + after:  # one pixel less padding would lose the last window
+        assert output_size_1d(size, kernel, stride, (before, after - 1), dilation) < out
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "expect"), [
+    (28, 3, 2, (0, 1)),  # even input, stride 2: all padding at the bottom, not k//2 on both sides
+    (27, 3, 2, (1, 1)),
+    (5, 4, 1, (1, 2)),
+    (6, 1, 3, (0, 0)),
+])
+def test_same_padding_known_values(size, kernel, stride, expect) -> None:
+    assert same_padding_1d(size, kernel, stride) == expect
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "dilation"), [
+    ((28, 28), (3, 3), (2, 2), (1, 1)),
+    ((10, 9), (4, 2), (2, 3), (1, 1)),
+    ((12, 12), (3, 3), (1, 1), (2, 2)),
+    ((8, 11), (2, 5), (2, 1), (1, 1)),  # Keras refuses stride > 1 with dilation > 1
+])
+def test_keras_conv2d_same_equals_explicit_padding(size, kernel, stride, dilation) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, *size, 2)).astype(np.float64)
+    pads = resolve_padding("same", size, kernel, stride, dilation)
+    same = keras.layers.Conv2D(3, kernel, strides=stride, padding="same", dilation_rate=dilation, dtype="float64")
+    valid = keras.layers.Conv2D(3, kernel, strides=stride, padding="valid", dilation_rate=dilation, dtype="float64")
+    same.build(x.shape)
+    valid.build((1, size[0] + sum(pads[0]), size[1] + sum(pads[1]), 2))
+    valid.set_weights(same.get_weights())
+    want = to_numpy(same(x))
+    got = to_numpy(valid(_tf_pad(tf.constant(x), pads)))
+    assert want.shape[1:3] == output_size(size, kernel, stride, pads, dilation)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if not is_symmetric(pads):
+        # The mirrored asymmetric padding (odd pixel first) computes something else.
+        mirrored = tuple((after, before) for before, after in pads)
+        other = to_numpy(valid(_tf_pad(tf.constant(x), mirrored)))
+        assert np.max(np.abs(other - want)) > 1e-3
+
+
+@FEW
+@given(size=st.tuples(sizes, sizes), pool=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       stride=st.tuples(strides, strides), seed=st.integers(0, 2**16))
+def test_max_pool_same_equals_minus_inf_padding(size, pool, stride, seed) -> None:
+    x = tf.constant(-np.abs(np.random.default_rng(seed).standard_normal((1, *size, 2))))  # all negative
+    same = tf.nn.max_pool2d(x, pool, stride, padding="SAME").numpy()
+    pads = resolve_padding("same", size, pool, stride)
+    assert same.shape[1:3] == output_size(size, pool, stride, pads)
+    explicit = tf.nn.max_pool2d(_tf_pad(x, pads, -np.inf), pool, stride, padding="VALID").numpy()
+    np.testing.assert_array_equal(explicit, same)
+
+
+@FEW
+@given(size=st.tuples(st.integers(1, 16), st.integers(1, 16)), kernel=st.tuples(kernels, kernels),
+       stride=st.tuples(strides, strides), dilation=st.tuples(dilations, dilations),
+       pads=st.tuples(st.tuples(st.integers(0, 3), st.integers(0, 3)), st.tuples(st.integers(0, 3), st.integers(0, 3))))
+def test_output_size_equals_torch(size, kernel, stride, dilation, pads) -> None:
+    conv = torch.nn.Conv2d(1, 1, kernel, stride=stride, dilation=dilation, padding=0, bias=False)
+    x = torch.nn.functional.pad(torch.zeros(1, 1, *size), torch_pad_arg(pads))
+    ours = output_size(size, kernel, stride, pads, dilation)
+    try:
+        with torch.no_grad():
+            theirs = tuple(conv(x).shape[2:])
+    except RuntimeError:  # torch refuses a kernel larger than the padded input
+        assert min(ours) <= 0
+    else:
+        assert ours == theirs
+    for i in range(2):
+        assert ours[i] == output_size_1d(size[i], kernel[i], stride[i], pads[i], dilation[i])
+
+
+@FEW
+@given(size=st.tuples(st.integers(1, 16), st.integers(1, 16)), kernel=st.tuples(kernels, kernels),
+       stride=st.tuples(strides, strides), padding=st.tuples(st.integers(0, 3), st.integers(0, 3)))
+def test_symmetric_padding_equals_torch_conv_padding(size, kernel, stride, padding) -> None:
+    pads = resolve_padding(padding, size, kernel, stride)
+    assert pads == ((padding[0], padding[0]), (padding[1], padding[1]))
+    assert is_symmetric(pads)
+    conv = torch.nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, bias=False)
+    ours = output_size(size, kernel, stride, pads)
+    try:
+        with torch.no_grad():
+            theirs = tuple(conv(torch.zeros(1, 1, *size)).shape[2:])
+    except RuntimeError:
+        assert min(ours) <= 0
+    else:
+        assert ours == theirs
+
+
+def test_valid_padding() -> None:
+    assert resolve_padding("valid", (7, 8), (3, 2), (2, 1)) == ((0, 0), (0, 0))
+    x = tf.zeros((1, 7, 8, 1))
+    got = tf.nn.conv2d(x, tf.zeros((3, 2, 1, 1)), strides=(2, 1), padding="VALID").shape[1:3]
+    assert output_size((7, 8), (3, 2), (2, 1), ((0, 0), (0, 0))) == tuple(got)
+
+
+def test_torch_pad_arg_order() -> None:
+    pads = ((1, 2), (3, 4))  # (top, bottom), (left, right)
+    assert torch_pad_arg(pads) == (3, 4, 1, 2)
+    x = np.arange(1.0, 7.0).reshape(1, 1, 2, 3)
+    got = torch.nn.functional.pad(torch.from_numpy(x), torch_pad_arg(pads)).numpy()
+    want = np.pad(x, [(0, 0), (0, 0), (1, 2), (3, 4)])
+    assert got.shape == (1, 1, 5, 10)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_is_symmetric() -> None:
+    assert is_symmetric(((1, 1), (0, 0)))
+    assert not is_symmetric(((0, 1), (2, 2)))
+    assert not is_symmetric(((2, 2), (1, 0)))
