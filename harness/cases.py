@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,11 +184,39 @@ def _nested_array(value: Any, fld: str) -> np.ndarray:
     return arr
 
 
+def _npy_header(path: Path, fld: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of a .npy file, from its header only: nothing is allocated or unpickled."""
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+    except (ValueError, OSError) as e:
+        raise CaseError(f"cannot read {path.name} as a .npy array: {e}", field=fld) from None
+    if dtype.hasobject:
+        raise CaseError(f"{path.name} holds Python objects (a pickled array); allowed: a plain numeric array "
+                        "(pickles are never loaded)", field=fld)
+    if dtype.kind not in "biuf":
+        raise CaseError(f"{path.name} holds {dtype} values; allowed: a numeric (bool, integer or float) array",
+                        field=fld)
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise CaseError(f"{path.name} has shape {list(shape)}, {math.prod(shape):,} elements; the limit is "
+                        f"{MAX_ELEMENTS:,}", field=fld)
+    return tuple(shape), dtype
+
+
 def _load_npy(path: Path, fld: str) -> np.ndarray:
+    _npy_header(path, fld)
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
         raise CaseError(f"cannot read {path.name} as a .npy array without pickles: {e}", field=fld) from None
+
+
+def _seed(value: Any, fld: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CaseError(f"got {value!r}; allowed: an integer >= 0", field=fld)
+    return value
 
 
 def _input_spec(raw: Any, base: Path) -> InputSpec:
@@ -196,9 +225,7 @@ def _input_spec(raw: Any, base: Path) -> InputSpec:
     _check_keys(raw, INPUT_KEYS, "input")
     fill = _choice(raw.get("fill", "normal"), FILLS, "input.fill")
     dtype = _choice(raw.get("dtype", "float32"), DTYPES, "input.dtype")
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise CaseError(f"got {seed!r}; allowed: an integer >= 0", field="input.seed")
+    seed = _seed(raw.get("seed", 0), "input.seed")
     for key, needs in (("values", "values"), ("path", "file")):
         if key in raw and fill != needs:
             raise CaseError(f"`{key}` is only read with fill: {needs} (fill is {fill})", field=f"input.{key}")
@@ -210,14 +237,18 @@ def _input_spec(raw: Any, base: Path) -> InputSpec:
         values, data_shape = arr.tolist(), arr.shape
     elif fill == "file":
         path = _inside(base, raw.get("path"), "input.path", (".npy",))
-        data_shape = _load_npy(path, "input.path").shape
+        data_shape = _npy_header(path, "input.path")[0]
     if "shape" in raw:
         shape = _shape(raw["shape"], "input.shape")
         if data_shape is not None and tuple(data_shape) != shape:
             raise CaseError(f"the {fill} data has shape {list(data_shape)} but input.shape is {list(shape)}",
                             field="input.shape")
     elif data_shape is not None:
-        shape = _shape(list(data_shape), "input.values" if fill == "values" else "input.path")
+        where = "input.values" if fill == "values" else "input.path"
+        if len(data_shape) < 2 or 0 in data_shape:
+            raise CaseError(f"the {fill} data has shape {list(data_shape)}; allowed: at least 2 dimensions, none "
+                            "empty, channels-first (N, C, ...)", field=where)
+        shape = _shape(list(data_shape), where)
     else:
         raise CaseError("missing; allowed: a list of at least 2 positive integers, channels-first (N, C, ...)",
                         field="input.shape")
@@ -262,6 +293,8 @@ def _weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
         raise CaseError("must be {path: FILE.npz}, a .npz of PyTorch-layout arrays named "
                         f"{', '.join(block.weight_names)}", field=fld)
     path = _inside(base, raw["path"], f"{fld}.path", (".npz",))
+    if not zipfile.is_zipfile(path):
+        raise CaseError(f"{path.name} is not a .npz archive (as numpy.savez writes)", field=f"{fld}.path")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
@@ -369,14 +402,43 @@ def _apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
     return out
 
 
-def _check_sweep_keys(sweep: dict, layers: list[Layer], sequential: bool) -> None:
+def _sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
+    """What checks one value of sweep key `key` (raising CaseError), or a CaseError if the key is unknown.
+
+    Runs before any sweep value is written into the case, so an unknown key is reported as itself (sweep.KEY),
+    not as the unknown parameter it would become.
+    """
+    if key == "input.shape":
+        return lambda v: _shape(v, key)
+    if key == "input.dtype":
+        return lambda v: _choice(v, DTYPES, key)
+    if key == "input.seed":
+        return lambda v: _seed(v, key)
+    if key == "mode":
+        return lambda v: _choice(v, MODES, key)
     if sequential:
-        return  # checked per point by _apply_sweep, which knows the layer list
-    names = [p.name for p in layers[0].block.params]
-    for key in sweep:
-        if key not in (*names, *INPUT_SWEEP_KEYS, "mode"):
-            raise CaseError(f"unknown sweep key {key!r}; allowed: {', '.join([*names, *INPUT_SWEEP_KEYS, 'mode'])}",
-                            field=f"sweep.{key}")
+        items = raw.get("layers") if isinstance(raw.get("layers"), list) else []
+        m = re.fullmatch(r"layers\.(\d+)\.(\w+)", str(key))
+        if not m or int(m.group(1)) >= len(items):
+            raise CaseError(f"unknown sweep key {key!r}; allowed for a sequential: layers.<index>.<param> with "
+                            f"index < {len(items)}, {', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
+        item = items[int(m.group(1))]
+        try:
+            block = get_block(item.get("block") if isinstance(item, dict) else None)
+        except CaseError:
+            return lambda v: v  # a bad layer: reported by _layers, at its own field
+        name, prefix = m.group(2), f"layers.{m.group(1)}."
+    else:
+        try:
+            block = get_block(raw.get("block"))
+        except CaseError:
+            return lambda v: v  # no or an unknown block: reported by _layers
+        name, prefix = key, ""
+    param = next((p for p in block.params if p.name == name), None)
+    if param is None:
+        allowed = [*(prefix + p.name for p in block.params), *INPUT_SWEEP_KEYS, "mode"]
+        raise CaseError(f"unknown sweep key {key!r}; allowed: {', '.join(allowed)}", field=f"sweep.{key}")
+    return param.normalise
 
 
 def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any]) -> Point:
@@ -411,17 +473,17 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
         if name in seen:
             raise CaseError("duplicate name: case names must be unique in their file", field="name")
         seen.add(name)
-        layers, sequential = _layers(raw, base)
-        sweep = _sweep(raw.get("sweep"), sequential)
-        _check_sweep_keys(sweep, layers, sequential)
+        sweep = _sweep(raw.get("sweep"), raw.get("block") == "sequential")
         for key, values in sweep.items():
-            param = next((p for p in layers[0].block.params if p.name == key), None) if not sequential else None
+            check = _sweep_check(raw, key, raw.get("block") == "sequential")
             for i, value in enumerate(values):
-                if param is not None:
-                    try:
-                        param.normalise(value)
-                    except CaseError as e:
-                        raise CaseError(e.message, field=f"sweep.{key}[{i}]") from None
+                try:
+                    check(value)
+                except CaseError as e:
+                    raise CaseError(e.message, field=f"sweep.{key}[{i}]") from None
+        # A required parameter may be given by the sweep alone: check the case's structure at its first point.
+        first = {key: values[0] for key, values in sweep.items()}
+        layers, sequential = _layers(_apply_sweep(raw, first, raw.get("block") == "sequential"), base)
         combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())] or [{}]
         for combo in combos:
             try:

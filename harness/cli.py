@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tag = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[result.status]
         if not (args.quiet and result.status == "passed"):
             print(f"{tag:5}  {result.id}  {_metrics_text(result)}".rstrip(), flush=True)
-        if result.status in ("failed", "error"):
+        if result.status in ("failed", "error", "skipped") and result.message:
             print("       " + result.message.replace("\n", "\n       "))
     dicts = [r.to_dict() for r in results] + [
         error_result(str(e.file), "<file>", "?", e).to_dict() for e in file_errors]
@@ -73,9 +73,12 @@ def cmd_list(args: argparse.Namespace) -> int:
                 try:
                     get_block(name)
                 except Exception as e:  # noqa: BLE001 - the CaseError carries the suggestion
-                    print(e, file=sys.stderr)
+                    print(getattr(e, "message", e), file=sys.stderr)
             return 2
         blocks = {b: blocks[b] for b in args.block}
+    if args.markdown:
+        print(markdown_block_table(blocks))
+        return 0
     for name, block in blocks.items():
         print(f"{name}  ({block.family})  {block.doc}")
         for p in block.params:
@@ -84,6 +87,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not args.block:
         print("sequential  (networks)  A list of `layers`, each {block, params, weights}, applied in order.")
     return 0
+
+
+def markdown_block_table(blocks: dict) -> str:
+    """The README's block table, generated from the registry so that the two cannot drift apart."""
+    lines = ["| block | family | parameter | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    for name, block in blocks.items():
+        lines.append(f"| `{name}` | {block.family} | | | {block.doc} |")
+        for p in block.params:
+            lines.append(f"| | | `{p.name}` | {p.describe_default()} | {p.doc}; {p.allowed()} |")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     lst = sub.add_parser("list", help="list the blocks, their parameters, defaults and meaning")
     lst.add_argument("block", nargs="*", help="only these blocks")
+    lst.add_argument("--markdown", action="store_true", help="print the README's block table")
     lst.set_defaults(func=cmd_list)
     return parser
 

@@ -12,7 +12,24 @@ from typing import Any
 import pytest
 
 RESULTS_KEY = "harness_result"
-_session_results: list[dict[str, Any]] = []  # filled on the controller process, written at session end
+
+
+class _Recorder:
+    """The results of one session, kept per config: pytester runs sessions inside a session, in one process."""
+
+    def __init__(self) -> None:
+        self.results: list[dict[str, Any]] = []  # filled on the controller process, written at session end
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Runs on the controller also under pytest-xdist: user_properties travel with the report.
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == RESULTS_KEY:
+                self.results.append(value)
+
+
+_RECORDER = pytest.StashKey[_Recorder]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,16 +48,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sequential: harness cases that are whole networks")
     config.addinivalue_line("markers", "cpu: harness cases run on the CPU")
     config.addinivalue_line("markers", "gpu: harness cases run on the GPU")
-    _session_results.clear()
+    config.stash[_RECORDER] = _Recorder()
+    config.pluginmanager.register(config.stash[_RECORDER])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from harness.frameworks import gpu_unavailable_reason, versions
+    from harness.frameworks import gpu_unavailable_reason, placement, versions
 
     v = versions()
     gpu = gpu_unavailable_reason()
+    where = "" if gpu else " (" + ", ".join(f"{k} on {w}" for k, w in placement("gpu").items()) + ")"
     return [f"harness: torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']}, numpy {v['numpy']}",
-            "harness: devices cpu" + (f"; gpu not available ({gpu})" if gpu else ", gpu")]
+            "harness: devices cpu" + (f"; gpu not available: {gpu}" if gpu else f", gpu{where}")]
 
 
 def _is_case_file(file_path: Path, parent: pytest.Collector) -> bool:
@@ -135,13 +154,13 @@ class InvalidCaseItem(pytest.Item):
         return self.path, None, f"invalid case {self.name}"
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Runs on the controller also under pytest-xdist: user_properties travel with the report.
-    if report.when != "call":
-        return
-    for key, value in report.user_properties:
-        if key == RESULTS_KEY:
-            _session_results.append(value)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report = yield
+    if isinstance(item, CaseItem) and report.skipped and isinstance(report.longrepr, tuple):
+        # `-rs` shows where a skip came from: the case file and the test, not this plugin's pytest.skip call.
+        report.longrepr = (str(item.path), None, f"{item.name}: {report.longrepr[2].removeprefix('Skipped: ')}")
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -150,4 +169,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     from harness.results import write_results
 
-    write_results(Path(path), sorted(_session_results, key=lambda r: r["id"]))
+    write_results(Path(path), sorted(session.config.stash[_RECORDER].results, key=lambda r: r["id"]))

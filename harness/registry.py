@@ -93,7 +93,7 @@ def get_block(name: Any) -> Block:
     _load_families()
     if not isinstance(name, str) or name not in REGISTRY:
         names = sorted(REGISTRY) + ["sequential"]
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(str(name).lower(), names, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise CaseError(f"unknown block {name!r}{hint} Known blocks: {', '.join(names)}", field="block")
     return REGISTRY[name]

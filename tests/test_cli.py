@@ -1,0 +1,243 @@
+"""`python -m harness`: `list` and `run`, in-process through harness.cli.main and (a few) as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.cli import main
+from harness.frameworks import gpu_unavailable_reason
+from harness.registry import all_blocks
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+- name: tiny_conv
+  block: conv2d
+  params: {filters: 2, kernel_size: 3}
+  input: {shape: [1, 2, 5, 5]}
+  devices: [cpu]
+  sweep: {padding: [0, same]}
+"""
+MIXED = """\
+- name: first
+  block: relu
+  input: {shape: [1, 2, 5, 5]}
+  devices: [cpu]
+- name: broken
+  block: conv2d
+  params: {filters: 0, kernel_size: 3}
+  input: {shape: [1, 2, 5, 5]}
+- name: last
+  block: max_pool2d
+  params: {pool_size: 2}
+  input: {shape: [1, 2, 5, 5]}
+  devices: [cpu]
+"""
+
+
+def write(directory: Path, text: str, name: str = "cases.yaml") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def summary(out: str) -> tuple[int, int, int, int]:
+    m = re.search(r"^(\d+) passed, (\d+) failed, (\d+) errors, (\d+) skipped in [\d.]+s$", out, re.M)
+    assert m, f"no summary line in:\n{out}"
+    return tuple(int(x) for x in m.groups())
+
+
+def lines_starting(out: str, tag: str) -> list[str]:
+    return [line.split()[1] for line in out.splitlines() if line.startswith(tag + " ")]
+
+
+def subprocess_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+# --- real subprocesses ----------------------------------------------------------------------------------
+
+def test_list_subprocess_shows_every_block_with_parameters_and_defaults(tmp_path: Path) -> None:
+    proc = subprocess_harness("list", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    listed = {line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")}
+    assert listed == {*all_blocks(), "sequential"}
+    for block in all_blocks().values():
+        for p in block.params:
+            assert re.search(rf"^    {p.name}\s+default {re.escape(p.describe_default())}\s", out, re.M), p.name
+    assert re.search(r"^    negative_slope\s+default 0\.01\s", out, re.M)
+    assert re.search(r"^    kernel_size\s+default required\s", out, re.M)
+    assert re.search(r"^    use_bias\s+default true\s", out, re.M)
+    assert re.search(r"^    strides\s+default pool_size\s", out, re.M)
+    assert "allowed: an integer >= 1 or a list [h, w] of two such integers" in out
+
+
+def test_run_subprocess_bad_case_reported_good_cases_still_run(tmp_path: Path) -> None:
+    write(tmp_path, MIXED)
+    proc = subprocess_harness("run", "cases.yaml", "missing.yaml", "--json", "out/results.json", "--html",
+                              "out/report.html", cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    assert lines_starting(proc.stdout, "PASS") == ["cases.yaml::first[cpu]", "cases.yaml::last[cpu]"]
+    assert lines_starting(proc.stdout, "ERROR") == ["cases.yaml::broken"]
+    assert "cases.yaml: case 'broken': field 'params.filters': got 0; allowed: an integer >= 1" in proc.stdout
+    assert re.search(r"^INVALID  missing\.yaml: cannot read the file: .*No such file", proc.stdout, re.M)
+    assert summary(proc.stdout) == (2, 0, 2, 0)  # the broken case and the missing file are the two errors
+
+    doc = json.loads((tmp_path / "out/results.json").read_text())
+    assert doc["summary"] == {"passed": 2, "failed": 0, "error": 2, "skipped": 0, "total": 4}
+    statuses = {r["id"]: r["status"] for r in doc["results"]}
+    assert statuses["cases.yaml::first[cpu]"] == statuses["cases.yaml::last[cpu]"] == "passed"
+    assert statuses["cases.yaml::broken"] == "error"
+
+    html = (tmp_path / "out/report.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html.lower()
+    assert "http://" not in html and "https://" not in html
+    assert not re.search(r"<script[^>]*\bsrc=", html, re.I) and not re.search(r"<link[^>]*stylesheet", html, re.I)
+    assert "cases.yaml::broken" in html and "first" in html and "params.filters" in html
+
+
+# --- in-process -----------------------------------------------------------------------------------------
+
+def test_list_unknown_block_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "list", "conv2")
+    assert code == 2 and out == ""
+    assert "unknown block 'conv2'" in err and "did you mean 'conv2d'" in err
+
+
+def test_list_named_block_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "list", "leaky_relu")
+    assert code == 0
+    assert out.startswith("leaky_relu  (activations)")
+    assert re.search(r"negative_slope\s+default 0\.01", out)
+    assert "conv2d" not in out and "sequential" not in out
+
+
+def test_run_passing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, GOOD)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml")
+    assert code == 0, out
+    assert lines_starting(out, "PASS") == ["cases.yaml::tiny_conv[padding=0-cpu]",
+                                           "cases.yaml::tiny_conv[padding=same-cpu]"]
+    assert re.search(r"^PASS   cases\.yaml::tiny_conv\[padding=0-cpu\]  max abs \S+  max rel \S+$", out, re.M)
+    assert summary(out) == (2, 0, 0, 0)
+    assert "2 passed, 0 failed" in out
+
+
+def test_run_quiet_prints_only_the_summary_when_all_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, GOOD)
+    code, out, _ = run_cli(capsys, "run", "-q", "cases.yaml")
+    assert code == 0 and "PASS" not in out and summary(out) == (2, 0, 0, 0)
+
+
+def test_run_json_summary_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, MIXED)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml", "--json", "r.json")
+    assert code == 1
+    doc = json.loads((tmp_path / "r.json").read_text())
+    passed, failed, errors, skipped = summary(out)
+    assert doc["summary"] == {"passed": passed, "failed": failed, "error": errors, "skipped": skipped,
+                              "total": passed + failed + errors + skipped}
+    assert (passed, errors) == (2, 1)
+    assert sorted(r["id"] for r in doc["results"]) == ["cases.yaml::broken", "cases.yaml::first[cpu]",
+                                                       "cases.yaml::last[cpu]"]
+    broken = next(r for r in doc["results"] if r["case"] == "broken")
+    assert "field 'params.filters'" in broken["message"]
+    assert "results: r.json" in out
+
+
+def test_run_failing_golden_value_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, """\
+        - name: wrong_golden
+          block: relu
+          input: {fill: values, values: [[1.0, -2.0, 3.0]]}
+          expect: {output: [[1.0, 0.0, 4.0]]}
+          devices: [cpu]
+        """)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml")
+    assert code == 1
+    assert lines_starting(out, "FAIL") == ["cases.yaml::wrong_golden[cpu]"]
+    assert "values differ" in out and "worst element at [0, 2]" in out
+    assert summary(out) == (0, 1, 0, 0)
+
+
+def test_run_k_filters_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, GOOD)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml", "-k", "padding=same")
+    assert code == 0
+    assert lines_starting(out, "PASS") == ["cases.yaml::tiny_conv[padding=same-cpu]"]
+    assert summary(out) == (1, 0, 0, 0)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml", "-k", "no-such-test")
+    assert code == 1  # nothing ran: not a success
+    assert summary(out) == (0, 0, 0, 0)
+
+
+def test_run_device_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, """\
+        - name: both
+          block: tanh
+          input: {shape: [1, 2, 5, 5]}
+          devices: [cpu, gpu]
+        """)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml")
+    gpu_missing = gpu_unavailable_reason()
+    if gpu_missing:
+        assert code == 0 and summary(out) == (1, 0, 0, 1)
+        assert lines_starting(out, "SKIP") == ["cases.yaml::both[gpu]"]
+        skip_reason = out.split("SKIP   cases.yaml::both[gpu]", 1)[1].splitlines()[1]
+        assert "gpu" in skip_reason.lower() and gpu_missing in skip_reason
+    else:
+        assert code == 0 and summary(out) == (2, 0, 0, 0)
+    code, out, _ = run_cli(capsys, "run", "cases.yaml", "--device", "cpu")
+    assert code == 0
+    assert lines_starting(out, "PASS") == ["cases.yaml::both[cpu]"] and "[gpu]" not in out
+    assert summary(out) == (1, 0, 0, 0)
+
+
+def test_run_missing_path_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "run", "nope.yaml")
+    assert code == 1
+    assert "nope.yaml" in out and "No such file" in out and "Traceback" not in out + err
+    assert summary(out) == (0, 0, 1, 0)
+
+
+def test_run_empty_folder_is_not_a_success(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "run", str(tmp_path))
+    assert code == 1 and summary(out) == (0, 0, 0, 0)
+
+
+def test_bad_option_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tmp_path), "--device", "tpu"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
