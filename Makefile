@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 PYTEST_ARGS ?=
 
-.PHONY: setup test report lint clean
+.PHONY: setup test report lint clean readme
 
 setup: $(STAMP)
 
@@ -32,3 +32,10 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+
+# Regenerates the README's block table from the registry (tests/test_readme.py checks that it is current).
+readme: setup
+	$(PY) -c "import re, pathlib, harness.registry as r, harness.cli as c; p = pathlib.Path('README.md'); \
+	  s = p.read_text(); t = c.markdown_block_table(r.all_blocks()); \
+	  p.write_text(re.sub(r'(<!-- BLOCK TABLE START -->\n).*?(<!-- BLOCK TABLE END -->)', \
+	  lambda m: m.group(1) + t + '\n' + m.group(2), s, flags=re.S))"

@@ -58,10 +58,10 @@ class Conv2D(Block):
     params = (
         Param("filters", "int", minimum=1, doc="number of output channels"),
         Param("kernel_size", "pair", minimum=1, doc="kernel height and width"),
-        Param("strides", "pair", (1, 1), minimum=1, doc="step between windows, height and width"),
-        Param("padding", "padding", (0, 0),
+        Param("strides", "pair", (1, 1), minimum=1, default_text="1", doc="step between windows, height and width"),
+        Param("padding", "padding", (0, 0), default_text="0",
               doc="zeros on both sides (int or [h, w]); 'valid' = none; 'same' = TensorFlow's same"),
-        Param("dilation_rate", "pair", (1, 1), minimum=1, doc="spacing between kernel taps"),
+        Param("dilation_rate", "pair", (1, 1), minimum=1, default_text="1", doc="spacing between kernel taps"),
         Param("groups", "int", 1, minimum=1,
               doc="channel groups: in and out channels split into this many independent convolutions"),
         Param("use_bias", "bool", True, doc="add a learned bias per output channel"),
