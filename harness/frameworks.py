@@ -33,6 +33,7 @@ warnings.filterwarnings("ignore", message="Using padding='same' with even kernel
 # Reduced-precision shortcuts would make a GPU comparison a comparison of TF32 roundings: off, in both.
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
+torch.set_float32_matmul_precision("highest")
 tf.config.experimental.enable_tensor_float_32_execution(False)
 for _gpu in tf.config.list_physical_devices("GPU"):
     with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer be set

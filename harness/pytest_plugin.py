@@ -106,7 +106,23 @@ class HarnessFailure(Exception):
     """A case whose verdict failed or errored; its message is the whole report (no traceback)."""
 
 
-class CaseItem(pytest.Item):
+class _HarnessItem(pytest.Item):
+    """What both kinds of harness test share: a result recorded for --harness-results, a traceback-free failure."""
+
+    def record_and_raise(self, result: Any, failure: str | None) -> None:
+        self.user_properties.append((RESULTS_KEY, result.to_dict()))
+        if result.status == "skipped":
+            pytest.skip(result.message)
+        if failure is not None:
+            raise HarnessFailure(failure)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, HarnessFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class CaseItem(_HarnessItem):
     def __init__(self, *, point: Any, device: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.point = point
@@ -116,22 +132,14 @@ class CaseItem(pytest.Item):
         from harness.runner import run_point
 
         result = run_point(self.point, self.device)
-        self.user_properties.append((RESULTS_KEY, result.to_dict()))
-        if result.status == "skipped":
-            pytest.skip(result.message)
-        if result.status != "passed":
-            raise HarnessFailure(f"{result.status.upper()}: {result.message}")
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, HarnessFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        self.record_and_raise(result, None if result.status in ("passed", "skipped")
+                              else f"{result.status.upper()}: {result.message}")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"case {self.name}"
 
 
-class InvalidCaseItem(pytest.Item):
+class InvalidCaseItem(_HarnessItem):
     """A case (or file) that cannot run: it fails with the loader's message, and the others still run."""
 
     def __init__(self, *, error: Any, **kwargs: Any) -> None:
@@ -141,14 +149,8 @@ class InvalidCaseItem(pytest.Item):
     def runtest(self) -> None:
         from harness.runner import error_result
 
-        result = error_result(str(self.error.file), self.name, "?", self.error)
-        self.user_properties.append((RESULTS_KEY, result.to_dict()))
-        raise HarnessFailure(f"INVALID CASE: {self.error}")
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, HarnessFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        self.record_and_raise(error_result(str(self.error.file), self.name, "?", self.error),
+                              f"INVALID CASE: {self.error}")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"invalid case {self.name}"

@@ -43,3 +43,10 @@ def run_case(tmp_path: Path) -> Callable[[str], list[Result]]:
         return [run_point(point, "cpu") for point in load_points(yaml_text, tmp_path)]
 
     return run
+
+
+@pytest.fixture
+def case_points(tmp_path: Path) -> Callable[[str], list[Point]]:
+    """`case_points(yaml_text) -> list[Point]`: the runnable points of the cases in the text, to run on any device."""
+
+    return lambda yaml_text: load_points(yaml_text, tmp_path)
