@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from harness.compare import Tolerance
-from harness.errors import CaseError, Refusal
+from harness.errors import CaseError, Refusal, did_you_mean
 from harness.frameworks import DEVICES
 from harness.layout import CHANNELS_LAST
 from harness.registry import Block, Site, get_block
@@ -156,7 +156,8 @@ def _check_keys(raw: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in raw:
         if key not in allowed:
             prefix = f"{where}." if where else ""
-            raise CaseError(f"unknown key {key!r}; allowed: {', '.join(allowed)}", field=f"{prefix}{key}")
+            raise CaseError(f"unknown key {key!r}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
+                            field=f"{prefix}{key}")
 
 
 def _choice(value: Any, allowed: tuple[str, ...], fld: str) -> str:

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: object, options: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the closest options to a misspelt name, or "" when none is close."""
+    close = difflib.get_close_matches(str(name).lower(), list(options), n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
 
 class CaseError(Exception):
     """A case that cannot be run as written. Never a bare traceback: `str()` is the whole user-facing message."""

@@ -7,11 +7,10 @@ its Keras builder and its weight transfer. `@register` adds it here.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.errors import CaseError, Refusal
+from harness.errors import CaseError, Refusal, did_you_mean
 from harness.layout import CHANNELS_LAST, Layout
 from harness.schema import Param
 
@@ -93,9 +92,8 @@ def get_block(name: Any) -> Block:
     _load_families()
     if not isinstance(name, str) or name not in REGISTRY:
         names = sorted(REGISTRY) + ["sequential"]
-        close = difflib.get_close_matches(str(name).lower(), names, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise CaseError(f"unknown block {name!r}{hint} Known blocks: {', '.join(names)}", field="block")
+        raise CaseError(f"unknown block {name!r}{did_you_mean(name, names)}; known blocks: {', '.join(names)}",
+                        field="block")
     return REGISTRY[name]
 
 

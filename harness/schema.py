@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import CaseError
+from harness.errors import CaseError, did_you_mean
 
 REQUIRED = object()
 
@@ -134,7 +134,8 @@ def normalise_params(params: tuple[Param, ...], raw: Any) -> dict[str, Any]:
     for key in raw:
         if key not in by_name:
             allowed = ", ".join(by_name) or "none (this block takes no parameters)"
-            raise CaseError(f"unknown parameter {key!r}; allowed: {allowed}", field=f"params.{key}")
+            raise CaseError(f"unknown parameter {key!r}{did_you_mean(key, by_name)}; allowed: {allowed}",
+                            field=f"params.{key}")
     out: dict[str, Any] = {}
     for p in params:
         if p.name in raw:

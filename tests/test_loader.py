@@ -278,12 +278,12 @@ def test_unknown_block_suggests_the_closest_name(tmp_path: Path, name: str, sugg
     path, err = case_error(tmp_path, case(block=name))
     text = assert_located(err, path, "c", "block", f"unknown block {name!r}")
     assert f"did you mean '{suggestion}'" in text
-    assert "Known blocks:" in text and "conv2d" in text and "dense" in text
+    assert "known blocks:" in text and "conv2d" in text and "dense" in text
 
 
 def test_unknown_block_with_nothing_close_lists_the_known_blocks(tmp_path: Path) -> None:
     path, err = case_error(tmp_path, case(block="transformer_xl"))
-    text = assert_located(err, path, "c", "block", "unknown block 'transformer_xl'", "Known blocks:")
+    text = assert_located(err, path, "c", "block", "unknown block 'transformer_xl'", "known blocks:")
     assert "did you mean" not in text
 
 
@@ -602,3 +602,16 @@ def test_fill_file_reads_the_array(tmp_path: Path) -> None:
     (pt,) = points(tmp_path, case(input={"shape": DELETE, "fill": "file", "path": "x.npy"}))
     assert pt.input.shape == (1, 3, 8, 8) and pt.output_shape == (1, 2, 6, 6)
     np.testing.assert_array_equal(pt.input.make(), data.astype(np.float32))
+
+
+@pytest.mark.parametrize(("yaml_text", "field", "suggestion"), [
+    ("params: {filters: 2, kernel_size: 3, stride: 2}", "params.stride", "strides"),
+    ("params: {filters: 2, kernel_size: 3}\n  tolerence: {atol: 1.0}", "tolerence", "tolerance"),
+])
+def test_misspelt_key_suggests_the_closest_name(tmp_path: Path, yaml_text: str, field: str, suggestion: str) -> None:
+    path = tmp_path / "cases.yaml"
+    path.write_text(f"- name: c\n  block: conv2d\n  {yaml_text}\n  input: {{shape: [1, 1, 5, 5]}}\n", encoding="utf-8")
+    (entry,), err = load_file(path)
+    assert err is None and entry.error is not None
+    assert entry.error.field == field
+    assert f"(did you mean '{suggestion}'?)" in str(entry.error) and "; allowed:" in str(entry.error)
