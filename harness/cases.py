@@ -88,7 +88,7 @@ class Point:
 
     @property
     def sweep_id(self) -> str:
-        return "-".join(f"{k}={format_value(v)}" for k, v in self.sweep.items())
+        return sweep_id(self.sweep)
 
     def test_id(self, device: str) -> str:
         return f"{self.file}::{self.case}[{'-'.join(filter(None, [self.sweep_id, device]))}]"
@@ -107,7 +107,7 @@ class RefusedPoint:
 
     @property
     def sweep_id(self) -> str:
-        return "-".join(f"{k}={format_value(v)}" for k, v in self.sweep.items())
+        return sweep_id(self.sweep)
 
 
 @dataclass
@@ -119,6 +119,11 @@ class CaseEntry:
     block: str
     points: list[Point | RefusedPoint] = field(default_factory=list)
     error: CaseError | None = None
+
+
+def sweep_id(sweep: dict[str, Any]) -> str:
+    """The sweep part of a test id: `strides=3x2-padding=same`."""
+    return "-".join(f"{k}={format_value(v)}" for k, v in sweep.items())
 
 
 def format_value(v: Any) -> str:

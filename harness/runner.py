@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, format_value, load_file
+from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, load_file, sweep_id
 from harness.compare import Verdict, check_dropout_sample, compare, default_tolerance
 from harness.errors import CaseError
 from harness.frameworks import (
@@ -209,8 +209,8 @@ def devices_for(point: Point) -> tuple[str, ...]:
 
 def error_result(entry_file: str, case: str, block: str, error: CaseError, sweep: dict | None = None) -> Result:
     sweep = sweep or {}
-    sweep_id = "-".join(f"{k}={format_value(v)}" for k, v in sweep.items())
-    rid = f"{entry_file}::{case}" + (f"[{sweep_id}]" if sweep_id else "")
+    point_id = sweep_id(sweep)
+    rid = f"{entry_file}::{case}" + (f"[{point_id}]" if point_id else "")
     return Result(id=rid, file=entry_file, case=case, blocks=[block], sweep=sweep, device="-", status="error",
                   message=str(error))
 
