@@ -60,8 +60,9 @@ def dense_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
 def flatten_permutation(unflattened: tuple[int, ...]) -> np.ndarray:
     """Index p with keras_flat == torch_flat[..., p] for a per-sample tensor of channels-first shape `unflattened`.
 
-    PyTorch flattens (C, H, W) in that order; Keras flattens its (H, W, C) tensor, even with
-    Flatten(data_format='channels_first') (keras/src/layers/reshaping/flatten.py).
+    PyTorch flattens (C, H, W) in that order; Keras's Flatten() flattens its channels-last (H, W, C) tensor as
+    it lies. (Flatten(data_format='channels_first') does not undo that: it moves axis 1 to the end first, which
+    on an NHWC tensor gives (W, C, H); keras/src/layers/reshaping/flatten.py.)
     """
     idx = np.arange(int(np.prod(unflattened))).reshape(unflattened)
     return np.moveaxis(idx, 0, -1).ravel() if len(unflattened) > 1 else idx.ravel()

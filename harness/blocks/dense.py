@@ -1,9 +1,10 @@
 """Flatten and dense: `flatten`, `dense`.
 
 - `flatten` flattens the channels-first tensor per sample, in (C, H, W) order, as PyTorch does. Keras
-  flattens its channels-last tensor in (H, W, C) order, even with data_format='channels_first'
-  (keras/src/layers/reshaping/flatten.py); the harness records that permutation in the tensor's `Layout`,
-  so outputs are compared in PyTorch's order and a following `dense` gets its kernel rows permuted.
+  flattens its channels-last tensor in (H, W, C) order (data_format='channels_first' would not give C, H, W
+  either: it moves axis 1 last, keras/src/layers/reshaping/flatten.py); the harness records the permutation in
+  the tensor's `Layout`, so outputs are compared in PyTorch's order and a following `dense` gets its kernel
+  rows permuted.
 - `dense` is y = x W^T + b over the channels axis (axis 1 of the channels-first tensor; for a rank-2 input
   that is the features). On a rank > 2 input PyTorch's Linear would act on the last axis (W in NCHW) and
   Keras's Dense on C: the harness gives PyTorch the channels axis explicitly.
