@@ -94,7 +94,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what
     finite = np.isfinite(a64) & np.isfinite(b64)
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: masked out just below
         diff = np.where(finite, np.abs(a64 - b64), 0.0)
-    rel = np.where(finite, diff / np.maximum(np.abs(b64), np.finfo(np.float64).tiny), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a difference from an expected 0 is infinitely relative
+        rel = np.where(diff == 0, 0.0, diff / np.abs(b64))
     bad = diff > tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b64, 0.0))
     n_bad = int(bad.sum())
     worst_flat = int(np.argmax(diff)) if n else 0

@@ -4,6 +4,7 @@ this; none of them builds layers or compares arrays itself.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -83,10 +84,31 @@ def _load_weights(point: Point, modules: list[Any]) -> None:
                 tensor.copy_(torch.from_numpy(np.asarray(arrays[name])))
 
 
+class StageError(Exception):
+    """A framework raised while the harness built, filled or ran one layer; the message says which and where."""
+
+
+@contextlib.contextmanager
+def _stage(point: Point, index: int, what: str) -> Iterator[None]:
+    try:
+        yield
+    except CaseError:
+        raise
+    except Exception as e:
+        name = point.layers[index].block.name
+        where = f"layers[{index}] ({name})" if point.sequential else name
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        text = text if len(text) <= 300 else text[:300] + " ..."  # Keras appends whole variable values
+        raise StageError(f"{type(e).__name__} while {what} {where}: {text}") from e
+
+
 def build_torch(point: Point, device: str) -> list[Any]:
     """The PyTorch modules of a point, initialised by PyTorch from the case's seed (or loaded from files)."""
     torch.manual_seed(point.input.seed)
-    modules = [layer.block.torch_module(site) for layer, site in zip(point.layers, point.sites)]
+    modules = []
+    for i, (layer, site) in enumerate(zip(point.layers, point.sites)):
+        with _stage(point, i, "building the PyTorch module of"):
+            modules.append(layer.block.torch_module(site))
     _load_weights(point, modules)
     for m in modules:
         m.to(device=torch_device(device), dtype=TORCH_DTYPES[point.input.dtype])
@@ -98,21 +120,24 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
     """The Keras layers of a point, built for their input shapes and given the PyTorch modules' weights."""
     layers = []
     with keras_device(device):
-        for layer, site, module in zip(point.layers, point.sites, modules):
-            k = layer.block.keras_layer(site)
-            k.build(shape_to_channels_last(site.in_shape))
-            layer.block.transfer_weights(site, module, k)
+        for i, (layer, site, module) in enumerate(zip(point.layers, point.sites, modules)):
+            with _stage(point, i, "building the Keras layer of"):
+                k = layer.block.keras_layer(site)
+                k.build(shape_to_channels_last(site.in_shape))
+            with _stage(point, i, "transferring the weights into Keras for"):
+                layer.block.transfer_weights(site, module, k)
             layers.append(k)
     return layers
 
 
-def forward_torch(modules: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
+def forward_torch(point: Point, modules: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
     """Every layer's channels-first output."""
     outs = []
     t = torch.from_numpy(x).to(torch_device(device))
     with torch.no_grad():
-        for m in modules:
-            t = m(t)
+        for i, m in enumerate(modules):
+            with _stage(point, i, "running PyTorch's"):
+                t = m(t)
             outs.append(to_numpy(t))
     return outs
 
@@ -123,8 +148,9 @@ def forward_keras(point: Point, layers: list[Any], x: np.ndarray, device: str) -
     training = point.mode == "train"
     with keras_device(device):
         t = tf.constant(point.sites[0].layout.to_keras(x))
-        for layer, site, k in zip(point.layers, point.sites, layers):
-            t = k(t, training=training)
+        for i, (layer, site, k) in enumerate(zip(point.layers, point.sites, layers)):
+            with _stage(point, i, "running Keras's"):
+                t = k(t, training=training)
             outs.append(layer.block.output_layout(site).to_channels_first(to_numpy(t)))
     return outs
 
@@ -184,7 +210,7 @@ def run_point(point: Point, device: str) -> Result:
         x = point.input.make()
         modules = build_torch(point, device)
         layers = build_keras(point, modules, device)
-        torch_outs = forward_torch(modules, x, device)
+        torch_outs = forward_torch(point, modules, x, device)
         keras_outs = forward_keras(point, layers, x, device)
         result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
                          "keras": list(keras_outs[-1].shape)}
@@ -194,6 +220,8 @@ def run_point(point: Point, device: str) -> Result:
         result.message = "\n".join(f"[{v.what}] {v.message}" for v in (failed or result.verdicts))
     except CaseError as e:
         result.message = str(e.located(file=point.file, case=point.case))
+    except StageError as e:
+        result.message = f"{e} (in {point.test_id(device)})"
     except Exception as e:  # a framework raised: report it as this test's error, carry on with the others
         result.message = (f"{type(e).__name__} while running {point.test_id(device)}: {e}\n"
                           + "".join(traceback.format_exception(e)[-3:]))

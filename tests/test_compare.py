@@ -324,3 +324,10 @@ def test_default_float32_tolerance_has_headroom_on_conv2d(run_case, record_prope
     for fan_in, seed, max_abs, atol in rows:
         assert max_abs * HEADROOM <= atol, (f"K={fan_in} seed={seed}: max abs error {max_abs:.3g} is within "
                                             f"{HEADROOM:g}x of the default atol {atol:.3g}")
+
+
+def test_relative_error_against_an_expected_zero_is_infinite() -> None:
+    v = compare(np.array([0.0, 1e-3]), np.array([0.0, 0.0]), Tolerance(atol=1e-6, rtol=0.0))
+    assert not v.passed and v.metrics["max_rel"] == np.inf and v.metrics["n_bad"] == 1
+    ok = compare(np.array([0.0, 1.0]), np.array([0.0, 1.0]), Tolerance(atol=0.0, rtol=0.0))
+    assert ok.passed and ok.metrics["max_rel"] == 0.0
