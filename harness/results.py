@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,21 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def strict_json(value: Any) -> Any:
+    """`value` with non-finite floats as the strings "inf", "-inf", "nan": results files are strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def write_results(path: Path, results: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"schema": SCHEMA_VERSION, "environment": environment(), "summary": summarise(results), "results": results}
-    path.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(strict_json(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def read_results(path: Path) -> dict[str, Any]:

@@ -49,3 +49,17 @@ def test_a_framework_error_is_one_tests_error_and_the_others_still_run(tmp_path,
     results = list(iter_results(entries, device="cpu"))
     assert [r.status for r in results] == ["error", "passed"]
     assert results[0].message.startswith("RuntimeError while running PyTorch's layers[0] (relu): boom")
+
+
+def test_results_files_are_strict_json(tmp_path) -> None:
+    import json
+
+    from harness.results import read_results, write_results
+
+    path = tmp_path / "results.json"
+    write_results(path, [{"id": "x", "status": "failed", "verdicts": [{"metrics": {"max_rel": float("inf"),
+                                                                                    "worst_actual": float("nan")}}]}])
+    text = path.read_text(encoding="utf-8")
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+    metrics = read_results(path)["results"][0]["verdicts"][0]["metrics"]
+    assert metrics == {"max_rel": "inf", "worst_actual": "nan"}
