@@ -18,7 +18,7 @@ def _metrics_text(result) -> str:  # noqa: ANN001
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.results import summarise, write_results
+    from harness.results import results_document, summarise, write_results
     from harness.runner import error_result, iter_results, load_paths
 
     start = time.perf_counter()
@@ -35,14 +35,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("       " + result.message.replace("\n", "\n       "))
     dicts = [r.to_dict() for r in results] + [
         error_result(str(e.file), "<file>", "?", e).to_dict() for e in file_errors]
-    if args.json:
-        write_results(Path(args.json), dicts)
+    doc = write_results(Path(args.json), dicts) if args.json else results_document(dicts)
     if args.html:
         from harness.report import write_report
-        from harness.results import read_results
 
-        source = read_results(Path(args.json)) if args.json else None
-        write_report(Path(args.html), source or _inline_doc(dicts))
+        write_report(Path(args.html), doc)
     counts = summarise(dicts)
     elapsed = time.perf_counter() - start
     print(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
@@ -52,12 +49,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.html:
         print(f"report: {args.html}")
     return 1 if counts["failed"] or counts["error"] or not dicts else 0
-
-
-def _inline_doc(dicts: list) -> dict:
-    from harness.results import environment, summarise
-
-    return {"environment": environment(), "summary": summarise(dicts), "results": dicts}
 
 
 def cmd_list(args: argparse.Namespace) -> int:

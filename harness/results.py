@@ -44,10 +44,17 @@ def strict_json(value: Any) -> Any:
     return value
 
 
-def write_results(path: Path, results: list[dict[str, Any]]) -> None:
+def results_document(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every result with the environment it ran in and the totals: what results files and the report hold."""
+    return strict_json({"schema": SCHEMA_VERSION, "environment": environment(), "summary": summarise(results),
+                        "results": results})
+
+
+def write_results(path: Path, results: list[dict[str, Any]]) -> dict[str, Any]:
+    doc = results_document(results)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"schema": SCHEMA_VERSION, "environment": environment(), "summary": summarise(results), "results": results}
-    path.write_text(json.dumps(strict_json(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return doc
 
 
 def read_results(path: Path) -> dict[str, Any]:
