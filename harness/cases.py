@@ -507,6 +507,21 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
     return entry
 
 
+class _CaseLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error, not a silent overwrite."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"the key {key!r} is given twice",
+                    key_node.start_mark)
+            seen[key] = True
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_file(path: str | Path) -> tuple[list[CaseEntry], CaseError | None]:
     """All cases of one YAML file, or the file-level error (unreadable, not YAML, not a list)."""
     path = Path(path)
@@ -516,7 +531,7 @@ def load_file(path: str | Path) -> tuple[list[CaseEntry], CaseError | None]:
     except (OSError, UnicodeDecodeError) as e:
         return [], CaseError(f"cannot read the file: {e}", file=file)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_CaseLoader)  # noqa: S506 - a SafeLoader: no Python objects are built
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -615,3 +615,20 @@ def test_misspelt_key_suggests_the_closest_name(tmp_path: Path, yaml_text: str, 
     assert err is None and entry.error is not None
     assert entry.error.field == field
     assert f"(did you mean '{suggestion}'?)" in str(entry.error) and "; allowed:" in str(entry.error)
+
+
+def test_a_key_given_twice_is_an_error_with_its_line_not_a_silent_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "cases.yaml"
+    path.write_text("- name: a\n  block: relu\n  input: {shape: [1, 2]}\n  input: {shape: [1, 3]}\n", encoding="utf-8")
+    entries, err = load_file(path)
+    assert entries == [] and err is not None
+    assert "line 4" in str(err) and "the key 'input' is given twice" in str(err) and str(path.name) in str(err)
+
+
+def test_yaml_tags_never_build_python_objects(tmp_path: Path) -> None:
+    path = tmp_path / "cases.yaml"
+    marker = tmp_path / "created"
+    path.write_text(f"- name: a\n  block: !!python/object/apply:os.mkdir ['{marker}']\n", encoding="utf-8")
+    entries, err = load_file(path)
+    assert err is not None and "invalid YAML" in str(err)
+    assert not marker.exists()
