@@ -375,7 +375,7 @@ def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, see
     return sites, shape
 
 
-def _sweep(raw: Any, sequential: bool) -> dict[str, list[Any]]:
+def _sweep(raw: Any) -> dict[str, list[Any]]:
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not raw:
@@ -387,7 +387,7 @@ def _sweep(raw: Any, sequential: bool) -> dict[str, list[Any]]:
 
 
 def _apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
-    """The case mapping with one sweep combination written into it."""
+    """The case mapping with one sweep combination (whose keys _sweep_check accepted) written into it."""
     out = {k: v for k, v in raw.items() if k != "sweep"}
     for key, value in combo.items():
         if key in INPUT_SWEEP_KEYS:
@@ -395,10 +395,7 @@ def _apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
         elif key == "mode":
             out["mode"] = value
         elif sequential:
-            m = re.fullmatch(r"layers\.(\d+)\.(\w+)", key)
-            if not m or int(m.group(1)) >= len(out.get("layers") or []):
-                raise CaseError(f"unknown sweep key {key!r}; allowed for a sequential: layers.<index>.<param>, "
-                                f"{', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
+            m = re.fullmatch(r"layers\.(\d+)\.(\w+)", key)  # a valid key: _sweep_check has seen it
             layers = [dict(item) for item in out["layers"]]
             idx, name = int(m.group(1)), m.group(2)
             layers[idx]["params"] = {**(layers[idx].get("params") or {}), name: value}
@@ -479,17 +476,18 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
         if name in seen:
             raise CaseError("duplicate name: case names must be unique in their file", field="name")
         seen.add(name)
-        sweep = _sweep(raw.get("sweep"), raw.get("block") == "sequential")
+        sequential = raw.get("block") == "sequential"
+        sweep = _sweep(raw.get("sweep"))
         for key, values in sweep.items():
-            check = _sweep_check(raw, key, raw.get("block") == "sequential")
+            check = _sweep_check(raw, key, sequential)
             for i, value in enumerate(values):
                 try:
                     check(value)
                 except CaseError as e:
                     raise CaseError(e.message, field=f"sweep.{key}[{i}]") from None
-        # A required parameter may be given by the sweep alone: check the case's structure at its first point.
-        first = {key: values[0] for key, values in sweep.items()}
-        layers, sequential = _layers(_apply_sweep(raw, first, raw.get("block") == "sequential"), base)
+        # An error in the layers (unknown block, bad parameter) is the case's, not each point's: check them once,
+        # at the first point, since a required parameter may be given by the sweep alone.
+        _layers(_apply_sweep(raw, {key: values[0] for key, values in sweep.items()}, sequential), base)
         combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())] or [{}]
         for combo in combos:
             try:

@@ -55,13 +55,9 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
-                "sweep": {k: _jsonable(v) for k, v in self.sweep.items()}, "device": self.device,
+                "sweep": self.sweep, "device": self.device,
                 "status": self.status, "message": self.message, "shapes": self.shapes, "placement": self.placement,
                 "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6)}
-
-
-def _jsonable(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
 
 
 def _load_weights(point: Point, modules: list[Any]) -> None:
