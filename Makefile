@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 PYTEST_ARGS ?=
 
-.PHONY: setup test report lint clean readme
+.PHONY: setup test report report-scale lint clean readme
 
 setup: $(STAMP)
 
@@ -19,16 +19,20 @@ $(STAMP): $(REQUIREMENTS) pyproject.toml
 
 # The harness's own tests and every shipped case, on every device present.
 test: setup
-	$(PY) -m ruff check harness tests
+	$(PY) -m ruff check harness tests scripts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Runs every shipped case and writes reports/index.html and reports/results.json.
+# Runs every shipped case and writes reports/index.html, reports/results.json and reports/junit.xml.
 report: setup
-	$(PY) -m harness run cases --quiet --json reports/results.json --html reports/index.html; \
-	  status=$$?; echo "open reports/index.html"; exit $$status
+	$(PY) -m harness run cases --quiet --json reports/results.json --junit reports/junit.xml \
+	  --html reports/index.html; status=$$?; echo "open reports/index.html"; exit $$status
+
+# The report's size and load time on the shipped suite and on a generated one of 2,000 tests (README figures).
+report-scale: setup
+	$(PY) scripts/report_scale.py --tests 2000 --out reports/scale
 
 lint: setup
-	$(PY) -m ruff check harness tests
+	$(PY) -m ruff check harness tests scripts
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache

@@ -84,7 +84,8 @@ class Point:
     expect_shape: tuple[int, ...] | None
     expect_output: np.ndarray | None
     devices: tuple[str, ...] | None
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # the case at this point, sweep applied
+    source: dict[str, Any] = field(default_factory=dict)  # the case as written, sweep included
 
     @property
     def sweep_id(self) -> str:
@@ -444,7 +445,7 @@ def _sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
     return param.normalise
 
 
-def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any]) -> Point:
+def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], source: dict) -> Point:
     layers, sequential = _layers(raw, base)
     spec = _input_spec(raw.get("input"), base)
     mode = _choice(raw.get("mode", "eval"), MODES, "mode")
@@ -458,7 +459,7 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any]) -
     sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential)
     return Point(file=file, case=name, sweep=sweep, layers=layers, sequential=sequential, input=spec, mode=mode,
                  sites=sites, output_shape=out_shape, tolerance=tolerance, expect_shape=expect_shape,
-                 expect_output=expect_output, devices=devices, raw=raw)
+                 expect_output=expect_output, devices=devices, raw=raw, source=source)
 
 
 def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> CaseEntry:
@@ -491,7 +492,7 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
         combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())] or [{}]
         for combo in combos:
             try:
-                entry.points.append(_point(file, label, _apply_sweep(raw, combo, sequential), base, combo))
+                entry.points.append(_point(file, label, _apply_sweep(raw, combo, sequential), base, combo, raw))
             except CaseError as e:
                 sweep_note = ", ".join(f"{k}={format_value(v)}" for k, v in combo.items())
                 err = e.located(file=file, case=label)

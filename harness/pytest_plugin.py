@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from harness.results import DETAILS
+
 RESULTS_KEY = "harness_result"
 
 
@@ -38,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "cross-framework equivalence cases")
     group.addoption("--harness-results", metavar="PATH", default=None,
                     help="write every case result (verdicts, metrics) as JSON to PATH, for `harness report`")
+    group.addoption("--harness-details", choices=DETAILS, default="failed",
+                    help="which case results keep pictures and generated code in --harness-results (default: failed)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -131,7 +135,7 @@ class CaseItem(_HarnessItem):
     def runtest(self) -> None:
         from harness.runner import run_point
 
-        result = run_point(self.point, self.device)
+        result = run_point(self.point, self.device, self.config.getoption("--harness-details"))
         self.record_and_raise(result, None if result.status in ("passed", "skipped")
                               else f"{result.status.upper()}: {result.message}")
 

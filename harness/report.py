@@ -1,10 +1,16 @@
 """The HTML report: one self-contained file (no network, no external CSS or JS) built from a results document.
 
-This is the foundation's report: totals, environment, a table per block and every test with its verdict.
+What is static HTML (readable without JavaScript): totals, regressions against a baseline, the environment of
+each shard, a table per block. What the page's own script draws from an embedded, gzip-compressed JSON blob: the
+table of every test (sortable, filterable) and each test's details (message, metrics, the case's YAML, the
+generated PyTorch and Keras code, heatmaps and histogram), built only when opened, so a report of thousands of
+tests stays small and opens quickly (figures in the README).
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -12,37 +18,95 @@ from typing import Any
 
 import jinja2
 
+from harness.results import STATUS_ORDER, case_key, changes_since
+
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
-
-def _fmt(x: Any) -> str:
-    return "" if x is None else f"{x:.2e}" if isinstance(x, float) else str(x)
-
-
-def _shapes_text(shapes: dict[str, list[int]]) -> str:
-    """input -> output, channels-first; both frameworks' output shapes when they differ."""
-    if not shapes:
-        return ""
-    dims = {k: "x".join(map(str, v)) for k, v in shapes.items()}
-    out = dims["torch"] if dims["torch"] == dims["keras"] else f"torch {dims['torch']} / keras {dims['keras']}"
-    return f"{dims['input']} \u2192 {out}"
+# Keys of a verdict's metrics that the table of details repeats elsewhere (shapes) or that say nothing alone.
+_DROPPED_METRICS = ("shape_torch", "shape_keras", "shape_expected", "shape_actual")
 
 
-def write_report(path: Path, doc: dict[str, Any]) -> None:
-    results = doc["results"]
+def _num(x: Any) -> float | str | None:
+    return x if isinstance(x, (int, float, str)) or x is None else None
+
+
+def _headline(r: dict[str, Any]) -> dict[str, Any]:
+    """max abs / max rel of the torch-vs-keras verdict (first), else of the worst verdict that has them."""
+    for v in r.get("verdicts", []):
+        m = v.get("metrics", {})
+        if "max_abs" in m:
+            return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel"))}
+    return {"max_abs": None, "max_rel": None}
+
+
+def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int]) -> dict[str, Any]:
+    verdicts = [{**v, "metrics": {k: m for k, m in v.get("metrics", {}).items() if k not in _DROPPED_METRICS}}
+                for v in r.get("verdicts", [])]
+    row = {"id": r["id"], "status": r["status"], "blocks": r.get("blocks") or ["?"], "device": r.get("device", "-"),
+           "sweep": r.get("sweep", {}), "shapes": r.get("shapes", {}), "placement": r.get("placement", {}),
+           "message": r.get("message", ""), "verdicts": verdicts, "duration_s": r.get("duration_s", 0),
+           "shard": r.get("shard", 0), "case": case_index.get(case_key(r)) if "file" in r else None,
+           **_headline(r)}
+    if r["id"] in changes:
+        row["change"] = changes[r["id"]]
+    if r.get("details"):
+        row["details"] = r["details"]
+    return row
+
+
+def _per_block(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     per_block: dict[str, Counter] = defaultdict(Counter)
+    worst: dict[str, float] = {}
     for r in results:
-        for block in dict.fromkeys(r["blocks"] or ["?"]):
+        rel = _headline(r)["max_rel"]
+        for block in dict.fromkeys(r.get("blocks") or ["?"]):
             per_block[block][r["status"]] += 1
-    rows = []
-    for r in results:
-        m = r["verdicts"][0]["metrics"] if r["verdicts"] else {}
-        rows.append({**r, "max_abs": _fmt(m.get("max_abs")), "max_rel": _fmt(m.get("max_rel")),
-                     "sweep_text": ", ".join(f"{k}={json.dumps(v)}" for k, v in r["sweep"].items()),
-                     "shape_text": _shapes_text(r["shapes"])})
-    html = _ENV.get_template("report.html").render(
-        env=doc["environment"], summary=doc["summary"], per_block=dict(sorted(per_block.items())), rows=rows,
-        failures=[r for r in rows if r["status"] in ("failed", "error")])
+            per_block[block]["total"] += 1
+            if isinstance(rel, (int, float)) and r["status"] in ("passed", "failed"):
+                worst[block] = max(worst.get(block, 0.0), float(rel))
+    return {b: {**{s: c[s] for s in (*STATUS_ORDER, "total")}, "worst_rel": worst.get(b)}
+            for b, c in sorted(per_block.items())}
+
+
+def pack(data: Any) -> str:
+    """JSON, gzip-compressed, base64: the page unpacks it with the browser's own DecompressionStream."""
+    raw = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def unpack(html: str) -> Any:
+    """The data `pack` put into a rendered report (for tools and tests that read a report back)."""
+    import re
+
+    blob = re.search(r'<script id="data" type="application/octet-stream">([A-Za-z0-9+/=]*)</script>', html)
+    if blob is None:
+        raise ValueError("not a harness report: no packed data")
+    return json.loads(gzip.decompress(base64.b64decode(blob.group(1))))
+
+
+def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, title: str | None = None) -> str:
+    """The report's HTML for a results document (and what changed since `baseline`, when given)."""
+    results = doc["results"]
+    changes = changes_since(doc, baseline) if baseline is not None else {}
+    cases = doc.get("cases", {})
+    case_names = sorted(cases)
+    case_index = {name: i for i, name in enumerate(case_names)}
+    data = {"rows": [_row(r, changes, case_index) for r in results],
+            "cases": [[name, cases[name]] for name in case_names],
+            "shards": [s["label"] for s in doc["shards"]]}
+    change_counts = Counter(changes.values())
+    failing = [r["id"] for r in results if r["status"] in ("failed", "error")]
+    return _ENV.get_template("report.html").render(
+        title=title or "PyTorch vs Keras equivalence report", summary=doc["summary"], statuses=STATUS_ORDER,
+        shards=doc["shards"], env_keys=list(dict.fromkeys(k for s in doc["shards"] for k in s["environment"])),
+        per_block=_per_block(results), failing=failing, baseline=baseline is not None,
+        regressed=sorted(i for i, c in changes.items() if c == "regressed"),
+        fixed=sorted(i for i, c in changes.items() if c == "fixed"), change_counts=change_counts,
+        packed=pack(data))
+
+
+def write_report(path: Path, doc: dict[str, Any], baseline: dict[str, Any] | None = None) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    path.write_text(render_report(doc, baseline), encoding="utf-8")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, load_file, sweep_id
 from harness.compare import Verdict, check_dropout_sample, compare, default_tolerance
@@ -31,6 +32,7 @@ from harness.frameworks import (
 from harness.layout import shape_to_channels_last
 
 STATUSES = ("passed", "failed", "error", "skipped")
+MAX_CASE_YAML = 4000  # characters of a case's YAML kept in a result (input values written inline can be long)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Result:
     shapes: dict[str, list[int]] = field(default_factory=dict)
     placement: dict[str, str] = field(default_factory=dict)  # where each framework ran
     duration_s: float = 0.0
+    case_yaml: str = ""  # the case as written (sweep included), for the report
+    details: dict[str, Any] | None = None  # pictures and generated code (harness.figures, harness.show)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -57,7 +61,8 @@ class Result:
         return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
                 "sweep": self.sweep, "device": self.device,
                 "status": self.status, "message": self.message, "shapes": self.shapes, "placement": self.placement,
-                "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6)}
+                "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6),
+                "case_yaml": self.case_yaml, **({"details": self.details} if self.details is not None else {})}
 
 
 def _load_weights(point: Point, modules: list[Any]) -> None:
@@ -193,10 +198,41 @@ def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
     return verdicts
 
 
-def run_point(point: Point, device: str) -> Result:
-    """Run one point on one device. Never raises: a framework error becomes an `error` result."""
+def case_yaml(point: Point) -> str:
+    text = yaml.safe_dump(point.source, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+    return text if len(text) <= MAX_CASE_YAML else text[:MAX_CASE_YAML] + "\n# ... (cut: the case is longer)\n"
+
+
+def point_details(point: Point, device: str, torch_outs: list[np.ndarray], keras_outs: list[np.ndarray],
+                  verdicts: list[Verdict]) -> dict[str, Any]:
+    """What the report shows beyond the numbers: pictures of the torch-vs-keras difference and the code."""
+    from harness.figures import comparison_pictures
+
+    # Pictures and code are aids: if one cannot be made, the report says why, and the verdict stands.
+    details: dict[str, Any] = {}
+    stochastic = point.mode == "train" and point.layers[-1].block.stochastic
+    if not stochastic:  # two dropout samples differ by design: their difference is no picture of a mistake
+        try:
+            details["pictures"] = comparison_pictures(torch_outs[-1], keras_outs[-1],
+                                                      verdicts[0].metrics.get("atol"))
+        except Exception as e:  # noqa: BLE001
+            details["pictures_error"] = f"{type(e).__name__}: {e}"
+    try:
+        from harness.show import point_code
+
+        details["code"] = point_code(point, device)
+    except Exception as e:  # noqa: BLE001
+        details["code_error"] = f"{type(e).__name__}: {e}"
+    return details
+
+
+def run_point(point: Point, device: str, details: str = "failed") -> Result:
+    """Run one point on one device. Never raises: a framework error becomes an `error` result.
+
+    `details` ("failed", "all" or "none", see DETAILS): which results keep pictures and code for the report.
+    """
     result = Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                    sweep=point.sweep, device=device, status="error")
+                    sweep=point.sweep, device=device, status="error", case_yaml=case_yaml(point))
     start = time.perf_counter()
     try:
         if device == "gpu" and (reason := gpu_unavailable_reason()):
@@ -214,6 +250,8 @@ def run_point(point: Point, device: str) -> Result:
         failed = [v for v in result.verdicts if not v.passed]
         result.status = "failed" if failed else "passed"
         result.message = "\n".join(f"[{v.what}] {v.message}" for v in (failed or result.verdicts))
+        if details == "all" or (details == "failed" and failed):
+            result.details = point_details(point, device, torch_outs, keras_outs, result.verdicts)
     except CaseError as e:
         result.message = str(e.located(file=point.file, case=point.case))
     except StageError as e:
@@ -239,27 +277,47 @@ def error_result(entry_file: str, case: str, block: str, error: CaseError, sweep
                   message=str(error))
 
 
-def iter_results(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None
-                 ) -> Iterator[Result]:
-    """Run every point of `entries` (only on `device`, only ids containing `match`, when given)."""
-    def wanted(test_id: str) -> bool:
-        return match is None or match in test_id
+@dataclass(frozen=True)
+class PlannedTest:
+    """One test a run will make: a point on a device, or a case that cannot run (its error result)."""
 
+    id: str
+    point: Point | None = None
+    device: str = "-"
+    invalid: Result | None = None
+
+    def run(self, details: str = "failed") -> Result:
+        return self.invalid if self.invalid is not None else run_point(self.point, self.device, details)
+
+
+def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None
+               ) -> list[PlannedTest]:
+    """Every test of `entries` (only on `device`, only ids containing `match`, when given), in order, not run."""
+    planned: list[PlannedTest] = []
     for entry in entries:
         if entry.error is not None:
             result = error_result(entry.file, entry.name, entry.block, entry.error)
-            if wanted(result.id):
-                yield result
+            if match is None or match in result.id:
+                planned.append(PlannedTest(result.id, invalid=result))
             continue
         for point in entry.points:
             if isinstance(point, RefusedPoint):
                 result = error_result(entry.file, entry.name, entry.block, point.error, point.sweep)
-                if wanted(result.id):
-                    yield result
+                if match is None or match in result.id:
+                    planned.append(PlannedTest(result.id, invalid=result))
                 continue
             for dev in devices_for(point):
-                if (device is None or dev == device) and wanted(point.test_id(dev)):
-                    yield run_point(point, dev)
+                test_id = point.test_id(dev)
+                if (device is None or dev == device) and (match is None or match in test_id):
+                    planned.append(PlannedTest(test_id, point, dev))
+    return planned
+
+
+def iter_results(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None,
+                 details: str = "failed") -> Iterator[Result]:
+    """Run every test of `entries` (see plan_tests), yielding each result as it is made."""
+    for test in plan_tests(entries, device, match):
+        yield test.run(details)
 
 
 def load_paths(paths: list[str | Path]) -> tuple[list[CaseEntry], list[CaseError]]:

@@ -118,7 +118,7 @@ def test_harness_results_file(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("mixed.yaml", "--harness-results", "out/results.json")
     result.assert_outcomes(passed=2, failed=1)
     doc = json.loads((pytester.path / "out/results.json").read_text())
-    assert doc["summary"] == {"passed": 2, "failed": 0, "error": 1, "skipped": 0, "total": 3}
+    assert doc["summary"] == {"passed": 2, "failed": 0, "divergent": 0, "error": 1, "skipped": 0, "total": 3}
     by_id = {r["id"]: r for r in doc["results"]}
     assert set(by_id) == {"mixed.yaml::good_one[cpu]", "mixed.yaml::broken", "mixed.yaml::good_two[cpu]"}
     assert by_id["mixed.yaml::good_one[cpu]"]["status"] == "passed"
