@@ -7,6 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from harness.results import DETAILS
+
+TAGS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "divergent": "DIVERGENT"}
+COLOURS = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "dim", "divergent": "yellow"}
+
 
 def _metrics_text(result) -> str:  # noqa: ANN001
     m = result.metrics
@@ -17,38 +22,139 @@ def _metrics_text(result) -> str:  # noqa: ANN001
     return ""
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.results import results_document, summarise, write_results
-    from harness.runner import error_result, iter_results, load_paths
+def _result_lines(result, quiet: bool) -> list[str]:  # noqa: ANN001
+    """The plain lines of one result: a status line (not for a pass when quiet), then the message if it matters."""
+    lines = []
+    if not (quiet and result.status == "passed"):
+        lines.append(f"{TAGS[result.status]:5}  {result.id}  {_metrics_text(result)}".rstrip())
+    if result.status in ("failed", "error", "skipped") and result.message:
+        lines.append("       " + result.message.replace("\n", "\n       "))
+    return lines
 
-    start = time.perf_counter()
-    entries, file_errors = load_paths(args.paths)
+
+def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
+    """Per block: how many tests passed, failed, errored, were skipped (coloured where the terminal allows)."""
+    from rich.table import Table
+
+    from harness.results import STATUS_ORDER, summarise
+
+    statuses = [s for s in STATUS_ORDER if s != "divergent" or any(r["status"] == s for r in results)]
+    table = Table(title="harness: results per block", title_justify="left")
+    table.add_column("block")
+    for s in statuses:
+        table.add_column(s, justify="right", style=COLOURS[s])
+    blocks: dict[str, list[dict]] = {}
+    for r in results:
+        for block in dict.fromkeys(r["blocks"] or ["?"]):
+            blocks.setdefault(block, []).append(r)
+    for block, rs in sorted(blocks.items()):
+        counts = summarise(rs)
+        table.add_row(block, *(str(counts[s]) if counts[s] else "" for s in statuses))
+    counts = summarise(results)
+    table.add_section()
+    table.add_row("all", *(str(counts[s]) for s in statuses), style="bold")
+    return table
+
+
+def _run_all(tests: list, details: str, quiet: bool, console) -> list:  # noqa: ANN001
+    """Run the planned tests: a progress bar on a terminal, plain lines otherwise (CI logs, pipes)."""
     results = []
+    if not console.is_terminal:
+        for test in tests:
+            result = test.run(details)
+            results.append(result)
+            for line in _result_lines(result, quiet):
+                print(line, flush=True)
+        return results
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("running", total=len(tests), current="")
+        for test in tests:
+            progress.update(task, current=test.id)
+            result = test.run(details)
+            results.append(result)
+            for i, line in enumerate(_result_lines(result, quiet)):
+                style = COLOURS[result.status] if i == 0 and not line.startswith(" ") else None
+                progress.console.print(escape(line), style=style, highlight=False, soft_wrap=True)
+            progress.advance(task)
+    return results
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.results import results_document, summarise, write_json, write_junit
+    from harness.runner import error_result, load_paths, plan_tests
+
+    console = Console(highlight=False)
+    start = time.perf_counter()
+    baseline = _read_results_or_report(args.baseline) if args.baseline else None
+    if args.baseline and baseline is None:
+        return 2
+    entries, file_errors = load_paths(args.paths)
     for error in file_errors:
         print(f"INVALID  {error}")
-    for result in iter_results(entries, device=args.device, match=args.k):
-        results.append(result)
-        tag = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[result.status]
-        if not (args.quiet and result.status == "passed"):
-            print(f"{tag:5}  {result.id}  {_metrics_text(result)}".rstrip(), flush=True)
-        if result.status in ("failed", "error", "skipped") and result.message:
-            print("       " + result.message.replace("\n", "\n       "))
+    tests = plan_tests(entries, device=args.device, match=args.k)
+    results = _run_all(tests, args.details, args.quiet, console)
     dicts = [r.to_dict() for r in results] + [
         error_result(str(e.file), "<file>", "?", e).to_dict() for e in file_errors]
-    doc = write_results(Path(args.json), dicts) if args.json else results_document(dicts)
+    doc = results_document(dicts)
+    if args.json:
+        write_json(Path(args.json), doc)
+    if args.junit:
+        write_junit(Path(args.junit), doc)
     if args.html:
         from harness.report import write_report
 
-        write_report(Path(args.html), doc)
+        write_report(Path(args.html), doc, baseline)
     counts = summarise(dicts)
     elapsed = time.perf_counter() - start
+    if dicts:
+        console.print(summary_table(dicts))
     print(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
-          f"{counts['skipped']} skipped in {elapsed:.1f}s")
-    if args.json:
-        print(f"results: {args.json}")
-    if args.html:
-        print(f"report: {args.html}")
+          f"{counts['skipped']} skipped in {elapsed:.1f}s" + (f", {counts['divergent']} known-divergent"
+                                                           if counts["divergent"] else ""))
+    for what, path in (("results", args.json), ("junit", args.junit), ("report", args.html)):
+        if path:
+            print(f"{what}: {path}")
     return 1 if counts["failed"] or counts["error"] or not dicts else 0
+
+
+def _read_results_or_report(path: str):  # noqa: ANN202 - a results document, or None after printing why
+    from harness.results import ResultsFileError, read_results
+
+    try:
+        return read_results(Path(path))
+    except ResultsFileError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+    from harness.results import merge, write_json, write_junit
+
+    docs = [_read_results_or_report(p) for p in args.results]
+    baseline = _read_results_or_report(args.baseline) if args.baseline else None
+    if any(d is None for d in docs) or (args.baseline and baseline is None):
+        return 2
+    doc, duplicates = merge(docs, [str(p) for p in args.results])
+    if duplicates:
+        print(f"harness: {len(duplicates)} test(s) appear in more than one results file (overlapping shards?); "
+              f"kept the later file's result, e.g. {duplicates[0]}", file=sys.stderr)
+    out = Path(args.output)
+    write_report(out / "index.html", doc, baseline)
+    write_json(out / "results.json", doc)
+    write_junit(out / "junit.xml", doc)
+    s = doc["summary"]
+    print(f"{s['total']} tests from {len(args.results)} results file(s): {s['passed']} passed, {s['failed']} failed, "
+          f"{s['divergent']} known-divergent, {s['error']} errors, {s['skipped']} skipped")
+    print(f"report: {out / 'index.html'}\nresults: {out / 'results.json'}\njunit: {out / 'junit.xml'}")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -90,24 +196,105 @@ def markdown_block_table(blocks: dict) -> str:
     return "\n".join(lines)
 
 
+def _print_code(text: str) -> None:
+    """Python source on stdout: coloured by rich on a terminal, plain text otherwise (pipes, files, tests)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
+        # soft_wrap: long lines reach the terminal whole (rich would crop them), so copied code stays valid
+        Console().print(Syntax(text.rstrip("\n"), "python", background_color="default"), soft_wrap=True)
+    else:
+        print(text, end="")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.errors import CaseError
+    from harness.runner import StageError
+    from harness.show import find_points, show_text
+
+    parts = ("torch",) if args.torch_only else ("keras",) if args.keras_only else ("torch", "keras")
+    try:
+        texts = [show_text(point, args.device, parts) for point in find_points(args.spec)]
+    except CaseError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except StageError as e:  # a framework refused to build a layer of the case
+        print(e, file=sys.stderr)
+        return 1
+    _print_code(f"\n# {'=' * 78}\n\n".join(texts))  # a rule between the points of a case
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from harness.errors import CaseError
+    from harness.show import case_skeleton
+
+    try:
+        text = case_skeleton(args.block)
+    except CaseError as e:
+        print(e.message, file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
         description="Does this layer compute the same thing in PyTorch and in Keras? Runs YAML cases that "
                     "describe blocks (conv2d, pooling, dense, ...) in both frameworks and compares the outputs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run case files or folders of them, print one line per test and a summary")
+    run = sub.add_parser(
+        "run", help="run case files or folders of them: one line per test and a summary",
+        description="Run YAML cases in PyTorch and Keras and compare the outputs. Exit status 0 when every test "
+                    "passed, 1 when one failed or errored, 2 on bad usage.")
     run.add_argument("paths", nargs="+", help="YAML case files or folders (searched recursively)")
-    run.add_argument("--json", metavar="FILE", help="write machine-readable results (for the report)")
+    run.add_argument("--json", metavar="FILE", help="write machine-readable results (for `harness report`)")
+    run.add_argument("--junit", metavar="FILE", help="write JUnit XML, for CI systems")
     run.add_argument("--html", metavar="FILE", help="write the HTML report")
+    run.add_argument("--baseline", metavar="RESULTS", help="mark tests that changed since this earlier results file "
+                                                            "(in the HTML report)")
+    run.add_argument("--details", choices=DETAILS, default="failed",
+                     help="which tests keep pictures and generated code for the report (default: failed)")
     run.add_argument("--device", choices=("cpu", "gpu"), help="run only on this device")
     run.add_argument("-k", metavar="TEXT", help="run only tests whose id contains TEXT")
     run.add_argument("-q", "--quiet", action="store_true", help="print failures, errors and the summary only")
     run.set_defaults(func=cmd_run)
+    rep = sub.add_parser(
+        "report", help="build the HTML report from results files, merging shards",
+        description="Build one report from one or more results files (`harness run --json`, `pytest "
+                    "--harness-results`), e.g. the shards of a suite run on several machines or CI jobs. Writes "
+                    "DIR/index.html, DIR/results.json (merged) and DIR/junit.xml.")
+    rep.add_argument("results", nargs="+", help="results files (JSON)")
+    rep.add_argument("-o", "--output", metavar="DIR", default="reports", help="output folder (default: reports)")
+    rep.add_argument("--baseline", metavar="RESULTS", help="an earlier results file: mark tests that passed then "
+                                                            "and fail now (regressed), and the reverse (fixed)")
+    rep.set_defaults(func=cmd_report)
     lst = sub.add_parser("list", help="list the blocks, their parameters, defaults and meaning")
     lst.add_argument("block", nargs="*", help="only these blocks")
     lst.add_argument("--markdown", action="store_true", help="print the README's block table")
     lst.set_defaults(func=cmd_list)
+    show = sub.add_parser(
+        "show", help="print a case as the PyTorch code and the Keras code that compute it",
+        description="Print one case (all its sweep points, or the one named) as two runnable Python programs, "
+                    "generated from the objects the harness builds: the PyTorch modules and the Keras layers with "
+                    "every constructor argument, the padding steps, the weight transfer and the layout "
+                    "transposes. Exit status 2 when the case cannot be found or is invalid.")
+    show.add_argument("spec", help="FILE::CASE or FILE::CASE[SWEEP-ID], as in test ids, e.g. "
+                                   "cases/conv2d.yaml::stride_padding_grid[strides=2-padding=same-input.shape=2x3x28x28]")
+    show.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the device the code runs on "
+                                                                                "(default: cpu)")
+    only = show.add_mutually_exclusive_group()
+    only.add_argument("--torch-only", action="store_true", help="print only the PyTorch program")
+    only.add_argument("--keras-only", action="store_true", help="print only the Keras program")
+    show.set_defaults(func=cmd_show)
+    new = sub.add_parser("new", help="print a commented YAML case skeleton for a block",
+                         description="Print a YAML case for BLOCK with every parameter and its default, commented; "
+                                     "required parameters carry an example value. Exit status 2 for an unknown "
+                                     "block.")
+    new.add_argument("block", help="a block name (harness list), or sequential")
+    new.set_defaults(func=cmd_new)
     return parser
 
 

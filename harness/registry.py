@@ -7,6 +7,7 @@ its Keras builder and its weight transfer. `@register` adds it here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +30,46 @@ class Site:
     @property
     def rank(self) -> int:
         return len(self.in_shape)
+
+
+@dataclass(frozen=True)
+class WeightCopy:
+    """One PyTorch parameter copied into one Keras variable, as data.
+
+    `Block.transfer_weights` runs these and `harness show` prints them: one home for the mapping, so the printed
+    weight transfer is the one that runs. Paths are dotted attribute paths in which an integer part indexes
+    (`1.weight` is `module[1].weight`; `layers.1.kernel` is `layer.layers[1].kernel`).
+    """
+
+    torch_path: str  # the parameter inside the PyTorch module: "weight", "1.weight", "linear.bias"
+    keras_path: str  # the variable inside the built Keras layer: "kernel", "layers.1.bias"
+    convert: Callable[..., Any] | None = None  # a harness.layout function, called convert(array, *args); None: as is
+    args: tuple[Any, ...] = ()
+
+
+def resolve_path(obj: Any, path: str) -> Any:
+    """The object at a dotted `WeightCopy` path inside `obj` (an integer part indexes)."""
+    for part in path.split("."):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    return obj
+
+
+def parameter_path(module: Any, tensor: Any) -> str:
+    """The dotted name of `tensor` among the PyTorch module's parameters (found by identity)."""
+    for name, param in module.named_parameters():
+        if param is tensor:
+            return name
+    raise LookupError(f"the tensor is not a parameter of {type(module).__name__}")
+
+
+def sublayer_path(layer: Any, sub: Any) -> str:
+    """The dotted path prefix of Keras layer `sub` inside `layer`: "" for itself, "layers.<i>." in a Sequential."""
+    if sub is layer:
+        return ""
+    for i, candidate in enumerate(getattr(layer, "layers", ())):
+        if candidate is sub:
+            return f"layers.{i}."
+    raise LookupError(f"{sub!r} is not inside {layer!r}")
 
 
 class Block:
@@ -73,8 +114,22 @@ class Block:
         """The module's weights by PyTorch-layout name (`weight_names`)."""
         return {}
 
+    def weight_copies(self, site: Site, module: Any, layer: Any) -> list[WeightCopy]:
+        """Which PyTorch parameter goes into which variable of the built Keras layer, through which conversion.
+
+        Data rather than code so that `transfer_weights` and `harness show` read the same mapping. Default: none.
+        """
+        return []
+
     def transfer_weights(self, site: Site, module: Any, layer: Any) -> None:
         """Copy the PyTorch module's weights into the built Keras layer, converting layouts (harness.layout)."""
+        from harness.frameworks import to_numpy
+
+        for copy in self.weight_copies(site, module, layer):
+            value = to_numpy(resolve_path(module, copy.torch_path))
+            if copy.convert is not None:
+                value = copy.convert(value, *copy.args)
+            resolve_path(layer, copy.keras_path).assign(value)
 
 
 REGISTRY: dict[str, Block] = {}

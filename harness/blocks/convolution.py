@@ -22,9 +22,8 @@ import keras
 import torch
 
 from harness.errors import Refusal
-from harness.frameworks import to_numpy
 from harness.layout import conv_kernel_to_keras
-from harness.registry import Block, Site, find_keras_layer, register
+from harness.registry import Block, Site, WeightCopy, find_keras_layer, parameter_path, register, sublayer_path
 from harness.schema import Param
 from harness.spatial import is_symmetric, output_size, resolve_padding, torch_pad_arg
 
@@ -129,9 +128,10 @@ class Conv2D(Block):
         conv = module if isinstance(module, torch.nn.Conv2d) else module[-1]
         return {"weight": conv.weight, "bias": conv.bias} if conv.bias is not None else {"weight": conv.weight}
 
-    def transfer_weights(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> None:
-        conv = find_keras_layer(layer, keras.layers.Conv2D)
+    def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
+        at = sublayer_path(layer, find_keras_layer(layer, keras.layers.Conv2D))
         w = self.torch_parameters(module)
-        conv.kernel.assign(conv_kernel_to_keras(to_numpy(w["weight"])))
+        copies = [WeightCopy(parameter_path(module, w["weight"]), at + "kernel", conv_kernel_to_keras)]
         if "bias" in w:
-            conv.bias.assign(to_numpy(w["bias"]))
+            copies.append(WeightCopy(parameter_path(module, w["bias"]), at + "bias"))
+        return copies

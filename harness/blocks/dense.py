@@ -17,9 +17,8 @@ from typing import Any
 import keras
 import torch
 
-from harness.frameworks import to_numpy
 from harness.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
-from harness.registry import Block, Site, register
+from harness.registry import Block, Site, WeightCopy, parameter_path, register
 from harness.schema import Param
 
 
@@ -91,12 +90,13 @@ class Dense(Block):
         linear = module.linear if isinstance(module, TorchChannelsLinear) else module
         return {"weight": linear.weight, "bias": linear.bias} if linear.bias is not None else {"weight": linear.weight}
 
-    def transfer_weights(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> None:
+    def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
         w = self.torch_parameters(module)
-        weight = to_numpy(w["weight"])
-        if site.layout.flattened_from is not None:
-            layer.kernel.assign(dense_after_flatten_kernel_to_keras(weight, site.layout.flattened_from))
+        weight = parameter_path(module, w["weight"])
+        if site.layout.flattened_from is not None:  # after a flatten: the kernel rows follow Keras's (H, W, C) order
+            copies = [WeightCopy(weight, "kernel", dense_after_flatten_kernel_to_keras, (site.layout.flattened_from,))]
         else:
-            layer.kernel.assign(dense_kernel_to_keras(weight))
+            copies = [WeightCopy(weight, "kernel", dense_kernel_to_keras)]
         if "bias" in w:
-            layer.bias.assign(to_numpy(w["bias"]))
+            copies.append(WeightCopy(parameter_path(module, w["bias"]), "bias"))
+        return copies

@@ -77,7 +77,8 @@ class TorchAvgPoolExcludingPadding(torch.nn.Module):
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], pads: Pads) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.pad = kernel_size, stride, torch_pad_arg(pads)
+        self.kernel_size, self.stride, self.pads = kernel_size, stride, pads  # as given: `harness show` reads them
+        self.pad = torch_pad_arg(pads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = F.avg_pool2d(F.pad(x, self.pad), self.kernel_size, self.stride)
@@ -180,6 +181,9 @@ class AvgPool2D(_WindowPool):
 
 
 class TorchGlobalPool(torch.nn.Module):
+    """Global average or max pooling with Keras's keepdims switch: PyTorch's adaptive pooling to 1x1 keeps H and W
+    ([N, C, 1, 1]); without keepdims they are flattened away ([N, C]), as Keras's global pooling layers do."""
+
     def __init__(self, op: str, keepdims: bool) -> None:
         super().__init__()
         self.op, self.keepdims = op, keepdims

@@ -1,0 +1,324 @@
+"""`harness show` and `harness new`.
+
+The printed code is only worth reading if it is what runs: for every point of every shipped case, the PyTorch and
+the Keras programs that `harness show` prints are executed and must give exactly the runner's outputs, and a
+planted mistake in the printed weight transfer must be caught by that check. The skeletons of `harness new` must
+load and pass as printed, with their commented examples switched on too.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.runner as runner
+from harness.cases import Point, load_file
+from harness.cli import main
+from harness.errors import CaseError
+from harness.registry import all_blocks
+from harness.show import case_skeleton, find_points, point_code, show_text
+
+PROJECT = Path(__file__).resolve().parents[1]
+CASES = PROJECT / "cases"
+SHIPPED = [p for entry in runner.load_paths([CASES])[0] for p in entry.points if isinstance(p, Point)]
+
+
+def _exec(source: str, name: str) -> dict[str, Any]:
+    """Run a printed program top to bottom in a fresh namespace, as `python FILE` would."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(source, f"<harness show: {name}>", "exec"), namespace)  # noqa: S102 - the code under test
+    return namespace
+
+
+def _runner_outputs(point: Point) -> tuple[np.ndarray, np.ndarray]:
+    """The runner's channels-first torch and keras outputs of a point on the CPU."""
+    x = point.input.make()
+    modules = runner.build_torch(point, "cpu")
+    layers = runner.build_keras(point, modules, "cpu")
+    return runner.forward_torch(point, modules, x, "cpu")[-1], runner.forward_keras(point, layers, x, "cpu")[-1]
+
+
+def _same(shown: np.ndarray, ran: np.ndarray) -> bool:
+    return shown.dtype == ran.dtype and np.array_equal(shown, ran, equal_nan=True)
+
+
+def _shown_outputs(point: Point, code: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    name = point.test_id("cpu")
+    return _exec(code["torch"], f"{name} torch")["torch_out"], _exec(code["keras"], f"{name} keras")["keras_out"]
+
+
+# --- (a) the printed code is what runs ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("point", SHIPPED, ids=lambda p: p.test_id("cpu"))
+def test_printed_code_computes_what_the_runner_computes(point: Point) -> None:
+    """Bit for bit: the programs make the same input, draw the same initial weights from the same seed in the same
+    order, and run the same operations. This holds for dropout in train mode too: PyTorch's mask comes from the
+    generator seeded before the modules are built, Keras's from Dropout(seed=input.seed), in both the runner and
+    the printed code, so no point needs a looser comparison."""
+    code = point_code(point, "cpu")
+    for source in code.values():
+        assert not re.search(r"initializer|regularizer|constraint|trainable|\bname=", source), \
+            "get_config noise in the printed code"
+    shown_torch, shown_keras = _shown_outputs(point, code)
+    ran_torch, ran_keras = _runner_outputs(point)
+    assert _same(shown_torch, ran_torch), f"the printed PyTorch code differs from the runner's:\n{code['torch']}"
+    assert _same(shown_keras, ran_keras), f"the printed Keras code differs from the runner's:\n{code['keras']}"
+
+
+def test_every_shipped_block_is_printed() -> None:
+    shown = {name for p in SHIPPED for name in p.blocks}
+    assert shown == set(all_blocks()), f"blocks without a shipped point: {set(all_blocks()) - shown}"
+
+
+# --- (b) a planted mistake in the printed weight transfer is caught ------------------------------------------
+
+def _one(spec: str) -> Point:
+    points = find_points(spec)
+    assert len(points) == 1
+    return points[0]
+
+
+HW_SWAP = "(lambda w: np.ascontiguousarray(w.transpose(3, 2, 1, 0)))("  # also swaps kh and kw
+PLANTED = [
+    pytest.param("cases/conv2d.yaml::kernel_shapes[kernel_size=5-strides=1-padding=valid]",
+                 "conv_kernel_to_keras(", HW_SWAP, id="conv kernel (3, 2, 1, 0), square: the values tell"),
+    pytest.param("cases/dense.yaml::flatten_then_dense[input.shape=2x4x5x6]",
+                 "dense_after_flatten_kernel_to_keras(", "(lambda w, _: np.ascontiguousarray(w.T))(",
+                 id="dense after flatten without the row permutation"),
+]
+
+
+def _planted(point: Point, right: str, wrong: str) -> dict[str, str]:
+    code = point_code(point, "cpu")
+    assert code["keras"].count(right) == 1
+    return {**code, "keras": code["keras"].replace(right, wrong)}
+
+
+@pytest.mark.parametrize(("spec", "right", "wrong"), PLANTED)
+def test_a_wrong_printed_weight_transfer_is_caught(spec: str, right: str, wrong: str) -> None:
+    """The exec check fails both ways: the correct printed code matches, the planted one does not."""
+    point = _one(spec)
+    ran_torch, ran_keras = _runner_outputs(point)
+    assert _same(_shown_outputs(point, point_code(point, "cpu"))[1], ran_keras), "the correct code must match"
+    shown_torch, shown_keras = _shown_outputs(point, _planted(point, right, wrong))
+    assert shown_keras.shape == ran_keras.shape, "the planted mistake keeps the shape: only the values can tell"
+    assert _same(shown_torch, ran_torch)
+    assert not _same(shown_keras, ran_keras), "the exec check missed a wrong kernel layout in the printed code"
+
+
+def test_a_wrong_printed_kernel_transpose_fails_on_a_non_square_kernel() -> None:
+    """On a 3x2 kernel, (3, 2, 1, 0) gives a (kw, kh, in, out) array: the printed program stops at the assign."""
+    point = _one("cases/conv2d.yaml::kernel_shapes[kernel_size=3x2-strides=1-padding=valid]")
+    assert _same(_shown_outputs(point, point_code(point, "cpu"))[1], _runner_outputs(point)[1])
+    with pytest.raises(ValueError, match=r"variable.shape=\(3, 2, 2, 3\), Received: value.shape=\(2, 3, 2, 3\)"):
+        _shown_outputs(point, _planted(point, "conv_kernel_to_keras(", HW_SWAP))
+
+
+def test_the_printed_conversion_is_the_one_the_block_uses() -> None:
+    """The conversion named in the printed code comes from the block's weight_copies, the data transfer_weights
+    runs; its comment is the harness.layout function's own docstring."""
+    keras_code = point_code(_one("cases/conv2d.yaml::kernel_shapes[kernel_size=4-strides=2-padding=same]"))["keras"]
+    assert "# Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out)." in keras_code
+    assert "conv_kernel_to_keras(t0[1].weight.detach().cpu().numpy())" in keras_code  # ZeroPad2d then Conv2d
+    assert "torch.nn.ZeroPad2d(padding=(1, 1, 1, 2))" in keras_code  # TensorFlow's odd pixel at the bottom
+    assert 'padding="same"' in keras_code  # Keras pads TensorFlow's same itself
+
+
+# --- show_text: header, parts and footer ---------------------------------------------------------------------
+
+def test_show_text_header_parts_and_tolerance() -> None:
+    point = _one("cases/networks.yaml::small_cnn")
+    text = show_text(point)
+    assert text.startswith("# cases/networks.yaml::small_cnn on cpu (test id cases/networks.yaml::small_cnn[cpu])")
+    assert "#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid}" in text
+    assert "# --- PyTorch ---" in text and "# --- Keras ---" in text
+    assert "dense_after_flatten_kernel_to_keras(t4.weight.detach().cpu().numpy(), (8, 13, 13))" in text
+    ran_torch, _ = _runner_outputs(point)
+    rtol = runner._tolerance_for(point, ran_torch).rtol  # the runner's own rule for this point
+    assert f"= {rtol:.3g}, K = 1352" in re.sub(r"\n#\s+", " ", text)
+    only_torch = show_text(point, parts=("torch",))
+    assert "# --- Keras ---" not in only_torch and "keras." not in only_torch.split("# --- How")[0]
+
+
+def test_show_text_names_a_case_tolerance_and_the_dropout_rule() -> None:
+    assert "(set by the case)" in show_text(_one("cases/activations.yaml::gelu_float64[approximate=none]"))
+    text = show_text(_one("cases/dropout.yaml::dense_then_dropout_train"))
+    assert "x / (1 - rate)" in text and "The outputs before the dropout are compared" in text
+
+
+def test_gpu_code_runs_on_cuda_and_sets_the_runners_precision() -> None:
+    code = point_code(_one("cases/seed_article.yaml::seed_conv_28x28"), "gpu")
+    assert 'm.to(device="cuda", dtype=torch.float32)' in code["torch"]
+    assert "import harness.frameworks" in code["torch"] and "import harness.frameworks" in code["keras"]
+    assert 'tf.device("/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0")' in code["keras"]
+
+
+# --- (c) find_points -----------------------------------------------------------------------------------------
+
+def test_find_points_by_case_sweep_id_and_test_id() -> None:
+    assert len(find_points("cases/conv2d.yaml::stride_padding_grid")) == 24
+    one = _one("cases/conv2d.yaml::stride_padding_grid[strides=3x2-padding=same-input.shape=2x3x27x27]")
+    assert one.sweep == {"strides": [3, 2], "padding": "same", "input.shape": [2, 3, 27, 27]}
+    same = _one("cases/conv2d.yaml::stride_padding_grid[strides=3x2-padding=same-input.shape=2x3x27x27-cpu]")
+    assert same.sweep == one.sweep  # a test id as `harness run` prints it
+    assert _one("cases/seed_article.yaml::seed_conv_28x28[cpu]").case == "seed_conv_28x28"
+
+
+@pytest.mark.parametrize(("spec", "parts"), [
+    ("cases/conv2d.yaml", ["FILE::CASE"]),
+    ("cases/nope.yaml::x", ["cases/nope.yaml", "no such case file"]),
+    ("cases::x", ["cases", "it is a folder"]),
+    ("cases/conv2d.yaml::stride_padding_gird",
+     ["cases/conv2d.yaml", "case 'stride_padding_gird'", "did you mean 'stride_padding_grid'", "dilation"]),
+    ("cases/conv2d.yaml::stride_padding_grid[strides=2-padding=same-input.shape=2x3x28x27]",
+     ["cases/conv2d.yaml", "case 'stride_padding_grid'", "no sweep point",
+      "did you mean 'strides=2-padding=same-input.shape=2x3x28x28'"]),
+    ("cases/conv2d.yaml::stride_padding_grid[strides=5]", ["case 'stride_padding_grid'", "its points: strides=1-"]),
+])
+def test_find_points_errors_name_file_and_case(spec: str, parts: list[str]) -> None:
+    with pytest.raises(CaseError) as info:
+        find_points(spec)
+    for part in parts:
+        assert part in str(info.value), str(info.value)
+
+
+def test_find_points_invalid_case_and_refused_point(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("- name: broken\n  block: conv2d\n  params: {filters: 0, kernel_size: 3}\n"
+                    "  input: {shape: [1, 2, 5, 5]}\n"
+                    "- name: grouped\n  block: conv2d\n  params: {filters: 4, kernel_size: 1}\n"
+                    "  input: {shape: [1, 2, 5, 5]}\n  sweep: {groups: [1, 3]}\n", encoding="utf-8")
+    with pytest.raises(CaseError) as info:
+        find_points(f"{path}::broken")
+    assert "case 'broken'" in str(info.value) and "params.filters" in str(info.value)
+    with pytest.raises(CaseError) as info:
+        find_points(f"{path}::grouped[groups=3]")
+    assert "case 'grouped'" in str(info.value) and "does not divide" in str(info.value)
+    assert [p.sweep for p in find_points(f"{path}::grouped")] == [{"groups": 1}]  # the refused point left out
+
+
+# --- (d) harness new -----------------------------------------------------------------------------------------
+
+def _switch_on(text: str, key: str, skip: tuple[str, ...] = ()) -> str:
+    """The skeleton with a commented-out key (and its commented children, but `skip`) written in."""
+    out, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(f"  # {key}:"):
+            inside = True
+            out.append("  " + line[4:])
+        elif inside and line.startswith("  #   "):
+            if not line[6:].startswith(skip):
+                out.append("  " + line[4:])
+        else:
+            inside = False
+            out.append(line)
+    assert any(line.startswith(f"  {key}:") for line in out), f"no commented {key} in the skeleton"
+    return "\n".join(out) + "\n"
+
+
+def _run_skeleton(text: str, directory: Path) -> list[runner.Result]:
+    path = directory / "skeleton.yaml"
+    path.write_text(text, encoding="utf-8")
+    entries, error = load_file(path)
+    assert error is None and len(entries) == 1, error
+    entry = entries[0]
+    assert entry.error is None, str(entry.error)
+    assert all(isinstance(p, Point) for p in entry.points), [str(p.error) for p in entry.points]
+    return [runner.run_point(p, "cpu") for p in entry.points]
+
+
+@pytest.mark.parametrize("block", [*all_blocks(), "sequential"])
+def test_new_skeleton_loads_and_passes(block: str, tmp_path: Path) -> None:
+    text = case_skeleton(block)
+    results = _run_skeleton(text, tmp_path)
+    assert [r.status for r in results] == ["passed"], [r.message for r in results]
+    for p in all_blocks().get(block, type("none", (), {"params": ()})).params:
+        line = next(line for line in text.splitlines() if line.strip().startswith(f"{p.name}:"))
+        assert ("REQUIRED" in line) == p.required, line
+    # The commented examples are valid too: the sweep (every point runs, none refused), expect and tolerance.
+    results = _run_skeleton(_switch_on(_switch_on(text, "sweep"), "tolerance"), tmp_path)
+    assert len(results) >= 2 and {r.status for r in results} == {"passed"}, [r.message for r in results]
+    results = _run_skeleton(_switch_on(text, "expect", skip=("output",)), tmp_path)  # a wrong shape would fail
+    assert [r.status for r in results] == ["passed"], [r.message for r in results]
+
+
+def test_new_lists_every_parameter_with_its_default() -> None:
+    text = case_skeleton("max_pool2d")
+    assert re.search(r"^    pool_size: 3 +# REQUIRED \(an example value\)", text, re.M)
+    assert re.search(r"^    strides: null +# default; step between windows; default: pool_size", text, re.M)
+    assert re.search(r"^    padding: valid +# default;", text, re.M)
+    assert re.search(r"^    negative_slope: 0.01 +# default;", case_skeleton("leaky_relu"), re.M)
+    assert re.search(r"^    padding: 0 +# default;", case_skeleton("conv2d"), re.M)
+
+
+def test_new_unknown_block() -> None:
+    with pytest.raises(CaseError, match=r"unknown block 'conv2'.*did you mean 'conv2d'"):
+        case_skeleton("conv2")
+
+
+# --- (e) the command line ------------------------------------------------------------------------------------
+
+def test_cli_show(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "cases/seed_article.yaml::seed_conv_28x28"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out  # not a terminal: plain text
+    assert re.search(r"torch\.nn\.Conv2d\(\s+in_channels=3,\s+out_channels=5,\s+kernel_size=\(3, 3\),", out)
+    assert re.search(r"keras\.layers\.Conv2D\(\s+filters=5,\s+kernel_size=\(3, 3\),\s+strides=\(1, 1\),"
+                     r"\s+padding=\"valid\",", out)
+    assert "k0.kernel.assign(conv_kernel_to_keras(t0.weight.detach().cpu().numpy()))" in out
+
+    assert main(["show", "cases/pooling.yaml::global_pooling", "--keras-only"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("# --- Keras ---") == 2 and "# --- PyTorch ---" not in out and "# ====" in out
+
+
+def test_cli_show_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "cases/seed_article.yaml::seed_conv"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "cases/seed_article.yaml: case 'seed_conv': no case named 'seed_conv' (did you mean" in err
+
+
+def test_cli_new(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["new", "dense"]) == 0
+    assert "  block: dense" in capsys.readouterr().out
+    assert main(["new", "dense2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "did you mean 'dense'" in err
+
+
+def test_cli_show_on_a_terminal_keeps_long_lines_whole(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal rich colours the code; it must not crop lines wider than the terminal (copied code would
+    break)."""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["show", "cases/seed_article.yaml::seed_conv_28x28", "--torch-only"]) == 0
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "# input: shape [1, 3, 28, 28] (channels-first), float32, fill normal, seed 0; PyTorch's initial weights " \
+           "from seed 0\n" in out
+    assert "torch_out = t.detach().cpu().numpy()  # channels-first" in out
+
+
+def test_printed_code_reads_input_and_weight_files(tmp_path: Path) -> None:
+    """Input from a .npy file and weights from a .npz (paths printed relative to where show runs, or absolute)."""
+    rng = np.random.default_rng(7)
+    np.save(tmp_path / "x.npy", rng.standard_normal((2, 3, 6, 5)))
+    np.savez(tmp_path / "w.npz", weight=rng.standard_normal((4, 3, 2, 3)), bias=rng.standard_normal(4))
+    path = tmp_path / "files.yaml"
+    path.write_text("- name: from_files\n  block: sequential\n  layers:\n"
+                    "    - {block: conv2d, params: {filters: 4, kernel_size: [2, 3], padding: same}, "
+                    "weights: {path: w.npz}}\n    - {block: flatten}\n    - {block: dense, params: {units: 3}}\n"
+                    "  input: {fill: file, path: x.npy, dtype: float64}\n", encoding="utf-8")
+    point = _one(f"{path}::from_files")
+    code = point_code(point, "cpu")
+    assert "np.load(" in code["torch"] and "x.npy" in code["torch"] and "w.npz" in code["keras"]
+    shown_torch, shown_keras = _shown_outputs(point, code)
+    ran_torch, ran_keras = _runner_outputs(point)
+    assert _same(shown_torch, ran_torch) and _same(shown_keras, ran_keras)
