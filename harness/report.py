@@ -44,7 +44,8 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
     verdicts = [{**v, "metrics": {k: m for k, m in v.get("metrics", {}).items() if k not in _DROPPED_METRICS}}
                 for v in r.get("verdicts", [])]
     row = {"id": r["id"], "status": r["status"], "blocks": r.get("blocks") or ["?"], "device": r.get("device", "-"),
-           "sweep": r.get("sweep", {}), "shapes": r.get("shapes", {}), "placement": r.get("placement", {}),
+           "sweep": r.get("sweep", {}), "params": r.get("params", ""), "shapes": r.get("shapes", {}),
+           "placement": r.get("placement", {}),
            "message": r.get("message", ""), "verdicts": verdicts, "duration_s": r.get("duration_s", 0),
            "shard": r.get("shard", 0), "case": case_index.get(case_key(r)) if "file" in r else None,
            **_headline(r)}

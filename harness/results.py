@@ -30,11 +30,23 @@ STATUS_ORDER = ("passed", "failed", "divergent", "error", "skipped")
 DETAILS = ("failed", "all", "none")
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, Any]:
     from harness.frameworks import available_devices, gpu_unavailable_reason, placement, versions
 
     env: dict[str, Any] = {**versions(), "python": platform.python_version(), "machine": platform.machine(),
-                           "processor": platform.processor() or platform.machine(), "host": platform.node(),
+                           "cpu": cpu_name(), "host": platform.node(),
                            "devices": list(available_devices()), "gpu_unavailable": gpu_unavailable_reason(),
                            "dtype_policy": "each case's input.dtype (default float32); no mixed precision",
                            "tf32": "off in both frameworks", "seed": "each case's input.seed (default 0)",

@@ -5,6 +5,7 @@ this; none of them builds layers or compares arrays itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -50,6 +51,7 @@ class Result:
     placement: dict[str, str] = field(default_factory=dict)  # where each framework ran
     duration_s: float = 0.0
     case_yaml: str = ""  # the case as written (sweep included), for the report
+    params: str = ""  # the block's parameters at this point as written, e.g. "filters=4, kernel_size=3"
     details: dict[str, Any] | None = None  # pictures and generated code (harness.figures, harness.show)
 
     @property
@@ -62,7 +64,8 @@ class Result:
                 "sweep": self.sweep, "device": self.device,
                 "status": self.status, "message": self.message, "shapes": self.shapes, "placement": self.placement,
                 "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6),
-                "case_yaml": self.case_yaml, **({"details": self.details} if self.details is not None else {})}
+                "params": self.params, "case_yaml": self.case_yaml,
+                **({"details": self.details} if self.details is not None else {})}
 
 
 def _load_weights(point: Point, modules: list[Any]) -> None:
@@ -203,6 +206,21 @@ def case_yaml(point: Point) -> str:
     return text if len(text) <= MAX_CASE_YAML else text[:MAX_CASE_YAML] + "\n# ... (cut: the case is longer)\n"
 
 
+def params_text(point: Point) -> str:
+    """The parameters a point's case gives (sweep applied), short: `a=1, b=2`; a network as `block(a=1) > ...`."""
+    def one(params: Any) -> str:
+        if not isinstance(params, dict):
+            return ""
+        return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+                         for k, v in params.items())
+
+    if not point.sequential:
+        return one(point.raw.get("params"))
+    layers = [(layer.get("block"), one(layer.get("params"))) for layer in point.raw.get("layers", [])
+              if isinstance(layer, dict)]
+    return " > ".join(f"{block}({params})" if params else str(block) for block, params in layers)
+
+
 def point_details(point: Point, device: str, torch_outs: list[np.ndarray], keras_outs: list[np.ndarray],
                   verdicts: list[Verdict]) -> dict[str, Any]:
     """What the report shows beyond the numbers: pictures of the torch-vs-keras difference and the code."""
@@ -232,7 +250,8 @@ def run_point(point: Point, device: str, details: str = "failed") -> Result:
     `details` ("failed", "all" or "none", see DETAILS): which results keep pictures and code for the report.
     """
     result = Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                    sweep=point.sweep, device=device, status="error", case_yaml=case_yaml(point))
+                    sweep=point.sweep, device=device, status="error", case_yaml=case_yaml(point),
+                    params=params_text(point))
     start = time.perf_counter()
     try:
         if device == "gpu" and (reason := gpu_unavailable_reason()):

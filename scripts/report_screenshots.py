@@ -1,0 +1,81 @@
+"""The README's screenshots of the report: a run of the shipped suite plus two cases run against an adapter
+with a planted mistake (the usual hand-port of `same` padding as a symmetric k//2, which shifts the whole grid
+at stride 2), so that the report has real failures to show.
+
+    .venv/bin/python scripts/report_screenshots.py      # writes docs/report.png and docs/report-failure.png
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from harness.blocks import convolution
+from harness.browser import browser_unavailable_reason, chromium, open_report
+from harness.report import write_report
+from harness.results import results_document
+from harness.runner import load_paths, plan_tests
+from harness.spatial import resolve_padding
+
+PLANTED = """\
+- name: readme_same_stride2
+  block: conv2d
+  params: {filters: 4, kernel_size: 3, strides: 2, padding: same}
+  input: {shape: [1, 3, 28, 28]}
+  devices: [cpu]
+- name: readme_same_stride1_odd_kernel      # k//2 is right here: this one still passes
+  block: conv2d
+  params: {filters: 4, kernel_size: 3, padding: same}
+  input: {shape: [1, 3, 28, 28]}
+  devices: [cpu]
+"""
+
+
+def naive_same(padding, size, kernel, stride, dilation=(1, 1)):  # noqa: ANN001, ANN201
+    """The planted mistake: `same` as k//2 on both sides, whatever the stride."""
+    if padding == "same":
+        return tuple((k // 2, k // 2) for k in kernel)
+    return resolve_padding(padding, size, kernel, stride, dilation)
+
+
+def main() -> int:
+    reason = browser_unavailable_reason()
+    if reason:
+        print(f"cannot take screenshots: {reason}", file=sys.stderr)
+        return 2
+    results = [t.run("failed").to_dict() for t in plan_tests(load_paths(["cases"])[0], device="cpu")]
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = Path(tmp) / "planted_mistake.yaml"
+        demo.write_text(textwrap.dedent(PLANTED), encoding="utf-8")
+        convolution.resolve_padding = naive_same
+        try:
+            results += [t.run("failed").to_dict() for t in plan_tests(load_paths([demo])[0])]
+        finally:
+            convolution.resolve_padding = resolve_padding
+        for r in results:  # a stable path in the pictures, not the temporary folder's
+            r["id"] = r["id"].replace(str(demo), "planted_mistake.yaml")
+            r["file"] = r["file"].replace(str(demo), "planted_mistake.yaml")
+        out = Path(tmp) / "index.html"
+        write_report(out, results_document(results, label="shipped suite + a planted mistake"))
+        docs = Path("docs")
+        docs.mkdir(exist_ok=True)
+        with chromium() as browser:
+            page, problems = open_report(browser, out, width=1280, height=760)
+            page.screenshot(path=str(docs / "report.png"))
+            failure = page.locator("details.failure").first
+            failure.scroll_into_view_if_needed()
+            page.evaluate("window.scrollBy(0, -10)")
+            page.set_viewport_size({"width": 1280, "height": 1350})
+            failure.screenshot(path=str(docs / "report-failure.png"))
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+    print("wrote docs/report.png and docs/report-failure.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
