@@ -241,9 +241,23 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="harness",
-        description="Does this layer compute the same thing in PyTorch and in Keras? Runs YAML cases that "
-                    "describe blocks (conv2d, pooling, dense, ...) in both frameworks and compares the outputs.")
+        prog="harness", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Does this layer compute the same thing in PyTorch and in Keras?\n\n"
+                    "A case is a few lines of YAML naming a block (conv2d, max_pool2d, dense, ...), its parameters "
+                    "and an input.\nThe harness builds the block in both frameworks, copies PyTorch's weights into "
+                    "Keras, runs both on the\nsame input (NCHW for PyTorch, NHWC for Keras) and compares the outputs "
+                    "within a tolerance derived\nfrom the dtype and the block's reduction length.",
+        epilog="""first steps:
+  harness list conv2d                     what conv2d means, its parameters and defaults
+  harness new conv2d > my_case.yaml       a commented case to edit
+  harness run my_case.yaml                run it: PASS/FAIL per test; exit status 1 on a failure
+  harness show my_case.yaml::conv2d_case  the PyTorch and Keras code the case was translated into
+  harness run cases --json r.json --html reports/index.html
+                                          every shipped case, with the HTML report
+  harness report a.json b.json -o reports
+                                          one report from the results of several machines or CI jobs
+
+The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run", help="run case files or folders of them: one line per test and a summary",

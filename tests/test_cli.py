@@ -13,7 +13,7 @@ import pytest
 
 import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.cli import main
-from harness.frameworks import gpu_unavailable_reason
+from harness.frameworks import available_devices, gpu_unavailable_reason
 from harness.registry import all_blocks
 from harness.report import unpack
 
@@ -244,3 +244,22 @@ def test_bad_option_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
         main(["run", str(tmp_path), "--device", "tpu"])
     assert exc.value.code == 2
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_the_first_steps_in_help_work_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.cli import build_parser
+
+    epilog = build_parser().epilog
+    steps = [line.strip().split("  ")[0] for line in epilog.splitlines() if line.startswith("  harness ")][:4]
+    assert steps == ["harness list conv2d", "harness new conv2d > my_case.yaml", "harness run my_case.yaml",
+                     "harness show my_case.yaml::conv2d_case"]
+    monkeypatch.chdir(tmp_path)
+    for step in steps:
+        argv, _, target = step.removeprefix("harness ").partition(" > ")
+        code, out, err = run_cli(capsys, *argv.split())
+        assert code == 0, (step, err)
+        if argv.startswith("run"):
+            assert lines_starting(out, "PASS") == [f"my_case.yaml::conv2d_case[{d}]" for d in available_devices()]
+        if target:
+            (tmp_path / target).write_text(out, encoding="utf-8")
