@@ -35,6 +35,25 @@ torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 torch.set_float32_matmul_precision("highest")
 tf.config.experimental.enable_tensor_float_32_execution(False)
+
+# Each framework's CPU threads: HARNESS_THREADS=n where set; in a pytest-xdist worker (which xdist marks with
+# PYTEST_XDIST_WORKER_COUNT before anything is imported) cores / workers; else the frameworks' own defaults.
+# Two frameworks' thread pools in each of several processes oversubscribe the cores, and an OpenMP barrier
+# waiting on a descheduled thread costs a scheduler tick: a 2 ms conv took 32 ms (measured on the 2-core CI
+# machine with another process busy).
+def _thread_cap() -> int | None:
+    if os.environ.get("HARNESS_THREADS", "").isdigit():
+        return max(1, int(os.environ["HARNESS_THREADS"]))
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    return max(1, (os.cpu_count() or 1) // int(workers)) if workers.isdigit() and int(workers) > 0 else None
+
+
+THREADS = _thread_cap()
+if THREADS is not None:
+    torch.set_num_threads(THREADS)
+    with contextlib.suppress(RuntimeError):  # TensorFlow already started: its pools stay as they are
+        tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 for _gpu in tf.config.list_physical_devices("GPU"):
     with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer be set
         tf.config.experimental.set_memory_growth(_gpu, True)

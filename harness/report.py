@@ -70,6 +70,39 @@ def _per_block(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             for b, c in sorted(per_block.items())}
 
 
+def speed_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per case and device, PyTorch's and Keras's median forward time from a pytest-benchmark JSON file
+    (`make bench`), and which is faster by what factor."""
+    times: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    where: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for b in bench.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if {"case", "framework", "device"} <= set(info):
+            times[(info["case"], info["device"])][info["framework"]] = float(b["stats"]["median"])
+            where[(info["case"], info["device"])][info["framework"]] = info.get("ran_on", info["device"])
+    rows = []
+    for (case, device), t in sorted(times.items()):
+        if {"torch", "keras"} <= set(t):
+            faster = "torch" if t["torch"] <= t["keras"] else "keras"
+            slower = "keras" if faster == "torch" else "torch"
+            rows.append({"case": case, "device": device, "ran_on": where[(case, device)],
+                         "torch_ms": t["torch"] * 1e3, "keras_ms": t["keras"] * 1e3,
+                         "faster": faster, "factor": t[slower] / t[faster] if t[faster] > 0 else float("inf")})
+    return rows
+
+
+def bench_facts(bench: dict[str, Any]) -> dict[str, Any]:
+    """The overhead and memory figures that benchmarks/test_overhead.py and test_memory.py record."""
+    facts: dict[str, Any] = {}
+    for b in bench.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        for key in ("ratio", "harness_s", "bare_s", "tests", "peak_rss_mb", "peak_mb_small", "peak_mb_large",
+                    "tests_small", "tests_large"):
+            if key in info:
+                facts[key] = info[key]
+    return facts
+
+
 def pack(data: Any) -> str:
     """JSON, gzip-compressed, base64: the page unpacks it with the browser's own DecompressionStream."""
     raw = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -86,8 +119,10 @@ def unpack(html: str) -> Any:
     return json.loads(gzip.decompress(base64.b64decode(blob.group(1))))
 
 
-def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, title: str | None = None) -> str:
-    """The report's HTML for a results document (and what changed since `baseline`, when given)."""
+def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, title: str | None = None,
+                  bench: dict[str, Any] | None = None) -> str:
+    """The report's HTML for a results document (what changed since `baseline`, and the speed table of a
+    pytest-benchmark file `bench`, when given)."""
     results = doc["results"]
     changes = changes_since(doc, baseline) if baseline is not None else {}
     cases = doc.get("cases", {})
@@ -104,10 +139,12 @@ def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, t
         per_block=_per_block(results), failing=failing, baseline=baseline is not None,
         regressed=sorted(i for i, c in changes.items() if c == "regressed"),
         fixed=sorted(i for i, c in changes.items() if c == "fixed"), change_counts=change_counts,
-        packed=pack(data))
+        speed=speed_rows(bench or {}), bench_facts=bench_facts(bench or {}),
+        bench_machine=(bench or {}).get("machine_info", {}), packed=pack(data))
 
 
-def write_report(path: Path, doc: dict[str, Any], baseline: dict[str, Any] | None = None) -> None:
+def write_report(path: Path, doc: dict[str, Any], baseline: dict[str, Any] | None = None,
+                 bench: dict[str, Any] | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(doc, baseline), encoding="utf-8")
+    path.write_text(render_report(doc, baseline, bench=bench), encoding="utf-8")

@@ -321,3 +321,46 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere(tmp_path: Path) -> Non
     text = terminal.getvalue()
     assert "\x1b[" in text and "PASS" in text  # coloured lines printed above a live bar
     assert re.search(r"\d+/5", text), "the bar counts tests done out of the total"
+
+
+# --- the speed table (make bench) -----------------------------------------------------------------------------
+
+def bench_entry(case: str, framework: str, device: str, median: float, **extra) -> dict:
+    return {"name": f"test_forward[{case}-{framework}-{device}]", "stats": {"median": median},
+            "extra_info": {"case": case, "framework": framework, "device": device, **extra}}
+
+
+BENCH = {"machine_info": {"cpu": {"brand_raw": "Test CPU"}},
+         "benchmarks": [bench_entry("conv2d", "torch", "cpu", 0.002), bench_entry("conv2d", "keras", "cpu", 0.003),
+                        bench_entry("relu", "torch", "cpu", 2e-5), bench_entry("relu", "keras", "cpu", 1e-5),
+                        bench_entry("relu", "torch", "gpu", 1e-5),  # no keras counterpart: no row
+                        {"name": "test_harness_overhead", "stats": {"median": 3.0},
+                         "extra_info": {"ratio": 1.03, "harness_s": 3.1, "bare_s": 3.0, "tests": 305}}]}
+
+
+def test_speed_rows_pair_the_frameworks_per_case_and_device() -> None:
+    from harness.report import bench_facts, speed_rows
+
+    rows = speed_rows(BENCH)
+    assert [(r["case"], r["device"], r["faster"]) for r in rows] == [("conv2d", "cpu", "torch"),
+                                                                    ("relu", "cpu", "keras")]
+    assert rows[0]["factor"] == pytest.approx(1.5) and rows[1]["factor"] == pytest.approx(2.0)
+    assert rows[0]["torch_ms"] == pytest.approx(2.0)
+    assert bench_facts(BENCH)["ratio"] == 1.03
+
+
+def test_the_report_shows_the_speed_table_when_given_a_benchmark_file(tmp_path: Path, capsys) -> None:
+    doc = results_document([result("a[cpu]", "passed")])
+    html = render_report(doc, bench=BENCH)
+    table = re.search(r'<table id="speed-table">.*?</table>', html, re.S).group(0)
+    assert table.count("<tr>") == 3 and "1.5x" in table and "2.0x" in table
+    assert "1.03x the bare framework calls" in html and "Test CPU" in html
+    assert 'id="speed-table"' not in render_report(doc)
+    write_json(tmp_path / "r.json", doc)
+    (tmp_path / "bench.json").write_text(json.dumps(BENCH), encoding="utf-8")
+    assert main(["report", str(tmp_path / "r.json"), "-o", str(tmp_path / "out"), "--bench",
+                 str(tmp_path / "bench.json")]) == 0
+    assert 'id="speed-table"' in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert main(["report", str(tmp_path / "r.json"), "-o", str(tmp_path / "out2"), "--bench",
+                 str(tmp_path / "missing.json")]) == 0
+    assert "missing.json: cannot read the benchmark file" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""Forward time of each block in PyTorch and in Keras, side by side, on the same input (benchmarks/blocks.yaml),
+on the CPU and on the GPU where there is one. Only the forward pass is timed: the layers are built and their
+weights copied once, outside the timing; GPU work is synchronised before the clock stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cases import RefusedPoint, load_file
+from harness.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch, torch_device
+from harness.registry import all_blocks
+from harness.runner import build_keras, build_torch
+
+CASES = Path(__file__).with_name("blocks.yaml")
+ENTRIES, FILE_ERROR = load_file(CASES)
+POINTS = {e.name: e.points[0] for e in ENTRIES if e.points and not isinstance(e.points[0], RefusedPoint)}
+
+
+def test_every_block_has_a_benchmark_case() -> None:
+    assert FILE_ERROR is None and all(e.error is None for e in ENTRIES)
+    missing = sorted(set(all_blocks()) - {b for p in POINTS.values() for b in p.blocks})
+    assert not missing, f"add a case to {CASES.name} for: {', '.join(missing)}"
+
+
+def _forward(point, device: str, framework: str):  # noqa: ANN001, ANN202 - a zero-argument callable
+    modules = build_torch(point, device)
+    x = point.input.make()
+    training = point.mode == "train"
+    if framework == "torch":
+        t = torch.from_numpy(x).to(torch_device(device))
+
+        def run() -> None:
+            with torch.no_grad():
+                y = t
+                for m in modules:
+                    y = m(y)
+            if device == "gpu":
+                torch.cuda.synchronize()
+        return run
+    layers = build_keras(point, modules, device)
+    with keras_device(device):
+        t = tf.constant(point.sites[0].layout.to_keras(x))
+
+    def run() -> None:
+        with keras_device(device):
+            y = t
+            for k in layers:
+                y = k(y, training=training)
+            y.numpy()  # waits for the device
+    return run
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize("case", sorted(POINTS))
+def test_forward(benchmark, case: str, framework: str, device: str) -> None:  # noqa: ANN001
+    if device == "gpu" and (reason := gpu_unavailable_reason()):
+        pytest.skip(f"gpu: {reason}")
+    point = POINTS[case]
+    run = _forward(point, device, framework)
+    run()  # warm up: first-call work (kernel selection, tracing) is not the steady state
+    benchmark.group = f"{case} on {device}"
+    benchmark.extra_info.update(case=case, blocks=point.blocks, framework=framework, device=device,
+                                input_shape=list(point.input.shape), dtype=point.input.dtype,
+                                ran_on=placement(device)[framework])
+    benchmark(run)
