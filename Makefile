@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 PYTEST_ARGS ?=
 
-.PHONY: setup test report report-scale lint clean readme
+.PHONY: setup test report report-scale bench profile lint clean readme mutation
 
 setup: $(STAMP)
 
@@ -19,20 +19,40 @@ $(STAMP): $(REQUIREMENTS) pyproject.toml
 
 # The harness's own tests and every shipped case, on every device present.
 test: setup
-	$(PY) -m ruff check harness tests scripts
+	$(PY) -m ruff check harness tests scripts benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Runs every shipped case and writes reports/index.html, reports/results.json and reports/junit.xml.
+# With reports/bench.json from `make bench`, the report also has the speed table.
 report: setup
 	$(PY) -m harness run cases --quiet --json reports/results.json --junit reports/junit.xml \
-	  --html reports/index.html; status=$$?; echo "open reports/index.html"; exit $$status
+	  --html reports/index.html $(if $(wildcard reports/bench.json),--bench reports/bench.json); \
+	  status=$$?; echo "open reports/index.html"; exit $$status
+
+# Speed of every block in both frameworks, the harness's overhead, its memory at 200 and 2,000 tests
+# (pytest-benchmark; reports/bench.json), then the report with its speed table.
+bench: setup
+	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-json=reports/bench.json \
+	  --benchmark-columns=median,iqr,rounds --benchmark-sort=name $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory report
+
+# Where a full run's time goes (pyinstrument): reports/profile.html.
+profile: setup
+	$(PY) -m pyinstrument -r html -o reports/profile.html -m harness run cases --quiet
+	@echo "open reports/profile.html"
+
+# Mutation check: realistic adapter bugs (scripts/mutants.py), one at a time in a copy of the harness, against
+# the shipped cases; prints the mutation score and names any survivor (exit status 1 then). `make test` runs a
+# short version (tests/test_mutation.py).
+mutation: setup
+	$(PY) scripts/mutation.py
 
 # The report's size and load time on the shipped suite and on a generated one of 2,000 tests (README figures).
 report-scale: setup
 	$(PY) scripts/report_scale.py --tests 2000 --out reports/scale
 
 lint: setup
-	$(PY) -m ruff check harness tests scripts
+	$(PY) -m ruff check harness tests scripts benchmarks
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache

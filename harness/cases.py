@@ -6,6 +6,9 @@ the others in its file. The format is described in README.md ("Writing a case").
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import io
 import itertools
 import math
 import re
@@ -18,7 +21,7 @@ import numpy as np
 import yaml
 
 from harness.compare import Tolerance
-from harness.errors import CaseError, Refusal, did_you_mean
+from harness.errors import CaseError, Refusal, did_you_mean, show
 from harness.frameworks import DEVICES
 from harness.layout import CHANNELS_LAST
 from harness.registry import Block, Site, get_block
@@ -32,8 +35,14 @@ FILLS = ("normal", "uniform", "arange", "values", "file")
 DTYPES = ("float32", "float64")
 MODES = ("eval", "train")
 INPUT_SWEEP_KEYS = ("input.shape", "input.dtype", "input.seed")
-# Refuse inputs larger than this before allocating anything (4 GiB of float64 would stall a 24 GiB runner).
+# Refuse inputs larger than this before allocating anything (4 GiB of float64 would stall a 24 GiB runner). The
+# same budget holds for every array a point makes: each layer's output, a padded input, a weight, golden values.
 MAX_ELEMENTS = 1 << 26
+MAX_POINTS = 10_000  # sweep points of one case (the product of its sweep lists' lengths)
+MAX_FILE_POINTS = 50_000  # sweep points of all the cases of one file
+MAX_HELD_NUMBERS = 1 << 23  # numbers of the inline and golden arrays that one file's points hold while loaded
+MAX_FILE_BYTES = 16 << 20  # a case file's size; large arrays belong in .npy files
+MAX_YAML_DEPTH = 64  # nesting of YAML lists and mappings
 NAME_RE = re.compile(r"^[\w.\-]+$")
 
 
@@ -85,7 +94,8 @@ class Point:
     expect_output: np.ndarray | None
     devices: tuple[str, ...] | None
     raw: dict[str, Any] = field(default_factory=dict)  # the case at this point, sweep applied
-    source: dict[str, Any] = field(default_factory=dict)  # the case as written, sweep included
+    source_yaml: str = ""  # the case as written, sweep included (YAML, made once per case: see case_yaml)
+    expect_fails: str | None = None  # a canary: the check that every comparison with the expectation must fail
 
     @property
     def sweep_id(self) -> str:
@@ -135,7 +145,8 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """A path as users see it in messages: relative to the working folder where it lies below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -145,14 +156,18 @@ def _display_path(path: Path) -> str:
 def _inside(base: Path, relative: Any, fld: str, suffixes: tuple[str, ...]) -> Path:
     """A data path named in a case: relative to the case file's folder, never outside its tree."""
     if not isinstance(relative, str) or not relative:
-        raise CaseError(f"must be a path (string) relative to the case file, got {relative!r}", field=fld)
+        raise CaseError(f"must be a path (string) relative to the case file, got {show(relative)}", field=fld)
     if Path(relative).is_absolute():
-        raise CaseError(f"absolute paths are not allowed ({relative!r}); give it relative to the case file", field=fld)
-    path = (base / relative).resolve()
+        raise CaseError(f"absolute paths are not allowed ({show(relative)}); give it relative to the case file",
+                        field=fld)
+    try:
+        path = (base / relative).resolve()  # symlinks resolved: a link that leads outside is outside
+    except (ValueError, OSError) as e:  # a NUL byte, a name too long, a symlink loop
+        raise CaseError(f"{show(relative)} is not a usable path: {e}", field=fld) from None
     if not path.is_relative_to(base.resolve()):
-        raise CaseError(f"{relative!r} points outside the case file's folder {base}", field=fld)
+        raise CaseError(f"{show(relative)} points outside the case file's folder {base}", field=fld)
     if path.suffix not in suffixes:
-        raise CaseError(f"{relative!r} must be a {' or '.join(suffixes)} file", field=fld)
+        raise CaseError(f"{show(relative)} must be a {' or '.join(suffixes)} file", field=fld)
     if not path.is_file():
         raise CaseError(f"file not found: {path}", field=fld)
     return path
@@ -162,13 +177,13 @@ def _check_keys(raw: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in raw:
         if key not in allowed:
             prefix = f"{where}." if where else ""
-            raise CaseError(f"unknown key {key!r}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
+            raise CaseError(f"unknown key {show(key)}{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
                             field=f"{prefix}{key}")
 
 
 def _choice(value: Any, allowed: tuple[str, ...], fld: str) -> str:
     if value not in allowed:
-        raise CaseError(f"got {value!r}; allowed: {', '.join(allowed)}", field=fld)
+        raise CaseError(f"got {show(value)}; allowed: {', '.join(allowed)}", field=fld)
     return value
 
 
@@ -176,53 +191,130 @@ def _shape(value: Any, fld: str, min_rank: int = 2) -> tuple[int, ...]:
     ok = isinstance(value, (list, tuple)) and len(value) >= min_rank and all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in value)
     if not ok:
-        raise CaseError(f"got {value!r}; allowed: a list of at least {min_rank} positive integers, channels-first "
+        raise CaseError(f"got {show(value)}; allowed: a list of at least {min_rank} positive integers, channels-first "
                         "(N, C, ...)", field=fld)
     if math.prod(value) > MAX_ELEMENTS:
         raise CaseError(f"{list(value)} has {math.prod(value):,} elements; the limit is {MAX_ELEMENTS:,}", field=fld)
     return tuple(value)
 
 
+def _count_numbers(value: Any, fld: str) -> int:
+    """How many numbers a nested list holds, counting a list that YAML aliases share (`*name`) once per use,
+    without expanding it: ten aliases of ten aliases of ... stand for a huge array in a few lines of YAML."""
+    sizes: dict[int, int] = {}
+
+    def count(v: Any, depth: int) -> int:
+        if not isinstance(v, list):
+            return 1
+        if depth > 32:  # NumPy's own limit on dimensions
+            raise CaseError("is nested more than 32 levels deep; allowed: a nested list of numbers", field=fld)
+        if id(v) not in sizes:
+            sizes[id(v)] = sum(count(x, depth + 1) for x in v)
+        return sizes[id(v)]
+
+    return count(value, 0)
+
+
+class _FileBudget:
+    """What the points of one case file may make the loader hold: sweep points, and the numbers of their inline
+    and golden arrays. An array that several points share (every point of a sweep, a YAML alias, a .npy file
+    named twice) is made once and counted once."""
+
+    def __init__(self) -> None:
+        self.points = 0
+        self.numbers = 0
+        self._made: dict[Any, tuple[Any, Any]] = {}
+
+    def get(self, key: Any) -> Any:
+        return self._made[key][1] if key in self._made else None
+
+    def once(self, key: Any, keep: Any, numbers: int, make: Any, fld: str) -> Any:
+        """make() the first time `key` is asked for (keeping `keep`, whose id may be in the key, alive)."""
+        if key in self._made:
+            return self._made[key][1]
+        if self.numbers + numbers > MAX_HELD_NUMBERS:
+            raise CaseError(f"its {numbers:,} numbers would bring the inline and golden values this file holds to "
+                            f"{self.numbers + numbers:,}; the limit is {MAX_HELD_NUMBERS:,} per file (put large "
+                            "arrays in .npy files: input fill: file)", field=fld)
+        made = make()
+        self.numbers += numbers
+        self._made[key] = (keep, made)
+        return made
+
+
+_BUDGET: contextvars.ContextVar[_FileBudget | None] = contextvars.ContextVar("harness_file_budget", default=None)
+
+
+def _file_budget() -> _FileBudget:
+    """The budget of the file being loaded (load_file sets it), or a fresh one outside load_file."""
+    return _BUDGET.get() or _FileBudget()
+
+
 def _nested_array(value: Any, fld: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise CaseError("must be a nested list of numbers with a regular (rectangular) shape", field=fld) from None
-    return arr
+    budget = _file_budget()
+    key = ("nested", id(value))
+    if (made := budget.get(key)) is not None:
+        return made
+    n = _count_numbers(value, fld)
+    if n > MAX_ELEMENTS:
+        raise CaseError(f"holds {n:,} numbers (YAML aliases included); the limit is {MAX_ELEMENTS:,}", field=fld)
+
+    def make() -> np.ndarray:
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except OverflowError:
+            raise CaseError("holds an integer too large for a float64", field=fld) from None
+        except (ValueError, TypeError):
+            raise CaseError("must be a nested list of numbers with a regular (rectangular) shape",
+                            field=fld) from None
+
+    return budget.once(key, value, n, make, fld)
 
 
 def _npy_header(path: Path, fld: str) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype of a .npy file, from its header only: nothing is allocated or unpickled."""
     try:
         with path.open("rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(f)
-    except (ValueError, OSError) as e:
+            return _npy_header_of(f, path.name, fld)
+    except OSError as e:
         raise CaseError(f"cannot read {path.name} as a .npy array: {e}", field=fld) from None
+
+
+def _npy_header_of(f: Any, name: str, fld: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of the .npy array that open binary file `f` starts with, checked against the limits."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except (ValueError, OSError) as e:
+        raise CaseError(f"cannot read {name} as a .npy array: {e}", field=fld) from None
     if dtype.hasobject:
-        raise CaseError(f"{path.name} holds Python objects (a pickled array); allowed: a plain numeric array "
+        raise CaseError(f"{name} holds Python objects (a pickled array); allowed: a plain numeric array "
                         "(pickles are never loaded)", field=fld)
     if dtype.kind not in "biuf":
-        raise CaseError(f"{path.name} holds {dtype} values; allowed: a numeric (bool, integer or float) array",
+        raise CaseError(f"{name} holds {dtype} values; allowed: a numeric (bool, integer or float) array",
                         field=fld)
     if math.prod(shape) > MAX_ELEMENTS:
-        raise CaseError(f"{path.name} has shape {list(shape)}, {math.prod(shape):,} elements; the limit is "
+        raise CaseError(f"{name} has shape {list(shape)}, {math.prod(shape):,} elements; the limit is "
                         f"{MAX_ELEMENTS:,}", field=fld)
     return tuple(shape), dtype
 
 
 def _load_npy(path: Path, fld: str) -> np.ndarray:
-    _npy_header(path, fld)
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise CaseError(f"cannot read {path.name} as a .npy array without pickles: {e}", field=fld) from None
+    shape, _ = _npy_header(path, fld)
+
+    def make() -> np.ndarray:
+        try:
+            return np.load(path, allow_pickle=False).astype(np.float64)
+        except (ValueError, OSError) as e:
+            raise CaseError(f"cannot read {path.name} as a .npy array without pickles: {e}", field=fld) from None
+
+    return _file_budget().once(("npy", str(path)), None, math.prod(shape), make, fld)
 
 
 def _seed(value: Any, fld: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise CaseError(f"got {value!r}; allowed: an integer >= 0", field=fld)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+        raise CaseError(f"got {show(value)}; allowed: an integer >= 0 and < 2**32", field=fld)
     return value
 
 
@@ -241,7 +333,8 @@ def _input_spec(raw: Any, base: Path) -> InputSpec:
         if "values" not in raw:
             raise CaseError("fill: values needs `values`: a nested list, channels-first", field="input.values")
         arr = _nested_array(raw["values"], "input.values")
-        values, data_shape = arr.tolist(), arr.shape
+        values = _file_budget().once(("list", id(arr)), arr, 0, arr.tolist, "input.values")  # shared by the points
+        data_shape = arr.shape
     elif fill == "file":
         path = _inside(base, raw.get("path"), "input.path", (".npy",))
         data_shape = _npy_header(path, "input.path")[0]
@@ -270,7 +363,7 @@ def _tolerance(raw: Any) -> Tolerance | None:
     _check_keys(raw, ("atol", "rtol"), "tolerance")
     for key, value in raw.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-            raise CaseError(f"got {value!r}; allowed: a number >= 0", field=f"tolerance.{key}")
+            raise CaseError(f"got {show(value)}; allowed: a number >= 0", field=f"tolerance.{key}")
     return Tolerance(atol=float(raw.get("atol", 0.0)), rtol=float(raw.get("rtol", 0.0)), source="set by the case")
 
 
@@ -279,16 +372,30 @@ def _expect(raw: Any, base: Path) -> tuple[tuple[int, ...] | None, np.ndarray | 
         return None, None
     if not isinstance(raw, dict):
         raise CaseError("must be a mapping with shape and/or output", field="expect")
-    _check_keys(raw, ("shape", "output"), "expect")
+    _check_keys(raw, ("shape", "output", "fails"), "expect")
     shape = _shape(raw["shape"], "expect.shape", min_rank=1) if "shape" in raw else None
     output = None
     if "output" in raw:
         value = raw["output"]
         if isinstance(value, str):
-            output = _load_npy(_inside(base, value, "expect.output", (".npy",)), "expect.output").astype(np.float64)
+            output = _load_npy(_inside(base, value, "expect.output", (".npy",)), "expect.output")
         else:
             output = _nested_array(value, "expect.output")
     return shape, output
+
+
+EXPECT_FAILS = ("shape", "nonfinite", "values")
+
+
+def _expect_fails(raw: Any) -> str | None:
+    """`expect.fails: CHECK`: a canary, which passes only when every comparison with the expectation fails CHECK."""
+    if not isinstance(raw, dict) or "fails" not in raw:
+        return None
+    check = _choice(raw["fails"], EXPECT_FAILS, "expect.fails")
+    if "shape" not in raw and "output" not in raw:
+        raise CaseError("a canary needs expect.shape or expect.output: the expectation that must fail",
+                        field="expect.fails")
+    return check
 
 
 def _weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
@@ -305,7 +412,11 @@ def _weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
-    except (ValueError, OSError) as e:
+        with zipfile.ZipFile(path) as archive:  # every array's header, before any data is read (a zip bomb)
+            for member in archive.namelist():
+                with archive.open(member) as f:
+                    _npy_header_of(f, f"{path.name}:{member}", f"{fld}.path")
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise CaseError(f"cannot read {path.name}: {e}", field=f"{fld}.path") from None
     unknown = names - set(block.weight_names)
     if unknown:
@@ -366,6 +477,7 @@ def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, see
                 raise Refusal(f"{layer.block.name} in train mode must be the last layer: the frameworks' random "
                               "masks differ, so nothing after it can be compared", field="block")
             out = layer.block.output_shape(site)
+            _check_budget(layer.block, site, out)
         except CaseError as e:
             if e.field == "input.shape" and i > 0:
                 e = CaseError(f"{e.message} (the output of layers[{i - 1}])", field="block")
@@ -376,6 +488,17 @@ def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, see
     return sites, shape
 
 
+def _check_budget(block: Block, site: Site, out: tuple[int, ...]) -> None:
+    """Refuse a layer whose output, padded input or weights would exceed MAX_ELEMENTS, before anything runs."""
+    if math.prod(out) > MAX_ELEMENTS:
+        raise Refusal(f"{block.name}'s output {list(out)} would have {math.prod(out):,} elements; the limit is "
+                      f"{MAX_ELEMENTS:,}", field="params")
+    need = block.largest_array(site)
+    if need > MAX_ELEMENTS:
+        raise Refusal(f"{block.name} would make an array of {need:,} elements (its padded input or weights); the "
+                      f"limit is {MAX_ELEMENTS:,}", field="params")
+
+
 def _sweep(raw: Any) -> dict[str, list[Any]]:
     if raw is None:
         return {}
@@ -383,26 +506,40 @@ def _sweep(raw: Any) -> dict[str, list[Any]]:
         raise CaseError("must be a mapping of keys to lists of values", field="sweep")
     for key, values in raw.items():
         if not isinstance(values, list) or not values:
-            raise CaseError(f"must be a non-empty list of values, got {values!r}", field=f"sweep.{key}")
+            raise CaseError(f"must be a non-empty list of values, got {show(values)}", field=f"sweep.{key}")
+    points = math.prod(len(values) for values in raw.values())
+    if points > MAX_POINTS:
+        raise CaseError(f"makes {points:,} points (the product of the lists' lengths); the limit is {MAX_POINTS:,} "
+                        "per case: split it into several cases", field="sweep")
     return dict(raw)
 
 
 def _apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
-    """The case mapping with one sweep combination (whose keys _sweep_check accepted) written into it."""
+    """The case mapping with one sweep combination (whose keys _sweep_check accepted) written into it.
+
+    A sweep never writes into something that is not a mapping (`params: true`): that stays as written, for its
+    own check to report.
+    """
+    def merged(mapping: Any, key: str, value: Any) -> Any:
+        if mapping is None:
+            return {key: value}
+        return {**mapping, key: value} if isinstance(mapping, dict) else mapping
+
     out = {k: v for k, v in raw.items() if k != "sweep"}
     for key, value in combo.items():
         if key in INPUT_SWEEP_KEYS:
-            out["input"] = {**(out.get("input") or {}), key.split(".", 1)[1]: value}
+            out["input"] = merged(out.get("input"), key.split(".", 1)[1], value)
         elif key == "mode":
             out["mode"] = value
         elif sequential:
             m = re.fullmatch(r"layers\.(\d+)\.(\w+)", key)  # a valid key: _sweep_check has seen it
-            layers = [dict(item) for item in out["layers"]]
+            layers = [dict(item) if isinstance(item, dict) else item for item in out["layers"]]
             idx, name = int(m.group(1)), m.group(2)
-            layers[idx]["params"] = {**(layers[idx].get("params") or {}), name: value}
+            if isinstance(layers[idx], dict):
+                layers[idx]["params"] = merged(layers[idx].get("params"), name, value)
             out["layers"] = layers
         else:
-            out["params"] = {**(out.get("params") or {}), key: value}
+            out["params"] = merged(out.get("params"), key, value)
     return out
 
 
@@ -424,7 +561,7 @@ def _sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
         items = raw.get("layers") if isinstance(raw.get("layers"), list) else []
         m = re.fullmatch(r"layers\.(\d+)\.(\w+)", str(key))
         if not m or int(m.group(1)) >= len(items):
-            raise CaseError(f"unknown sweep key {key!r}; allowed for a sequential: layers.<index>.<param> with "
+            raise CaseError(f"unknown sweep key {show(key)}; allowed for a sequential: layers.<index>.<param> with "
                             f"index < {len(items)}, {', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
         item = items[int(m.group(1))]
         try:
@@ -441,42 +578,74 @@ def _sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
     param = next((p for p in block.params if p.name == name), None)
     if param is None:
         allowed = [*(prefix + p.name for p in block.params), *INPUT_SWEEP_KEYS, "mode"]
-        raise CaseError(f"unknown sweep key {key!r}; allowed: {', '.join(allowed)}", field=f"sweep.{key}")
+        raise CaseError(f"unknown sweep key {show(key)}; allowed: {', '.join(allowed)}", field=f"sweep.{key}")
     return param.normalise
 
 
-def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], source: dict) -> Point:
+def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], source_yaml: str) -> Point:
     layers, sequential = _layers(raw, base)
     spec = _input_spec(raw.get("input"), base)
     mode = _choice(raw.get("mode", "eval"), MODES, "mode")
     devices = raw.get("devices")
     if devices is not None:
         if not isinstance(devices, list) or not devices or any(d not in DEVICES for d in devices):
-            raise CaseError(f"got {devices!r}; allowed: a list of {', '.join(DEVICES)}", field="devices")
+            raise CaseError(f"got {show(devices)}; allowed: a list of {', '.join(DEVICES)}", field="devices")
         devices = tuple(dict.fromkeys(devices))
     tolerance = _tolerance(raw.get("tolerance"))
     expect_shape, expect_output = _expect(raw.get("expect"), base)
+    expect_fails = _expect_fails(raw.get("expect"))
     sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential)
     return Point(file=file, case=name, sweep=sweep, layers=layers, sequential=sequential, input=spec, mode=mode,
                  sites=sites, output_shape=out_shape, tolerance=tolerance, expect_shape=expect_shape,
-                 expect_output=expect_output, devices=devices, raw=raw, source=source)
+                 expect_output=expect_output, devices=devices, raw=raw, source_yaml=source_yaml,
+                 expect_fails=expect_fails)
+
+
+MAX_CASE_YAML = 4000  # characters of a case's YAML kept for the report (input values written inline can be long)
+
+
+class _Capped(io.StringIO):
+    """A stream that stops the YAML dumper once it holds more than MAX_CASE_YAML characters: a case that repeats
+    an anchored long string through aliases would otherwise be dumped in full (gigabytes) before being cut."""
+
+    def write(self, text: str) -> int:
+        n = super().write(text)
+        if self.tell() > MAX_CASE_YAML:
+            raise _Enough
+        return n
+
+
+class _Enough(Exception):  # noqa: N818 - not an error: the dump is long enough
+    pass
+
+
+def case_yaml(raw: dict) -> str:
+    """A case as YAML for the report (the mapping as loaded: comments are not kept)."""
+    out = _Capped()
+    with contextlib.suppress(_Enough):
+        yaml.safe_dump(raw, out, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+    text = out.getvalue()
+    return text if len(text) <= MAX_CASE_YAML else text[:MAX_CASE_YAML] + "\n# ... (cut: the case is longer)\n"
 
 
 def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> CaseEntry:
     """One case of a file: its points (a refused sweep point stands in its place) or its error."""
     name = raw.get("name") if isinstance(raw, dict) else None
-    label = name if isinstance(name, str) else f"#{index + 1}"
-    entry = CaseEntry(file=file, name=label, block=str(raw.get("block")) if isinstance(raw, dict) else "?")
+    label = name if isinstance(name, str) and name else f"#{index + 1}"
+    block = raw.get("block") if isinstance(raw, dict) else "?"
+    entry = CaseEntry(file=file, name=label, block=block if isinstance(block, str) else show(block))
     try:
         if not isinstance(raw, dict):
             raise CaseError(f"each case must be a mapping, got {type(raw).__name__}")
         _check_keys(raw, CASE_KEYS, "")
         if not isinstance(name, str) or not NAME_RE.match(name):
-            raise CaseError(f"got {name!r}; allowed: a non-empty name of letters, digits, '_', '.', '-'",
+            raise CaseError(f"got {show(name)}; allowed: a non-empty name of letters, digits, '_', '.', '-'",
                             field="name")
         if name in seen:
             raise CaseError("duplicate name: case names must be unique in their file", field="name")
         seen.add(name)
+        if not isinstance(raw.get("description", ""), str):
+            raise CaseError(f"got {show(raw['description'])}; allowed: a text", field="description")
         sequential = raw.get("block") == "sequential"
         sweep = _sweep(raw.get("sweep"))
         for key, values in sweep.items():
@@ -489,10 +658,16 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
         # An error in the layers (unknown block, bad parameter) is the case's, not each point's: check them once,
         # at the first point, since a required parameter may be given by the sweep alone.
         _layers(_apply_sweep(raw, {key: values[0] for key, values in sweep.items()}, sequential), base)
+        budget = _file_budget()
+        budget.points += math.prod(len(values) for values in sweep.values())
+        if budget.points > MAX_FILE_POINTS:
+            raise CaseError(f"the cases of this file up to this one make {budget.points:,} sweep points; the limit "
+                            f"is {MAX_FILE_POINTS:,} per file: split the file", field="sweep")
         combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())] or [{}]
+        text = case_yaml(raw)
         for combo in combos:
             try:
-                entry.points.append(_point(file, label, _apply_sweep(raw, combo, sequential), base, combo, raw))
+                entry.points.append(_point(file, label, _apply_sweep(raw, combo, sequential), base, combo, text))
             except CaseError as e:
                 sweep_note = ", ".join(f"{k}={format_value(v)}" for k, v in combo.items())
                 err = e.located(file=file, case=label)
@@ -507,27 +682,64 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
 
 
 class _CaseLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is an error, not a silent overwrite."""
+    """PyYAML's safe loader (no tag ever builds a Python object), except that
+    - a key given twice in one mapping is an error, not a silent overwrite (merge keys `<<: *base` still work);
+    - nesting deeper than MAX_YAML_DEPTH is an error (not a RecursionError somewhere later);
+    - a scalar its tag cannot read (`!!int abc`, a date 2001-13-45) is an error at its line, not a ValueError.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as e:  # PyYAML's constructors raise ValueError, IndexError (`!!int ''`), ...
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read {show(node.value)} as {node.tag}: {e}",
+                                                    node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, Any] = {}
+        seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base`: the base's keys, which the mapping's own keys may override
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # a list or mapping used as a key
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"the key {key!r} is given twice",
+                    "while reading a mapping", node.start_mark, f"the key {show(key)} is not a plain value",
+                    key_node.start_mark) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"the key {show(key)} is given twice",
                     key_node.start_mark)
-            seen[key] = True
+            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
 def load_file(path: str | Path) -> tuple[list[CaseEntry], CaseError | None]:
     """All cases of one YAML file, or the file-level error (unreadable, not YAML, not a list)."""
     path = Path(path)
-    file = _display_path(path)
+    file = display_path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return [], CaseError(f"the file has {size:,} bytes; the limit is {MAX_FILE_BYTES:,} (put large arrays "
+                                 "in .npy files next to it)", file=file)
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         return [], CaseError(f"cannot read the file: {e}", file=file)
     try:
         data = yaml.load(text, Loader=_CaseLoader)  # noqa: S506 - a SafeLoader: no Python objects are built
@@ -536,12 +748,18 @@ def load_file(path: str | Path) -> tuple[list[CaseEntry], CaseError | None]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         return [], CaseError(f"invalid YAML{where}: {problem}", file=file)
+    except (Exception, RecursionError) as e:  # noqa: BLE001 - whatever else PyYAML raises on a hostile text
+        return [], CaseError(f"invalid YAML: {type(e).__name__}: {show(str(e))}", file=file)
     if data is None:
         return [], None
     if not isinstance(data, list):
         return [], CaseError(f"a case file must be a YAML list of cases, got a {type(data).__name__}", file=file)
     seen: set[str] = set()
-    return [load_case(file, i, raw, path.parent, seen) for i, raw in enumerate(data)], None
+    token = _BUDGET.set(_FileBudget())
+    try:
+        return [load_case(file, i, raw, path.parent, seen) for i, raw in enumerate(data)], None
+    finally:
+        _BUDGET.reset(token)
 
 
 def find_case_files(paths: list[str | Path]) -> list[Path]:

@@ -56,12 +56,12 @@ def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
     return table
 
 
-def _run_all(tests: list, details: str, quiet: bool, console) -> list:  # noqa: ANN001
+def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float | None = None) -> list:  # noqa: ANN001
     """Run the planned tests: a progress bar on a terminal, plain lines otherwise (CI logs, pipes)."""
     results = []
     if not console.is_terminal:
         for test in tests:
-            result = test.run(details)
+            result = test.run(details, timeout_s)
             results.append(result)
             for line in _result_lines(result, quiet):
                 print(line, flush=True)
@@ -75,7 +75,7 @@ def _run_all(tests: list, details: str, quiet: bool, console) -> list:  # noqa: 
         task = progress.add_task("running", total=len(tests), current="")
         for test in tests:
             progress.update(task, current=test.id)
-            result = test.run(details)
+            result = test.run(details, timeout_s)
             results.append(result)
             for i, line in enumerate(_result_lines(result, quiet)):
                 style = COLOURS[result.status] if i == 0 and not line.startswith(" ") else None
@@ -99,7 +99,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for error in file_errors:
         print(f"INVALID  {error}")
     tests = plan_tests(entries, device=args.device, match=args.k)
-    results = _run_all(tests, args.details, args.quiet, console)
+    if args.shard:
+        tests = _shard(tests, args.shard, args.shard_durations)
+        if tests is None:
+            return 2
+    results = _run_all(tests, args.details, args.quiet, console, args.timeout)
     dicts = [r.to_dict() for r in results] + [
         error_result(str(e.file), "<file>", "?", e).to_dict() for e in file_errors]
     doc = results_document(dicts)
@@ -110,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.html:
         from harness.report import write_report
 
-        write_report(Path(args.html), doc, baseline)
+        write_report(Path(args.html), doc, baseline, _read_bench(args.bench))
     counts = summarise(dicts)
     elapsed = time.perf_counter() - start
     if dicts:
@@ -122,6 +126,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         if path:
             print(f"{what}: {path}")
     return 1 if counts["failed"] or counts["error"] or not dicts else 0
+
+
+def _shard(tests: list, spec: str, durations_file: str | None) -> list | None:
+    """The planned tests of shard K/N (None after printing why, for a bad spec or durations file)."""
+    from harness.sharding import ShardError, durations_from, estimated_cost, parse_shard, select
+
+    try:
+        k, n = parse_shard(spec)
+    except ShardError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return None
+    durations = {}
+    if durations_file:
+        doc = _read_results_or_report(durations_file)
+        if doc is None:
+            return None
+        durations = durations_from(doc)
+    estimates = {t.id: estimated_cost(t.point) for t in tests if t.point is not None}
+    chosen = select([t.id for t in tests], estimates, k, n, durations)
+    return [t for t in tests if t.id in chosen]
+
+
+def _read_bench(path: str | None) -> dict | None:
+    """A pytest-benchmark JSON file (`make bench`), for the report's speed table; None when not given."""
+    if not path:
+        return None
+    import json
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"harness: {path}: cannot read the benchmark file ({e}); the report has no speed table",
+              file=sys.stderr)
+        return None
 
 
 def _read_results_or_report(path: str):  # noqa: ANN202 - a results document, or None after printing why
@@ -147,7 +185,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"harness: {len(duplicates)} test(s) appear in more than one results file (overlapping shards?); "
               f"kept the later file's result, e.g. {duplicates[0]}", file=sys.stderr)
     out = Path(args.output)
-    write_report(out / "index.html", doc, baseline)
+    write_report(out / "index.html", doc, baseline, _read_bench(args.bench))
     write_json(out / "results.json", doc)
     write_junit(out / "junit.xml", doc)
     s = doc["summary"]
@@ -269,11 +307,20 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
     run.add_argument("--html", metavar="FILE", help="write the HTML report")
     run.add_argument("--baseline", metavar="RESULTS", help="mark tests that changed since this earlier results file "
                                                             "(in the HTML report)")
+    run.add_argument("--bench", metavar="FILE", help="a pytest-benchmark JSON file (`make bench`): the HTML report "
+                                                     "gets a speed table")
     run.add_argument("--details", choices=DETAILS, default="failed",
                      help="which tests keep pictures and generated code for the report (default: failed)")
     run.add_argument("--device", choices=("cpu", "gpu"), help="run only on this device")
     run.add_argument("-k", metavar="TEXT", help="run only tests whose id contains TEXT")
     run.add_argument("-q", "--quiet", action="store_true", help="print failures, errors and the summary only")
+    run.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
+                     help="time limit of each test; past it the test is an error and the others run (default: "
+                          "$HARNESS_TIMEOUT or 120; 0: none)")
+    run.add_argument("--shard", metavar="K/N", help="run only the K-th of N disjoint parts of the tests, balanced by "
+                                                  "expected cost (the same split on every machine)")
+    run.add_argument("--shard-durations", metavar="RESULTS", help="balance --shard by the durations measured in "
+                                                                  "this earlier results file")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser(
         "report", help="build the HTML report from results files, merging shards",
@@ -284,6 +331,7 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
     rep.add_argument("-o", "--output", metavar="DIR", default="reports", help="output folder (default: reports)")
     rep.add_argument("--baseline", metavar="RESULTS", help="an earlier results file: mark tests that passed then "
                                                             "and fail now (regressed), and the reverse (fixed)")
+    rep.add_argument("--bench", metavar="FILE", help="a pytest-benchmark JSON file (`make bench`): a speed table")
     rep.set_defaults(func=cmd_report)
     lst = sub.add_parser("list", help="list the blocks, their parameters, defaults and meaning")
     lst.add_argument("block", nargs="*", help="only these blocks")

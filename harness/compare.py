@@ -89,7 +89,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what
         metrics.update(n_bad=count, worst_index=list(idx), worst_actual=float(a64[idx]), worst_expected=float(b64[idx]))
         return Verdict(what, False, "nonfinite",
                        f"NaN/Inf in different places: {count} of {n} elements; first at {list(idx)}: "
-                       f"{na}={a64[idx]!r}, {nb}={b64[idx]!r}", metrics)
+                       f"{na}={float(a64[idx])!r}, {nb}={float(b64[idx])!r}", metrics)
 
     finite = np.isfinite(a64) & np.isfinite(b64)
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: masked out just below

@@ -24,11 +24,28 @@ class _Recorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Runs on the controller also under pytest-xdist: user_properties travel with the report.
+        if report.when not in ("setup", "call", "teardown") and report.failed:
+            self.results.extend(_crashed(report))  # pytest-xdist: the worker running this test died
         if report.when != "call":
             return
         for key, value in report.user_properties:
             if key == RESULTS_KEY:
                 self.results.append(value)
+
+
+def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
+    """An error result for a case test whose process died (pytest-xdist reports it with when="???"), so that the
+    results file names it rather than losing it."""
+    file, _, rest = report.nodeid.partition("::")
+    if Path(file).suffix not in (".yaml", ".yml") or not rest:
+        return []
+    from harness.runner import Result
+
+    case, _, params = rest.partition("[")
+    device = params.rstrip("]").rsplit("-", 1)[-1]
+    message = f"the process running this test crashed: {report.longreprtext.strip()}"
+    return [Result(id=report.nodeid, file=file, case=case, blocks=[], sweep={}, status="error", message=message,
+                   device=device if device in ("cpu", "gpu") else "-").to_dict()]
 
 
 _RECORDER = pytest.StashKey[_Recorder]()
@@ -40,8 +57,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "cross-framework equivalence cases")
     group.addoption("--harness-results", metavar="PATH", default=None,
                     help="write every case result (verdicts, metrics) as JSON to PATH, for `harness report`")
+    _add_shard_options(group)
     group.addoption("--harness-details", choices=DETAILS, default="failed",
                     help="which case results keep pictures and generated code in --harness-results (default: failed)")
+    group.addoption("--harness-timeout", metavar="SECONDS", type=float, default=None,
+                    help="time limit of each case test; past it the test is an error and the others run (default: "
+                         "$HARNESS_TIMEOUT or 120; 0: none)")
+
+
+def _add_shard_options(group: Any) -> None:
+    group.addoption("--harness-shard", metavar="K/N", default=None,
+                    help="run only the K-th of N disjoint parts of the collected tests, balanced by expected cost "
+                         "(the same split on every machine: one CI job per part)")
+    group.addoption("--harness-shard-durations", metavar="RESULTS", default=None,
+                    help="balance --harness-shard by the durations in this earlier --harness-results file")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    spec = config.getoption("--harness-shard")
+    if not spec:
+        return
+    from harness.results import ResultsFileError, read_results
+    from harness.sharding import ShardError, durations_from, estimated_cost, parse_shard, select
+
+    try:
+        k, n = parse_shard(spec)
+        path = config.getoption("--harness-shard-durations")
+        durations = durations_from(read_results(Path(path))) if path else {}
+    except (ShardError, ResultsFileError) as e:
+        raise pytest.UsageError(str(e)) from None
+    # Case items carry their estimated cost; other tests count the median cost (see harness.sharding.select).
+    estimates = {item.nodeid: estimated_cost(item.point) for item in items if isinstance(item, CaseItem)}
+    chosen = select([item.nodeid for item in items], estimates, k, n, durations)
+    deselected = [item for item in items if item.nodeid not in chosen]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.nodeid in chosen]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,7 +187,8 @@ class CaseItem(_HarnessItem):
     def runtest(self) -> None:
         from harness.runner import run_point
 
-        result = run_point(self.point, self.device, self.config.getoption("--harness-details"))
+        result = run_point(self.point, self.device, self.config.getoption("--harness-details"),
+                           self.config.getoption("--harness-timeout"))
         self.record_and_raise(result, None if result.status in ("passed", "skipped")
                               else f"{result.status.upper()}: {result.message}")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.errors import CaseError, Refusal, did_you_mean
+from harness.errors import CaseError, Refusal, did_you_mean, show
 from harness.layout import CHANNELS_LAST, Layout
 from harness.schema import Param
 
@@ -103,6 +103,11 @@ class Block:
         """How many terms one output element sums (drives the default tolerance)."""
         return 1
 
+    def largest_array(self, site: Site) -> int:
+        """Elements of the largest array the block makes besides its output (a padded input, a weight): the loader
+        refuses a point over its memory budget (harness.cases.MAX_ELEMENTS) before anything is allocated."""
+        return 0
+
     # --- builders --------------------------------------------------------------------------------------
     def torch_module(self, site: Site) -> Any:
         raise NotImplementedError
@@ -147,7 +152,7 @@ def get_block(name: Any) -> Block:
     _load_families()
     if not isinstance(name, str) or name not in REGISTRY:
         names = sorted(REGISTRY) + ["sequential"]
-        raise CaseError(f"unknown block {name!r}{did_you_mean(name, names)}; known blocks: {', '.join(names)}",
+        raise CaseError(f"unknown block {show(name)}{did_you_mean(name, names)}; known blocks: {', '.join(names)}",
                         field="block")
     return REGISTRY[name]
 

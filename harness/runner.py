@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, load_file, sweep_id
+from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, find_case_files, load_file, sweep_id
 from harness.compare import Verdict, check_dropout_sample, compare, default_tolerance
 from harness.errors import CaseError
 from harness.frameworks import (
     TORCH_DTYPES,
     available_devices,
     gpu_unavailable_reason,
+    keras,
     keras_device,
     placement,
     tf,
@@ -31,9 +31,9 @@ from harness.frameworks import (
     torch_device,
 )
 from harness.layout import shape_to_channels_last
+from harness.timeout import Deadline, TimedOut, default_timeout
 
 STATUSES = ("passed", "failed", "error", "skipped")
-MAX_CASE_YAML = 4000  # characters of a case's YAML kept in a result (input values written inline can be long)
 
 
 @dataclass
@@ -108,7 +108,11 @@ def _stage(point: Point, index: int, what: str) -> Iterator[None]:
 
 def build_torch(point: Point, device: str) -> list[Any]:
     """The PyTorch modules of a point, initialised by PyTorch from the case's seed (or loaded from files)."""
-    torch.manual_seed(point.input.seed)
+    # Modules are built on the CPU: seeding its generator gives every device the same initial weights.
+    # (torch.manual_seed would also queue a lazy CUDA seeding, with a traceback captured on every call: slow.)
+    torch.random.default_generator.manual_seed(point.input.seed)
+    if device == "gpu":  # dropout on CUDA draws from the CUDA generator: seeded too, for repeatable samples
+        torch.cuda.manual_seed(point.input.seed)
     modules = []
     for i, (layer, site) in enumerate(zip(point.layers, point.sites)):
         with _stage(point, i, "building the PyTorch module of"):
@@ -201,9 +205,28 @@ def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
     return verdicts
 
 
-def case_yaml(point: Point) -> str:
-    text = yaml.safe_dump(point.source, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
-    return text if len(text) <= MAX_CASE_YAML else text[:MAX_CASE_YAML] + "\n# ... (cut: the case is longer)\n"
+EXPECTATIONS = ("expected shape", "torch vs expected", "keras vs expected")  # the verdicts on `expect`
+
+
+def judge(point: Point, verdicts: list[Verdict]) -> tuple[str, str]:
+    """A test's status and message from its verdicts: failed when one failed.
+
+    A canary (`expect.fails: CHECK`) turns that around for its planted expectation: it passes only when every
+    verdict on the expectation failed with CHECK and every other verdict (torch vs keras) passed.
+    """
+    failed = [v for v in verdicts if not v.passed]
+    if point.expect_fails is None:
+        return ("failed" if failed else "passed"), "\n".join(f"[{v.what}] {v.message}" for v in (failed or verdicts))
+    planted = [v for v in verdicts if v.what in EXPECTATIONS]
+    wrong = [v for v in verdicts if (v.passed or v.check != point.expect_fails if v.what in EXPECTATIONS
+                                     else not v.passed)]
+    if wrong or not planted:
+        lines = [f"canary: expect.fails is {point.expect_fails}: every comparison with the expectation must fail "
+                 "that check, and the others pass; the harness said otherwise"]
+        lines += [f"[{v.what}] {v.message}" for v in wrong] or ["(no comparison with the expectation was made)"]
+        return "failed", "\n".join(lines)
+    return "passed", "\n".join([f"canary: the planted difference was reported ({point.expect_fails}), as expected",
+                                *(f"[{v.what}] {v.message}" for v in planted)])
 
 
 def params_text(point: Point) -> str:
@@ -244,13 +267,51 @@ def point_details(point: Point, device: str, torch_outs: list[np.ndarray], keras
     return details
 
 
-def run_point(point: Point, device: str, details: str = "failed") -> Result:
+def run_point(point: Point, device: str, details: str = "failed", timeout_s: float | None = None) -> Result:
     """Run one point on one device. Never raises: a framework error becomes an `error` result.
 
     `details` ("failed", "all" or "none", see DETAILS): which results keep pictures and code for the report.
+    `timeout_s`: the test's time limit (None: harness.timeout.default_timeout(), $HARNESS_TIMEOUT or 120 s; 0: none).
+    Past it the test is an `error` ("timed out after N s while running PyTorch's conv2d"); see harness.timeout
+    for what cannot be interrupted.
     """
+    try:
+        limit = default_timeout() if timeout_s is None else timeout_s
+    except ValueError as e:  # a malformed $HARNESS_TIMEOUT: every test says so
+        return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
+                      sweep=point.sweep, device=device, status="error", message=str(e), params=params_text(point))
+    try:
+        with Deadline(limit, _doing):
+            return _run_point(point, device, details)
+    except TimedOut as e:  # landed outside _run_point's own handlers (in one of them): still this test's error
+        return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
+                      sweep=point.sweep, device=device, status="error", message=f"{e} (in {point.test_id(device)})",
+                      case_yaml=point.source_yaml, params=params_text(point), duration_s=limit)
+
+
+def _doing(frame: Any) -> str:
+    """What the test was doing in `frame` (where a timeout interrupted it), from the runner's innermost step."""
+    steps = {build_torch.__code__: "building the PyTorch module of",
+             build_keras.__code__: "building the Keras layer of", forward_torch.__code__: "running PyTorch's",
+             forward_keras.__code__: "running Keras's", _load_weights.__code__: "loading the weights of"}
+    others = {compare_outputs.__code__: "comparing the outputs", point_details.__code__: "making the report's details",
+              InputSpec.make.__code__: "making the input"}
+    while frame is not None:
+        if frame.f_code in steps:
+            point, i = frame.f_locals.get("point"), frame.f_locals.get("i")
+            if isinstance(point, Point) and isinstance(i, int) and i < len(point.layers):
+                name = point.layers[i].block.name
+                return f"{steps[frame.f_code]} {f'layers[{i}] ({name})' if point.sequential else name}"
+            return steps[frame.f_code].rsplit(" ", 1)[0]
+        if frame.f_code in others:
+            return others[frame.f_code]
+        frame = frame.f_back
+    return "running the test"
+
+
+def _run_point(point: Point, device: str, details: str = "failed") -> Result:
     result = Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                    sweep=point.sweep, device=device, status="error", case_yaml=case_yaml(point),
+                    sweep=point.sweep, device=device, status="error", case_yaml=point.source_yaml,
                     params=params_text(point))
     start = time.perf_counter()
     try:
@@ -266,11 +327,12 @@ def run_point(point: Point, device: str, details: str = "failed") -> Result:
         result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
                          "keras": list(keras_outs[-1].shape)}
         result.verdicts = compare_outputs(point, x, torch_outs, keras_outs)
-        failed = [v for v in result.verdicts if not v.passed]
-        result.status = "failed" if failed else "passed"
-        result.message = "\n".join(f"[{v.what}] {v.message}" for v in (failed or result.verdicts))
+        result.status, result.message = judge(point, result.verdicts)
+        failed = result.status == "failed"
         if details == "all" or (details == "failed" and failed):
             result.details = point_details(point, device, torch_outs, keras_outs, result.verdicts)
+    except TimedOut as e:
+        result.message = f"{e} (in {point.test_id(device)})"
     except CaseError as e:
         result.message = str(e.located(file=point.file, case=point.case))
     except StageError as e:
@@ -280,6 +342,9 @@ def run_point(point: Point, device: str, details: str = "failed") -> Result:
                           + "".join(traceback.format_exception(e)[-3:]))
     finally:
         result.duration_s = time.perf_counter() - start
+        # Keras keeps global state for every layer built (name counters, ...): without this a long run's memory
+        # grows by about 0.14 MB per six-layer network (measured; benchmarks/test_memory.py). 5 us a call.
+        keras.backend.clear_session(free_memory=False)
     return result
 
 
@@ -305,8 +370,8 @@ class PlannedTest:
     device: str = "-"
     invalid: Result | None = None
 
-    def run(self, details: str = "failed") -> Result:
-        return self.invalid if self.invalid is not None else run_point(self.point, self.device, details)
+    def run(self, details: str = "failed", timeout_s: float | None = None) -> Result:
+        return self.invalid if self.invalid is not None else run_point(self.point, self.device, details, timeout_s)
 
 
 def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import CaseError, did_you_mean
+from harness.errors import CaseError, did_you_mean, show
 
 REQUIRED = object()
 
@@ -78,7 +78,7 @@ class Param:
             return None
         ok, out = self._normalise(value)
         if not ok:
-            raise CaseError(f"got {value!r}; allowed: {self.allowed()}", field=self.name)
+            raise CaseError(f"got {show(value)}; allowed: {self.allowed()}", field=self.name)
         return out
 
     def _normalise(self, v: Any) -> tuple[bool, Any]:
@@ -134,7 +134,7 @@ def normalise_params(params: tuple[Param, ...], raw: Any) -> dict[str, Any]:
     for key in raw:
         if key not in by_name:
             allowed = ", ".join(by_name) or "none (this block takes no parameters)"
-            raise CaseError(f"unknown parameter {key!r}{did_you_mean(key, by_name)}; allowed: {allowed}",
+            raise CaseError(f"unknown parameter {show(key)}{did_you_mean(key, by_name)}; allowed: {allowed}",
                             field=f"params.{key}")
     out: dict[str, Any] = {}
     for p in params:

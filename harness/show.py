@@ -29,7 +29,18 @@ import yaml
 
 import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.layout
-from harness.cases import DTYPES, FILLS, CaseEntry, InputSpec, Layer, Point, RefusedPoint, load_file, plan
+from harness.cases import (
+    DTYPES,
+    FILLS,
+    CaseEntry,
+    InputSpec,
+    Layer,
+    Point,
+    RefusedPoint,
+    display_path,
+    load_file,
+    plan,
+)
 from harness.compare import EPS, ULP_FACTOR, default_tolerance
 from harness.errors import CaseError, did_you_mean
 from harness.frameworks import DEVICES, gpu_unavailable_reason, keras, torch
@@ -223,13 +234,6 @@ def _yaml_flow(value: Any) -> str:
     return repr(value)
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 # --- harness show --------------------------------------------------------------------------------------------
 
 def _input_lines(spec: InputSpec) -> list[str]:
@@ -239,7 +243,7 @@ def _input_lines(spec: InputSpec) -> list[str]:
         return [f"x = {_format(_Node('np.asarray', [_py(spec.values, _Context()), ('dtype', dtype)]))}"]
     if spec.fill == "file":
         return ["# the path is relative to the folder harness show ran in",
-                f"x = np.load({_str(_display(spec.path))}, allow_pickle=False).astype({dtype})"]
+                f"x = np.load({_str(display_path(spec.path))}, allow_pickle=False).astype({dtype})"]
     if spec.fill == "arange":
         return [f"x = np.arange({math.prod(spec.shape)}, dtype=np.float64).reshape({shape}).astype({dtype})"]
     draw = "uniform(-1.0, 1.0, " if spec.fill == "uniform" else "standard_normal("
@@ -287,7 +291,7 @@ def _torch_build(point: Point, modules: list[Any], device: str, ctx: _Context) -
         params = layer.block.torch_parameters(module)
         lines.append(f"# layers[{i}].weights: PyTorch-layout arrays from a file, over the initial weights"
                      if point.sequential else "# weights: PyTorch-layout arrays from a file, over the initial weights")
-        lines.append(f"with np.load({_str(_display(layer.weights))}, allow_pickle=False) as npz, torch.no_grad():")
+        lines.append(f"with np.load({_str(display_path(layer.weights))}, allow_pickle=False) as npz, torch.no_grad():")
         for name, tensor in params.items():
             target = _attr(f"t{i}", parameter_path(module, tensor))
             lines.append(f"    {target}.copy_(torch.from_numpy(npz[{_str(name)}]))")
@@ -440,7 +444,7 @@ def _header(point: Point, device: str) -> list[str]:
         lines += [line for i in range(len(point.layers)) for line in _comment(_layer_label(point, i), lead="  ")]
     else:
         lines += _comment(f"block: {_layer_label(point, 0)} (parameters with the defaults filled in)")
-    source = {"values": "inline values", "file": f"from {_display(spec.path) if spec.path else '?'}"}.get(
+    source = {"values": "inline values", "file": f"from {display_path(spec.path) if spec.path else '?'}"}.get(
         spec.fill, f"fill {spec.fill}, seed {spec.seed}")
     lines.append(f"# input: shape {list(spec.shape)} (channels-first), {spec.dtype}, {source}; PyTorch's initial "
                  f"weights from seed {spec.seed}")
@@ -478,6 +482,9 @@ def _footer(point: Point) -> list[str]:
     if point.expect_output is not None:
         texts.append("expect.output: torch_out and keras_out are each compared with the golden values, by the same "
                      "rule.")
+    if point.expect_fails is not None:
+        texts.append(f"expect.fails: {point.expect_fails}: a canary. The test passes only when every comparison with "
+                     f"the expectation fails the {point.expect_fails} check (and keras_out still matches torch_out).")
     lines = ["# --- How the harness compares them ---"]
     for text in texts:
         lines += _comment(text)
@@ -528,7 +535,7 @@ def find_points(spec: str) -> list[Point]:
     if error is not None:
         raise error
     by_name: dict[str, CaseEntry] = {entry.name: entry for entry in entries}
-    display = entries[0].file if entries else _display(path)
+    display = entries[0].file if entries else display_path(path)
     if case not in by_name:
         names = list(by_name)
         raise CaseError(f"no case named {case!r}{did_you_mean(case, names)}; the file's cases: "

@@ -95,6 +95,12 @@ class Conv2D(Block):
         kh, kw = site.params["kernel_size"]
         return site.in_shape[1] // site.params["groups"] * kh * kw
 
+    def largest_array(self, site: Site) -> int:
+        (size_h, size_w), ((top, bottom), (left, right)) = self._geometry(site)
+        n, c = site.in_shape[:2]
+        return max(n * c * (size_h + top + bottom) * (size_w + left + right),
+                   site.params["filters"] * self.reduction_length(site))
+
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
         _, pads = self._geometry(site)

@@ -79,6 +79,9 @@ class Dense(Block):
     def reduction_length(self, site: Site) -> int:
         return site.in_shape[1]
 
+    def largest_array(self, site: Site) -> int:
+        return site.params["units"] * site.in_shape[1]
+
     def torch_module(self, site: Site) -> torch.nn.Module:
         linear = torch.nn.Linear(site.in_shape[1], site.params["units"], bias=site.params["use_bias"])
         return linear if site.rank == 2 else TorchChannelsLinear(linear)

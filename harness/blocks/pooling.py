@@ -117,6 +117,11 @@ class _WindowPool(Block):
                           field="params.pool_size")
         return (*site.in_shape[:2], *out)
 
+    def largest_array(self, site: Site) -> int:
+        _, _, ((top, bottom), (left, right)) = self.geometry(site)
+        n, c, h, w = site.in_shape
+        return n * c * (h + top + bottom) * (w + left + right)
+
     @staticmethod
     def torch_native_padding(k: tuple[int, int], pads: Pads) -> tuple[int, int] | None:
         """Padding PyTorch's pooling layers take themselves: symmetric and at most half the window."""
