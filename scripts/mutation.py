@@ -104,7 +104,9 @@ def check_applies(mutant: Mutant) -> None:
 
 def _child_env(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    env.update(PYTHONPATH=str(folder), PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
+    # The copy first; entries the user had stay after it (a machine may find its frameworks through them).
+    env.update(PYTHONPATH=os.pathsep.join([str(folder), *filter(None, os.environ.get("PYTHONPATH", "").split(
+        os.pathsep))]), PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
     return env
 
 

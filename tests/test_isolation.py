@@ -25,13 +25,16 @@ THREE = """\
 - name: first
   block: relu
   input: {shape: [1, 4]}
+  devices: [cpu]
 - name: victim
   block: sequential
   layers: [{block: relu}, {block: tanh}]
   input: {shape: [1, 4]}
+  devices: [cpu]
 - name: last
   block: sigmoid
   input: {shape: [1, 4]}
+  devices: [cpu]
 """
 
 
@@ -188,6 +191,7 @@ def test_a_worker_that_dies_is_reported_and_the_others_still_run(pytester: pytes
         - name: more
           block: relu
           input: {shape: [2, 4]}
+          devices: [cpu]
           sweep: {input.seed: [0, 1, 2, 3]}
         """))
     pytester.makeconftest(CRASH_CONFTEST)
