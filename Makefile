@@ -32,12 +32,14 @@ report: setup
 # Speed of every block in both frameworks, the harness's overhead, its memory at 200 and 2,000 tests
 # (pytest-benchmark; reports/bench.json), then the report with its speed table.
 bench: setup
+	mkdir -p reports
 	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-json=reports/bench.json \
 	  --benchmark-columns=median,iqr,rounds --benchmark-sort=name $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory report
 
 # Where a full run's time goes (pyinstrument): reports/profile.html.
 profile: setup
+	mkdir -p reports
 	$(PY) -m pyinstrument -r html -o reports/profile.html -m harness run cases --quiet
 	@echo "open reports/profile.html"
 
