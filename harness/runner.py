@@ -33,7 +33,7 @@ from harness.frameworks import (
 from harness.layout import shape_to_channels_last
 from harness.timeout import Deadline, TimedOut, default_timeout
 
-STATUSES = ("passed", "failed", "error", "skipped")
+STATUSES = ("passed", "failed", "error", "skipped")  # what the runner gives (results.STATUS_ORDER adds divergent)
 
 
 @dataclass
@@ -278,15 +278,19 @@ def run_point(point: Point, device: str, details: str = "failed", timeout_s: flo
     try:
         limit = default_timeout() if timeout_s is None else timeout_s
     except ValueError as e:  # a malformed $HARNESS_TIMEOUT: every test says so
-        return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                      sweep=point.sweep, device=device, status="error", message=str(e), params=params_text(point))
+        return _point_result(point, device, message=str(e))
     try:
         with Deadline(limit, _doing):
             return _run_point(point, device, details)
     except TimedOut as e:  # landed outside _run_point's own handlers (in one of them): still this test's error
-        return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                      sweep=point.sweep, device=device, status="error", message=f"{e} (in {point.test_id(device)})",
-                      case_yaml=point.source_yaml, params=params_text(point), duration_s=limit)
+        return _point_result(point, device, message=f"{e} (in {point.test_id(device)})", duration_s=limit)
+
+
+def _point_result(point: Point, device: str, **fields: Any) -> Result:
+    """A point's result on a device, an `error` until the run says otherwise."""
+    return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
+                  sweep=point.sweep, device=device, status="error", case_yaml=point.source_yaml,
+                  params=params_text(point), **fields)
 
 
 def _doing(frame: Any) -> str:
@@ -310,9 +314,7 @@ def _doing(frame: Any) -> str:
 
 
 def _run_point(point: Point, device: str, details: str = "failed") -> Result:
-    result = Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                    sweep=point.sweep, device=device, status="error", case_yaml=point.source_yaml,
-                    params=params_text(point))
+    result = _point_result(point, device)
     start = time.perf_counter()
     try:
         if device == "gpu" and (reason := gpu_unavailable_reason()):
@@ -331,12 +333,10 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
         failed = result.status == "failed"
         if details == "all" or (details == "failed" and failed):
             result.details = point_details(point, device, torch_outs, keras_outs, result.verdicts)
-    except TimedOut as e:
+    except (TimedOut, StageError) as e:  # their messages name the stage and the layer: add the test
         result.message = f"{e} (in {point.test_id(device)})"
     except CaseError as e:
         result.message = str(e.located(file=point.file, case=point.case))
-    except StageError as e:
-        result.message = f"{e} (in {point.test_id(device)})"
     except Exception as e:  # a framework raised: report it as this test's error, carry on with the others
         result.message = (f"{type(e).__name__} while running {point.test_id(device)}: {e}\n"
                           + "".join(traceback.format_exception(e)[-3:]))
@@ -395,13 +395,6 @@ def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: s
                 if (device is None or dev == device) and (match is None or match in test_id):
                     planned.append(PlannedTest(test_id, point, dev))
     return planned
-
-
-def iter_results(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None,
-                 details: str = "failed") -> Iterator[Result]:
-    """Run every test of `entries` (see plan_tests), yielding each result as it is made."""
-    for test in plan_tests(entries, device, match):
-        yield test.run(details)
 
 
 def load_paths(paths: list[str | Path]) -> tuple[list[CaseEntry], list[CaseError]]:

@@ -8,7 +8,7 @@ import pytest
 import harness.blocks.convolution as convolution
 from harness.frameworks import torch
 from harness.registry import get_block
-from harness.runner import iter_results, load_paths
+from harness.runner import load_paths, plan_tests
 
 NET = """
 - name: net
@@ -46,7 +46,7 @@ def test_a_framework_error_is_one_tests_error_and_the_others_still_run(tmp_path,
 """, encoding="utf-8")
     entries, errors = load_paths([path])
     assert not errors
-    results = list(iter_results(entries, device="cpu"))
+    results = [test.run() for test in plan_tests(entries, device="cpu")]
     assert [r.status for r in results] == ["error", "passed"]
     assert results[0].message.startswith("RuntimeError while running PyTorch's layers[0] (relu): boom")
 
