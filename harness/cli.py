@@ -130,21 +130,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _shard(tests: list, spec: str, durations_file: str | None) -> list | None:
     """The planned tests of shard K/N (None after printing why, for a bad spec or durations file)."""
-    from harness.sharding import ShardError, durations_from, estimated_cost, parse_shard, select
+    from harness.results import ResultsFileError
+    from harness.sharding import ShardError, select_shard
 
     try:
-        k, n = parse_shard(spec)
-    except ShardError as e:
+        chosen = select_shard(spec, [(t.id, t.point) for t in tests], durations_file)
+    except (ShardError, ResultsFileError) as e:
         print(f"harness: {e}", file=sys.stderr)
         return None
-    durations = {}
-    if durations_file:
-        doc = _read_results_or_report(durations_file)
-        if doc is None:
-            return None
-        durations = durations_from(doc)
-    estimates = {t.id: estimated_cost(t.point) for t in tests if t.point is not None}
-    chosen = select([t.id for t in tests], estimates, k, n, durations)
     return [t for t in tests if t.id in chosen]
 
 

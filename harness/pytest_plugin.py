@@ -78,18 +78,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     spec = config.getoption("--harness-shard")
     if not spec:
         return
-    from harness.results import ResultsFileError, read_results
-    from harness.sharding import ShardError, durations_from, estimated_cost, parse_shard, select
+    from harness.results import ResultsFileError
+    from harness.sharding import ShardError, select_shard
 
+    # Case items carry their point (an estimated cost); other tests count the median cost (harness.sharding).
+    tests = [(item.nodeid, item.point if isinstance(item, CaseItem) else None) for item in items]
     try:
-        k, n = parse_shard(spec)
-        path = config.getoption("--harness-shard-durations")
-        durations = durations_from(read_results(Path(path))) if path else {}
+        chosen = select_shard(spec, tests, config.getoption("--harness-shard-durations"))
     except (ShardError, ResultsFileError) as e:
         raise pytest.UsageError(str(e)) from None
-    # Case items carry their estimated cost; other tests count the median cost (see harness.sharding.select).
-    estimates = {item.nodeid: estimated_cost(item.point) for item in items if isinstance(item, CaseItem)}
-    chosen = select([item.nodeid for item in items], estimates, k, n, durations)
     deselected = [item for item in items if item.nodeid not in chosen]
     if deselected:
         config.hook.pytest_deselected(items=deselected)

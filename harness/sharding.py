@@ -15,6 +15,7 @@ import heapq
 import math
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 # Estimated seconds, fitted by least squares to the shipped suite's measured durations on the 2-core CI machine:
@@ -68,6 +69,19 @@ def select(ids: Iterable[str], estimates: Mapping[str, float], k: int, n: int,
     fallback = sorted(known)[len(known) // 2] if known else 1.0
     costs = {i: float(durations.get(i, estimates.get(i, fallback))) for i in ids}
     return set(assign(costs, n)[k - 1])
+
+
+def select_shard(spec: str, tests: Iterable[tuple[str, Any]], durations_path: str | None = None) -> set[str]:
+    """The ids of shard `spec` ("K/N") among `tests`, pairs (id, point or None for a test with no case), balanced
+    by the durations in the results file at `durations_path` where given. What `harness run --shard` and
+    `pytest --harness-shard` both call; raises ShardError or harness.results.ResultsFileError."""
+    from harness.results import read_results
+
+    k, n = parse_shard(spec)
+    durations = durations_from(read_results(Path(durations_path))) if durations_path else {}
+    tests = list(tests)
+    estimates = {test_id: estimated_cost(point) for test_id, point in tests if point is not None}
+    return select([test_id for test_id, _ in tests], estimates, k, n, durations)
 
 
 def durations_from(doc: Mapping[str, Any]) -> dict[str, float]:
