@@ -36,18 +36,14 @@ def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
     """Per block: how many tests passed, failed, errored, were skipped (coloured where the terminal allows)."""
     from rich.table import Table
 
-    from harness.results import STATUS_ORDER, summarise
+    from harness.results import STATUS_ORDER, by_block, summarise
 
     statuses = [s for s in STATUS_ORDER if s != "divergent" or any(r["status"] == s for r in results)]
     table = Table(title="harness: results per block", title_justify="left")
     table.add_column("block")
     for s in statuses:
         table.add_column(s, justify="right", style=COLOURS[s])
-    blocks: dict[str, list[dict]] = {}
-    for r in results:
-        for block in dict.fromkeys(r["blocks"] or ["?"]):
-            blocks.setdefault(block, []).append(r)
-    for block, rs in sorted(blocks.items()):
+    for block, rs in by_block(results).items():
         counts = summarise(rs)
         table.add_row(block, *(str(counts[s]) if counts[s] else "" for s in statuses))
     counts = summarise(results)

@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from harness.results import STATUS_ORDER, case_key, changes_since
+from harness.results import STATUS_ORDER, by_block, case_key, changes_since, summarise
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
@@ -57,17 +57,13 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
 
 
 def _per_block(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    per_block: dict[str, Counter] = defaultdict(Counter)
-    worst: dict[str, float] = {}
-    for r in results:
-        rel = _headline(r)["max_rel"]
-        for block in dict.fromkeys(r.get("blocks") or ["?"]):
-            per_block[block][r["status"]] += 1
-            per_block[block]["total"] += 1
-            if isinstance(rel, (int, float)) and r["status"] in ("passed", "failed"):
-                worst[block] = max(worst.get(block, 0.0), float(rel))
-    return {b: {**{s: c[s] for s in (*STATUS_ORDER, "total")}, "worst_rel": worst.get(b)}
-            for b, c in sorted(per_block.items())}
+    """Per block: the count of each status and the worst max rel of the tests that compared values."""
+    table = {}
+    for block, rs in by_block(results).items():
+        rels = [float(rel) for r in rs if r["status"] in ("passed", "failed")
+                and isinstance(rel := _headline(r)["max_rel"], (int, float))]
+        table[block] = {**summarise(rs), "worst_rel": max(rels) if rels else None}
+    return table
 
 
 def speed_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:

@@ -70,6 +70,15 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def by_block(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Results grouped by block, sorted by name: a network's result counts once for each block it uses."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for block in dict.fromkeys(r.get("blocks") or ["?"]):
+            groups.setdefault(block, []).append(r)
+    return dict(sorted(groups.items()))
+
+
 def strict_json(value: Any) -> Any:
     """`value` with non-finite floats as the strings "inf", "-inf", "nan": results files are strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
