@@ -25,10 +25,14 @@ from harness.errors import CaseError, Refusal, did_you_mean, show
 from harness.frameworks import DEVICES
 from harness.layout import CHANNELS_LAST
 from harness.registry import Block, Site, get_block
-from harness.schema import normalise_params
+from harness.schema import Param, normalise_params
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "input", "weights", "sweep", "mode", "tolerance",
-             "expect", "devices")
+             "expect", "devices", "check", "steps", "optimizer", "compare", "defaults")
+CHECKS = ("forward", "backward", "train_step")  # `check:` what is compared (forward only by default)
+COMPARES = ("frameworks", "devices")  # `compare:` torch vs keras (default), or each framework's cpu vs gpu
+DEFAULTS = ("harness", "native")  # `defaults:` every parameter explicit (default), or only those written
+MAX_STEPS = 100
 LAYER_KEYS = ("block", "params", "weights")
 INPUT_KEYS = ("shape", "dtype", "fill", "seed", "values", "path")
 FILLS = ("normal", "uniform", "arange", "values", "file")
@@ -96,6 +100,13 @@ class Point:
     raw: dict[str, Any] = field(default_factory=dict)  # the case at this point, sweep applied
     source_yaml: str = ""  # the case as written, sweep included (YAML, made once per case: see case_yaml)
     expect_fails: str | None = None  # a canary: the check that every comparison with the expectation must fail
+    checks: tuple[str, ...] = ("forward",)  # `check:` what is compared, in CHECKS
+    steps: int = 1  # `steps:` train-mode forward passes (running statistics) and optimiser steps
+    optimizers: tuple[dict[str, Any], ...] = ()  # `optimizer:` for check train_step, normalised (OPTIMIZERS)
+    compare_with: str = "frameworks"  # `compare:` one of COMPARES
+    defaults: str = "harness"  # `defaults:` one of DEFAULTS
+    expect_divergent: str | None = None  # `expect.divergent: WHY`: a documented real difference (known_differences)
+    expect_reference: bool = False  # `expect.reference: true`: both frameworks are also checked against the reference
 
     @property
     def sweep_id(self) -> str:
@@ -372,7 +383,7 @@ def _expect(raw: Any, base: Path) -> tuple[tuple[int, ...] | None, np.ndarray | 
         return None, None
     if not isinstance(raw, dict):
         raise CaseError("must be a mapping with shape and/or output", field="expect")
-    _check_keys(raw, ("shape", "output", "fails"), "expect")
+    _check_keys(raw, ("shape", "output", "fails", "divergent", "reference"), "expect")
     shape = _shape(raw["shape"], "expect.shape", min_rank=1) if "shape" in raw else None
     output = None
     if "output" in raw:
@@ -396,6 +407,73 @@ def _expect_fails(raw: Any) -> str | None:
         raise CaseError("a canary needs expect.shape or expect.output: the expectation that must fail",
                         field="expect.fails")
     return check
+
+
+def _expect_divergent(raw: Any) -> tuple[str | None, bool]:
+    """`expect.divergent: WHY` (a known real difference: passes only while the frameworks differ) and
+    `expect.reference: true` (both frameworks are checked against the float64 reference too)."""
+    if not isinstance(raw, dict):
+        return None, False
+    why = raw.get("divergent")
+    if why is not None and (not isinstance(why, str) or not why.strip()):
+        raise CaseError(f"got {show(why)}; allowed: a one-line text saying why the frameworks differ",
+                        field="expect.divergent")
+    if why is not None and "fails" in raw:
+        raise CaseError("a case is either a canary (expect.fails) or a known difference (expect.divergent), "
+                        "not both", field="expect.divergent")
+    reference = raw.get("reference", False)
+    if not isinstance(reference, bool):
+        raise CaseError(f"got {show(reference)}; allowed: true or false", field="expect.reference")
+    return why, reference
+
+
+def _checks(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ("forward",)
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or any(c not in CHECKS for c in items):
+        raise CaseError(f"got {show(raw)}; allowed: one of {', '.join(CHECKS)} or a list of them", field="check")
+    return tuple(dict.fromkeys(items))
+
+
+def _steps(raw: Any) -> int:
+    if raw is None:
+        return 1
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= MAX_STEPS:
+        raise CaseError(f"got {show(raw)}; allowed: an integer from 1 to {MAX_STEPS}", field="steps")
+    return raw
+
+
+# The optimisers of `check: train_step`, with their parameters in PyTorch's conventions (the harness maps them to
+# Keras's: harness/gradients.py). Without `optimizer:`, a train_step check runs each of them with these defaults.
+OPTIMIZERS: dict[str, tuple[Param, ...]] = {
+    "sgd": (Param("learning_rate", "float", 0.01, minimum=0.0, doc="step size"),
+            Param("momentum", "float", 0.9, minimum=0.0, maximum=1.0, doc="PyTorch's momentum: buffer = m*buffer + g")),
+    "adam": (Param("learning_rate", "float", 0.001, minimum=0.0, doc="step size"),
+             Param("beta_1", "float", 0.9, minimum=0.0, maximum=1.0, doc="decay of the first moment"),
+             Param("beta_2", "float", 0.999, minimum=0.0, maximum=1.0, doc="decay of the second moment"),
+             Param("epsilon", "float", 1e-8, minimum=0.0,
+                   doc="PyTorch's epsilon, added to sqrt of the bias-corrected second moment")),
+}
+
+
+def _optimizers(raw: Any) -> tuple[dict[str, Any], ...]:
+    if raw is None:
+        return tuple({"name": name, **normalise_params(params, {})} for name, params in OPTIMIZERS.items())
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        fld = f"optimizer[{i}]" if isinstance(raw, list) else "optimizer"
+        if not isinstance(item, dict) or item.get("name") not in OPTIMIZERS:
+            got = item.get("name") if isinstance(item, dict) else item
+            raise CaseError(f"got {show(got)}; allowed: a mapping with name: {' or '.join(OPTIMIZERS)} and its "
+                            "parameters", field=f"{fld}.name" if isinstance(item, dict) else fld)
+        try:
+            params = normalise_params(OPTIMIZERS[item["name"]], {k: v for k, v in item.items() if k != "name"})
+        except CaseError as e:
+            raise CaseError(e.message, field=f"{fld}.{e.field.removeprefix('params.')}") from None
+        out.append({"name": item["name"], **params})
+    return tuple(out)
 
 
 def _weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
@@ -594,11 +672,20 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], s
     tolerance = _tolerance(raw.get("tolerance"))
     expect_shape, expect_output = _expect(raw.get("expect"), base)
     expect_fails = _expect_fails(raw.get("expect"))
+    expect_divergent, expect_reference = _expect_divergent(raw.get("expect"))
+    checks = _checks(raw.get("check"))
+    if "optimizer" in raw and "train_step" not in checks:
+        raise CaseError("is only read with check: train_step", field="optimizer")
+    optimizers = _optimizers(raw.get("optimizer"))
+    compare_with = _choice(raw.get("compare", "frameworks"), COMPARES, "compare")
+    defaults = _choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
     sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential)
     return Point(file=file, case=name, sweep=sweep, layers=layers, sequential=sequential, input=spec, mode=mode,
                  sites=sites, output_shape=out_shape, tolerance=tolerance, expect_shape=expect_shape,
                  expect_output=expect_output, devices=devices, raw=raw, source_yaml=source_yaml,
-                 expect_fails=expect_fails)
+                 expect_fails=expect_fails, checks=checks, steps=_steps(raw.get("steps")), optimizers=optimizers,
+                 compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
+                 expect_reference=expect_reference)
 
 
 MAX_CASE_YAML = 4000  # characters of a case's YAML kept for the report (input values written inline can be long)

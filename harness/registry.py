@@ -26,6 +26,9 @@ class Site:
     mode: str  # "eval" | "train"
     layout: Layout = CHANNELS_LAST  # how the Keras input maps onto the channels-first input
     seed: int = 0
+    # `defaults: native` (issue 5): the names of the parameters the case wrote for this layer, which are all the
+    # native builders may pass; None: the harness builds with every parameter explicit (its normal mode).
+    written: frozenset[str] | None = None
 
     @property
     def rank(self) -> int:
@@ -125,6 +128,38 @@ class Block:
         Data rather than code so that `transfer_weights` and `harness show` read the same mapping. Default: none.
         """
         return []
+
+    # --- the third opinion ----------------------------------------------------------------------------------
+    def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
+        """The block's stated semantics in float64, computed by neither framework: ONNX's reference runtime
+        (harness.reference.onnx_op) or NumPy where it is a line of arithmetic.
+
+        `x` is the channels-first float64 input; `weights` the module's `torch_parameters`, PyTorch layout, float64
+        (what was copied into both frameworks). Returns the channels-first output. A block with no deterministic
+        semantics at `site` (dropout in train mode) raises Refusal.
+        """
+        raise NotImplementedError(f"{self.name} has no reference implementation")
+
+    # --- native defaults: the layer as a person porting by hand writes it -----------------------------------
+    def native_torch_module(self, site: Site) -> Any:
+        """PyTorch's own layer given only the parameters the case wrote (`site.written`), under PyTorch's names:
+        every other argument is left to PyTorch's default. Raises Refusal for a written value PyTorch's layer
+        cannot take as it is (a port by hand would not compile either)."""
+        raise NotImplementedError(f"{self.name} has no native builders")
+
+    def native_keras_layer(self, site: Site) -> Any:
+        """Keras's own layer given only the parameters the case wrote, under Keras's names (see above)."""
+        raise NotImplementedError(f"{self.name} has no native builders")
+
+    # --- porting a PyTorch model (harness port) ------------------------------------------------------------
+    # The PyTorch module classes (by name, e.g. "Conv2d") that `params_from_torch` reads.
+    torch_types: ClassVar[tuple[str, ...]] = ()
+
+    def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The case `params` (as a person would write them in YAML) describing a PyTorch module of one of
+        `torch_types` that receives a channels-first input of `in_shape`. Raises Refusal naming the attribute that
+        has no translation."""
+        raise NotImplementedError(f"{self.name} cannot be read from a PyTorch module")
 
     def transfer_weights(self, site: Site, module: Any, layer: Any) -> None:
         """Copy the PyTorch module's weights into the built Keras layer, converting layouts (harness.layout)."""
