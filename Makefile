@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 PYTEST_ARGS ?=
 
-.PHONY: setup test report report-scale bench profile lint clean readme mutation
+.PHONY: setup test report report-scale bench profile lint clean readme mutation fuzz
 
 setup: $(STAMP)
 
@@ -48,6 +48,13 @@ profile: setup
 # short version (tests/test_mutation.py).
 mutation: setup
 	$(PY) scripts/mutation.py
+
+# Property-based search for divergences (harness fuzz) in every registered block and in random networks; the
+# minimal case of each finding is written to reports/fuzz/. Exit status 1 when something was found.
+FUZZ_EXAMPLES ?= 100
+fuzz: setup
+	@status=0; for block in $$($(PY) -c "from harness.fuzz import fuzzable_blocks; print(*fuzzable_blocks())"); do \
+	  $(PY) -m harness fuzz $$block --examples $(FUZZ_EXAMPLES) || status=1; done; exit $$status
 
 # The report's size and load time on the shipped suite and on a generated one of 2,000 tests (README figures).
 report-scale: setup

@@ -23,20 +23,24 @@ import yaml
 from harness.compare import Tolerance
 from harness.errors import CaseError, Refusal, did_you_mean, show
 from harness.frameworks import DEVICES
-from harness.layout import CHANNELS_LAST
-from harness.registry import Block, Site, get_block
+from harness.layout import CHANNELS_LAST, Layout
+from harness.registry import Block, Site, all_blocks, get_block
 from harness.schema import Param, normalise_params
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "input", "weights", "sweep", "mode", "tolerance",
-             "expect", "devices", "check", "steps", "optimizer", "compare", "defaults")
+             "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",
+             "keras_params")
 CHECKS = ("forward", "backward", "train_step")  # `check:` what is compared (forward only by default)
 COMPARES = ("frameworks", "devices")  # `compare:` torch vs keras (default), or each framework's cpu vs gpu
 DEFAULTS = ("harness", "native")  # `defaults:` every parameter explicit (default), or only those written
+FRAMEWORKS = ("torch", "keras")
 MAX_STEPS = 100
-LAYER_KEYS = ("block", "params", "weights")
+# `defaults: native` only: parameters a hand port wrote for one framework alone (merged over `params` there).
+PORT_KEYS = ("torch_params", "keras_params")
+LAYER_KEYS = ("block", "params", "weights", *PORT_KEYS)
 INPUT_KEYS = ("shape", "dtype", "fill", "seed", "values", "path")
 FILLS = ("normal", "uniform", "arange", "values", "file")
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")  # a bfloat16 array is ml_dtypes.bfloat16 (NUMPY_DTYPES)
 MODES = ("eval", "train")
 INPUT_SWEEP_KEYS = ("input.shape", "input.dtype", "input.seed")
 # Refuse inputs larger than this before allocating anything (4 GiB of float64 would stall a 24 GiB runner). The
@@ -55,6 +59,10 @@ class Layer:
     block: Block
     params: dict[str, Any]  # normalised
     weights: Path | None = None
+    written: frozenset[str] = frozenset()  # the params the case wrote: all that `defaults: native` passes on
+    # `defaults: native`: per framework ("torch", "keras") that has torch_params / keras_params, its own params
+    # (normalised, merged over `params`) and the names written for it.
+    ported: dict[str, tuple[dict[str, Any], frozenset[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,9 @@ class InputSpec:
     path: Path | None = None
 
     def make(self) -> np.ndarray:
-        """The channels-first input array; the same for the same spec, on every machine."""
+        """The channels-first input array; the same for the same spec, on every machine. float16 and bfloat16
+        (ml_dtypes.bfloat16) values are drawn in float64 like the others and rounded once to the dtype: both
+        frameworks are fed this one array."""
         if self.fill == "values":
             return np.asarray(self.values, dtype=self.dtype)
         if self.fill == "file":
@@ -107,6 +117,20 @@ class Point:
     defaults: str = "harness"  # `defaults:` one of DEFAULTS
     expect_divergent: str | None = None  # `expect.divergent: WHY`: a documented real difference (known_differences)
     expect_reference: bool = False  # `expect.reference: true`: both frameworks are also checked against the reference
+    # `defaults: native` with torch_params / keras_params: each framework's own sites (else both build from `sites`)
+    framework_sites: dict[str, list[Site]] = field(default_factory=dict)
+
+    def sites_for(self, framework: str) -> list[Site]:
+        """The sites `framework` ("torch" or "keras") builds its layers from."""
+        return self.framework_sites.get(framework, self.sites)
+
+    def training(self, framework: str) -> bool | None:
+        """The training flag `framework` runs with: the case's mode; in `defaults: native` mode without a written
+        `mode`, None: each framework's own default, as a hand port leaves it (a PyTorch module is built in training
+        mode, a Keras layer called without `training` runs in inference)."""
+        if self.defaults == "native" and "mode" not in self.raw:
+            return True if framework == "torch" else None
+        return self.mode == "train"
 
     @property
     def sweep_id(self) -> str:
@@ -503,32 +527,73 @@ def _weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
     return path
 
 
+def _layer_list(items: list, base: Path, key: str, nested: bool = False) -> list[Layer]:
+    """A sequential's `layers`, or a composite block's nested list (`nested`: a residual's `layers`, `shortcut`),
+    each item {block, params, weights} (and a composite's own lists, read the same way, so that a mistake at any
+    depth is located: layers[2].layers[1].params.filters)."""
+    layers = []
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict) or "block" not in item:
+            raise CaseError("must be a mapping with `block` (and optional params, weights)", field=where)
+        try:
+            if item["block"] == "sequential":
+                raise CaseError("sequential cannot be nested", field="block")
+            block = get_block(item["block"])
+            lists = getattr(block, "nested", {})  # a composite block's keys that hold lists of layers (required?)
+            _check_keys(item, LAYER_KEYS + tuple(lists), "")
+            params = normalise_params(block.params, item.get("params"))
+            for name, required in lists.items():
+                value = item.get(name, None if required else [])
+                if not isinstance(value, list) or (required and not value):
+                    raise CaseError(f"{block.name} needs `{name}`: a {'non-empty ' if required else ''}list of "
+                                    "{block, params}", field=name)
+                params[name] = tuple(_layer_list(value, base, name, nested=True))
+            if nested and "weights" in item:  # the runner loads weight files into its top-level modules only
+                raise CaseError(f"a layer inside {key} cannot read a weights file yet; give the network's weights "
+                                "by layer at the top level", field="weights")
+            weights = _weights(item.get("weights"), base, block, "weights")
+            written, ported = _ported(block, item, params)
+        except CaseError as e:
+            raise e.located(field_prefix=where) from None
+        layers.append(Layer(block, params, weights, written, ported))
+    return layers
+
+
+def _ported(block: Block, item: dict, params: dict[str, Any]) -> tuple[frozenset[str], dict[str, Any]]:
+    """The names of the params a case (or a layer) wrote, and each framework's own params where `torch_params` /
+    `keras_params` give values a hand port wrote for that framework alone (see Layer.ported)."""
+    raw = item.get("params")
+    written = frozenset(raw) if isinstance(raw, dict) else frozenset()
+    ported = {}
+    for key in PORT_KEYS:
+        if key not in item:
+            continue
+        extra = item[key]
+        if not isinstance(extra, dict) or not extra:
+            raise CaseError(f"got {show(extra)}; allowed: a mapping of parameter names to the values the hand port "
+                            "wrote for that framework alone", field=key)
+        try:
+            own = normalise_params(block.params, {**(raw or {}), **extra})
+        except CaseError as e:
+            raise CaseError(e.message, field=f"{key}.{(e.field or '').removeprefix('params.')}") from None
+        ported[key.removesuffix("_params")] = ({**params, **own}, written | frozenset(extra))
+    return written, ported
+
+
 def _layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
     """The case's layers, from `block` + `params` or from a sequential's `layers`."""
     if raw.get("block") == "sequential":
-        if "params" in raw or "weights" in raw:
-            key = "params" if "params" in raw else "weights"
+        if key := next((k for k in ("params", "weights", *PORT_KEYS) if k in raw), None):
             raise CaseError(f"a sequential case has no `{key}`; give them on each of its layers", field=key)
         items = raw.get("layers")
         if not isinstance(items, list) or not items:
             raise CaseError("a sequential case needs `layers`: a non-empty list of {block, params, weights}",
                             field="layers")
-        layers = []
-        for i, item in enumerate(items):
-            where = f"layers[{i}]"
-            if not isinstance(item, dict) or "block" not in item:
-                raise CaseError("must be a mapping with `block` (and optional params, weights)", field=where)
-            try:
-                _check_keys(item, LAYER_KEYS, "")
-                if item["block"] == "sequential":
-                    raise CaseError("sequential cannot be nested", field="block")
-                block = get_block(item["block"])
-                params = normalise_params(block.params, item.get("params"))
-                weights = _weights(item.get("weights"), base, block, "weights")
-            except CaseError as e:
-                raise e.located(field_prefix=where) from None
-            layers.append(Layer(block, params, weights))
-        return layers, True
+        return _layer_list(items, base, "layers"), True
+    if isinstance(raw.get("block"), str) and getattr(all_blocks().get(raw["block"]), "nested", None):
+        raise CaseError(f"{raw['block']} is a layer of a sequential, not a case by itself: write block: sequential, "
+                        f"layers: [{{block: {raw['block']}, layers: [...]}}, ...]", field="block")
     if "layers" in raw:
         raise CaseError("`layers` is only for block: sequential", field="layers")
     if "block" not in raw:
@@ -536,19 +601,26 @@ def _layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
                         field="block")
     block = get_block(raw["block"])
     params = normalise_params(block.params, raw.get("params"))
-    return [Layer(block, params, _weights(raw.get("weights"), base, block, "weights"))], False
+    return [Layer(block, params, _weights(raw.get("weights"), base, block, "weights"),
+                  *_ported(block, raw, params))], False
 
 
 def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, seed: int,
-         sequential: bool) -> tuple[list[Site], tuple[int, ...]]:
+         sequential: bool, layout: Layout = CHANNELS_LAST, key: str = "layers",
+         native: str | None = None) -> tuple[list[Site], tuple[int, ...]]:
     """Walk the layers' shape semantics: one Site per layer, and the final channels-first output shape.
 
-    Raises Refusal (field located at the layer) for what cannot work or cannot be compared.
+    Raises Refusal (field located at the layer: `key[i]`) for what cannot work or cannot be compared. A composite
+    block plans its nested lists with this too, from its own input `layout`, under their own `key`.
+    `native` (`defaults: native`): "common" gives the sites the params written for both frameworks (Site.written
+    set), "torch" or "keras" that framework's own (its torch_params / keras_params applied); None: harness mode.
     """
     sites = []
-    layout = CHANNELS_LAST
     for i, layer in enumerate(layers):
-        site = Site(params=layer.params, in_shape=shape, dtype=dtype, mode=mode, layout=layout, seed=seed)
+        params, written = layer.params, None
+        if native is not None:
+            params, written = layer.ported.get(native, (layer.params, layer.written))
+        site = Site(params=params, in_shape=shape, dtype=dtype, mode=mode, layout=layout, seed=seed, written=written)
         try:
             layer.block.check_input(site)
             if layer.block.stochastic and mode == "train" and i != len(layers) - 1:
@@ -558,8 +630,8 @@ def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, see
             _check_budget(layer.block, site, out)
         except CaseError as e:
             if e.field == "input.shape" and i > 0:
-                e = CaseError(f"{e.message} (the output of layers[{i - 1}])", field="block")
-            raise e.located(field_prefix=f"layers[{i}]" if sequential and e.field != "input.shape" else None) from None
+                e = CaseError(f"{e.message} (the output of {key}[{i - 1}])", field="block")
+            raise e.located(field_prefix=f"{key}[{i}]" if sequential and e.field != "input.shape" else None) from None
         sites.append(site)
         layout = layer.block.output_layout(site)
         shape = tuple(out)
@@ -677,15 +749,45 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], s
     if "optimizer" in raw and "train_step" not in checks:
         raise CaseError("is only read with check: train_step", field="optimizer")
     optimizers = _optimizers(raw.get("optimizer"))
+    if mode == "train" and {"backward", "train_step"} & set(checks) and any(x.block.stochastic for x in layers):
+        raise Refusal("backward and train_step cannot be compared through dropout in train mode: the frameworks' "
+                      "random masks differ, so the gradients differ wherever one framework dropped an element and "
+                      "the other did not (use mode: eval, or check: forward)", field="check")
     compare_with = _choice(raw.get("compare", "frameworks"), COMPARES, "compare")
+    if compare_with == "devices":  # one test per point, on the gpu device (harness.cross_device)
+        _devices_comparison(raw, devices, checks)
     defaults = _choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
-    sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential)
+    native = defaults == "native"
+    sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential,
+                            native="common" if native else None)
+    framework_sites = {}
+    if ported := [(i, layer) for i, layer in enumerate(layers) if layer.ported]:
+        if not native:
+            i, layer = ported[0]
+            key = next(k for k in PORT_KEYS if k.removesuffix("_params") in layer.ported)
+            raise CaseError("is only read with defaults: native (what a hand port wrote for one framework)",
+                            field=f"layers[{i}].{key}" if sequential else key)
+        framework_sites = {fw: plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential, native=fw)[0]
+                           for fw in FRAMEWORKS}
     return Point(file=file, case=name, sweep=sweep, layers=layers, sequential=sequential, input=spec, mode=mode,
                  sites=sites, output_shape=out_shape, tolerance=tolerance, expect_shape=expect_shape,
                  expect_output=expect_output, devices=devices, raw=raw, source_yaml=source_yaml,
                  expect_fails=expect_fails, checks=checks, steps=_steps(raw.get("steps")), optimizers=optimizers,
                  compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
-                 expect_reference=expect_reference)
+                 expect_reference=expect_reference, framework_sites=framework_sites)
+
+
+def _devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:
+    """What `compare: devices` (each framework's CPU run against its own GPU run) can take."""
+    if devices is not None and "gpu" not in devices:
+        raise CaseError(f"compare: devices runs each framework on the CPU and on the GPU and compares the two: devices "
+                        f"must be left out or include gpu, got {list(devices)}", field="devices")
+    if checks != ("forward",):
+        raise CaseError("compare: devices compares forward outputs only; check backward or train_step in a case with "
+                        "compare: frameworks", field="check")
+    if "expect" in raw:
+        raise CaseError("compare: devices compares each framework with itself; put golden values, expected shapes "
+                        "and known differences in a case with compare: frameworks", field="expect")
 
 
 MAX_CASE_YAML = 4000  # characters of a case's YAML kept for the report (input values written inline can be long)

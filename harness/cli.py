@@ -29,6 +29,8 @@ def _result_lines(result, quiet: bool) -> list[str]:  # noqa: ANN001
         lines.append(f"{TAGS[result.status]:5}  {result.id}  {_metrics_text(result)}".rstrip())
     if result.status in ("failed", "error", "skipped") and result.message:
         lines.append("       " + result.message.replace("\n", "\n       "))
+    elif result.status == "divergent":  # why it is known, and which side the reference takes (judge's first lines)
+        lines += ["       " + line for line in result.message.splitlines()[:2] if not line.startswith("[")]
     return lines
 
 
@@ -266,6 +268,27 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_port(args: argparse.Namespace) -> int:
+    from harness.port import command
+
+    return command(args.spec, args.weights, args.input_shape, args.out)
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from harness.errors import CaseError
+    from harness.fuzz import DEFAULT_DTYPES, fuzz
+
+    dtypes = tuple(args.dtypes.split(",")) if args.dtypes else DEFAULT_DTYPES
+    try:
+        report = fuzz(args.block, examples=args.examples, seed=args.seed, time_budget=args.time_budget,
+                      out=Path(args.out), device=args.device, dtypes=dtypes)
+    except CaseError as e:  # an unknown block
+        print(e.message, file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 1 if report.finding is not None else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -283,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           every shipped case, with the HTML report
   harness report a.json b.json -o reports
                                           one report from the results of several machines or CI jobs
+  harness fuzz conv2d --examples 200      search conv2d's parameter space for a divergence; a minimal case
+                                          is written to reports/fuzz/
+  harness port my_models.py:lenet --input-shape 2,1,28,28
+                                          a PyTorch nn.Sequential to a verified case and a .keras model
 
 The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,6 +373,44 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
                                      "block.")
     new.add_argument("block", help="a block name (harness list), or sequential")
     new.set_defaults(func=cmd_new)
+    prt = sub.add_parser(
+        "port", help="port a PyTorch nn.Sequential to Keras: write its case, verify it, save the .keras model",
+        description="Read a PyTorch model made of supported layers (an nn.Sequential, nested ones flattened), write "
+                    "the YAML case that describes it (its weights as .npz) into --out, run it like any case "
+                    "(forward and backward, PyTorch against Keras) and check that the case computes what the model "
+                    "itself computes. On success, save the equivalent Keras model (.keras, channels-last input) and "
+                    "print how to load it. Exit status 0 when ported, 1 when the verification failed (the case is "
+                    "written, with where it first diverged), 2 when the model cannot be ported (unsupported "
+                    "layers are named with their place in the model).")
+    prt.add_argument("spec", metavar="MODULE:FACTORY",
+                     help="MODULE a dotted module or a .py file; FACTORY a callable returning the nn.Module, or an "
+                          "attribute that is one")
+    prt.add_argument("--weights", metavar="STATE_DICT", help="a saved state_dict (torch.save(model.state_dict()))")
+    prt.add_argument("--input-shape", metavar="N,C,H,W", help="the input shape, channels-first with the batch "
+                                                               "(needed unless the model starts with nn.Linear)")
+    prt.add_argument("--out", metavar="DIR", help="where the case, its weights and the .keras model go (default "
+                                                  "ported/FACTORY)")
+    prt.set_defaults(func=cmd_port)
+    fz = sub.add_parser(
+        "fuzz", help="search for cases PyTorch and Keras disagree on, drawn from a block's parameter schema",
+        description="Draw cases for BLOCK from its declared parameters and input ranks (or random small networks "
+                    "of registered blocks: sequential) with hypothesis, and run each through the same loader and "
+                    "runner as a case file. Cases the loader refuses count as invalid, not as divergences. The "
+                    "first divergence (or framework error) is shrunk to a minimal case and written as a YAML case "
+                    "file under --out, ready to be copied into cases/. The same seed draws the same examples. Exit "
+                    "status 1 when something was found, 0 when not, 2 for an unknown block.")
+    fz.add_argument("block", help="a registered block (harness list), or sequential")
+    fz.add_argument("--examples", type=int, default=100, metavar="N",
+                    help="valid examples to run (default 100; invalid draws do not count)")
+    fz.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis's seed (default 0)")
+    fz.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                    help="stop searching (or shrinking, keeping the smallest case so far) after this long")
+    fz.add_argument("--out", default="reports/fuzz", metavar="DIR",
+                    help="where the minimal case is written (default reports/fuzz)")
+    fz.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the device to run on (default cpu)")
+    fz.add_argument("--dtypes", metavar="LIST", help="comma-separated input dtypes to draw from (default "
+                                                     "float32,float64)")
+    fz.set_defaults(func=cmd_fuzz)
     return parser
 
 

@@ -17,8 +17,25 @@ import numpy as np
 # correct implementations grow like sqrt(K): measured about 0.4 * sqrt(K) ulp of the output scale for conv2d
 # with K from 9 to 2016 (tests/test_compare.py), so 16 * sqrt(K) leaves 37x headroom, while a later
 # layer's mistake in a network (a GELU form mix-up, 2.3e-4, after a K=2016 conv) still lies 1.5x above it.
-EPS = {"float32": float(np.finfo(np.float32).eps), "float64": float(np.finfo(np.float64).eps)}
+EPS = {"float32": float(np.finfo(np.float32).eps), "float64": float(np.finfo(np.float64).eps),
+       "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0 ** -7}  # bfloat16: 8 significand bits
 ULP_FACTOR = 16.0
+# float16 and bfloat16 (measured with scripts/dtype_tolerances.py on this project's CPU machine: every shipped
+# case point re-run in each dtype): both frameworks accumulate their sums in float32 and round each layer's output
+# once to the dtype, so the difference is output rounding, not summation order, and does not grow with K:
+#   worst |keras - torch| / (eps(dtype) * max(1, scale)), per family (float16 / bfloat16):
+#     activations 0.65 / 0.65 (gelu, hard_swish, silu; elementwise, K = 1), softmax 0.50 / 0.25, conv2d
+#     0.98 / 0.99 (K up to 1600), depthwise 1.39 / 0.90, conv2d_transpose 1.72 / 0.96, dense 0.48 / 0.96,
+#     batch_norm2d 1.00 / 1.00, avg_pool2d 1.50 / 0.88, upsampling2d 1.50 / 1.00, max pooling, flatten, relu,
+#     dropout 0, networks (sequential, up to 12 layers, K up to 2048) 1.63 / 1.22; the worst elementwise
+#     |keras - torch| / (atol + rtol * |torch|) under the formula below: 0.121 / 0.125.
+# So their tolerance is the float32 accumulation term (16 * eps(float32) * sqrt(K)) plus a floor of
+# OUTPUT_ULPS * eps(dtype) for the roundings of the outputs: 8 ulps leaves 8x headroom (elementwise ratio; 4.6x
+# over the worst error counted against the floor alone), and is K-independent, so that a mistake of more than
+# 8 ulps of the output scale (0.8% in float16, 6% in bfloat16) fails at any K. A GELU form mix-up (at most
+# 4.7e-4, at |y| = 2.7 where a float16 ulp is 2e-3) is below float16's resolution: rounding hides it in both.
+ACCUMULATOR = {"float32": "float32", "float64": "float64", "float16": "float32", "bfloat16": "float32"}
+OUTPUT_ULPS = {"float32": 0.0, "float64": 0.0, "float16": 8.0, "bfloat16": 8.0}
 
 
 @dataclass(frozen=True)
@@ -36,9 +53,10 @@ def default_tolerance(dtype: str, reduction_length: int = 1, scale: float = 1.0)
 
     rtol = 16 * eps * sqrt(K); atol = rtol * max(1, scale) where scale is the largest |expected| value, so that
     elements that cancel to near zero in a long sum are judged against the size of the terms, not their sum.
+    float16 and bfloat16 sum in float32: rtol = 16 * eps(float32) * sqrt(K) + 8 * eps(dtype) (see OUTPUT_ULPS).
     """
     k = max(1, int(reduction_length))
-    rtol = ULP_FACTOR * EPS[dtype] * math.sqrt(k)
+    rtol = ULP_FACTOR * EPS[ACCUMULATOR[dtype]] * math.sqrt(k) + OUTPUT_ULPS[dtype] * EPS[dtype]
     return Tolerance(
         atol=rtol * max(1.0, float(scale)),
         rtol=rtol,
@@ -145,7 +163,7 @@ def check_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, u
                        f"shape mismatch: output {_fmt_shape(y64.shape)} vs input {_fmt_shape(x64.shape)}", metrics)
     live = x64 != 0
     n = int(live.sum())
-    dtype_eps = EPS["float32"] if np.asarray(y).dtype == np.float32 else EPS["float64"]
+    dtype_eps = EPS.get(np.asarray(y).dtype.name, EPS["float64"])
     scaled = x64 / (1.0 - rate)
     dropped = (y64 == 0) & live
     kept_ok = np.abs(y64 - scaled) <= ulps * dtype_eps * np.abs(scaled)
@@ -169,3 +187,58 @@ def check_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, u
     return Verdict(what, True, "ok",
                    f"zero fraction {zero_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n}); survivors scaled "
                    f"by 1/(1-rate) (max rel error {scale_err:.3g})", metrics)
+
+
+def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, ulps: float = 4.0) -> Verdict:
+    """What can be compared of one channel-wise (spatial) dropout sample of channels-first arrays (N, C, ...):
+    every output is 0 or x/(1-rate); each (n, c) channel is dropped or kept whole; and the fraction of dropped
+    channels is within the 5-sigma binomial interval for `rate`, counted over channels (the unit of the draw: an
+    element-level count would see C*H*W correlated draws as independent).
+
+    Only elements with x != 0 count, and only channels with at least one of them.
+    """
+    x64 = np.asarray(x, np.float64)
+    y64 = np.asarray(y, np.float64)
+    metrics: dict[str, Any] = {"shape_input": list(x64.shape), "shape_output": list(y64.shape), "rate": rate,
+                               "unit": "channels"}
+    if x64.shape != y64.shape or x64.ndim < 3:
+        return Verdict(what, False, "shape",
+                       f"shape mismatch: output {_fmt_shape(y64.shape)} vs input {_fmt_shape(x64.shape)}"
+                       if x64.shape != y64.shape else
+                       f"channel-wise dropout needs (N, C, ...) arrays, got {_fmt_shape(x64.shape)}", metrics)
+    dtype_eps = EPS.get(np.asarray(y).dtype.name, EPS["float64"])
+    live = x64 != 0
+    scaled = x64 / (1.0 - rate)
+    dropped = (y64 == 0) & live
+    kept = live & ~dropped
+    neither = kept & (np.abs(y64 - scaled) > ulps * dtype_eps * np.abs(scaled))
+    scale_err = float(np.max(np.abs(y64[kept] - scaled[kept]) / np.abs(scaled[kept]))) if kept.any() else 0.0
+    n_live = live.reshape(*x64.shape[:2], -1).sum(-1)
+    n_dropped = dropped.reshape(*x64.shape[:2], -1).sum(-1)
+    channels = n_live > 0
+    n = int(channels.sum())
+    partial = (n_dropped > 0) & (n_dropped < n_live)
+    channel_frac = float((channels & (n_dropped == n_live)).sum()) / n if n else 0.0
+    lo, hi = binomial_interval(n, rate)
+    metrics.update(n=n, zero_fraction=channel_frac, interval=[lo, hi], n_bad=int(neither.sum()),
+                   n_partial=int(partial.sum()), max_scale_rel_error=scale_err)
+    if neither.any():
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(neither)), x64.shape))
+        return Verdict(what, False, "dropout",
+                       f"{int(neither.sum())} of {int(live.sum())} outputs are neither 0 nor input/(1-rate) "
+                       f"(rate {rate}, within {ulps:g} ulp); first at {list(idx)}: input={x64[idx]:.9g}, "
+                       f"output={y64[idx]:.9g}, expected 0 or {scaled[idx]:.9g}", metrics)
+    if partial.any():
+        first = tuple(int(i) for i in np.argwhere(partial)[0])
+        return Verdict(what, False, "dropout",
+                       f"{int(partial.sum())} of {n} channels are partly zeroed: channel-wise dropout zeroes a whole "
+                       f"(n, c) channel or none of it; first: channel {list(first)}, {int(n_dropped[first])} of "
+                       f"{int(n_live[first])} non-zero inputs zeroed (an element-wise dropout?)", metrics)
+    if not lo <= channel_frac <= hi:
+        return Verdict(what, False, "dropout",
+                       f"dropped-channel fraction {channel_frac:.4f} of {n} channels is outside the 5-sigma interval "
+                       f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics)
+    return Verdict(what, True, "ok",
+                   f"dropped-channel fraction {channel_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} "
+                   f"channels); every channel all zero or all scaled by 1/(1-rate) (max rel error {scale_err:.3g})",
+                   metrics)

@@ -35,6 +35,12 @@ torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 torch.set_float32_matmul_precision("highest")
 tf.config.experimental.enable_tensor_float_32_execution(False)
+# float16/bfloat16 on a GPU: cuBLAS may otherwise sum split-K partial products in the reduced dtype (PyTorch's
+# default True); TensorFlow computes half matmuls in float32 (TF_FP16_MATMUL_USE_FP32_COMPUTE, default true:
+# tensorflow/core/util/matmul_autotune.cc). Off, so that both sum in float32 as on the CPU, where the reduced
+# dtypes' tolerance was measured (harness/compare.py).
+torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
 
 # Each framework's CPU threads: HARNESS_THREADS=n where set; in a pytest-xdist worker (which xdist marks with
 # PYTEST_XDIST_WORKER_COUNT before anything is imported) cores / workers; else the frameworks' own defaults.
@@ -58,7 +64,14 @@ for _gpu in tf.config.list_physical_devices("GPU"):
     with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer be set
         tf.config.experimental.set_memory_growth(_gpu, True)
 
-TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+import ml_dtypes  # noqa: E402  (NumPy's bfloat16; TensorFlow depends on it and reads its arrays)
+
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                "bfloat16": torch.bfloat16}
+# NumPy has no bfloat16 of its own: ml_dtypes' is the one TensorFlow (and so Keras) takes and gives back. One
+# input array in the case's dtype feeds both frameworks, so both see exactly the same values.
+NUMPY_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64), "float16": np.dtype(np.float16),
+                "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -99,8 +112,18 @@ def keras_device(device: str) -> Iterator[None]:
 def to_numpy(value: object) -> np.ndarray:
     """A framework tensor (either framework, any device) as a NumPy array."""
     if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bfloat16:  # Tensor.numpy() has no bfloat16: through float32, which holds it exactly
+            return value.detach().cpu().float().numpy().astype(ml_dtypes.bfloat16)
         return value.detach().cpu().numpy()
     return keras.ops.convert_to_numpy(value)
+
+
+def to_torch(x: np.ndarray) -> torch.Tensor:
+    """A NumPy array as a CPU tensor of the same dtype; bfloat16 (which torch.from_numpy refuses) goes through
+    float32, which holds every bfloat16 exactly."""
+    if x.dtype == NUMPY_DTYPES["bfloat16"]:
+        return torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)
+    return torch.from_numpy(x)
 
 
 def versions() -> dict[str, str]:

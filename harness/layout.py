@@ -48,6 +48,39 @@ def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
 
 
+def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int) -> np.ndarray:
+    """Depthwise Conv2d weight [in*m, 1, kh, kw] -> Keras DepthwiseConv2D kernel (kh, kw, in, m).
+
+    PyTorch's output channel c*m + q reads input channel c (groups = in: consecutive outputs share an input), as
+    tf.nn.depthwise_conv2d's output channel c*m + q does; so the rows split as (in, m), not (m, in).
+    """
+    rows, _, kh, kw = weight.shape
+    split = weight.reshape(rows // depth_multiplier, depth_multiplier, kh, kw)  # [in, m, kh, kw]
+    return np.ascontiguousarray(split.transpose(2, 3, 0, 1))
+
+
+def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of `depthwise_kernel_to_keras`."""
+    kh, kw, channels, multiplier = kernel.shape
+    return np.ascontiguousarray(kernel.transpose(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw))
+
+
+def conv_transpose_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """ConvTranspose2d weight [in, out, kh, kw] -> Keras Conv2DTranspose kernel (kh, kw, out, in).
+
+    The permutation of `conv_kernel_to_keras`: each framework stores its transposed kernel with in and out swapped
+    relative to its convolution kernel, and neither flips it spatially (both scatter x[i] * w[u] to output
+    i*stride + u*dilation - crop). Taking Keras's kernel for (kh, kw, in, out) swaps in and out, which a layer
+    with as many outputs as inputs hides.
+    """
+    return np.ascontiguousarray(np.transpose(weight, (2, 3, 1, 0)))
+
+
+def conv_transpose_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of `conv_transpose_kernel_to_keras`."""
+    return np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
+
+
 def dense_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """Linear weight [out, in] -> Dense kernel (in, out)."""
     return np.ascontiguousarray(weight.T)

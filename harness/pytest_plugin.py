@@ -186,7 +186,8 @@ class CaseItem(_HarnessItem):
 
         result = run_point(self.point, self.device, self.config.getoption("--harness-details"),
                            self.config.getoption("--harness-timeout"))
-        self.record_and_raise(result, None if result.status in ("passed", "skipped")
+        # A known difference (expect.divergent) that still differs is a pass, shown as DIVERGENT (teststatus below).
+        self.record_and_raise(result, None if result.status in ("passed", "skipped", "divergent")
                               else f"{result.status.upper()}: {result.message}")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -208,6 +209,15 @@ class InvalidCaseItem(_HarnessItem):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"invalid case {self.name}"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    """A passing case test whose result is "divergent" (a documented real difference, still there) is counted and
+    shown as such: `3 divergent` in the summary line, `D` / `DIVERGENT` in the progress output."""
+    if report.when == "call" and report.passed and any(
+            key == RESULTS_KEY and value.get("status") == "divergent" for key, value in report.user_properties):
+        return "divergent", "D", ("DIVERGENT", {"yellow": True})
+    return None
 
 
 @pytest.hookimpl(wrapper=True)

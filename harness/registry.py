@@ -28,6 +28,9 @@ class Site:
     seed: int = 0
     # `defaults: native` (issue 5): the names of the parameters the case wrote for this layer, which are all the
     # native builders may pass; None: the harness builds with every parameter explicit (its normal mode).
+    # `Block.weight_copies` reads it too: with it set, a block returns the copies a hand port makes (a dense after a
+    # flatten: Linear's weight transposed, rows NOT permuted into Keras's (H, W, C) order): the port's naivety lives
+    # in each block, beside its correct copies, not in the runner.
     written: frozenset[str] | None = None
 
     @property
@@ -58,8 +61,9 @@ def resolve_path(obj: Any, path: str) -> Any:
 
 
 def parameter_path(module: Any, tensor: Any) -> str:
-    """The dotted name of `tensor` among the PyTorch module's parameters (found by identity)."""
-    for name, param in module.named_parameters():
+    """The dotted name of `tensor` among the PyTorch module's parameters and buffers (running statistics), found by
+    identity."""
+    for name, param in (*module.named_parameters(), *module.named_buffers()):
         if param is tensor:
             return name
     raise LookupError(f"the tensor is not a parameter of {type(module).__name__}")

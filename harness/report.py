@@ -53,6 +53,8 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
         row["change"] = changes[r["id"]]
     if r.get("details"):
         row["details"] = r["details"]
+    if r.get("localization"):  # a failed network's per-layer error curves (harness.localize): small, always kept
+        row["localization"] = r["localization"]
     return row
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -15,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from harness import cross_device, localize, third_opinion
 from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, find_case_files, load_file, sweep_id
-from harness.compare import Verdict, check_dropout_sample, compare, default_tolerance
+from harness.compare import Verdict, compare, default_tolerance
 from harness.errors import CaseError
 from harness.frameworks import (
     TORCH_DTYPES,
@@ -27,6 +29,7 @@ from harness.frameworks import (
     placement,
     tf,
     to_numpy,
+    to_torch,
     torch,
     torch_device,
 )
@@ -53,6 +56,7 @@ class Result:
     case_yaml: str = ""  # the case as written (sweep included), for the report
     params: str = ""  # the block's parameters at this point as written, e.g. "filters=4, kernel_size=3"
     details: dict[str, Any] | None = None  # pictures and generated code (harness.figures, harness.show)
+    localization: dict[str, Any] | None = None  # a failed network's per-layer error curves (harness.localize)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -65,7 +69,8 @@ class Result:
                 "status": self.status, "message": self.message, "shapes": self.shapes, "placement": self.placement,
                 "verdicts": [v.to_dict() for v in self.verdicts], "duration_s": round(self.duration_s, 6),
                 "params": self.params, "case_yaml": self.case_yaml,
-                **({"details": self.details} if self.details is not None else {})}
+                **({"details": self.details} if self.details is not None else {}),
+                **({"localization": self.localization} if self.localization is not None else {})}
 
 
 def _load_weights(point: Point, modules: list[Any]) -> None:
@@ -101,8 +106,14 @@ def _stage(point: Point, index: int, what: str) -> Iterator[None]:
     except Exception as e:
         name = point.layers[index].block.name
         where = f"layers[{index}] ({name})" if point.sequential else name
-        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+            # Keras's wrapper line says nothing; the cause follows, in terminal colours, after TF's op name
+            lines = [re.sub(r"\x1b\[[0-9;]*m|\{\{.*?\}\}\s*", "", lines[1])]
+        text = lines[0] if lines else ""
         text = text if len(text) <= 300 else text[:300] + " ..."  # Keras appends whole variable values
+        if point.input.dtype in ("float16", "bfloat16"):  # some CPU kernels have no half form (README: float16)
+            where += f" in {point.input.dtype}"
         raise StageError(f"{type(e).__name__} while {what} {where}: {text}") from e
 
 
@@ -114,13 +125,14 @@ def build_torch(point: Point, device: str) -> list[Any]:
     if device == "gpu":  # dropout on CUDA draws from the CUDA generator: seeded too, for repeatable samples
         torch.cuda.manual_seed(point.input.seed)
     modules = []
-    for i, (layer, site) in enumerate(zip(point.layers, point.sites)):
+    native = point.defaults == "native"  # each framework's own layer, given only what the case wrote
+    for i, (layer, site) in enumerate(zip(point.layers, point.sites_for("torch"))):
         with _stage(point, i, "building the PyTorch module of"):
-            modules.append(layer.block.torch_module(site))
+            modules.append((layer.block.native_torch_module if native else layer.block.torch_module)(site))
     _load_weights(point, modules)
     for m in modules:
         m.to(device=torch_device(device), dtype=TORCH_DTYPES[point.input.dtype])
-        m.train(point.mode == "train")
+        m.train(point.training("torch"))
     return modules
 
 
@@ -128,9 +140,9 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
     """The Keras layers of a point, built for their input shapes and given the PyTorch modules' weights."""
     layers = []
     with keras_device(device):
-        for i, (layer, site, module) in enumerate(zip(point.layers, point.sites, modules)):
+        for i, (layer, site, module) in enumerate(zip(point.layers, point.sites_for("keras"), modules)):
             with _stage(point, i, "building the Keras layer of"):
-                k = layer.block.keras_layer(site)
+                k = (layer.block.native_keras_layer if point.defaults == "native" else layer.block.keras_layer)(site)
                 k.build(shape_to_channels_last(site.in_shape))
             with _stage(point, i, "transferring the weights into Keras for"):
                 layer.block.transfer_weights(site, module, k)
@@ -141,7 +153,7 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
 def forward_torch(point: Point, modules: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
     """Every layer's channels-first output."""
     outs = []
-    t = torch.from_numpy(x).to(torch_device(device))
+    t = to_torch(x).to(torch_device(device))
     with torch.no_grad():
         for i, m in enumerate(modules):
             with _stage(point, i, "running PyTorch's"):
@@ -153,10 +165,10 @@ def forward_torch(point: Point, modules: list[Any], x: np.ndarray, device: str) 
 def forward_keras(point: Point, layers: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
     """Every layer's output, converted back to channels-first through its layout."""
     outs = []
-    training = point.mode == "train"
+    training = point.training("keras")
     with keras_device(device):
         t = tf.constant(point.sites[0].layout.to_keras(x))
-        for i, (layer, site, k) in enumerate(zip(point.layers, point.sites, layers)):
+        for i, (layer, site, k) in enumerate(zip(point.layers, point.sites_for("keras"), layers)):
             with _stage(point, i, "running Keras's"):
                 t = k(t, training=training)
             outs.append(layer.block.output_layout(site).to_channels_first(to_numpy(t)))
@@ -177,18 +189,18 @@ def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
     t, k = torch_outs[-1], keras_outs[-1]
     verdicts: list[Verdict] = []
     if point.mode == "train" and point.layers[-1].block.stochastic:
-        rate = point.layers[-1].params["rate"]
+        sampled, site = point.layers[-1].block, point.sites[-1]  # the block says what of a sample can be checked
         if len(point.layers) > 1:
             tin, kin = torch_outs[-2], keras_outs[-2]
             verdicts.append(compare(kin, tin, _tolerance_for(point, tin), "keras vs torch before dropout",
                                     ("keras", "torch")))
         else:
             tin = kin = x
-        verdicts.append(check_dropout_sample(tin, t, rate, "torch dropout sample"))
-        verdicts.append(check_dropout_sample(kin, k, rate, "keras dropout sample"))
+        verdicts.append(sampled.check_sample(site, tin, t, "torch dropout sample"))
+        verdicts.append(sampled.check_sample(site, kin, k, "keras dropout sample"))
     else:
         verdicts.append(compare(k, t, _tolerance_for(point, t), "keras vs torch", ("keras", "torch")))
-    for name, out in (("torch", t), ("keras", k)):
+    for name, out in (("torch", t), ("keras", k)) if point.defaults != "native" else ():  # native layers may differ
         if tuple(out.shape) != point.output_shape:
             verdicts.append(Verdict(f"{name} vs harness shape", False, "shape",
                                     f"{name} output shape {list(out.shape)} differs from the shape the block's "
@@ -213,10 +225,27 @@ def judge(point: Point, verdicts: list[Verdict]) -> tuple[str, str]:
 
     A canary (`expect.fails: CHECK`) turns that around for its planted expectation: it passes only when every
     verdict on the expectation failed with CHECK and every other verdict (torch vs keras) passed.
+    A known difference (`expect.divergent: WHY`) is "divergent" only while PyTorch and Keras do differ (and nothing
+    else failed), and failed once they agree, so that someone updates the catalogue.
+    The third opinion's verdicts (harness.third_opinion), present when the frameworks disagree or the case sets
+    expect.reference, count like any other; its one-line summary (which side the reference agrees with) leads.
     """
     failed = [v for v in verdicts if not v.passed]
+    side = [line] if (line := third_opinion.agreement(verdicts)) else []
+    if point.expect_divergent is not None:
+        frameworks = [v for v in verdicts if third_opinion.compares_frameworks(v)]
+        differ = [v for v in frameworks if not v.passed]
+        others = [v for v in failed if v not in frameworks and v.what not in third_opinion.REFERENCE_VERDICTS]
+        if differ and not others:
+            return "divergent", "\n".join([f"known difference (expect.divergent): {point.expect_divergent}", *side,
+                                           *(f"[{v.what}] {v.message}" for v in differ)])
+        why = (["the frameworks agree, but expect.divergent says they differ: a framework release may have removed "
+                "the difference; update the catalogue (drop expect.divergent, or the case, and its row in the "
+                f"README): {point.expect_divergent}"] if not differ else [])
+        return "failed", "\n".join([*why, *side, *(f"[{v.what}] {v.message}" for v in (others or frameworks))])
     if point.expect_fails is None:
-        return ("failed" if failed else "passed"), "\n".join(f"[{v.what}] {v.message}" for v in (failed or verdicts))
+        return ("failed" if failed else "passed"), "\n".join(
+            [*(side if failed else []), *(f"[{v.what}] {v.message}" for v in (failed or verdicts))])
     planted = [v for v in verdicts if v.what in EXPECTATIONS]
     wrong = [v for v in verdicts if (v.passed or v.check != point.expect_fails if v.what in EXPECTATIONS
                                      else not v.passed)]
@@ -317,19 +346,38 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
     result = _point_result(point, device)
     start = time.perf_counter()
     try:
+        if point.compare_with == "devices":  # each framework's CPU run against its own GPU run
+            return cross_device.run(result, point, judge)
         if device == "gpu" and (reason := gpu_unavailable_reason()):
             result.status, result.message = "skipped", f"gpu: {reason}"
             return result
         result.placement = placement(device)
         x = point.input.make()
         modules = build_torch(point, device)
-        layers = build_keras(point, modules, device)
+        try:
+            layers = build_keras(point, modules, device)
+        except StageError as e:  # a hand port Keras will not build: the documented difference of such a case
+            if point.defaults != "native" or point.expect_divergent is None:
+                raise
+            result.verdicts = [Verdict("keras vs torch", False, "refused", f"Keras refuses the hand port: {e}")]
+            result.status, result.message = judge(point, result.verdicts)
+            return result
+        copied = third_opinion.copied_weights(point, modules)  # before a train-mode forward moves running statistics
         torch_outs = forward_torch(point, modules, x, device)
         keras_outs = forward_keras(point, layers, x, device)
         result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
                          "keras": list(keras_outs[-1].shape)}
         result.verdicts = compare_outputs(point, x, torch_outs, keras_outs)
+        located = localize.locate(point, device, layers, x, torch_outs, keras_outs, result.verdicts)
+        if third_opinion.wanted(point, result.verdicts):  # which side is right: the float64 reference's opinion
+            result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1],
+                                                     _tolerance_for)
+        if point.mode == "train" or point.checks != ("forward",):  # gradients, optimiser steps, running statistics
+            from harness.gradients import training_verdicts  # it imports this module: loaded on first use
+
+            result.verdicts += training_verdicts(point, device, x, modules, layers)
         result.status, result.message = judge(point, result.verdicts)
+        localize.attach(result, located)  # a failed network: which layer first differs (harness.localize)
         failed = result.status == "failed"
         if details == "all" or (details == "failed" and failed):
             result.details = point_details(point, device, torch_outs, keras_outs, result.verdicts)
@@ -349,7 +397,10 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
 
 
 def devices_for(point: Point) -> tuple[str, ...]:
-    """The devices a point runs on: those the case names, else every device present."""
+    """The devices a point runs on: those the case names, else every device present. A `compare: devices` point is
+    one test on the gpu device (it runs each framework on both: harness.cross_device), skipped where there is none."""
+    if point.compare_with == "devices":
+        return ("gpu",)
     return point.devices or available_devices()
 
 

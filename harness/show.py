@@ -41,7 +41,7 @@ from harness.cases import (
     load_file,
     plan,
 )
-from harness.compare import EPS, ULP_FACTOR, default_tolerance
+from harness.compare import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
 from harness.errors import CaseError, did_you_mean
 from harness.frameworks import DEVICES, gpu_unavailable_reason, keras, torch
 from harness.layout import CHANNELS_LAST, shape_to_channels_last
@@ -56,9 +56,13 @@ WIDTH = 110  # printed code wraps a call's arguments one per line beyond this
 TORCH_NOTES = {
     torch.nn.ZeroPad2d: "ZeroPad2d's padding is (left, right, top, bottom)",
     torch.nn.ConstantPad2d: "ConstantPad2d's padding is (left, right, top, bottom)",
+    torch.nn.ReflectionPad2d: "ReflectionPad2d's padding is (left, right, top, bottom)",
+    torch.nn.ReplicationPad2d: "ReplicationPad2d's padding is (left, right, top, bottom)",
+    torch.nn.CircularPad2d: "CircularPad2d's padding is (left, right, top, bottom)",
 }
 KERAS_NOTES = {
     keras.layers.ZeroPadding2D: "ZeroPadding2D's padding is ((top, bottom), (left, right))",
+    keras.layers.Cropping2D: "Cropping2D's cropping is ((top, bottom), (left, right))",
 }
 # get_config() keys that do not change what a layer computes once the PyTorch weights are copied in.
 KERAS_NOISE = ("name", "trainable", "autocast", "build_config")
@@ -186,6 +190,9 @@ def _torch_node(module: Any, ctx: _Context) -> _Node:
 
 
 def _keras_config(layer: Any) -> dict[str, Any]:
+    lists = getattr(type(layer), "layer_lists", ())
+    if lists:  # a harness composite (harness/blocks/composite.py): its own config and its lists of layers as they are
+        return {**keras.layers.Layer.get_config(layer), **{key: getattr(layer, key) for key in lists}}
     try:
         return layer.get_config()
     except TypeError:
@@ -206,6 +213,9 @@ def _keras_node(layer: Any, ctx: _Context) -> _Node:
     for key, value in _keras_config(layer).items():
         if key in KERAS_NOISE or key.endswith(KERAS_NOISE_SUFFIXES) or key == "dtype" or (
                 key in KERAS_NOISE_IF_NONE and value is None):
+            continue
+        if key in getattr(cls, "layer_lists", ()):  # a harness composite's lists of layers, as constructor calls
+            items.append((key, _Node("", [_keras_node(sub, ctx) for sub in value], "[]")))
             continue
         items.append((key, _py(value, ctx)))
     items.append(("dtype", _str(layer.dtype_policy.name)))
@@ -229,8 +239,12 @@ def _yaml_flow(value: Any) -> str:
         return "[" + ", ".join(_yaml_flow(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Layer):  # a composite block's nested layer (a residual's `layers`), as the case writes it
+        return _yaml_flow({"block": value.block.name, **({"params": value.params} if value.params else {})})
     if isinstance(value, str):
         return value if yaml.safe_load(value) == value and value.strip() == value else repr(value)
+    if isinstance(value, float) and "e" in repr(value) and "." not in repr(value):
+        return repr(value).replace("e", ".0e")  # YAML 1.1 (PyYAML) reads 1e-05 as a string, 1.0e-05 as a float
     return repr(value)
 
 
@@ -260,7 +274,9 @@ def _layer_comment(point: Point, i: int, indent: int = 0) -> list[str]:
     """The comment above a layer's construction: the block and its parameters, and what `same` means."""
     lines = _comment(_layer_label(point, i), indent)
     if point.layers[i].params.get("padding") == "same":
-        lines += _comment(f"padding same: {_first_paragraph(same_padding_1d.__doc__)}", indent)
+        # A block whose `same` is not the forward convolution's (conv2d_transpose) says what its own means.
+        meaning = getattr(point.layers[i].block, "same_padding_doc", None) or same_padding_1d.__doc__
+        lines += _comment(f"padding same: {_first_paragraph(meaning)}", indent)
     return lines
 
 
@@ -299,7 +315,8 @@ def _torch_build(point: Point, modules: list[Any], device: str, ctx: _Context) -
     lines += [
         f"for m in ({names}{',' if len(modules) == 1 else ''}):",
         f"    m.to(device={_str(_torch_device(device))}, dtype=torch.{point.input.dtype})",
-        f"    m.train({point.mode == 'train'})  # mode: {point.mode}"
+        f"    m.train({point.training('torch')})  # mode: "
+        + (point.mode if point.training("torch") == (point.mode == "train") else "not written: PyTorch's default")
         + (" (dropout is the identity)" if point.mode == "eval" and any(
             layer.block.stochastic for layer in point.layers) else ""),
     ]
@@ -319,7 +336,7 @@ def _keras_transfer(point: Point, i: int, module: Any, klayer: Any, ctx: _Contex
     layer, site = point.layers[i], point.sites[i]
     lines = []
     for copy in layer.block.weight_copies(site, module, klayer):
-        src = f"{_attr(f't{i}', copy.torch_path)}.detach().cpu().numpy()"
+        src = f"{_attr(f't{i}', copy.torch_path)}.detach().cpu(){'.float()' * (site.dtype == 'bfloat16')}.numpy()"
         dst = _attr(f"k{i}", copy.keras_path)
         if copy.convert is None:
             lines.append(f"{dst}.assign({src})  # the same layout in both")
@@ -338,13 +355,19 @@ def _harness_imports(ctx: _Context) -> list[str]:
     return sorted(line for line in ctx.imports if line.startswith("import harness."))
 
 
+_BF16_IMPORT = ("import ml_dtypes  # NumPy's bfloat16 (the dtype name 'bfloat16' is known once it is imported)",)
+
+
 def _torch_script(point: Point, modules: list[Any], device: str) -> str:
     ctx = _Context()
     build = _torch_build(point, modules, device, ctx)
-    run = ["with torch.no_grad():", f"    t = torch.from_numpy(x).to({_str(_torch_device(device))})"]
+    bf16 = point.input.dtype == "bfloat16"  # torch.from_numpy and Tensor.numpy() have no bfloat16: via float32
+    tensor = "torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)" if bf16 else "torch.from_numpy(x)"
+    run = ["with torch.no_grad():", f"    t = {tensor}.to({_str(_torch_device(device))})"]
     run += [f"    t = t{i}(t)" for i in range(len(modules))]
-    run.append("torch_out = t.detach().cpu().numpy()  # channels-first")
-    head = [*_stdlib(ctx), "import numpy as np", "import torch"]
+    run.append("torch_out = t.detach().cpu()" + (".float().numpy().astype(ml_dtypes.bfloat16)" if bf16 else ".numpy()")
+               + "  # channels-first")
+    head = [*_stdlib(ctx, *_BF16_IMPORT * bf16), "import numpy as np", "import torch"]
     head += [GPU_SETTINGS] if device == "gpu" else []
     head += _harness_imports(ctx)
     body = ["", "# The input, channels-first, as the case's `input` makes it (harness.cases.InputSpec.make)",
@@ -364,7 +387,7 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
         kbuild.append(f"    k{i} = {_format(node, 4)}")
         kbuild.append(f"    k{i}.build({tuple(shape_to_channels_last(site.in_shape))!r})  # channels-last input shape")
         kbuild += [f"    {line}" for line in _keras_transfer(point, i, module, klayer, ctx)]
-    training = point.mode == "train"
+    training = point.training("keras")  # the case's mode; None: Keras's default (defaults: native, mode not written)
     first, last = point.sites[0].layout, point.layers[-1].block.output_layout(point.sites[-1])
     if first == CHANNELS_LAST:
         ctx.layout_names["to_channels_last"] = None
@@ -384,7 +407,7 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
     run = [f"with tf.device({_keras_device(device)}):", f"    y = tf.constant({to_keras})  # {note}"]
     run += [f"    y = k{i}(y, training={training})" for i in range(len(klayers))]
     run += back
-    head = [*_stdlib(ctx, "import os"), "",
+    head = [*_stdlib(ctx, "import os", *_BF16_IMPORT * (point.input.dtype == "bfloat16")), "",
             'os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is imported: the harness runs Keras on '
             "TensorFlow", "import keras", "import numpy as np", "import tensorflow as tf"]
     head += ["import torch"] if copies else []
@@ -460,8 +483,11 @@ def _footer(point: Point) -> list[str]:
     else:
         k = max(layer.block.reduction_length(site) for layer, site in zip(point.layers, point.sites))
         rtol = default_tolerance(dtype, k).rtol
-        tol = (f"the default tolerance (harness.compare.default_tolerance): rtol = {ULP_FACTOR:g} * eps({dtype}) * "
-               f"sqrt(K) = {ULP_FACTOR:g} * {EPS[dtype]:.3g} * sqrt({k}) = {rtol:.3g}, K = {k} being the most terms "
+        acc, floor = ACCUMULATOR[dtype], OUTPUT_ULPS[dtype]
+        rounding = f" + {floor:g} * eps({dtype}) (the outputs' rounding; sums run in {acc})" if floor else ""
+        tol = (f"the default tolerance (harness.compare.default_tolerance): rtol = {ULP_FACTOR:g} * eps({acc}) * "
+               f"sqrt(K){rounding} = {ULP_FACTOR:g} * {EPS[acc]:.3g} * sqrt({k})"
+               f"{f' + {floor:g} * {EPS[dtype]:.3g}' if floor else ''} = {rtol:.3g}, K = {k} being the most terms "
                "one output element sums; atol = rtol * max(1, max |torch_out|), so that an element a long sum "
                "cancels to near zero is judged against the size of the terms")
     rule = ("shapes equal, NaN/Inf in the same places, and |keras_out - torch_out| <= atol + rtol * |torch_out| "
@@ -469,14 +495,17 @@ def _footer(point: Point) -> list[str]:
     texts = []
     if point.mode == "train" and point.layers[-1].block.stochastic:
         texts.append("Dropout in train mode draws different masks in the two frameworks, so the harness checks each "
-                     "framework's sample on its own (harness.compare.check_dropout_sample): every output is 0 or "
-                     "x / (1 - rate) within 4 ulp, and the fraction of zeros among the non-zero inputs lies within "
-                     "rate +- 5 * sqrt(rate * (1 - rate) / n).")
+                     f"framework's sample on its own ({point.layers[-1].block.sample_rule}).")
         if len(point.layers) > 1:
             texts.append(f"The outputs before the dropout are compared: {rule}")
     else:
         texts.append(f"The harness compares keras_out with torch_out: {rule}")
     texts.append(f"Each output's shape must also be the one the block semantics give, {list(point.output_shape)}.")
+    meaning = {"backward": "backward compares the gradients of sum(output * R), R seeded, with respect to the input "
+               "and every weight", "train_step": f"train_step the weights' updates after {point.steps} step(s) of "
+               "each optimiser"}
+    if beyond := [meaning[c] for c in point.checks if c in meaning]:
+        texts.append(f"Not printed here (harness/gradients.py): {'; '.join(beyond)}.")
     if point.expect_shape is not None:
         texts.append(f"expect.shape: {list(point.expect_shape)}.")
     if point.expect_output is not None:
@@ -595,7 +624,9 @@ def _alternative(p: Param) -> Any:
     if p.kind == "padding":
         return "same" if d != "same" else 1
     if p.kind == "pair":
-        return 1 if d is None else 2
+        return 1 if d is None else d[0] + 1
+    if p.kind == "pads":  # zero_padding2d's per-side padding
+        return [[0, 1], [2, 0]]
     if p.kind == "int":
         return d + 1
     if p.kind == "float":
@@ -675,7 +706,10 @@ def _input_skeleton(block: Block, shape: list[int], who: str | None = None) -> l
 
 
 def _optional_skeleton(block: Block, out: tuple[int, ...] | None) -> list[str]:
-    lines = _line(2, "# tolerance: {atol: 1.0e-5, rtol: 1.0e-5}",
+    lines = _line(2, "# check: [forward, backward, train_step]",
+                  "default: [forward]; backward: gradients of sum(output * R); train_step: optimiser updates "
+                  "(with steps: N, optimizer: [{name: sgd, ...}, {name: adam, ...}]; README)")
+    lines += _line(2, "# tolerance: {atol: 1.0e-5, rtol: 1.0e-5}",
                   f"default: rtol = {ULP_FACTOR:g} * eps * sqrt(K), K the terms one output sums; atol = rtol * "
                   "max(1, max |torch output|)")
     lines += _line(2, "# expect:", "optional checks beyond torch vs keras")
@@ -710,6 +744,35 @@ def _sequential_skeleton() -> list[str]:
     return lines
 
 
+def _residual_skeleton(block: Block) -> list[str]:
+    """A residual is a layer of a sequential (harness/blocks/composite.py): a ResNet-style stage of two blocks."""
+    lines = _line(0, "- name: residual_case", "unique in its file; part of the test id")
+    lines += _line(2, "block: sequential", "a residual is a layer of a sequential")
+    lines += _line(2, "layers:", "each {block, params}; a block's parameters: harness new BLOCK")
+    lines += _line(4, "- block: residual", block.doc)
+    lines += _line(6, "layers:", "REQUIRED: the body, a non-empty list of layers applied in order")
+    lines += _line(8, "- {block: conv2d, params: {filters: 8, kernel_size: 3, strides: 2, padding: 1}}")
+    lines += _line(8, "- {block: relu}")
+    lines += _line(8, "- {block: conv2d, params: {filters: 8, kernel_size: 3, padding: 1}}")
+    lines += _line(6, "shortcut:", "default: none, the identity; here a projection to the body's output shape")
+    lines += _line(8, "- {block: conv2d, params: {filters: 8, kernel_size: 1, strides: 2}}")
+    lines += _line(4, "- {block: relu}", "after the sum, as in ResNet")
+    lines += _line(4, "- block: residual", "the identity shortcut: the body keeps the shape")
+    lines += _line(6, "layers:")
+    lines += _line(8, "- {block: conv2d, params: {filters: 8, kernel_size: 3, padding: same}}")
+    lines += _line(4, "- {block: relu}")
+    lines += _input_skeleton(block, [2, 4, 8, 8])
+    lines += _line(2, "mode: eval", "eval | train: how stochastic blocks run; dropout in train mode cannot be inside a "
+                   "residual")
+    lines += _line(2, "# tolerance: {atol: 1.0e-5, rtol: 1.0e-5}",
+                   f"default: rtol = {ULP_FACTOR:g} * eps * sqrt(K), K the most terms one output of any layer sums")
+    lines += _line(2, "# expect: {shape: [2, 8, 4, 4]}", "optional checks beyond torch vs keras")
+    lines += _line(2, "# sweep:", "each combination of these lists is its own test")
+    lines += _line(2, "#   input.shape: [[2, 4, 8, 8], [2, 4, 7, 9]]")
+    lines += _line(2, "#   input.dtype: [float32, float64]")
+    return lines
+
+
 def case_skeleton(block_name: str) -> str:
     """A commented YAML case for `block_name` (`harness new`): every parameter with its default (a required one
     with an example value, marked REQUIRED), the input, mode, and the optional keys commented out. As printed it
@@ -717,6 +780,8 @@ def case_skeleton(block_name: str) -> str:
     """
     if block_name == "sequential":
         lines = _sequential_skeleton()
+    elif block_name == "residual":
+        lines = _residual_skeleton(get_block(block_name))
     else:
         block = get_block(block_name)  # a CaseError with close names for an unknown block
         lines = _block_skeleton(block)

@@ -47,3 +47,35 @@ def torch_pad_arg(pads: Pads) -> tuple[int, int, int, int]:
     """((top, bottom), (left, right)) -> the (left, right, top, bottom) order of torch.nn.functional.pad."""
     (top, bottom), (left, right) = pads
     return left, right, top, bottom
+
+
+def ceil_output_size_1d(size: int, kernel: int, stride: int, pads: Pair) -> int:
+    """PyTorch's ceil_mode output length of a pooling window over `size` padded by `pads` (0: none).
+
+    aten/src/ATen/native/Pool.h, pooling_output_shape_pad_lr: the span is rounded up instead of down, so the
+    last window may reach past the right padding; then a last window that would start at or after the end of
+    the input (in the right padding or beyond) is dropped: (out - 1) * stride >= size + pads[0] -> out - 1.
+    """
+    out = (size + pads[0] + pads[1] - kernel + stride - 1) // stride + 1  # // floors like Pool.h's div_rtn
+    if out > 0 and (out - 1) * stride >= size + pads[0]:
+        out -= 1
+    return max(out, 0)
+
+
+def ceil_overhang_1d(size: int, kernel: int, stride: int, pads: Pair) -> int:
+    """How far the last ceil_mode window reaches past the right padding (0 when it does not): cells that
+    count for nothing (max: -inf; average: neither in the sum nor in the divisor, even with count_include_pad)."""
+    return max(0, (ceil_output_size_1d(size, kernel, stride, pads) - 1) * stride + kernel - size - pads[0] - pads[1])
+
+
+def pool_output_size(size: Pair, kernel: Pair, stride: Pair, pads: Pads, ceil_mode: bool) -> Pair:
+    """Output size of a pooling window: floor mode (output_size) or PyTorch's ceil mode (ceil_output_size_1d)."""
+    if not ceil_mode:
+        return output_size(size, kernel, stride, pads)
+    return tuple(ceil_output_size_1d(*args) for args in zip(size, kernel, stride, pads))  # type: ignore[return-value]
+
+
+def ceil_overhang(size: Pair, kernel: Pair, stride: Pair, pads: Pads) -> Pair:
+    """(bottom, right) overhang of the last ceil_mode windows: padding these extra cells (with -inf for max, or
+    uncounted zeros for average) and pooling in floor mode gives ceil mode's windows exactly."""
+    return tuple(ceil_overhang_1d(*args) for args in zip(size, kernel, stride, pads))  # type: ignore[return-value]

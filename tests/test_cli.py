@@ -246,6 +246,17 @@ def test_bad_option_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
 
 
+def test_port_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness port` itself is tested in tests/test_port.py; here: it is wired in, with its usage."""
+    with pytest.raises(SystemExit) as exc:
+        main(["port", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "MODULE:FACTORY" in out and "--weights" in out and "--input-shape" in out and "--out" in out
+    assert main(["port", "not_a_spec"]) == 2
+    assert "expected MODULE:FACTORY" in capsys.readouterr().err
+
+
 def test_the_first_steps_in_help_work_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.cli import build_parser

@@ -13,6 +13,7 @@ from harness.compare import (
     ULP_FACTOR,
     Tolerance,
     binomial_interval,
+    check_channel_dropout_sample,
     check_dropout_sample,
     compare,
     default_tolerance,
@@ -331,3 +332,89 @@ def test_relative_error_against_an_expected_zero_is_infinite() -> None:
     assert not v.passed and v.metrics["max_rel"] == np.inf and v.metrics["n_bad"] == 1
     ok = compare(np.array([0.0, 1.0]), np.array([0.0, 1.0]), Tolerance(atol=0.0, rtol=0.0))
     assert ok.passed and ok.metrics["max_rel"] == 0.0
+
+
+# --- channel-wise (spatial) dropout -----------------------------------------------------------------------------
+
+def _channels_input(shape=(64, 64, 4, 4), seed=20) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    x[x == 0] = 1.0
+    return x
+
+
+def _channel_sample(x: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
+    keep = np.random.default_rng(seed).random(x.shape[:2]) >= rate
+    return np.where(keep[:, :, None, None], x / np.float32(1 - rate), 0).astype(x.dtype)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("seed", range(3))
+def test_channel_dropout_genuine_samples_pass(rate: float, seed: int) -> None:
+    x = _channels_input(seed=seed)
+    torch.manual_seed(seed)
+    drop = torch.nn.Dropout2d(rate)
+    with torch.no_grad():
+        y_torch = to_numpy(drop.train()(torch.from_numpy(x)))
+    v = check_channel_dropout_sample(x, y_torch, rate, "torch")
+    assert v.passed, v.message
+    assert v.metrics["n"] == 64 * 64 and v.metrics["n_partial"] == 0
+    layer = keras.layers.SpatialDropout2D(rate, seed=seed)
+    y_keras = np.moveaxis(to_numpy(layer(np.moveaxis(x, 1, -1), training=True)), -1, 1)
+    v = check_channel_dropout_sample(x, y_keras, rate, "keras")
+    assert v.passed, v.message
+    assert abs(v.metrics["zero_fraction"] - rate) < 0.03
+
+
+def test_channel_dropout_elementwise_mask_fails_as_partly_zeroed() -> None:
+    """Element-wise dropout where channel-wise is meant: its outputs are each 0 or x/(1-rate), and its zero
+    fraction is right, so only the whole-channel check sees it."""
+    x = _channels_input()
+    rate = 0.5
+    torch.manual_seed(0)
+    with torch.no_grad():
+        y = to_numpy(torch.nn.Dropout(rate).train()(torch.from_numpy(x)))
+    assert check_dropout_sample(x, y, rate, "elementwise").passed  # right for element-wise dropout
+    v = check_channel_dropout_sample(x, y, rate, "sample")
+    assert not v.passed and v.check == "dropout"
+    assert "channels are partly zeroed" in v.message and "an element-wise dropout?" in v.message
+    assert v.metrics["n_partial"] > 0.9 * 64 * 64
+
+
+def test_channel_dropout_mask_over_rows_fails() -> None:
+    """SpatialDropout2D told data_format='channels_first' on an NHWC tensor draws one mask per (n, h): rows."""
+    x = _channels_input()
+    layer = keras.layers.SpatialDropout2D(0.3, data_format="channels_first", seed=0)
+    y = np.moveaxis(to_numpy(layer(np.moveaxis(x, 1, -1), training=True)), -1, 1)
+    v = check_channel_dropout_sample(x, y, 0.3, "keras")
+    assert not v.passed and "partly zeroed" in v.message
+
+
+def test_channel_dropout_wrong_rate_scale_and_values_fail() -> None:
+    x = _channels_input()
+    # Dropped at 0.5, scaled as for 0.3, checked against 0.3: only the channel fraction tells.
+    y = np.where((np.random.default_rng(1).random(x.shape[:2]) >= 0.5)[:, :, None, None], x / np.float32(0.7), 0)
+    v = check_channel_dropout_sample(x, y.astype(np.float32), 0.3, "sample")
+    assert not v.passed and "dropped-channel fraction" in v.message and "outside the 5-sigma interval" in v.message
+    assert v.metrics["zero_fraction"] == pytest.approx(0.5, abs=0.03)
+    unscaled = np.where(_channel_sample(x, 0.3) != 0, x, 0).astype(np.float32)
+    v = check_channel_dropout_sample(x, unscaled, 0.3, "sample")
+    assert not v.passed and "neither 0 nor input/(1-rate)" in v.message
+    good = _channel_sample(x, 0.3)
+    assert check_channel_dropout_sample(x, good, 0.3, "sample").passed
+    n, c = (int(i) for i in np.argwhere(good[:, :, 0, 0] != 0)[0])  # a kept channel: one survivor off by 0.1%
+    good[n, c, 1, 2] *= np.float32(1.001)
+    v = check_channel_dropout_sample(x, good, 0.3, "sample")
+    assert not v.passed and v.metrics["n_bad"] == 1 and f"first at [{n}, {c}, 1, 2]" in v.message
+
+
+def test_channel_dropout_zero_inputs_and_shapes() -> None:
+    x = _channels_input()
+    x[:, :, ::2] = 0.0  # zero inputs are 0 whatever the mask: they do not count, and neither do empty channels
+    x[0, :8] = 0.0
+    y = _channel_sample(x, 0.4)
+    v = check_channel_dropout_sample(x, y, 0.4, "sample")
+    assert v.passed, v.message
+    assert v.metrics["n"] == 64 * 64 - 8
+    assert check_channel_dropout_sample(x, y[:, :, :-1], 0.4, "sample").check == "shape"
+    v = check_channel_dropout_sample(x[:, :, 0, 0], y[:, :, 0, 0], 0.4, "sample")
+    assert not v.passed and v.check == "shape" and "(N, C, ...)" in v.message

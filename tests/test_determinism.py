@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.frameworks import to_numpy
 from harness.results import strict_json
 from harness.runner import PlannedTest, build_keras, build_torch, load_paths, plan_tests
 
@@ -54,7 +55,7 @@ def digests(tests: list[PlannedTest]) -> dict[str, dict[str, str]]:
         layers = build_keras(point, modules, "cpu")
         out[test.id] = {
             "input": h([point.input.make()]),
-            "torch": h([v.detach().cpu().numpy() for m in modules for v in m.state_dict().values()]),
+            "torch": h([to_numpy(v) for m in modules for v in m.state_dict().values()]),
             "keras": h([np.asarray(w.numpy()) for k in layers for w in k.weights]),
         }
     return out

@@ -13,9 +13,13 @@ from harness.layout import (
     axis_to_channels_last,
     conv_kernel_to_keras,
     conv_kernel_to_torch,
+    conv_transpose_kernel_to_keras,
+    conv_transpose_kernel_to_torch,
     dense_after_flatten_kernel_to_keras,
     dense_kernel_to_keras,
     dense_kernel_to_torch,
+    depthwise_kernel_to_keras,
+    depthwise_kernel_to_torch,
     flatten_permutation,
     shape_to_channels_last,
     to_channels_first,
@@ -197,3 +201,86 @@ def test_plain_layout_round_trip() -> None:
     np.testing.assert_array_equal(layout.to_keras(x), np.moveaxis(x, 1, -1))
     np.testing.assert_array_equal(layout.to_channels_first(layout.to_keras(x)), x)
     assert layout.keras_axis(1, 4) == 3
+
+
+def _keras_output(layer: keras.Layer, x: np.ndarray) -> np.ndarray:
+    return to_channels_first(to_numpy(layer(to_channels_last(x))))
+
+
+@pytest.mark.parametrize("multiplier", [1, 3])
+def test_depthwise_kernel_matches_torch_and_round_trips(multiplier: int) -> None:
+    """Brute force against the frameworks: Conv2d(groups=in) and DepthwiseConv2D agree in float64 with the
+    converted kernel (3x2, so kh/kw stay apart), and the inverse gives PyTorch's weight back."""
+    cin, kh, kw, h, w = 3, 3, 2, 6, 7
+    torch.manual_seed(5)
+    conv = torch.nn.Conv2d(cin, cin * multiplier, (kh, kw), groups=cin, bias=False).double()
+    x = np.random.default_rng(5).standard_normal((2, cin, h, w))
+    with torch.no_grad():
+        expected = to_numpy(conv(torch.from_numpy(x)))
+    weight = to_numpy(conv.weight)
+    layer = keras.layers.DepthwiseConv2D((kh, kw), depth_multiplier=multiplier, use_bias=False, dtype="float64")
+    layer.build((1, h, w, cin))
+    kernel = depthwise_kernel_to_keras(weight, multiplier)
+    assert kernel.shape == (kh, kw, cin, multiplier)
+    layer.kernel.assign(kernel)
+    np.testing.assert_allclose(_keras_output(layer, x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(depthwise_kernel_to_torch(kernel), weight)
+    # Element by element: PyTorch's output channel c*m + q is Keras's kernel[..., c, q].
+    for c in range(cin):
+        for q in range(multiplier):
+            np.testing.assert_array_equal(kernel[:, :, c, q], weight[c * multiplier + q, 0])
+
+
+def test_depthwise_kernel_split_the_wrong_way_gives_other_values() -> None:
+    """Rows split as (m, in) instead of (in, m): the same shape, other values once m > 1 and in > 1."""
+    cin, m, k = 3, 2, 3
+    weight = np.random.default_rng(6).standard_normal((cin * m, 1, k, k))
+    wrong = np.ascontiguousarray(weight.reshape(m, cin, k, k).transpose(2, 3, 1, 0))
+    right = depthwise_kernel_to_keras(weight, m)
+    assert wrong.shape == right.shape and not np.array_equal(wrong, right)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv_transpose_kernel_matches_torch_and_round_trips(stride: int) -> None:
+    """ConvTranspose2d [in, out, kh, kw] -> Conv2DTranspose (kh, kw, out, in), checked against both frameworks in
+    float64 with 3 inputs, 5 outputs and a 3x2 kernel (a swap of in/out or of kh/kw changes the shape)."""
+    cin, cout, kh, kw, h, w = 3, 5, 3, 2, 4, 5
+    torch.manual_seed(7)
+    conv = torch.nn.ConvTranspose2d(cin, cout, (kh, kw), stride=stride, bias=False).double()
+    x = np.random.default_rng(7).standard_normal((2, cin, h, w))
+    with torch.no_grad():
+        expected = to_numpy(conv(torch.from_numpy(x)))
+    weight = to_numpy(conv.weight)
+    assert weight.shape == (cin, cout, kh, kw)
+    layer = keras.layers.Conv2DTranspose(cout, (kh, kw), strides=stride, output_padding=0, use_bias=False,
+                                         dtype="float64")
+    layer.build((1, h, w, cin))
+    kernel = conv_transpose_kernel_to_keras(weight)
+    assert kernel.shape == (kh, kw, cout, cin)
+    layer.kernel.assign(kernel)
+    np.testing.assert_allclose(_keras_output(layer, x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(conv_transpose_kernel_to_torch(kernel), weight)
+    with pytest.raises(ValueError):
+        layer.kernel.assign(np.ascontiguousarray(weight.transpose(2, 3, 0, 1)))  # (kh, kw, in, out): in/out swapped
+
+
+def test_conv_transpose_kernel_is_not_flipped_and_in_out_matter() -> None:
+    """With as many outputs as inputs and a square kernel, two plausible wrong conversions keep the shape: the
+    spatially flipped kernel ("a transposed convolution is a convolution with the flipped kernel") and in/out
+    swapped. Both give other values; the conversion is the conv kernel's permutation, applied to [in, out, ...]."""
+    c, k, h = 4, 3, 5
+    torch.manual_seed(8)
+    conv = torch.nn.ConvTranspose2d(c, c, k, stride=2, bias=False).double()
+    x = np.random.default_rng(8).standard_normal((1, c, h, h))
+    with torch.no_grad():
+        expected = to_numpy(conv(torch.from_numpy(x)))
+    weight = to_numpy(conv.weight)
+    layer = keras.layers.Conv2DTranspose(c, k, strides=2, output_padding=0, use_bias=False, dtype="float64")
+    layer.build((1, h, h, c))
+    np.testing.assert_array_equal(conv_transpose_kernel_to_keras(weight), conv_kernel_to_keras(weight))
+    for wrong in (conv_transpose_kernel_to_keras(weight)[::-1, ::-1], np.transpose(weight, (2, 3, 0, 1))):
+        layer.kernel.assign(np.ascontiguousarray(wrong))
+        assert np.max(np.abs(_keras_output(layer, x) - expected)) > 0.1
+    layer.kernel.assign(conv_transpose_kernel_to_keras(weight))
+    np.testing.assert_allclose(_keras_output(layer, x), expected, rtol=1e-12, atol=1e-12)
+

@@ -173,7 +173,8 @@ BAD_CASES = [
     ("no-shape", case(input={"shape": DELETE, "seed": 1}), "c", "input.shape", ["missing", "positive integers"]),
     ("rank-mismatch", case(input={"shape": [1, 3, 8]}), "c", "input.shape",
      ["conv2d needs an input of rank 4", "[1, 3, 8]"]),
-    ("dtype", case(input={"dtype": "float16"}), "c", "input.dtype", ["got 'float16'", "allowed: float32, float64"]),
+    ("dtype", case(input={"dtype": "int8"}), "c", "input.dtype",
+     ["got 'int8'", "allowed: float32, float64, float16, bfloat16"]),
     ("fill", case(input={"fill": "zeros"}), "c", "input.fill",
      ["got 'zeros'", "allowed: normal, uniform, arange, values, file"]),
     ("seed-negative", case(input={"seed": -1}), "c", "input.seed", ["got -1", "an integer >= 0"]),
@@ -525,7 +526,7 @@ def test_defaults_are_filled_in(tmp_path: Path) -> None:
     (pt,) = points(tmp_path, {"name": "c", "block": "conv2d", "params": {"filters": 5, "kernel_size": 3},
                               "input": {"shape": [1, 3, 28, 28]}})
     assert pt.layers[0].params == {"filters": 5, "kernel_size": (3, 3), "strides": (1, 1), "padding": (0, 0),
-                                   "dilation_rate": (1, 1), "groups": 1, "use_bias": True}
+                                   "padding_mode": "zeros", "dilation_rate": (1, 1), "groups": 1, "use_bias": True}
     assert pt.input == InputSpec(shape=(1, 3, 28, 28), dtype="float32", fill="normal", seed=0)
     assert pt.mode == "eval" and pt.tolerance is None and pt.devices is None
     assert pt.expect_shape is None and pt.expect_output is None

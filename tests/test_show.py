@@ -61,12 +61,18 @@ def test_printed_code_computes_what_the_runner_computes(point: Point) -> None:
     order, and run the same operations. This holds for dropout in train mode too: PyTorch's mask comes from the
     generator seeded before the modules are built, Keras's from Dropout(seed=input.seed), in both the runner and
     the printed code, so no point needs a looser comparison."""
-    code = point_code(point, "cpu")
+    try:
+        code = point_code(point, "cpu")
+    except runner.StageError as e:  # a hand port Keras refuses to build (known_differences): the runner refuses alike
+        assert "building the Keras layer" in str(e), e
+        with pytest.raises(runner.StageError, match=re.escape(str(e)[:80])):
+            _runner_outputs(point)
+        return
     for source in code.values():
         assert not re.search(r"initializer|regularizer|constraint|trainable|\bname=", source), \
             "get_config noise in the printed code"
-    shown_torch, shown_keras = _shown_outputs(point, code)
     ran_torch, ran_keras = _runner_outputs(point)
+    shown_torch, shown_keras = _shown_outputs(point, code)
     assert _same(shown_torch, ran_torch), f"the printed PyTorch code differs from the runner's:\n{code['torch']}"
     assert _same(shown_keras, ran_keras), f"the printed Keras code differs from the runner's:\n{code['keras']}"
 
@@ -136,7 +142,7 @@ def test_show_text_header_parts_and_tolerance() -> None:
     point = _one("cases/networks.yaml::small_cnn")
     text = show_text(point)
     assert text.startswith("# cases/networks.yaml::small_cnn on cpu (test id cases/networks.yaml::small_cnn[cpu])")
-    assert "#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid}" in text
+    assert "#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid, ceil_mode: false}" in text
     assert "# --- PyTorch ---" in text and "# --- Keras ---" in text
     assert "dense_after_flatten_kernel_to_keras(t4.weight.detach().cpu().numpy(), (8, 13, 13))" in text
     ran_torch, _ = _runner_outputs(point)

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 
 from harness.frameworks import keras, tf, to_numpy, torch
 from harness.spatial import (
+    ceil_output_size_1d,
+    ceil_overhang,
+    ceil_overhang_1d,
     is_symmetric,
     output_size,
     output_size_1d,
+    pool_output_size,
     resolve_padding,
     same_padding_1d,
     torch_pad_arg,
@@ -168,3 +172,58 @@ def test_is_symmetric() -> None:
     assert is_symmetric(((1, 1), (0, 0)))
     assert not is_symmetric(((0, 1), (2, 2)))
     assert not is_symmetric(((2, 2), (1, 0)))
+
+
+# --- ceil mode (PyTorch's pooling_output_shape_pad_lr) ----------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.tuples(st.integers(1, 16), st.integers(1, 16)), kernel=st.tuples(kernels, kernels),
+       stride=st.tuples(strides, strides), data=st.data())
+def test_ceil_output_size_equals_torch(size, kernel, stride, data) -> None:
+    """Against PyTorch's own ceil_mode, for every padding its pooling layers take (symmetric, at most half the
+    window), the drop rule included; PyTorch refuses an output of size 0."""
+    padding = tuple(data.draw(st.integers(0, k // 2)) for k in kernel)
+    pads = ((padding[0], padding[0]), (padding[1], padding[1]))
+    ours = pool_output_size(size, kernel, stride, pads, True)
+    try:
+        theirs = tuple(torch.nn.functional.max_pool2d(torch.zeros(1, 1, *size), kernel, stride, padding,
+                                                      ceil_mode=True).shape[2:])
+    except RuntimeError:
+        assert min(ours) <= 0
+    else:
+        assert ours == theirs
+    assert pool_output_size(size, kernel, stride, pads, False) == output_size(size, kernel, stride, pads)
+
+
+@settings(max_examples=80, deadline=None)
+@given(size=st.integers(1, 20), kernel=kernels, stride=strides, data=st.data())
+def test_ceil_mode_windows(size, kernel, stride, data) -> None:
+    """Any padding smaller than the window (the harness also pads asymmetrically, and beyond half the window):
+    ceil mode has the floor-mode windows and at most one more; every window starts before the end of the input;
+    the overhang is less than a stride; floor mode over the input padded with the overhang has exactly ceil
+    mode's windows (what the Keras side and the explicit PyTorch padding compute)."""
+    pads = (data.draw(st.integers(0, kernel - 1)), data.draw(st.integers(0, kernel - 1)))
+    floor, ceil = output_size_1d(size, kernel, stride, pads), ceil_output_size_1d(size, kernel, stride, pads)
+    assert floor <= ceil <= floor + 1
+    if ceil > 0:
+        assert (ceil - 1) * stride < size + pads[0]  # the last window starts in the input or the left padding
+        overhang = ceil_overhang_1d(size, kernel, stride, pads)
+        assert 0 <= overhang < stride
+        assert output_size_1d(size, kernel, stride, (pads[0], pads[1] + overhang)) == ceil
+        if overhang:
+            assert ceil == floor + 1
+        one_more = ceil * stride  # the next window would start past the input or past the rounded-up span
+        assert one_more >= size + pads[0] or one_more + kernel > size + sum(pads) + stride - 1
+    assert ceil_overhang((size, size), (kernel, kernel), (stride, stride), (pads, pads)) == (
+        ceil_overhang_1d(size, kernel, stride, pads),) * 2
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "pads", "want"), [
+    (5, 2, 2, (1, 1), 3),  # 4 after rounding up; the 4th would start at padded 6, the bottom padding: dropped
+    (6, 3, 2, (1, 1), 4),  # the 4th starts at padded 6, the last real row: kept (it overhangs by 1)
+    (2, 3, 2, (0, 0), 1),  # a window larger than the input fits once
+    (1, 3, 2, (0, 0), 0),
+    (7, 3, 1, (1, 1), 7),  # stride 1: ceil mode changes nothing
+])
+def test_ceil_output_size_known_values(size, kernel, stride, pads, want) -> None:
+    assert ceil_output_size_1d(size, kernel, stride, pads) == want

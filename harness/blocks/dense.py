@@ -8,6 +8,11 @@
 - `dense` is y = x W^T + b over the channels axis (axis 1 of the channels-first tensor; for a rank-2 input
   that is the features). On a rank > 2 input PyTorch's Linear would act on the last axis (W in NCHW) and
   Keras's Dense on C: the harness gives PyTorch the channels axis explicitly.
+
+References: ONNX's Flatten(axis=1) (PyTorch's C, H, W order) and Gemm(x, W, b, transB=1) on the channels axis
+(moved last and the other axes folded into rows for rank > 2). Read from PyTorch (`harness port`): nn.Flatten with
+start_dim 1 and end_dim -1 only, nn.Linear on a rank-2 input only (on a rank > 2 input it acts on the last axis,
+which the harness's dense does not model).
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import torch
 
+from harness.blocks.activations import renamed, written_params
+from harness.errors import Refusal
 from harness.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
+from harness.reference import onnx_op
 from harness.registry import Block, Site, WeightCopy, parameter_path, register
 from harness.schema import Param
 
@@ -45,6 +54,21 @@ class Flatten(Block):
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return keras.layers.Flatten(dtype=site.dtype)
+
+    def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
+        return onnx_op("Flatten", x, axis=1)
+
+    # No parameters: the layers a port by hand writes are the harness's own.
+    native_torch_module = torch_module
+    native_keras_layer = keras_layer
+    torch_types = ("Flatten",)
+
+    def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        if module.start_dim % len(in_shape) != 1 or module.end_dim % len(in_shape) != len(in_shape) - 1:
+            raise Refusal(f"Flatten(start_dim={module.start_dim}, end_dim={module.end_dim}) on a rank-{len(in_shape)} "
+                          "input: the harness's flatten keeps the batch axis and flattens all the others "
+                          "(start_dim=1, end_dim=-1)", field="Flatten.start_dim")
+        return {}
 
 
 class TorchChannelsLinear(torch.nn.Module):
@@ -83,11 +107,40 @@ class Dense(Block):
         return site.params["units"] * site.in_shape[1]
 
     def torch_module(self, site: Site) -> torch.nn.Module:
-        linear = torch.nn.Linear(site.in_shape[1], site.params["units"], bias=site.params["use_bias"])
+        return self.linear_on_channels(site, bias=site.params["use_bias"])
+
+    @staticmethod
+    def linear_on_channels(site: Site, **kwargs: Any) -> torch.nn.Module:
+        linear = torch.nn.Linear(site.in_shape[1], site.params["units"], **kwargs)
         return linear if site.rank == 2 else TorchChannelsLinear(linear)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return keras.layers.Dense(site.params["units"], use_bias=site.params["use_bias"], dtype=site.dtype)
+
+    def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
+        rows = np.moveaxis(np.asarray(x, np.float64), 1, -1)  # features last; every other axis is a row
+        out = onnx_op("Gemm", rows.reshape(-1, rows.shape[-1]), weights["weight"], weights.get("bias"), transB=1)
+        return np.moveaxis(out.reshape(*rows.shape[:-1], site.params["units"]), -1, 1)
+
+    def native_torch_module(self, site: Site) -> torch.nn.Module:
+        # Both frameworks default to a bias. On a rank > 2 input the channels axis is the layout's business, not a
+        # default: PyTorch gets it as in the harness's own build.
+        written = written_params(site)
+        return self.linear_on_channels(site, **({"bias": written["use_bias"]} if "use_bias" in written else {}))
+
+    def native_keras_layer(self, site: Site) -> keras.Layer:
+        return keras.layers.Dense(**renamed(written_params(site), units="units", use_bias="use_bias"), dtype=site.dtype)
+
+    torch_types = ("Linear",)
+
+    def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        if len(in_shape) != 2:
+            raise Refusal(f"nn.Linear on a rank-{len(in_shape)} input {list(in_shape)} acts on its last axis; the "
+                          "harness's dense acts on the channels axis (axis 1): no translation", field="Linear")
+        if module.in_features != in_shape[1]:
+            raise Refusal(f"Linear(in_features={module.in_features}) receives {in_shape[1]} features "
+                          f"(input {list(in_shape)})", field="Linear.in_features")
+        return {"units": int(module.out_features), "use_bias": module.bias is not None}
 
     def torch_parameters(self, module: torch.nn.Module) -> dict[str, Any]:
         linear = module.linear if isinstance(module, TorchChannelsLinear) else module
@@ -96,7 +149,9 @@ class Dense(Block):
     def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
         w = self.torch_parameters(module)
         weight = parameter_path(module, w["weight"])
-        if site.layout.flattened_from is not None:  # after a flatten: the kernel rows follow Keras's (H, W, C) order
+        # After a flatten the kernel rows follow Keras's (H, W, C) order. A hand port (`defaults: native`) copies the
+        # kernel transposed and nothing more: that is the catalogued flatten-order mistake.
+        if site.layout.flattened_from is not None and site.written is None:
             copies = [WeightCopy(weight, "kernel", dense_after_flatten_kernel_to_keras, (site.layout.flattened_from,))]
         else:
             copies = [WeightCopy(weight, "kernel", dense_kernel_to_keras)]

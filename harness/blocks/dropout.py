@@ -1,32 +1,125 @@
-"""Dropout: `dropout`.
+"""Dropout: `dropout`, `spatial_dropout2d`.
 
-eval mode: the identity in both frameworks. train mode: each element is zeroed with probability `rate`
-and survivors are scaled by 1/(1-rate) (torch.nn.Dropout, keras.layers.Dropout). The two frameworks'
-random masks cannot match, so the runner compares what can be compared (compare.check_dropout_sample):
-every output is 0 or input/(1-rate), the zero fraction lies in a 5-sigma binomial interval, and survivors
-are scaled identically. A PyTorch module starts in training mode and a Keras call defaults to inference:
-the harness sets both from the case's `mode`.
+eval mode: the identity in both frameworks. train mode:
+- `dropout` zeroes each element with probability `rate` and scales survivors by 1/(1-rate) (torch.nn.Dropout,
+  keras.layers.Dropout).
+- `spatial_dropout2d` zeroes whole channels: each (n, c) plane of an (N, C, H, W) input is all zero with
+  probability `rate`, or all scaled by 1/(1-rate) (torch.nn.Dropout2d, keras.layers.SpatialDropout2D, whose noise
+  shape is (N, 1, 1, C)). Rank 4 only: Keras's layer refuses anything else, and PyTorch's Dropout2d takes a 3-D
+  input as (N, C, L) with a warning that this will change to an unbatched (C, H, W), and a 2-D one as (N, C)
+  elements with a deprecation warning.
+The two frameworks' random masks cannot match, so the runner checks each framework's sample with the block's
+`check_sample` (compare.check_dropout_sample, compare.check_channel_dropout_sample): every output is 0 or
+input/(1-rate), the fraction dropped (elements, or channels) lies in a 5-sigma binomial interval around `rate`,
+and for the spatial form no channel is partly dropped. A PyTorch module starts in training mode and a Keras call
+defaults to inference: the harness sets both from the case's `mode`.
+
+Reference: the identity in eval mode; train mode has no deterministic semantics (Refusal). Native builders pass
+the rate under each framework's name (p, rate); Keras's layers are given the case's seed.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import keras
+import numpy as np
 import torch
 
+from harness.blocks.activations import written_params
+from harness.compare import Verdict, check_channel_dropout_sample, check_dropout_sample
+from harness.errors import Refusal
 from harness.registry import Block, Site, register
 from harness.schema import Param
 
+RATE = Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zeroing an element")
+
+
+class _Dropout(Block):
+    family = "dropout"
+    stochastic = True
+    sample_rule: ClassVar[str]  # what `check_sample` checks, in words (`harness show` prints it)
+
+    def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
+        """What can be compared of one train-mode sample `y` of this block on input `x` (both channels-first)."""
+        raise NotImplementedError
+
+    def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
+        if site.mode == "train":
+            raise Refusal(f"{self.name} in train mode draws a random mask: it has no deterministic reference "
+                          "(each framework's sample is checked statistically instead)", field="mode")
+        return np.asarray(x, np.float64)
+
+    def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        if not RATE.minimum <= module.p <= RATE.maximum:
+            raise Refusal(f"{type(module).__name__}(p={module.p}): the harness takes a rate in "
+                          f"[{RATE.minimum:g}, {RATE.maximum:g}]", field=f"{type(module).__name__}.p")
+        return {"rate": float(module.p)}
+
 
 @register
-class Dropout(Block):
+class Dropout(_Dropout):
     name = "dropout"
-    family = "dropout"
     doc = "Zero each element with probability rate in train mode, scaling survivors by 1/(1-rate); identity in eval."
-    stochastic = True
-    params = (Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zeroing an element"),)
+    params = (RATE,)
+    torch_types = ("Dropout",)
+    sample_rule = ("harness.compare.check_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, and the "
+                   "fraction of zeros among the non-zero inputs lies within rate +- 5 * sqrt(rate * (1 - rate) / n)")
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         return torch.nn.Dropout(p=site.params["rate"])
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return keras.layers.Dropout(site.params["rate"], seed=site.seed, dtype=site.dtype)
+
+    def native_torch_module(self, site: Site) -> torch.nn.Module:
+        return torch.nn.Dropout(written_params(site)["rate"])
+
+    def native_keras_layer(self, site: Site) -> keras.Layer:
+        return keras.layers.Dropout(written_params(site)["rate"], seed=site.seed, dtype=site.dtype)
+
+    def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
+        return check_dropout_sample(x, y, site.params["rate"], what)
+
+
+@register
+class SpatialDropout2D(_Dropout):
+    name = "spatial_dropout2d"
+    doc = ("Zero each whole channel (n, c) with probability rate in train mode, scaling the kept ones by "
+           "1/(1-rate); identity in eval.")
+    params = (Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zeroing a channel"),)
+    ranks = (4,)
+    torch_types = ("Dropout2d",)
+    sample_rule = ("harness.compare.check_channel_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, "
+                   "each (n, c) channel is zeroed whole or kept whole, and the fraction of dropped channels lies "
+                   "within rate +- 5 * sqrt(rate * (1 - rate) / n), n the channels holding a non-zero input")
+
+    def check_input(self, site: Site) -> None:
+        if site.rank != 4:
+            raise Refusal(f"spatial_dropout2d needs an (N, C, H, W) input, got shape {list(site.in_shape)}: "
+                          "keras.layers.SpatialDropout2D refuses other ranks, and torch.nn.Dropout2d reads a 3-D "
+                          "input as (N, C, L) (with a warning that it will become an unbatched (C, H, W)) and a "
+                          "2-D one as elements (deprecated)", field="input.shape")
+
+    def torch_module(self, site: Site) -> torch.nn.Module:
+        return torch.nn.Dropout2d(p=site.params["rate"])
+
+    def keras_layer(self, site: Site) -> keras.Layer:
+        return keras.layers.SpatialDropout2D(site.params["rate"], data_format="channels_last", seed=site.seed,
+                                             dtype=site.dtype)
+
+    def native_torch_module(self, site: Site) -> torch.nn.Module:
+        return torch.nn.Dropout2d(written_params(site)["rate"])
+
+    def native_keras_layer(self, site: Site) -> keras.Layer:
+        return keras.layers.SpatialDropout2D(written_params(site)["rate"], seed=site.seed, dtype=site.dtype)
+
+    def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        if len(in_shape) != 4:
+            raise Refusal(f"Dropout2d on a rank-{len(in_shape)} input {list(in_shape)} is not channel-wise 2-D "
+                          "dropout (PyTorch reads 3-D as (N, C, L), 2-D as elements); the harness's "
+                          "spatial_dropout2d takes (N, C, H, W)", field="Dropout2d")
+        return super().params_from_torch(module, in_shape)
+
+    def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
+        return check_channel_dropout_sample(x, y, site.params["rate"], what)

@@ -1,0 +1,82 @@
+"""`compare: devices`: the same framework on the CPU and on the GPU must agree, as PyTorch's own CPU-vs-CUDA
+consistency tests do (an op's CUDA result checked against its CPU result: test_ops.py's `test_compare_cpu`).
+
+Such a point is one test, on the `gpu` device (its id ends in `[...-gpu]`, `harness run --device gpu` and
+`pytest -m gpu` select it): each framework runs the point on the CPU and on the GPU, from the same weights
+(PyTorch initialises on the CPU from the case's seed; Keras gets those weights), and gives one verdict per framework,
+"torch cpu vs gpu" and "keras cpu vs gpu", GPU output against CPU output under the default tolerance (two correct
+implementations that sum in different orders, as for torch vs keras) or the case's. Without a CUDA device the test
+is skipped with the reason. With a CPU-only TensorFlow (tensorflow-cpu) Keras has no GPU to run on: its verdict is
+left out and the message says so, rather than passing a CPU-vs-CPU comparison.
+
+Dropout in train mode (the last layer) draws different masks on each device: what comes before it is compared, and
+each device's sample gets the statistical dropout check (harness.compare.check_dropout_sample).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness import frameworks
+from harness.compare import Verdict, check_dropout_sample, compare
+
+FRAMEWORKS = ("torch", "keras")
+DEVICES = ("cpu", "gpu")
+
+
+def unavailable_reason() -> str | None:
+    """Why a devices comparison cannot run here, or None."""
+    reason = frameworks.gpu_unavailable_reason()
+    return f"compare: devices needs a GPU: {reason}" if reason else None
+
+
+def _outputs(point: Any, x: np.ndarray, device: str) -> dict[str, list[np.ndarray]]:
+    from harness import runner  # it imports this module
+
+    modules = runner.build_torch(point, device)
+    layers = runner.build_keras(point, modules, device)
+    return {"torch": runner.forward_torch(point, modules, x, device),
+            "keras": runner.forward_keras(point, layers, x, device)}
+
+
+def device_verdicts(point: Any, x: np.ndarray, outs: dict[str, dict[str, list[np.ndarray]]],
+                    frameworks_compared: tuple[str, ...] = FRAMEWORKS) -> list[Verdict]:
+    """Per framework: its GPU outputs against its CPU outputs (`outs[device][framework]`, every layer's)."""
+    from harness import runner
+
+    verdicts = []
+    stochastic = point.mode == "train" and point.layers[-1].block.stochastic
+    for name in frameworks_compared:
+        cpu, gpu = outs["cpu"][name], outs["gpu"][name]
+        if stochastic:
+            rate = point.layers[-1].params["rate"]
+            if len(point.layers) > 1:
+                verdicts.append(compare(gpu[-2], cpu[-2], runner._tolerance_for(point, cpu[-2]),
+                                        f"{name} cpu vs gpu before dropout", ("gpu", "cpu")))
+            for device, chain in (("cpu", cpu), ("gpu", gpu)):
+                verdicts.append(check_dropout_sample(chain[-2] if len(chain) > 1 else x, chain[-1], rate,
+                                                     f"{name} {device} dropout sample"))
+        else:
+            verdicts.append(compare(gpu[-1], cpu[-1], runner._tolerance_for(point, cpu[-1]), f"{name} cpu vs gpu",
+                                    ("gpu", "cpu")))
+    return verdicts
+
+
+def run(result: Any, point: Any, judge: Any) -> Any:
+    """Fill `result` (a runner Result on the gpu device) for a `compare: devices` point and return it."""
+    if reason := unavailable_reason():
+        result.status, result.message = "skipped", reason
+        return result
+    result.placement = {name: f"cpu vs {where}" for name, where in frameworks.placement("gpu").items()}
+    x = point.input.make()
+    outs = {device: _outputs(point, x, device) for device in DEVICES}
+    compared = FRAMEWORKS if frameworks.keras_has_gpu() else ("torch",)
+    result.shapes = {"input": list(x.shape), **{name: list(outs["gpu"][name][-1].shape) for name in FRAMEWORKS}}
+    result.verdicts = device_verdicts(point, x, outs, compared)
+    result.status, result.message = judge(point, result.verdicts)
+    if "keras" not in compared:
+        result.message += ("\nkeras cpu vs gpu: not compared: TensorFlow sees no GPU here (a CPU-only build?), so "
+                           "Keras ran on the CPU both times")
+    return result
