@@ -1,5 +1,5 @@
-"""Locating the first divergence in a network: for a `sequential` point whose torch-vs-keras comparison failed,
-which layer's output first differs, so that a person debugging a port does not bisect by hand.
+"""Judging a network layer by layer, and locating its first divergence: for a `sequential` point whose comparison
+failed, which layer's output first differs, so that a person debugging a port does not bisect by hand.
 
 Two curves, one entry per layer (`{layer, block, max_abs, max_rel, atol, rtol, reduction_length, passed, check}`):
 
@@ -125,18 +125,54 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
                    "own tolerance (the network's failure is in a comparison after the last compared layer)", {})
 
 
-def locate(point: Point, device: str, keras_layers: list[Any], x: np.ndarray, torch_outs: list[np.ndarray],
-           keras_outs: list[np.ndarray], verdicts: list[Verdict]) -> tuple[Verdict, dict[str, Any]] | None:
-    """For a sequential point whose first verdict (torch vs keras) failed: the first-divergence verdict and the
-    per-layer curves; None for any other point.
+LAYER_BY_LAYER = "each layer fed the same input"
 
-    Called right after the forward comparison, before anything (an optimiser step) can change the layers' weights;
+
+def network_curves(point: Point, device: str, keras_layers: list[Any], x: np.ndarray, torch_outs: list[np.ndarray],
+                   keras_outs: list[np.ndarray]) -> dict[str, list[dict[str, Any]]] | None:
+    """Both per-layer curves of a sequential point of two or more layers; None for any other point.
+
+    Computed for every network, passing or not, right after the forward comparison (before an optimiser step can
+    change the layers' weights): `layer_by_layer_verdict` counts in the status.
+    """
+    if not point.sequential or len(point.layers) < 2:
+        return None
+    return per_layer_curves(point, device, keras_layers, x, torch_outs, keras_outs)
+
+
+def layer_by_layer_verdict(curves: dict[str, list[dict[str, Any]]]) -> Verdict:
+    """Every layer of the network, fed PyTorch's input to it, agrees within its own tolerance.
+
+    Why it counts in the status: the end-to-end comparison judges a network with the tolerance of its widest
+    layer, under which a later, narrow layer's mistake can be diluted and pass. Measured: a GELU form mix-up
+    (1.1e-4) at layers[3] of a network of 64-channel convolutions, then a conv, flatten and dense, passed end to end
+    against the K=576 tolerance, and is 55x above its own K=1 tolerance here.
+    """
+    entries = curves["layer_by_layer"]
+    failing = [e for e in entries if not e["passed"]]
+    if failing:
+        e = failing[0]
+        return Verdict(LAYER_BY_LAYER, False, e["check"],
+                       f"layers[{e['layer']}] ({e['block']}) differs when both frameworks' layer is fed PyTorch's "
+                       f"input to it: {_numbers(e)}",
+                       {key: e[key] for key in ("layer", "block", "max_abs", "max_rel", "atol", "rtol",
+                                                "reduction_length")})
+    ratios = [e["max_abs"] / e["atol"] for e in entries if e["atol"] and e["max_abs"] is not None]
+    return Verdict(LAYER_BY_LAYER, True, "ok",
+                   f"all {len(entries)} compared layers agree when fed PyTorch's input, each within its own "
+                   "tolerance", {"layers": len(entries), "worst_error_over_atol": max(ratios, default=0.0)})
+
+
+def locate(point: Point, curves: dict[str, list[dict[str, Any]]] | None,
+           verdicts: list[Verdict]) -> tuple[Verdict, dict[str, Any]] | None:
+    """For a network (`curves` from `network_curves`) whose torch-vs-keras or layer-by-layer comparison failed:
+    the first-divergence verdict and the per-layer curves; None for any other point.
+
     `attach` adds the outcome to the result once its status is judged, so that this verdict, which only explains
     the failure, never decides a status (a known difference, `expect.divergent`, stays divergent).
     """
-    if not point.sequential or not verdicts or verdicts[0].passed:
+    if curves is None or all(v.passed for v in verdicts if v.what in ("keras vs torch", LAYER_BY_LAYER)):
         return None
-    curves = per_layer_curves(point, device, keras_layers, x, torch_outs, keras_outs)
     verdict = first_divergence(point, curves)
     return verdict, {**curves, "first_layer": verdict.metrics.get("layer"), "mode": verdict.metrics.get("mode")}
 

@@ -368,7 +368,10 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
         result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
                          "keras": list(keras_outs[-1].shape)}
         result.verdicts = compare_outputs(point, x, torch_outs, keras_outs)
-        located = localize.locate(point, device, layers, x, torch_outs, keras_outs, result.verdicts)
+        curves = localize.network_curves(point, device, layers, x, torch_outs, keras_outs)
+        if curves is not None:  # a network: each layer, fed the same input, within its own tolerance
+            result.verdicts.append(localize.layer_by_layer_verdict(curves))
+        located = localize.locate(point, curves, result.verdicts)
         if third_opinion.wanted(point, result.verdicts):  # which side is right: the float64 reference's opinion
             result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1],
                                                      _tolerance_for)

@@ -16,7 +16,7 @@ from harness.browser import browser_unavailable_reason, chromium, open_report
 from harness.cli import main
 from harness.frameworks import keras
 from harness.layout import dense_kernel_to_keras
-from harness.localize import WHAT, first_divergence
+from harness.localize import LAYER_BY_LAYER, WHAT, first_divergence
 from harness.registry import get_block
 from harness.report import unpack
 from harness.runner import run_point
@@ -126,6 +126,38 @@ def test_a_passing_network_has_no_localisation(case_points) -> None:
     assert result.status == "passed"
     assert result.localization is None and "localization" not in result.to_dict()
     assert all(v.what != WHAT for v in result.verdicts)
+
+
+# The mix-up that the end-to-end comparison alone let through: the GELU (layers[3]) after 64-channel convolutions is
+# followed by more wide layers, which set the network's tolerance (K = 576) and dilute the 1e-4 difference.
+DILUTED_NETWORK = """
+- name: gelu_diluted
+  block: sequential
+  layers:
+    - {block: conv2d, params: {filters: 64, kernel_size: 3, padding: same}}
+    - {block: relu}
+    - {block: conv2d, params: {filters: 64, kernel_size: 3, padding: same}}
+    - {block: gelu}
+    - {block: conv2d, params: {filters: 8, kernel_size: 3}}
+    - {block: flatten}
+    - {block: dense, params: {units: 10}}
+  input: {shape: [2, 64, 8, 8]}
+"""
+
+
+def test_a_mistake_diluted_end_to_end_is_still_caught_layer_by_layer(case_points, monkeypatch) -> None:
+    (point,) = case_points(DILUTED_NETWORK)
+    right = run_point(point, "cpu")
+    assert right.status == "passed", right.message
+    assert [v.passed for v in right.verdicts if v.what == LAYER_BY_LAYER] == [True]
+    gelu_keras_tanh(monkeypatch)
+    result = run_point(point, "cpu")
+    end_to_end = next(v for v in result.verdicts if v.what == "keras vs torch")
+    assert end_to_end.passed  # what let the mistake through before every network was judged layer by layer
+    assert result.status == "failed"
+    (alone,) = [v for v in result.verdicts if v.what == LAYER_BY_LAYER]
+    assert not alone.passed and alone.metrics["layer"] == 3 and "layers[3] (gelu)" in alone.message
+    assert result.localization["first_layer"] == 3
 
 
 def test_a_single_block_that_fails_has_no_localisation(case_points, monkeypatch) -> None:
