@@ -73,7 +73,7 @@ def param_strategy(param: Param, rank: int) -> st.SearchStrategy[Any]:
     if kind == "float":
         lo = float(param.minimum) if param.minimum is not None else -FLOAT_SPAN / 2
         hi = float(param.maximum) if param.maximum is not None else lo + FLOAT_SPAN
-        # No subnormals: a rate of 5e-324 is no value a port carries (it made binomial_interval underflow).
+        # No subnormals: a rate of 5e-324 is no value a port carries.
         return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
     if kind == "bool":
         return st.booleans()
