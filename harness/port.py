@@ -374,15 +374,14 @@ def _tolerance(point: Point, expected: np.ndarray, k: int) -> Any:
 # --- the Keras model -----------------------------------------------------------------------------------------------
 
 def keras_custom_objects(model: Any) -> dict[str, type]:
-    """The harness's own Keras layer classes inside `model` that keras.models.load_model cannot find by itself
-    (those not registered with keras.saving.register_keras_serializable), by class name: load_model's
-    `custom_objects`."""
+    """The harness's own Keras layer classes inside `model`, by class name: load_model's `custom_objects`. All of
+    them, registered ones too: registration (keras.saving.register_keras_serializable) only happens when their
+    module is imported, which a fresh Python that loads the file has not done; naming them imports them."""
     found: dict[str, type] = {}
 
     def walk(layer: Any) -> None:
         cls = type(layer)
-        if cls.__module__.startswith("harness.") and keras.saving.get_registered_object(
-                keras.saving.get_registered_name(cls)) is not cls:
+        if cls.__module__.startswith("harness."):
             found[cls.__name__] = cls
         for sub in getattr(layer, "layers", None) or []:
             walk(sub)
