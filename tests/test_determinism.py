@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.frameworks import to_numpy
+from harness.frameworks import to_numpy, torch
 from harness.results import strict_json
 from harness.runner import PlannedTest, build_keras, build_torch, load_paths, plan_tests
 
@@ -94,11 +95,15 @@ def test_inputs_and_weights_are_bit_identical_across_builds_and_processes(tests:
 def test_serial_and_parallel_pytest_runs_write_identical_results(tests: list[PlannedTest], tmp_path: Path) -> None:
     ids = [t.id for t in tests]
     docs = {}
+    # The frameworks' thread counts set their summation order (a conv's weight gradient differs in the last bits
+    # between 1 and 2 threads), and xdist workers get fewer threads (harness.frameworks.THREADS): every run here
+    # gets this process's count, so that what is compared is the harness's own determinism.
+    env = {**os.environ, "HARNESS_THREADS": str(torch.get_num_threads())}
     for name, extra in (("serial", ["-p", "no:xdist"]), ("parallel", ["-n", "2"])):
         path = tmp_path / f"{name}.json"
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra,
                                "--harness-results", str(path), *ids], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
+                              timeout=600, env=env)
         assert proc.returncode == 0, proc.stdout[-3000:]
         docs[name] = json.loads(path.read_text(encoding="utf-8"))
     serial, parallel = (comparable(docs[n]["results"]) for n in ("serial", "parallel"))
