@@ -117,6 +117,7 @@ class Point:
     defaults: str = "harness"  # `defaults:` one of DEFAULTS
     expect_divergent: str | None = None  # `expect.divergent: WHY`: a documented real difference (known_differences)
     expect_reference: bool = False  # `expect.reference: true`: both frameworks are also checked against the reference
+    expect_refuses: str | None = None  # `expect.refuses: TEXT`: Keras's refusal (ValueError) of a hand port says TEXT
     # `defaults: native` with torch_params / keras_params: each framework's own sites (else both build from `sites`)
     framework_sites: dict[str, list[Site]] = field(default_factory=dict)
 
@@ -131,6 +132,17 @@ class Point:
         if self.defaults == "native" and "mode" not in self.raw:
             return True if framework == "torch" else None
         return self.mode == "train"
+
+    @property
+    def sampled(self) -> bool:
+        """Train mode with a stochastic last layer (dropout): the output is a random sample, which the block's
+        check_sample judges in each framework (on each device) alone; what comes before it is compared."""
+        return self.mode == "train" and self.layers[-1].block.stochastic
+
+    def layer_label(self, index: int) -> str:
+        """How messages name layer `index`: `layers[2] (conv2d)` in a network, the block's name in a one-block case."""
+        name = self.layers[index].block.name
+        return f"layers[{index}] ({name})" if self.sequential else name
 
     @property
     def sweep_id(self) -> str:
@@ -407,7 +419,7 @@ def _expect(raw: Any, base: Path) -> tuple[tuple[int, ...] | None, np.ndarray | 
         return None, None
     if not isinstance(raw, dict):
         raise CaseError("must be a mapping with shape and/or output", field="expect")
-    _check_keys(raw, ("shape", "output", "fails", "divergent", "reference"), "expect")
+    _check_keys(raw, ("shape", "output", "fails", "divergent", "reference", "refuses"), "expect")
     shape = _shape(raw["shape"], "expect.shape", min_rank=1) if "shape" in raw else None
     output = None
     if "output" in raw:
@@ -433,11 +445,13 @@ def _expect_fails(raw: Any) -> str | None:
     return check
 
 
-def _expect_divergent(raw: Any) -> tuple[str | None, bool]:
-    """`expect.divergent: WHY` (a known real difference: passes only while the frameworks differ) and
-    `expect.reference: true` (both frameworks are checked against the float64 reference too)."""
+def _expect_divergent(raw: Any) -> tuple[str | None, bool, str | None]:
+    """`expect.divergent: WHY` (a known real difference: passes only while the frameworks differ),
+    `expect.reference: true` (both frameworks are checked against the float64 reference too) and
+    `expect.refuses: TEXT` (the difference is that Keras refuses to build the hand port, with a message saying TEXT:
+    only that refusal stands for the difference, never another error of building the layer)."""
     if not isinstance(raw, dict):
-        return None, False
+        return None, False, None
     why = raw.get("divergent")
     if why is not None and (not isinstance(why, str) or not why.strip()):
         raise CaseError(f"got {show(why)}; allowed: a one-line text saying why the frameworks differ",
@@ -448,7 +462,11 @@ def _expect_divergent(raw: Any) -> tuple[str | None, bool]:
     reference = raw.get("reference", False)
     if not isinstance(reference, bool):
         raise CaseError(f"got {show(reference)}; allowed: true or false", field="expect.reference")
-    return why, reference
+    refuses = raw.get("refuses")
+    if refuses is not None and (why is None or not isinstance(refuses, str) or not refuses.strip()):
+        raise CaseError(f"got {show(refuses)}; allowed: with expect.divergent, a text that Keras's refusal of the "
+                        "hand port contains", field="expect.refuses")
+    return why, reference, refuses
 
 
 def _checks(raw: Any) -> tuple[str, ...]:
@@ -744,7 +762,7 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], s
     tolerance = _tolerance(raw.get("tolerance"))
     expect_shape, expect_output = _expect(raw.get("expect"), base)
     expect_fails = _expect_fails(raw.get("expect"))
-    expect_divergent, expect_reference = _expect_divergent(raw.get("expect"))
+    expect_divergent, expect_reference, expect_refuses = _expect_divergent(raw.get("expect"))
     checks = _checks(raw.get("check"))
     if "optimizer" in raw and "train_step" not in checks:
         raise CaseError("is only read with check: train_step", field="optimizer")
@@ -774,7 +792,8 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], s
                  expect_output=expect_output, devices=devices, raw=raw, source_yaml=source_yaml,
                  expect_fails=expect_fails, checks=checks, steps=_steps(raw.get("steps")), optimizers=optimizers,
                  compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
-                 expect_reference=expect_reference, framework_sites=framework_sites)
+                 expect_reference=expect_reference,
+                 expect_refuses=expect_refuses, framework_sites=framework_sites)
 
 
 def _devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:

@@ -64,6 +64,17 @@ def default_tolerance(dtype: str, reduction_length: int = 1, scale: float = 1.0)
     )
 
 
+def tolerance_for(dtype: str, reduction_length: int, expected: Any, override: Tolerance | None = None) -> Tolerance:
+    """The tolerance of a comparison against `expected`: `override` (the case's own `tolerance`) as it is when
+    given; else the default for `dtype` and K, scaled by the largest finite |expected| (1 when none is finite:
+    an all-NaN or empty array has no size to scale by)."""
+    if override is not None:
+        return override
+    magnitudes = np.abs(np.asarray(expected, np.float64))
+    finite = magnitudes[np.isfinite(magnitudes)]
+    return default_tolerance(dtype, reduction_length, float(finite.max()) if finite.size else 1.0)
+
+
 @dataclass
 class Verdict:
     """The outcome of one comparison. `metrics` is kept on success too, for the report."""

@@ -10,7 +10,8 @@ is skipped with the reason. With a CPU-only TensorFlow (tensorflow-cpu) Keras ha
 left out and the message says so, rather than passing a CPU-vs-CPU comparison.
 
 Dropout in train mode (the last layer) draws different masks on each device: what comes before it is compared, and
-each device's sample gets the statistical dropout check (harness.compare.check_dropout_sample).
+each device's sample gets the block's own statistical check (`check_sample`, as in harness.runner.compare_outputs:
+element-wise for dropout, channel-wise for spatial_dropout2d).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness import frameworks
-from harness.compare import Verdict, check_dropout_sample, compare
+from harness.compare import Verdict, compare
 
 FRAMEWORKS = ("torch", "keras")
 DEVICES = ("cpu", "gpu")
@@ -47,16 +48,15 @@ def device_verdicts(point: Any, x: np.ndarray, outs: dict[str, dict[str, list[np
     from harness import runner
 
     verdicts = []
-    stochastic = point.mode == "train" and point.layers[-1].block.stochastic
+    sampled, site = point.layers[-1].block, point.sites[-1]  # the block says what of a sample can be checked
     for name in frameworks_compared:
         cpu, gpu = outs["cpu"][name], outs["gpu"][name]
-        if stochastic:
-            rate = point.layers[-1].params["rate"]
+        if point.sampled:
             if len(point.layers) > 1:
                 verdicts.append(compare(gpu[-2], cpu[-2], runner._tolerance_for(point, cpu[-2]),
                                         f"{name} cpu vs gpu before dropout", ("gpu", "cpu")))
             for device, chain in (("cpu", cpu), ("gpu", gpu)):
-                verdicts.append(check_dropout_sample(chain[-2] if len(chain) > 1 else x, chain[-1], rate,
+                verdicts.append(sampled.check_sample(site, chain[-2] if len(chain) > 1 else x, chain[-1],
                                                      f"{name} {device} dropout sample"))
         else:
             verdicts.append(compare(gpu[-1], cpu[-1], runner._tolerance_for(point, cpu[-1]), f"{name} cpu vs gpu",

@@ -68,6 +68,7 @@ import ml_dtypes  # noqa: E402  (NumPy's bfloat16; TensorFlow depends on it and 
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
                 "bfloat16": torch.bfloat16}
+TORCH_DTYPE_NAMES = {torch_dtype: name for name, torch_dtype in TORCH_DTYPES.items()}  # torch.float32 -> "float32"
 # NumPy has no bfloat16 of its own: ml_dtypes' is the one TensorFlow (and so Keras) takes and gives back. One
 # input array in the case's dtype feeds both frameworks, so both see exactly the same values.
 NUMPY_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64), "float16": np.dtype(np.float16),

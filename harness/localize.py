@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.cases import Point
-from harness.compare import Tolerance, Verdict, compare, default_tolerance
+from harness.compare import Tolerance, Verdict, compare, tolerance_for
 from harness.frameworks import keras_device, tf, to_numpy
 
 WHAT = "first divergent layer"
@@ -31,14 +31,7 @@ MODES = ("layer_by_layer", "end_to_end")
 
 
 def _tolerance(point: Point, expected: np.ndarray, reduction_length: int) -> Tolerance:
-    if point.tolerance is not None:
-        return point.tolerance
-    finite = np.abs(expected[np.isfinite(expected)].astype(np.float64))
-    return default_tolerance(point.input.dtype, reduction_length, float(finite.max()) if finite.size else 1.0)
-
-
-def _label(point: Point, i: int) -> str:
-    return f"layers[{i}] ({point.layers[i].block.name})"
+    return tolerance_for(point.input.dtype, reduction_length, expected, point.tolerance)
 
 
 def _entry(point: Point, i: int, k: int, verdict: Verdict) -> dict[str, Any]:
@@ -60,9 +53,7 @@ def keras_layer_fed(point: Point, i: int, keras_layer: Any, torch_in: np.ndarray
 def per_layer_curves(point: Point, device: str, keras_layers: list[Any], x: np.ndarray,
                      torch_outs: list[np.ndarray], keras_outs: list[np.ndarray]) -> dict[str, list[dict[str, Any]]]:
     """Both curves (see the module's docstring); {"layer_by_layer": [...], "end_to_end": [...]}."""
-    compared = len(point.layers)
-    if point.mode == "train" and point.layers[-1].block.stochastic:
-        compared -= 1
+    compared = len(point.layers) - (1 if point.sampled else 0)
     curves: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     longest = 1
     for i in range(compared):
@@ -73,11 +64,12 @@ def per_layer_curves(point: Point, device: str, keras_layers: list[Any], x: np.n
         fed_in = x if i == 0 else torch_outs[i - 1]
         try:
             alone = keras_layer_fed(point, i, keras_layers[i], fed_in, device)
-            verdict = compare(alone, expected, _tolerance(point, expected, own), _label(point, i), ("keras", "torch"))
+            verdict = compare(alone, expected, _tolerance(point, expected, own), point.layer_label(i),
+                              ("keras", "torch"))
         except Exception as e:  # noqa: BLE001 - a layer that cannot take the other framework's input says so here
-            verdict = Verdict(_label(point, i), False, "error", f"{type(e).__name__}: {str(e)[:300]}")
+            verdict = Verdict(point.layer_label(i), False, "error", f"{type(e).__name__}: {str(e)[:300]}")
         curves["layer_by_layer"].append(_entry(point, i, own, verdict))
-        verdict = compare(keras_outs[i], expected, _tolerance(point, expected, longest), _label(point, i),
+        verdict = compare(keras_outs[i], expected, _tolerance(point, expected, longest), point.layer_label(i),
                           ("keras", "torch"))
         curves["end_to_end"].append(_entry(point, i, longest, verdict))
     return curves

@@ -45,13 +45,13 @@ import numpy as np
 import yaml
 
 from harness.cases import InputSpec, Point, RefusedPoint, load_file
-from harness.compare import Verdict, compare, default_tolerance
+from harness.compare import Verdict, compare, tolerance_for
 from harness.errors import CaseError, Refusal
-from harness.frameworks import keras, to_numpy, torch
+from harness.frameworks import TORCH_DTYPE_NAMES, keras, to_numpy, torch
 from harness.layout import shape_to_channels_last
 from harness.registry import Block, all_blocks
 
-DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+PORTED_DTYPES = ("float32", "float64")  # the models `port` takes: their weights' dtype (TORCH_DTYPE_NAMES)
 
 
 class PortError(Exception):
@@ -367,8 +367,7 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
 
 
 def _tolerance(point: Point, expected: np.ndarray, k: int) -> Any:
-    finite = np.abs(expected[np.isfinite(expected)])
-    return default_tolerance(point.input.dtype, k, float(finite.max()) if finite.size else 1.0)
+    return tolerance_for(point.input.dtype, k, expected, point.tolerance)
 
 
 # --- the Keras model -----------------------------------------------------------------------------------------------
@@ -467,10 +466,10 @@ def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, .
     model.eval()
     params = list(model.parameters()) + list(model.buffers())
     float_dtypes = {p.dtype for p in params if p.is_floating_point()} or {torch.float32}
-    if len(float_dtypes) > 1 or next(iter(float_dtypes)) not in DTYPES:
+    dtype = TORCH_DTYPE_NAMES.get(next(iter(float_dtypes)))
+    if len(float_dtypes) > 1 or dtype not in PORTED_DTYPES:
         raise PortError(f"the model's weights are {', '.join(sorted(map(str, float_dtypes)))}; the harness ports "
                         "float32 or float64 models")
-    dtype = DTYPES[next(iter(float_dtypes))]
     leaves, notes = leaves_of(model)
     if not leaves:
         raise PortError(f"{spec}: the model has no layers")

@@ -37,6 +37,26 @@ class Site:
     def rank(self) -> int:
         return len(self.in_shape)
 
+    # The one reading of `written` for the native builders. They only run in `defaults: native` mode, where
+    # `written` is set; a site without it (harness mode, a test building a native layer by hand) counts every
+    # parameter as written: the harness's own build writes them all (tests/test_blocks_pooling_reshaping.py).
+    @property
+    def written_names(self) -> frozenset[str]:
+        """The names of the parameters a native builder passes: `written`, or every parameter when it is None."""
+        return frozenset(self.params) if self.written is None else self.written
+
+    @property
+    def written_params(self) -> dict[str, Any]:
+        """The written parameters (`written_names`) with their normalised values, in the schema's order."""
+        names = self.written_names
+        return {name: value for name, value in self.params.items() if name in names}
+
+    def written_args(self, **names: str) -> dict[str, Any]:
+        """The written parameters among `names`, under a framework's argument names:
+        `site.written_args(strides="stride", use_bias="bias")` is {"stride": ...} when the case wrote only strides."""
+        written = self.written_names
+        return {arg: self.params[name] for name, arg in names.items() if name in written}
+
 
 @dataclass(frozen=True)
 class WeightCopy:

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness import cross_device, localize, third_opinion
 from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, find_case_files, load_file, sweep_id
-from harness.compare import Verdict, compare, default_tolerance
+from harness.compare import Verdict, compare, tolerance_for
 from harness.errors import CaseError
 from harness.frameworks import (
     TORCH_DTYPES,
@@ -104,8 +104,7 @@ def _stage(point: Point, index: int, what: str) -> Iterator[None]:
     except CaseError:
         raise
     except Exception as e:
-        name = point.layers[index].block.name
-        where = f"layers[{index}] ({name})" if point.sequential else name
+        where = point.layer_label(index)
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
             # Keras's wrapper line says nothing; the cause follows, in terminal colours, after TF's op name
@@ -150,37 +149,51 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
     return layers
 
 
+def torch_chain(point: Point, modules: list[Any], t: Any) -> list[Any]:
+    """Each PyTorch module in turn on the tensor `t`: every layer's output tensor. Autograd is the caller's: the
+    forward comparison runs it under torch.no_grad, harness.gradients differentiates through it."""
+    outs = []
+    for i, m in enumerate(modules):
+        with _stage(point, i, "running PyTorch's"):
+            t = m(t)
+        outs.append(t)
+    return outs
+
+
+def keras_chain(point: Point, layers: list[Any], t: Any) -> list[Any]:
+    """Each Keras layer in turn on the tensor `t` (Keras's layout), with the point's training flag: every layer's
+    output tensor. The device and any GradientTape are the caller's."""
+    training = point.training("keras")  # the runner's flag (a native-defaults case may leave Keras's own)
+    outs = []
+    for i, k in enumerate(layers):
+        with _stage(point, i, "running Keras's"):
+            t = k(t, training=training)
+        outs.append(t)
+    return outs
+
+
 def forward_torch(point: Point, modules: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
     """Every layer's channels-first output."""
-    outs = []
-    t = to_torch(x).to(torch_device(device))
     with torch.no_grad():
-        for i, m in enumerate(modules):
-            with _stage(point, i, "running PyTorch's"):
-                t = m(t)
-            outs.append(to_numpy(t))
-    return outs
+        return [to_numpy(t) for t in torch_chain(point, modules, to_torch(x).to(torch_device(device)))]
 
 
 def forward_keras(point: Point, layers: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
     """Every layer's output, converted back to channels-first through its layout."""
-    outs = []
-    training = point.training("keras")
     with keras_device(device):
-        t = tf.constant(point.sites[0].layout.to_keras(x))
-        for i, (layer, site, k) in enumerate(zip(point.layers, point.sites_for("keras"), layers)):
-            with _stage(point, i, "running Keras's"):
-                t = k(t, training=training)
-            outs.append(layer.block.output_layout(site).to_channels_first(to_numpy(t)))
-    return outs
+        outs = keras_chain(point, layers, tf.constant(point.sites[0].layout.to_keras(x)))
+    return [layer.block.output_layout(site).to_channels_first(to_numpy(t))
+            for layer, site, t in zip(point.layers, point.sites_for("keras"), outs)]
+
+
+def forward_reduction_length(point: Point) -> int:
+    """The most terms one output element of any layer sums: K of the point's default tolerance."""
+    return max(layer.block.reduction_length(site) for layer, site in zip(point.layers, point.sites))
 
 
 def _tolerance_for(point: Point, expected: np.ndarray):
-    if point.tolerance is not None:
-        return point.tolerance
-    k = max(layer.block.reduction_length(site) for layer, site in zip(point.layers, point.sites))
-    finite = np.abs(expected[np.isfinite(expected)])
-    return default_tolerance(point.input.dtype, k, float(finite.max()) if finite.size else 1.0)
+    """The point's tolerance for a comparison against `expected` (compare.tolerance_for at the point's K)."""
+    return tolerance_for(point.input.dtype, forward_reduction_length(point), expected, point.tolerance)
 
 
 def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
@@ -188,7 +201,7 @@ def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
     """The verdicts of a point: torch vs keras first, then each against the expected shape and golden values."""
     t, k = torch_outs[-1], keras_outs[-1]
     verdicts: list[Verdict] = []
-    if point.mode == "train" and point.layers[-1].block.stochastic:
+    if point.sampled:
         sampled, site = point.layers[-1].block, point.sites[-1]  # the block says what of a sample can be checked
         if len(point.layers) > 1:
             tin, kin = torch_outs[-2], keras_outs[-2]
@@ -236,6 +249,12 @@ def judge(point: Point, verdicts: list[Verdict]) -> tuple[str, str]:
         frameworks = [v for v in verdicts if third_opinion.compares_frameworks(v)]
         differ = [v for v in frameworks if not v.passed]
         others = [v for v in failed if v not in frameworks and v.what not in third_opinion.REFERENCE_VERDICTS]
+        sides = [v for v in verdicts if v.what in (third_opinion.TORCH_VS_REFERENCE, third_opinion.KERAS_VS_REFERENCE)]
+        if differ and not others and point.expect_reference and not any(v.passed for v in sides):
+            return "failed", "\n".join([
+                "expect.reference: in a known difference one framework must compute the stated semantics, but the "
+                "float64 reference agrees with neither (or could not be computed): the reference or an adapter is "
+                f"wrong: {point.expect_divergent}", *side, *(f"[{v.what}] {v.message}" for v in [*differ, *sides])])
         if differ and not others:
             return "divergent", "\n".join([f"known difference (expect.divergent): {point.expect_divergent}", *side,
                                            *(f"[{v.what}] {v.message}" for v in differ)])
@@ -280,8 +299,7 @@ def point_details(point: Point, device: str, torch_outs: list[np.ndarray], keras
 
     # Pictures and code are aids: if one cannot be made, the report says why, and the verdict stands.
     details: dict[str, Any] = {}
-    stochastic = point.mode == "train" and point.layers[-1].block.stochastic
-    if not stochastic:  # two dropout samples differ by design: their difference is no picture of a mistake
+    if not point.sampled:  # two dropout samples differ by design: their difference is no picture of a mistake
         try:
             details["pictures"] = comparison_pictures(torch_outs[-1], keras_outs[-1],
                                                       verdicts[0].metrics.get("atol"))
@@ -325,16 +343,15 @@ def _point_result(point: Point, device: str, **fields: Any) -> Result:
 def _doing(frame: Any) -> str:
     """What the test was doing in `frame` (where a timeout interrupted it), from the runner's innermost step."""
     steps = {build_torch.__code__: "building the PyTorch module of",
-             build_keras.__code__: "building the Keras layer of", forward_torch.__code__: "running PyTorch's",
-             forward_keras.__code__: "running Keras's", _load_weights.__code__: "loading the weights of"}
+             build_keras.__code__: "building the Keras layer of", torch_chain.__code__: "running PyTorch's",
+             keras_chain.__code__: "running Keras's", _load_weights.__code__: "loading the weights of"}
     others = {compare_outputs.__code__: "comparing the outputs", point_details.__code__: "making the report's details",
               InputSpec.make.__code__: "making the input"}
     while frame is not None:
         if frame.f_code in steps:
             point, i = frame.f_locals.get("point"), frame.f_locals.get("i")
             if isinstance(point, Point) and isinstance(i, int) and i < len(point.layers):
-                name = point.layers[i].block.name
-                return f"{steps[frame.f_code]} {f'layers[{i}] ({name})' if point.sequential else name}"
+                return f"{steps[frame.f_code]} {point.layer_label(i)}"
             return steps[frame.f_code].rsplit(" ", 1)[0]
         if frame.f_code in others:
             return others[frame.f_code]
@@ -357,7 +374,11 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
         try:
             layers = build_keras(point, modules, device)
         except StageError as e:  # a hand port Keras will not build: the documented difference of such a case
-            if point.defaults != "native" or point.expect_divergent is None:
+            # Only the refusal the case names (expect.refuses) is that difference: another error while building
+            # (a misspelt keyword is a ValueError too) or a failed weight transfer stays this test's error.
+            refused = ("building the Keras layer" in str(e) and point.expect_refuses is not None
+                       and point.expect_refuses in str(e))
+            if point.defaults != "native" or point.expect_divergent is None or not refused:
                 raise
             result.verdicts = [Verdict("keras vs torch", False, "refused", f"Keras refuses the hand port: {e}")]
             result.status, result.message = judge(point, result.verdicts)

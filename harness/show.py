@@ -64,8 +64,10 @@ KERAS_NOTES = {
     keras.layers.ZeroPadding2D: "ZeroPadding2D's padding is ((top, bottom), (left, right))",
     keras.layers.Cropping2D: "Cropping2D's cropping is ((top, bottom), (left, right))",
 }
-# get_config() keys that do not change what a layer computes once the PyTorch weights are copied in.
-KERAS_NOISE = ("name", "trainable", "autocast", "build_config")
+# get_config() keys that do not change what a layer computes once the PyTorch weights are copied in. (trainable is
+# kept when false: a frozen BatchNormalization runs in inference mode, cases/known_differences.yaml.)
+KERAS_NOISE = ("name", "autocast", "build_config")
+KERAS_NOISE_IF_TRUE = ("trainable",)
 KERAS_NOISE_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 KERAS_NOISE_IF_NONE = ("quantization_config", "lora_rank", "lora_alpha")
 
@@ -212,7 +214,7 @@ def _keras_node(layer: Any, ctx: _Context) -> _Node:
     items: list[Any] = []
     for key, value in _keras_config(layer).items():
         if key in KERAS_NOISE or key.endswith(KERAS_NOISE_SUFFIXES) or key == "dtype" or (
-                key in KERAS_NOISE_IF_NONE and value is None):
+                key in KERAS_NOISE_IF_NONE and value is None) or (key in KERAS_NOISE_IF_TRUE and value is True):
             continue
         if key in getattr(cls, "layer_lists", ()):  # a harness composite's lists of layers, as constructor calls
             items.append((key, _Node("", [_keras_node(sub, ctx) for sub in value], "[]")))
@@ -493,7 +495,7 @@ def _footer(point: Point) -> list[str]:
     rule = ("shapes equal, NaN/Inf in the same places, and |keras_out - torch_out| <= atol + rtol * |torch_out| "
             f"elementwise, with {tol}.")
     texts = []
-    if point.mode == "train" and point.layers[-1].block.stochastic:
+    if point.sampled:
         texts.append("Dropout in train mode draws different masks in the two frameworks, so the harness checks each "
                      f"framework's sample on its own ({point.layers[-1].block.sample_rule}).")
         if len(point.layers) > 1:

@@ -265,6 +265,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "bad = diff > tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b64, 0.0))",
            "bad = diff > 10 * (tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b64, 0.0)))",
            "the comparison itself ten times too lenient, whatever the tolerance"),
+    Mutant("case_tolerance_ignored", "compare.py",
+           "if override is not None:",
+           "if False:",
+           "a case's own tolerance ignored (the default used instead)"),
     # --- runner.py: which comparisons are made ------------------------------------------------------------------
     Mutant("golden_comparison_skipped", "runner.py",
            "if point.expect_output is not None:",
@@ -274,10 +278,6 @@ MUTANTS: tuple[Mutant, ...] = (
            "if point.expect_shape is not None and point.expect_shape != point.output_shape:",
            "if False:",
            "expect.shape never compared"),
-    Mutant("case_tolerance_ignored", "runner.py",
-           "if point.tolerance is not None:",
-           "if False:",
-           "a case's own tolerance ignored (the default used instead)"),
     # --- cases.py: the loader -----------------------------------------------------------------------------------
     Mutant("input_dtype_ignored", "cases.py",
            'dtype = _choice(raw.get("dtype", "float32"), DTYPES, "input.dtype")',

@@ -200,7 +200,7 @@ def test_native_builders_keep_each_frameworks_defaults() -> None:
     """Written parameters only: PyTorch's momentum 0.1 and eps 1e-5 against Keras's 0.99 (PyTorch's 0.01) and
     1e-3; a written momentum reaches Keras converted."""
     block = get_block("batch_norm2d")
-    params = {"momentum": 0.2, "epsilon": 1e-4, "affine": True, "track_running_stats": True}
+    params = {"momentum": 0.2, "epsilon": 1e-4, "affine": True, "track_running_stats": True, "frozen": False}
     nothing = Site(params=params, in_shape=(2, 3, 4, 4), dtype="float32", mode="eval", written=frozenset())
     t, k = block.native_torch_module(nothing), block.native_keras_layer(nothing)
     assert (t.momentum, t.eps) == (0.1, 1e-5) and (k.momentum, k.epsilon) == (0.99, 1e-3)
@@ -211,6 +211,19 @@ def test_native_builders_keep_each_frameworks_defaults() -> None:
                                    written=frozenset({"track_running_stats"}))
     with pytest.raises(Refusal, match="no track_running_stats switch"):
         block.native_keras_layer(no_stats)
+    frozen = dataclasses.replace(nothing, params={**params, "frozen": True}, written=frozenset({"frozen"}))
+    t, k = block.native_torch_module(frozen), block.native_keras_layer(frozen)
+    assert not any(p.requires_grad for p in t.parameters()) and k.trainable is False
+
+
+def test_frozen_is_a_hand_port_switch_only(tmp_path) -> None:
+    """In the harness's own mapping a frozen layer has no translation (Keras's would run in inference): refused."""
+    path = tmp_path / "frozen.yaml"
+    path.write_text("- {name: frozen_in_harness_mode, block: batch_norm2d, params: {frozen: true}, "
+                    "input: {shape: [2, 3, 4, 4]}}\n", encoding="utf-8")
+    (entry,), _ = load_file(path)
+    error = str(entry.error)
+    assert "frozen_in_harness_mode" in error and "params.frozen" in error and "defaults: native" in error
 
 
 def test_params_from_torch() -> None:

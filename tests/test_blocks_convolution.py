@@ -546,7 +546,7 @@ NATIVE = """
   defaults: native
   params: {filters: 4, kernel_size: 3, strides: 2, dilation_rate: 2}
   input: {shape: [1, 3, 9, 9]}
-  expect: {divergent: "Keras's Conv2D refuses strides > 1 with dilation_rate > 1"}
+  expect: {divergent: "Keras's Conv2D refuses strides > 1 with dilation_rate > 1", refuses: "dilation_rate > 1"}
 """
 
 

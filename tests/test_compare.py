@@ -17,6 +17,7 @@ from harness.compare import (
     check_dropout_sample,
     compare,
     default_tolerance,
+    tolerance_for,
 )
 from harness.frameworks import keras, to_numpy, torch
 
@@ -171,6 +172,18 @@ def test_default_tolerance() -> None:
     # K <= 0 is treated as 1.
     assert default_tolerance("float32", 0).rtol == base.rtol
     assert "float32" in base.source
+
+
+def test_tolerance_for_scales_by_the_largest_finite_expected_value_or_takes_the_case_s() -> None:
+    expected = np.array([[0.5, -40.0], [np.nan, np.inf]], np.float32)
+    assert tolerance_for("float32", 9, expected) == default_tolerance("float32", 9, scale=40.0)  # NaN/Inf ignored
+    assert tolerance_for("float32", 9, np.full(3, np.nan)) == default_tolerance("float32", 9)  # nothing finite: 1
+    assert tolerance_for("float32", 9, np.zeros(0)) == default_tolerance("float32", 9)
+    assert tolerance_for("float64", 4, np.array([-3.0])).atol == pytest.approx(3 * default_tolerance("float64", 4).rtol)
+    half = np.array([1000.0], np.float16)  # reduced dtypes are read in float64 (no overflow in |x|)
+    assert tolerance_for("float16", 1, half) == default_tolerance("float16", 1, scale=1000.0)
+    case = Tolerance(atol=1.0, rtol=0.0)
+    assert tolerance_for("float32", 9, expected, override=case) is case  # the case's own, as it is
 
 
 # --- dropout -------------------------------------------------------------------------------------------

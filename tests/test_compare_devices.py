@@ -136,6 +136,27 @@ def test_dropout_in_train_mode_compares_what_comes_before_and_checks_each_sample
         "keras cpu vs gpu before dropout", "keras cpu dropout sample", "keras gpu dropout sample"]
 
 
+def test_spatial_dropout_samples_get_the_channel_wise_check(fake_gpu, case_points) -> None:
+    """Each device's spatial_dropout2d sample is judged by the block's own check_sample (channels are the unit of
+    the draw), as in a torch-vs-keras run. The element-wise check counts C*H*W correlated draws as independent:
+    with 4 channels of 256 elements, it accepts only exactly 2 of 4 channels dropped, and failed this correct run."""
+    (point,) = case_points("""
+        - name: spatial_dropout
+          block: spatial_dropout2d
+          params: {rate: 0.5}
+          mode: train
+          input: {shape: [2, 2, 16, 16], seed: 3}
+          compare: devices
+        """)
+    result = run_point(point, "gpu")
+    assert result.status == "passed", result.message
+    samples = [v for v in result.verdicts if v.what.endswith("dropout sample")]
+    assert [v.what for v in samples] == ["torch cpu dropout sample", "torch gpu dropout sample",
+                                         "keras cpu dropout sample", "keras gpu dropout sample"]
+    assert all(v.metrics["unit"] == "channels" and v.metrics["n"] == 4 for v in samples)
+    assert all("dropped-channel fraction" in v.message for v in samples)
+
+
 def test_reduced_precision_on_both_devices(fake_gpu, case_points) -> None:
     (point,) = case_points(NETWORK.replace("input: {shape: [2, 4, 9, 9]}",
                                            "input: {shape: [2, 4, 9, 9], dtype: bfloat16}"))

@@ -237,6 +237,81 @@ def test_a_train_mode_bias_before_batch_norm_has_unresolved_adam_updates(run_cas
     assert bias.metrics["n_not_compared"] == 4 and "4 of 4 elements not compared" in bias.message
     weight = next(v for v in result.verdicts if v.what == "adam update layers[0].weight")
     assert "n_not_compared" not in weight.metrics
+    # Not left unchecked: each framework's update there lies within Adam's bound, which the message states.
+    assert bias.metrics["n_not_compared_real_gradient"] == 0  # zero at every step: no cap applies
+    assert max(bias.metrics["largest_not_compared_update"].values()) <= bias.metrics["adam_bound"]
+    assert "held to Adam's bound lr * sum_t B(t)" in bias.message
+
+
+BIAS_BEFORE_BN = """
+- name: bias_before_bn
+  block: sequential
+  layers:
+    - {block: conv2d, params: {filters: 4, kernel_size: 3}}
+    - {block: batch_norm2d}
+  mode: train
+  input: {shape: [4, 2, 6, 6]}
+  check: [train_step]
+  steps: 3
+  optimizer: {name: adam, learning_rate: 0.01}
+"""
+
+
+def test_a_keras_adam_step_too_large_in_the_not_compared_elements_is_caught(run_case, monkeypatch) -> None:
+    """Keras's Adam given 3x the learning rate: the conv bias before the batch norm, whose updates cannot be
+    compared (their gradient is rounding noise), used to pass whatever Keras did there; its updates now exceed the
+    bound no Adam update can (lr * sum_t B(t))."""
+    (good,) = run_case(BIAS_BEFORE_BN)
+    assert good.status == "passed", good.message
+    real = gradients.keras_optimizer
+    monkeypatch.setattr(gradients, "keras_optimizer",
+                        lambda opt, dtype: real({**opt, "learning_rate": 3 * opt["learning_rate"]}, dtype))
+    (result,) = run_case(BIAS_BEFORE_BN)
+    bias = next(v for v in result.verdicts if v.what == "adam update layers[0].bias")
+    assert bias.metrics["n_not_compared"] == 4 and not bias.passed and bias.check == "adam bound", bias.message
+    assert "of the 4 elements not compared exceed Adam's bound" in bias.message
+    assert bias.metrics["largest_not_compared_update"]["keras"] > bias.metrics["adam_bound"]
+    assert bias.metrics["largest_not_compared_update"]["torch"] <= bias.metrics["adam_bound"]
+
+
+def test_too_many_updates_left_out_of_the_comparison_fail_the_verdict(run_case) -> None:
+    """A case atol of the gradients' own size (0.3 here, gradients of order 1) makes most gradient elements "zero
+    up to rounding" at some step: their Adam updates would go uncompared. More than 1% of a weight (at least one
+    element) whose gradient was real at some step fails, saying why, instead of passing with a count."""
+    loose = "  tolerance: {atol: 0.3, rtol: 1.0e-5}\n"
+    (result,) = run_case(_train_step("{name: adam, learning_rate: 0.01}", 3) + loose)
+    weight = next(v for v in result.verdicts if v.what == "adam update weight")
+    assert not weight.passed and weight.check == "not compared", weight.message
+    assert weight.metrics["n_not_compared_real_gradient"] > 1
+    assert "are not compared although their gradient was above rounding at some step" in weight.message
+    assert result.status == "failed"
+
+
+def test_adams_step_bound_holds_for_pytorch_and_is_reached() -> None:
+    """adam_step_bound's derivation, against torch.optim.Adam (eps ~ 0, float64): no gradient sequence moves an
+    element by more than lr * B(t) at step t, and g_i proportional to (b1 / b2)**(t - i) reaches it."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    for beta_1, beta_2 in ((0.9, 0.999), (0.5, 0.9), (0.0, 0.99)):
+        bounds = [gradients.adam_step_bound(beta_1, beta_2, t) for t in range(1, 7)]
+        assert bounds[0] == pytest.approx(1.0)
+        for t, bound in enumerate(bounds, start=1):
+            worst = [(beta_1 / beta_2) ** (t - i) for i in range(1, t + 1)]
+            sequences = [worst, *(rng.standard_normal(t) * 10.0 ** rng.uniform(-9, 3, t) for _ in range(50))]
+            steps = []
+            for grads in sequences:
+                p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+                opt = torch.optim.Adam([p], lr=1.0, betas=(beta_1, beta_2), eps=1e-300)  # 0/0 stays 0
+                for g in grads:
+                    before = float(p.detach())
+                    p.grad = torch.tensor([float(g)], dtype=torch.float64)
+                    opt.step()
+                steps.append(abs(float(p.detach()) - before))
+            assert max(steps) <= bound * (1 + 1e-12)
+            assert steps[0] == pytest.approx(bound, rel=1e-9)  # the worst case reaches it
+    assert gradients.adam_step_bound(0.9, 0.999, 3) == pytest.approx(1.0036, abs=1e-4)
+    assert gradients.adam_step_bound(0.9, 0.0, 2) == math.inf
 
 
 # --- refusals and the loss ----------------------------------------------------------------------------------------

@@ -75,11 +75,38 @@ def test_each_entry_names_its_source_and_a_correct_translation_that_exists(name:
         assert point.expect_divergent, f"{name}: not marked expect.divergent"
 
 
+# What each entry's difference is: the PyTorch-vs-Keras verdict that must fail, and how (a status of "divergent"
+# alone would also hold for an unrelated difference).
+DIFFERS = {
+    "leaky_relu_default_slope": ("keras vs torch", "values"),
+    "leaky_relu_keras_function_slope": ("keras vs torch", "values"),
+    "gelu_keras_ops_default": ("keras vs torch", "values"),
+    "softmax_implicit_dim": ("keras vs torch", "values"),
+    "batch_norm_default_epsilon": ("keras vs torch", "values"),
+    "batch_norm_default_momentum": ("running_mean after 3 step(s)", "values"),
+    "batch_norm_momentum_copied_as_is": ("running_mean after 1 step(s)", "values"),
+    "batch_norm_unbiased_running_variance": ("running_var after 1 step(s)", "values"),
+    "batch_norm_frozen_keras_runs_inference": ("keras vs torch", "values"),
+    "torch_module_left_in_training_mode": ("keras vs torch", "values"),
+    "avg_pool_border_divisor": ("keras vs torch", "values"),
+    "max_pool_padded_with_zeros": ("keras vs torch", "values"),
+    "max_pool_ceil_mode": ("keras vs torch", "shape"),
+    "conv_same_stride2_symmetric_padding": ("keras vs torch", "values"),
+    "conv_keras_refuses_dilation_with_stride": ("keras vs torch", "refused"),
+    "dense_after_flatten_rows_not_permuted": ("each layer fed the same input", "values"),
+    "tf_float64_leaky_relu_slope": ("keras vs torch", "values"),
+    "tf_float64_gelu": ("keras vs torch", "values"),
+}
+
+
 @pytest.mark.parametrize("name", [name for name, _ in ENTRIES])
 def test_each_entry_still_holds(name: str) -> None:
     result = run_point(_points()[name], "cpu")
     want = "passed" if name in AGREEMENTS else "divergent"
     assert result.status == want, result.message
+    if name not in AGREEMENTS:
+        failing = {(v.what, v.check) for v in result.verdicts if not v.passed}
+        assert DIFFERS[name] in failing, f"{name}: the documented difference {DIFFERS[name]} is not among {failing}"
 
 
 # --- facts a case can only encode: run the frameworks themselves -------------------------------------------------
@@ -167,8 +194,38 @@ def test_a_keras_refusal_is_a_divergence_only_in_a_native_case_that_says_so(
 """
     (plain,) = run_case(case)
     assert plain.status == "error" and "dilation_rate > 1" in plain.message
-    (known,) = run_case(case + '  expect: {divergent: "Keras refuses it"}\n')
+    (known,) = run_case(case + '  expect: {divergent: "Keras refuses it", refuses: "dilation_rate > 1"}\n')
     assert known.status == "divergent" and "Keras refuses the hand port" in known.message
+    (unnamed,) = run_case(case + '  expect: {divergent: "Keras refuses it"}\n')  # which refusal: not said
+    assert unnamed.status == "error"
+
+
+def test_an_adapter_that_cannot_build_is_no_known_difference(run_case: Callable[[str], list[Result]],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the refusal a case names (expect.refuses) stands for a difference: a broken native builder (a misspelt
+    keyword, which Keras also refuses with a ValueError) stays an error, even in a case marked divergent."""
+    block = type(get_block("leaky_relu"))
+    monkeypatch.setattr(block, "native_keras_layer", lambda self, site: keras.layers.LeakyReLU(negative_slop=0.3))
+    (result,) = run_case(DIVERGENT_LEAKY.replace('"}', '", refuses: "not supported"}'))
+    assert result.status == "error" and "negative_slop" in result.message
+
+
+def test_a_known_difference_with_expect_reference_needs_a_side_that_agrees(
+        run_case: Callable[[str], list[Result]], monkeypatch: pytest.MonkeyPatch) -> None:
+    case = DIVERGENT_LEAKY.replace("expect: {", "expect: {reference: true, ")
+    (right,) = run_case(case)
+    assert right.status == "divergent", right.message
+    monkeypatch.setattr(type(get_block("leaky_relu")), "reference", lambda self, site, x, weights: x * 7)
+    (wrong,) = run_case(case)
+    assert wrong.status == "failed" and "agrees with neither" in wrong.message
+
+
+def test_an_incomplete_adapter_is_no_framework_difference() -> None:
+    from harness.compare import Verdict
+    from harness.third_opinion import compares_frameworks
+
+    assert compares_frameworks(Verdict("grad layers[0].weight", False, "values", ""))
+    assert not compares_frameworks(Verdict("weights mapped", False, "mapping", ""))
 
 
 def test_port_params_are_native_only(tmp_path: Path) -> None:

@@ -62,17 +62,6 @@ GELU_TANH_KAPPA = 0.044715
 _erf = np.vectorize(math.erf, otypes=[np.float64])  # float64 throughout (ONNX's Erf rounds to float32)
 
 
-def written_params(site: Site) -> dict[str, Any]:
-    """The parameters a case wrote, with their normalised values (every parameter outside `defaults: native`)."""
-    names = site.params if site.written is None else site.written
-    return {name: site.params[name] for name in names if name in site.params}
-
-
-def renamed(written: dict[str, Any], **names: str) -> dict[str, Any]:
-    """The written parameters under a framework's argument names: `renamed(w, negative_slope="negative_slope")`."""
-    return {names[k]: v for k, v in written.items()}
-
-
 def gelu_reference(x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "tanh":
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + GELU_TANH_KAPPA * x ** 3)))
@@ -88,8 +77,8 @@ class _Activation(Block):
     torch_factory: Callable[[dict[str, Any]], torch.nn.Module]
     keras_factory: Callable[[dict[str, Any], str], keras.Layer]
     reference_function: Callable[[dict[str, Any], np.ndarray], np.ndarray]
-    native_torch_factory: Callable[[dict[str, Any]], torch.nn.Module]
-    native_keras_factory: Callable[[dict[str, Any], str], keras.Layer]
+    native_torch_factory: Callable[[Site], torch.nn.Module]
+    native_keras_factory: Callable[[Site], keras.Layer]
     from_torch: Callable[[torch.nn.Module], dict[str, Any]]
 
     def torch_module(self, site: Site) -> torch.nn.Module:
@@ -102,10 +91,10 @@ class _Activation(Block):
         return type(self).reference_function(site.params, np.asarray(x, np.float64))
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        return type(self).native_torch_factory(written_params(site))
+        return type(self).native_torch_factory(site)
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        return type(self).native_keras_factory(written_params(site), site.dtype)
+        return type(self).native_keras_factory(site)
 
     def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
         if type(module).__name__ not in self.torch_types:
@@ -117,14 +106,15 @@ def _activation(name: str, doc: str, torch_factory: Callable, keras_factory: Cal
                 params: tuple[Param, ...] = (), *, reference: Callable, torch_type: str,
                 native_torch: Callable | None = None, native_keras: Callable | None = None,
                 from_torch: Callable = lambda module: {}) -> type[Block]:
-    """Register an activation. Without parameters, the native builders are the harness's own (nothing to leave
-    to a default); `from_torch(module)` gives the case params of a `torch_type` module."""
+    """Register an activation. `native_torch(site)` / `native_keras(site)` build the layer from the parameters the
+    case wrote (Site.written_args); without them the native builders are the harness's own (nothing to leave to a
+    default); `from_torch(module)` gives the case params of a `torch_type` module."""
     cls = type(name, (_Activation,), {
         "name": name, "doc": doc, "params": params, "torch_types": (torch_type,),
         "torch_factory": staticmethod(torch_factory), "keras_factory": staticmethod(keras_factory),
         "reference_function": staticmethod(reference),
-        "native_torch_factory": staticmethod(native_torch or torch_factory),
-        "native_keras_factory": staticmethod(native_keras or keras_factory),
+        "native_torch_factory": staticmethod(native_torch or (lambda site: torch_factory(site.params))),
+        "native_keras_factory": staticmethod(native_keras or (lambda site: keras_factory(site.params, site.dtype))),
         "from_torch": staticmethod(from_torch)})
     return register(cls)
 
@@ -145,9 +135,9 @@ _activation("leaky_relu", "x if x >= 0 else negative_slope * x.",
             # PRelu takes the slope as a float64 input; LeakyRelu's float32 attribute would round 0.01.
             reference=lambda p, x: onnx_op("PRelu", x, np.array([p["negative_slope"]])),
             torch_type="LeakyReLU",
-            native_torch=lambda w: torch.nn.LeakyReLU(**renamed(w, negative_slope="negative_slope")),
-            native_keras=lambda w, dt: keras.layers.LeakyReLU(**renamed(w, negative_slope="negative_slope"),
-                                                              dtype=dt),
+            native_torch=lambda s: torch.nn.LeakyReLU(**s.written_args(negative_slope="negative_slope")),
+            native_keras=lambda s: keras.layers.LeakyReLU(**s.written_args(negative_slope="negative_slope"),
+                                                          dtype=s.dtype),
             from_torch=lambda m: {"negative_slope": float(m.negative_slope)})
 _activation("elu", "x if x > 0 else alpha * (exp(x) - 1).",
             lambda p: torch.nn.ELU(alpha=p["alpha"]),
@@ -155,8 +145,8 @@ _activation("elu", "x if x > 0 else alpha * (exp(x) - 1).",
             (Param("alpha", "float", 1.0, minimum=0.0, doc="scale of the negative part"),),
             reference=lambda p, x: np.where(x > 0, x, p["alpha"] * np.expm1(x)),  # ONNX Elu: a float32 alpha
             torch_type="ELU",
-            native_torch=lambda w: torch.nn.ELU(**renamed(w, alpha="alpha")),
-            native_keras=lambda w, dt: keras.layers.ELU(**renamed(w, alpha="alpha"), dtype=dt),
+            native_torch=lambda s: torch.nn.ELU(**s.written_args(alpha="alpha")),
+            native_keras=lambda s: keras.layers.ELU(**s.written_args(alpha="alpha"), dtype=s.dtype),
             from_torch=lambda m: {"alpha": float(m.alpha)})
 _activation("gelu", "x * Phi(x) (exact) or its tanh approximation.",
             lambda p: torch.nn.GELU(approximate=p["approximate"]),
@@ -166,11 +156,12 @@ _activation("gelu", "x * Phi(x) (exact) or its tanh approximation.",
                    doc="'none' = exact erf form; 'tanh' = the tanh approximation"),),
             reference=lambda p, x: gelu_reference(x, p["approximate"]),
             torch_type="GELU",
-            native_torch=lambda w: torch.nn.GELU(**renamed(w, approximate="approximate")),
+            native_torch=lambda s: torch.nn.GELU(**s.written_args(approximate="approximate")),
             # Activation('gelu') is keras.activations.gelu, exact by default (keras.ops.gelu would approximate).
-            native_keras=lambda w, dt: keras.layers.Activation(
-                "gelu" if "approximate" not in w
-                else functools.partial(keras.activations.gelu, approximate=w["approximate"] != "none"), dtype=dt),
+            native_keras=lambda s: keras.layers.Activation(
+                "gelu" if "approximate" not in s.written_names
+                else functools.partial(keras.activations.gelu, approximate=s.params["approximate"] != "none"),
+                dtype=s.dtype),
             from_torch=lambda m: {"approximate": m.approximate})
 _activation("silu", "x * sigmoid(x) (swish).", lambda p: torch.nn.SiLU(),
             lambda p, dt: keras.layers.Activation("silu", dtype=dt),
@@ -199,12 +190,12 @@ _activation("relu6", "min(max(x, 0), 6).", lambda p: torch.nn.ReLU6(),
             lambda p, dt: keras.layers.Activation("relu6", dtype=dt),
             reference=lambda p, x: onnx_op("Clip", x, np.array(0.0), np.array(6.0)), torch_type="ReLU6",
             # keras.applications' MobileNetV2 writes its ReLU6 so.
-            native_keras=lambda w, dt: keras.layers.ReLU(max_value=6.0, dtype=dt))
+            native_keras=lambda s: keras.layers.ReLU(max_value=6.0, dtype=s.dtype))
 _activation("hard_swish", "x * relu6(x + 3) / 6 (hard_silu).", lambda p: torch.nn.Hardswish(),
             lambda p, dt: keras.layers.Activation("hard_silu", dtype=dt),
             reference=lambda p, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,  # ONNX HardSwish: float32 constants
             torch_type="Hardswish",
-            native_keras=lambda w, dt: keras.layers.Activation("hard_swish", dtype=dt))
+            native_keras=lambda s: keras.layers.Activation("hard_swish", dtype=s.dtype))
 _activation("selu", "scale * (x if x > 0 else alpha * (exp(x) - 1)), alpha 1.67326..., scale 1.05070....",
             lambda p: torch.nn.SELU(), lambda p, dt: keras.layers.Activation("selu", dtype=dt),
             reference=lambda p, x: selu_reference(x), torch_type="SELU")  # ONNX Selu: float32 constants
@@ -243,15 +234,13 @@ class Softmax(Block):
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         # No axis written: torch.nn.Softmax() with its implicit dim (and its deprecation warning), as ported code has.
-        written = written_params(site)
-        return torch.nn.Softmax(**renamed(written, axis="dim"))
+        return torch.nn.Softmax(**site.written_args(axis="dim"))
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
         # A written axis is the same axis of the data, which Keras holds channels-last; none: Keras's axis=-1.
-        written = written_params(site)
-        if "axis" not in written:
+        if "axis" not in site.written_names:
             return keras.layers.Softmax(dtype=site.dtype)
-        return keras.layers.Softmax(axis=site.layout.keras_axis(written["axis"], site.rank), dtype=site.dtype)
+        return keras.layers.Softmax(axis=site.layout.keras_axis(site.params["axis"], site.rank), dtype=site.dtype)
 
     def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
         # dim=None is read as the dim PyTorch really uses for this input (0, the batch, for a 3-D one).

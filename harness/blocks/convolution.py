@@ -179,11 +179,6 @@ class InsertZeros2D(keras.layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
-def _written(site: Site) -> set[str]:
-    """The parameters the case wrote (`defaults: native`); every parameter otherwise."""
-    return set(site.params) if site.written is None else set(site.written)
-
-
 def _native_keras_padding(padding: Any, kernel: tuple[int, int], layer: str) -> str:
     """A hand port's Keras padding: 'valid'/'same' as written, 0 -> 'valid', kernel // 2 -> 'same'."""
     if padding in ("valid", "same"):
@@ -380,34 +375,34 @@ class Conv2D(Block):
     # --- native defaults -------------------------------------------------------------------------------------
     def _native_torch_common(self, site: Site) -> dict[str, Any]:
         """Conv2d's arguments for the shared parameters the case wrote, under PyTorch's names."""
-        p, written = site.params, _written(site)
+        p, written = site.params, site.written_names
         args: dict[str, Any] = {"in_channels": site.in_shape[1], "kernel_size": p["kernel_size"]}
-        names = {"strides": "stride", "dilation_rate": "dilation", "use_bias": "bias", "padding_mode": "padding_mode"}
-        args.update({names[k]: p[k] for k in names if k in written})
+        args.update(site.written_args(strides="stride", dilation_rate="dilation", use_bias="bias",
+                                      padding_mode="padding_mode"))
         if "padding" in written:
             args["padding"] = p["padding"]
         return args
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         args = self._native_torch_common(site)
-        if "groups" in _written(site):
+        if "groups" in site.written_names:
             args["groups"] = site.params["groups"]
         return torch.nn.Conv2d(out_channels=site.params["filters"], **args)
 
     def _native_keras_common(self, site: Site, layer: str) -> dict[str, Any]:
-        p, written = site.params, _written(site)
+        p, written = site.params, site.written_names
         if "padding_mode" in written and p["padding_mode"] != "zeros":
             raise Refusal(f"Keras's {layer} has no padding_mode: {p['padding_mode']!r} cannot be written natively",
                           field="params.padding_mode")
         args: dict[str, Any] = {"kernel_size": p["kernel_size"], "dtype": site.dtype}
-        args.update({k: p[k] for k in ("strides", "dilation_rate", "use_bias") if k in written})
+        args.update(site.written_args(strides="strides", dilation_rate="dilation_rate", use_bias="use_bias"))
         if "padding" in written:
             args["padding"] = _native_keras_padding(p["padding"], p["kernel_size"], layer)
         return args
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
         args = self._native_keras_common(site, "Conv2D")
-        if "groups" in _written(site):
+        if "groups" in site.written_names:
             args["groups"] = site.params["groups"]
         return keras.layers.Conv2D(filters=site.params["filters"], **args)
 
@@ -487,7 +482,7 @@ class DepthwiseConv2D(Conv2D):
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
         args = self._native_keras_common(site, "DepthwiseConv2D")
-        if "depth_multiplier" in _written(site):
+        if "depth_multiplier" in site.written_names:
             args["depth_multiplier"] = site.params["depth_multiplier"]
         return keras.layers.DepthwiseConv2D(**args)
 
@@ -666,12 +661,11 @@ class Conv2DTranspose(Block):
 
     # --- native defaults -------------------------------------------------------------------------------------
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        p, written = site.params, _written(site)
+        p, written = site.params, site.written_names
         args: dict[str, Any] = {"in_channels": site.in_shape[1], "out_channels": p["filters"],
                                 "kernel_size": p["kernel_size"]}
-        names = {"strides": "stride", "output_padding": "output_padding", "dilation_rate": "dilation",
-                 "use_bias": "bias"}
-        args.update({names[k]: p[k] for k in names if k in written})
+        args.update(site.written_args(strides="stride", output_padding="output_padding", dilation_rate="dilation",
+                                      use_bias="bias"))
         if "padding" in written:
             if p["padding"] == "same":
                 raise Refusal("PyTorch's ConvTranspose2d has no padding='same' (it takes numbers only)",
@@ -680,9 +674,9 @@ class Conv2DTranspose(Block):
         return torch.nn.ConvTranspose2d(**args)
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        p, written = site.params, _written(site)
+        p, written = site.params, site.written_names
         args: dict[str, Any] = {"filters": p["filters"], "kernel_size": p["kernel_size"], "dtype": site.dtype}
-        args.update({k: p[k] for k in ("strides", "dilation_rate", "use_bias") if k in written})
+        args.update(site.written_args(strides="strides", dilation_rate="dilation_rate", use_bias="use_bias"))
         if "padding" in written:
             args["padding"] = _native_keras_padding(p["padding"], p["kernel_size"], "Conv2DTranspose")
         if "output_padding" in written:

@@ -23,7 +23,6 @@ import keras
 import numpy as np
 import torch
 
-from harness.blocks.activations import renamed, written_params
 from harness.errors import Refusal
 from harness.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
 from harness.reference import onnx_op
@@ -125,11 +124,10 @@ class Dense(Block):
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         # Both frameworks default to a bias. On a rank > 2 input the channels axis is the layout's business, not a
         # default: PyTorch gets it as in the harness's own build.
-        written = written_params(site)
-        return self.linear_on_channels(site, **({"bias": written["use_bias"]} if "use_bias" in written else {}))
+        return self.linear_on_channels(site, **site.written_args(use_bias="bias"))
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        return keras.layers.Dense(**renamed(written_params(site), units="units", use_bias="use_bias"), dtype=site.dtype)
+        return keras.layers.Dense(**site.written_args(units="units", use_bias="use_bias"), dtype=site.dtype)
 
     torch_types = ("Linear",)
 

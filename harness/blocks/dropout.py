@@ -10,9 +10,10 @@ eval mode: the identity in both frameworks. train mode:
   elements with a deprecation warning.
 The two frameworks' random masks cannot match, so the runner checks each framework's sample with the block's
 `check_sample` (compare.check_dropout_sample, compare.check_channel_dropout_sample): every output is 0 or
-input/(1-rate), the fraction dropped (elements, or channels) lies in a 5-sigma binomial interval around `rate`,
-and for the spatial form no channel is partly dropped. A PyTorch module starts in training mode and a Keras call
-defaults to inference: the harness sets both from the case's `mode`.
+input/(1-rate), the fraction dropped (elements, or channels) lies in the exact binomial interval for `rate` at the
+false-alarm rate of 5 normal sigmas (compare.binomial_interval), and for the spatial form no channel is partly
+dropped. A PyTorch module starts in training mode and a Keras call defaults to inference: the harness sets both from
+the case's `mode`.
 
 Reference: the identity in eval mode; train mode has no deterministic semantics (Refusal). Native builders pass
 the rate under each framework's name (p, rate); Keras's layers are given the case's seed.
@@ -26,7 +27,6 @@ import keras
 import numpy as np
 import torch
 
-from harness.blocks.activations import written_params
 from harness.compare import Verdict, check_channel_dropout_sample, check_dropout_sample
 from harness.errors import Refusal
 from harness.registry import Block, Site, register
@@ -64,7 +64,9 @@ class Dropout(_Dropout):
     params = (RATE,)
     torch_types = ("Dropout",)
     sample_rule = ("harness.compare.check_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, and the "
-                   "fraction of zeros among the non-zero inputs lies within rate +- 5 * sqrt(rate * (1 - rate) / n)")
+                   "fraction of zeros among the n non-zero inputs lies in the exact binomial interval for rate "
+                   "(compare.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 normal "
+                   "sigmas, 5.7e-7 per check)")
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         return torch.nn.Dropout(p=site.params["rate"])
@@ -73,10 +75,10 @@ class Dropout(_Dropout):
         return keras.layers.Dropout(site.params["rate"], seed=site.seed, dtype=site.dtype)
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        return torch.nn.Dropout(written_params(site)["rate"])
+        return torch.nn.Dropout(site.written_params["rate"])
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        return keras.layers.Dropout(written_params(site)["rate"], seed=site.seed, dtype=site.dtype)
+        return keras.layers.Dropout(site.written_params["rate"], seed=site.seed, dtype=site.dtype)
 
     def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
         return check_dropout_sample(x, y, site.params["rate"], what)
@@ -92,7 +94,9 @@ class SpatialDropout2D(_Dropout):
     torch_types = ("Dropout2d",)
     sample_rule = ("harness.compare.check_channel_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, "
                    "each (n, c) channel is zeroed whole or kept whole, and the fraction of dropped channels lies "
-                   "within rate +- 5 * sqrt(rate * (1 - rate) / n), n the channels holding a non-zero input")
+                   "in the exact binomial interval for rate over n channels, n the channels holding a non-zero "
+                   "input (compare.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 "
+                   "normal sigmas, 5.7e-7 per check)")
 
     def check_input(self, site: Site) -> None:
         if site.rank != 4:
@@ -109,10 +113,10 @@ class SpatialDropout2D(_Dropout):
                                              dtype=site.dtype)
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        return torch.nn.Dropout2d(written_params(site)["rate"])
+        return torch.nn.Dropout2d(site.written_params["rate"])
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        return keras.layers.SpatialDropout2D(written_params(site)["rate"], seed=site.seed, dtype=site.dtype)
+        return keras.layers.SpatialDropout2D(site.written_params["rate"], seed=site.seed, dtype=site.dtype)
 
     def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
         if len(in_shape) != 4:

@@ -122,6 +122,10 @@ class BatchNorm2D(Block):
         Param("affine", "bool", True, doc="learn a per-channel scale (weight, gamma) and shift (bias, beta)"),
         Param("track_running_stats", "bool", True,
               doc="keep running statistics for eval mode; false: the batch's are used in eval mode too"),
+        Param("frozen", "bool", False,
+              doc="defaults: native only: the fine-tuning freeze as each framework writes it, PyTorch "
+                  "requires_grad=False on weight and bias (train mode still uses the batch's statistics), Keras "
+                  "trainable=False (which runs BatchNormalization in inference even under training=True)"),
     )
 
     def _uses_batch_statistics(self, site: Site) -> bool:
@@ -129,6 +133,10 @@ class BatchNorm2D(Block):
 
     def output_shape(self, site: Site) -> tuple[int, ...]:
         n, _, h, w = site.in_shape
+        if site.params["frozen"] and site.written is None:
+            raise Refusal("frozen is the hand port's freeze (defaults: native), whose Keras half runs in inference "
+                          "mode under training=True: the harness's own mapping has no frozen layer (in eval mode "
+                          "it computes what an unfrozen one does: write mode: eval)", field="params.frozen")
         if self._uses_batch_statistics(site) and n * h * w == 1:
             raise Refusal(f"batch statistics of one value per channel (input {list(site.in_shape)}): the variance "
                           "is 0 and PyTorch refuses it in train mode (\"Expected more than 1 value per channel\")",
@@ -181,13 +189,15 @@ class BatchNorm2D(Block):
 
     # --- native defaults -----------------------------------------------------------------------------------
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        p, written = site.params, site.written or frozenset()
-        names = {"momentum": "momentum", "epsilon": "eps", "affine": "affine",
-                 "track_running_stats": "track_running_stats"}
-        return torch.nn.BatchNorm2d(site.in_shape[1], **{names[k]: p[k] for k in names if k in written})
+        p = site.params
+        module = torch.nn.BatchNorm2d(site.in_shape[1], **site.written_args(
+            momentum="momentum", epsilon="eps", affine="affine", track_running_stats="track_running_stats"))
+        if p["frozen"]:
+            module.requires_grad_(False)  # how a PyTorch port freezes a layer: its batch statistics stay in use
+        return module
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        p, written = site.params, site.written or frozenset()
+        p, written = site.params, site.written_names
         if "track_running_stats" in written and not p["track_running_stats"]:
             raise Refusal("Keras's BatchNormalization has no track_running_stats switch: it always keeps moving "
                           "statistics and uses them in inference", field="params.track_running_stats")
@@ -198,6 +208,8 @@ class BatchNorm2D(Block):
             kwargs["epsilon"] = p["epsilon"]
         if "affine" in written:
             kwargs.update(center=p["affine"], scale=p["affine"])
+        if p["frozen"]:
+            kwargs["trainable"] = False  # Keras's freeze: BatchNormalization then runs in inference mode
         return keras.layers.BatchNormalization(dtype=site.dtype, **kwargs)
 
     # --- porting a PyTorch model ---------------------------------------------------------------------------

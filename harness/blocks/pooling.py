@@ -204,7 +204,7 @@ class _WindowPool(Block):
 
     # --- defaults: native --------------------------------------------------------------------------------
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        p, written = site.params, site.written if site.written is not None else frozenset(site.params)
+        p, written = site.params, site.written_names
         kwargs: dict[str, Any] = {"kernel_size": p["pool_size"]}
         if "strides" in written and p["strides"] is not None:
             kwargs["stride"] = p["strides"]
@@ -223,7 +223,7 @@ class _WindowPool(Block):
         return getattr(torch.nn, self.torch_class)(**kwargs)
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        p, written = site.params, site.written if site.written is not None else frozenset(site.params)
+        p, written = site.params, site.written_names
         kwargs: dict[str, Any] = {"pool_size": p["pool_size"], "dtype": site.dtype}
         if "strides" in written and p["strides"] is not None:
             kwargs["strides"] = p["strides"]
@@ -406,8 +406,7 @@ class _GlobalPool(Block):
         return getattr(torch.nn, self.torch_class)(1)
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        written = site.written if site.written is not None else frozenset(site.params)
-        kwargs = {"keepdims": site.params["keepdims"]} if "keepdims" in written else {}
+        kwargs = site.written_args(keepdims="keepdims")
         return getattr(keras.layers, self.keras_class)(dtype=site.dtype, **kwargs)
 
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:

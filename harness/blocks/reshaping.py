@@ -102,15 +102,14 @@ class ZeroPadding2D(Block):
         return onnx_op("Pad", x, np.array([0, 0, top, left, 0, 0, bottom, right], dtype=np.int64), mode="constant")
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        if site.written is not None and "padding" not in site.written:
+        if "padding" not in site.written_names:
             raise Refusal("PyTorch's ZeroPad2d has no default padding (Keras's ZeroPadding2D pads 1 on every side)",
                           field="params.padding")
         (top, bottom), (left, right) = site.params["padding"]
         return torch.nn.ZeroPad2d((left, right, top, bottom))
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        written = site.written if site.written is not None else frozenset(site.params)
-        kwargs = {"padding": site.params["padding"]} if "padding" in written else {}
+        kwargs = site.written_args(padding="padding")
         return keras.layers.ZeroPadding2D(dtype=site.dtype, **kwargs)
 
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -229,7 +228,7 @@ class UpSampling2D(Block):
                        coordinate_transformation_mode="align_corners" if p["align_corners"] else "half_pixel")
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
-        p, written = site.params, site.written if site.written is not None else frozenset(site.params)
+        p, written = site.params, site.written_names
         if "size" not in written:
             raise Refusal("PyTorch's Upsample has no default scale_factor (Keras's UpSampling2D doubles)",
                           field="params.size")
@@ -244,8 +243,7 @@ class UpSampling2D(Block):
         return torch.nn.Upsample(**kwargs)
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        p, written = site.params, site.written if site.written is not None else frozenset(site.params)
-        kwargs = {name: p[name] for name in ("size", "interpolation") if name in written}
+        kwargs = site.written_args(size="size", interpolation="interpolation")
         return keras.layers.UpSampling2D(dtype=site.dtype, **kwargs)  # Keras has no align_corners: left out
 
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
