@@ -166,44 +166,73 @@ def binomial_interval(n: int, p: float, sigmas: float = 5.0) -> tuple[float, flo
     return float(lo) / n, float(hi) / n
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """The elementwise facts of one dropout sample y of input x, both channels-first: which inputs are live (x != 0:
+    a zero input gives a zero output whether dropped or not), which of them came out 0 (dropped), which came out
+    neither 0 nor x/(1-rate) within `ulps` of the output's dtype (a wrong scale or not dropout at all)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    scaled: np.ndarray
+    live: np.ndarray
+    dropped: np.ndarray
+    neither: np.ndarray
+    scale_err: float  # largest relative error of the kept outputs against x/(1-rate)
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, rate: float, ulps: float) -> _Sample:
+        x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        live = x64 != 0
+        scaled = x64 / (1.0 - rate)
+        dropped = (y64 == 0) & live
+        kept = live & ~dropped
+        neither = kept & (np.abs(y64 - scaled) > ulps * EPS.get(np.asarray(y).dtype.name, EPS["float64"])
+                          * np.abs(scaled))
+        scale_err = float(np.max(np.abs(y64[kept] - scaled[kept]) / np.abs(scaled[kept]))) if kept.any() else 0.0
+        return cls(x64, y64, scaled, live, dropped, neither, scale_err)
+
+    def wrong_outputs(self, what: str, rate: float, ulps: float, metrics: dict[str, Any]) -> Verdict:
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(self.neither)), self.x.shape))
+        return Verdict(what, False, "dropout",
+                       f"{int(self.neither.sum())} of {int(self.live.sum())} outputs are neither 0 nor input/(1-rate) "
+                       f"(rate {rate}, within {ulps:g} ulp); first at {list(idx)}: input={self.x[idx]:.9g}, "
+                       f"output={self.y[idx]:.9g}, expected 0 or {self.scaled[idx]:.9g}", metrics)
+
+
+def _shape_metrics(x: np.ndarray, y: np.ndarray, rate: float) -> dict[str, Any]:
+    return {"shape_input": list(np.shape(x)), "shape_output": list(np.shape(y)), "rate": rate}
+
+
+def _shape_mismatch(what: str, x: np.ndarray, y: np.ndarray, metrics: dict[str, Any]) -> Verdict:
+    return Verdict(what, False, "shape",
+                   f"shape mismatch: output {_fmt_shape(np.shape(y))} vs input {_fmt_shape(np.shape(x))}", metrics)
+
+
 def check_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, ulps: float = 4.0) -> Verdict:
     """What can be compared of one dropout sample: y is 0 or x/(1-rate) elementwise, and the zero fraction is
     within the binomial interval for `rate`. Masks of two frameworks are never compared: they cannot match.
 
     Only elements with x != 0 count: a zero input gives a zero output whether dropped or not.
     """
-    x64 = np.asarray(x, np.float64)
-    y64 = np.asarray(y, np.float64)
-    metrics: dict[str, Any] = {"shape_input": list(x64.shape), "shape_output": list(y64.shape), "rate": rate}
-    if x64.shape != y64.shape:
-        return Verdict(what, False, "shape",
-                       f"shape mismatch: output {_fmt_shape(y64.shape)} vs input {_fmt_shape(x64.shape)}", metrics)
-    live = x64 != 0
-    n = int(live.sum())
-    dtype_eps = EPS.get(np.asarray(y).dtype.name, EPS["float64"])
-    scaled = x64 / (1.0 - rate)
-    dropped = (y64 == 0) & live
-    kept_ok = np.abs(y64 - scaled) <= ulps * dtype_eps * np.abs(scaled)
-    neither = live & ~dropped & ~kept_ok
-    zero_frac = float(dropped.sum()) / n if n else 0.0
+    metrics = _shape_metrics(x, y, rate)
+    if np.shape(x) != np.shape(y):
+        return _shape_mismatch(what, x, y, metrics)
+    sample = _Sample.of(x, y, rate, ulps)
+    n = int(sample.live.sum())
+    zero_frac = float(sample.dropped.sum()) / n if n else 0.0
     lo, hi = binomial_interval(n, rate)
-    kept = live & ~dropped
-    scale_err = float(np.max(np.abs(y64[kept] - scaled[kept]) / np.abs(scaled[kept]))) if kept.any() else 0.0
-    metrics.update(n=n, zero_fraction=zero_frac, interval=[lo, hi], n_bad=int(neither.sum()),
-                   max_scale_rel_error=scale_err)
-    if neither.any():
-        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(neither)), x64.shape))
-        return Verdict(what, False, "dropout",
-                       f"{int(neither.sum())} of {n} outputs are neither 0 nor input/(1-rate) "
-                       f"(rate {rate}, within {ulps:g} ulp); first at {list(idx)}: input={x64[idx]:.9g}, "
-                       f"output={y64[idx]:.9g}, expected 0 or {scaled[idx]:.9g}", metrics)
+    metrics.update(n=n, zero_fraction=zero_frac, interval=[lo, hi], n_bad=int(sample.neither.sum()),
+                   max_scale_rel_error=sample.scale_err)
+    if sample.neither.any():
+        return sample.wrong_outputs(what, rate, ulps, metrics)
     if not lo <= zero_frac <= hi:
         return Verdict(what, False, "dropout",
                        f"zero fraction {zero_frac:.4f} of {n} non-zero inputs is outside the 5-sigma interval "
                        f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics)
     return Verdict(what, True, "ok",
                    f"zero fraction {zero_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n}); survivors scaled "
-                   f"by 1/(1-rate) (max rel error {scale_err:.3g})", metrics)
+                   f"by 1/(1-rate) (max rel error {sample.scale_err:.3g})", metrics)
 
 
 def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, ulps: float = 4.0) -> Verdict:
@@ -214,37 +243,25 @@ def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what
 
     Only elements with x != 0 count, and only channels with at least one of them.
     """
-    x64 = np.asarray(x, np.float64)
-    y64 = np.asarray(y, np.float64)
-    metrics: dict[str, Any] = {"shape_input": list(x64.shape), "shape_output": list(y64.shape), "rate": rate,
-                               "unit": "channels"}
-    if x64.shape != y64.shape or x64.ndim < 3:
+    metrics = {**_shape_metrics(x, y, rate), "unit": "channels"}
+    if np.shape(x) != np.shape(y):
+        return _shape_mismatch(what, x, y, metrics)
+    if np.ndim(x) < 3:
         return Verdict(what, False, "shape",
-                       f"shape mismatch: output {_fmt_shape(y64.shape)} vs input {_fmt_shape(x64.shape)}"
-                       if x64.shape != y64.shape else
-                       f"channel-wise dropout needs (N, C, ...) arrays, got {_fmt_shape(x64.shape)}", metrics)
-    dtype_eps = EPS.get(np.asarray(y).dtype.name, EPS["float64"])
-    live = x64 != 0
-    scaled = x64 / (1.0 - rate)
-    dropped = (y64 == 0) & live
-    kept = live & ~dropped
-    neither = kept & (np.abs(y64 - scaled) > ulps * dtype_eps * np.abs(scaled))
-    scale_err = float(np.max(np.abs(y64[kept] - scaled[kept]) / np.abs(scaled[kept]))) if kept.any() else 0.0
-    n_live = live.reshape(*x64.shape[:2], -1).sum(-1)
-    n_dropped = dropped.reshape(*x64.shape[:2], -1).sum(-1)
+                       f"channel-wise dropout needs (N, C, ...) arrays, got {_fmt_shape(np.shape(x))}", metrics)
+    sample = _Sample.of(x, y, rate, ulps)
+    per_channel = (*sample.x.shape[:2], -1)
+    n_live = sample.live.reshape(per_channel).sum(-1)
+    n_dropped = sample.dropped.reshape(per_channel).sum(-1)
     channels = n_live > 0
     n = int(channels.sum())
     partial = (n_dropped > 0) & (n_dropped < n_live)
     channel_frac = float((channels & (n_dropped == n_live)).sum()) / n if n else 0.0
     lo, hi = binomial_interval(n, rate)
-    metrics.update(n=n, zero_fraction=channel_frac, interval=[lo, hi], n_bad=int(neither.sum()),
-                   n_partial=int(partial.sum()), max_scale_rel_error=scale_err)
-    if neither.any():
-        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(neither)), x64.shape))
-        return Verdict(what, False, "dropout",
-                       f"{int(neither.sum())} of {int(live.sum())} outputs are neither 0 nor input/(1-rate) "
-                       f"(rate {rate}, within {ulps:g} ulp); first at {list(idx)}: input={x64[idx]:.9g}, "
-                       f"output={y64[idx]:.9g}, expected 0 or {scaled[idx]:.9g}", metrics)
+    metrics.update(n=n, zero_fraction=channel_frac, interval=[lo, hi], n_bad=int(sample.neither.sum()),
+                   n_partial=int(partial.sum()), max_scale_rel_error=sample.scale_err)
+    if sample.neither.any():
+        return sample.wrong_outputs(what, rate, ulps, metrics)
     if partial.any():
         first = tuple(int(i) for i in np.argwhere(partial)[0])
         return Verdict(what, False, "dropout",
@@ -257,5 +274,5 @@ def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what
                        f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics)
     return Verdict(what, True, "ok",
                    f"dropped-channel fraction {channel_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} "
-                   f"channels); every channel all zero or all scaled by 1/(1-rate) (max rel error {scale_err:.3g})",
-                   metrics)
+                   f"channels); every channel all zero or all scaled by 1/(1-rate) (max rel error "
+                   f"{sample.scale_err:.3g})", metrics)
