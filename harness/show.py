@@ -195,12 +195,9 @@ def _keras_config(layer: Any) -> dict[str, Any]:
     lists = getattr(type(layer), "layer_lists", ())
     if lists:  # a harness composite (harness/blocks/composite.py): its own config and its lists of layers as they are
         return {**keras.layers.Layer.get_config(layer), **{key: getattr(layer, key) for key in lists}}
-    try:
-        return layer.get_config()
-    except TypeError:
-        if isinstance(layer, keras.layers.Activation):  # a functools.partial activation cannot be serialised
-            return {**keras.layers.Layer.get_config(layer), "activation": layer.activation}
-        raise
+    if isinstance(layer, keras.layers.Activation):  # the function itself, not its serialised name ("harness>...")
+        return {**keras.layers.Layer.get_config(layer), "activation": layer.activation}
+    return layer.get_config()
 
 
 def _keras_node(layer: Any, ctx: _Context) -> _Node:

@@ -40,7 +40,6 @@ float64, where the frameworks agree to 1e-16.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -148,20 +147,30 @@ _activation("elu", "x if x > 0 else alpha * (exp(x) - 1).",
             native_torch=lambda s: torch.nn.ELU(**s.written_args(alpha="alpha")),
             native_keras=lambda s: keras.layers.ELU(**s.written_args(alpha="alpha"), dtype=s.dtype),
             from_torch=lambda m: {"alpha": float(m.alpha)})
+@keras.saving.register_keras_serializable(package="harness")
+def gelu_tanh(x: Any) -> Any:
+    """GELU's tanh approximation (PyTorch's approximate='tanh') as a named, registered function: a Keras model
+    holding it saves into a .keras file (`harness port`), which a functools.partial of keras.activations.gelu
+    cannot."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+def _keras_gelu(approximate: str) -> Any:
+    """The Keras activation of the gelu block: 'gelu' (keras.activations.gelu, exact by default) or gelu_tanh."""
+    return "gelu" if approximate == "none" else gelu_tanh
+
+
 _activation("gelu", "x * Phi(x) (exact) or its tanh approximation.",
             lambda p: torch.nn.GELU(approximate=p["approximate"]),
-            lambda p, dt: keras.layers.Activation(
-                functools.partial(keras.activations.gelu, approximate=p["approximate"] == "tanh"), dtype=dt),
+            lambda p, dt: keras.layers.Activation(_keras_gelu(p["approximate"]), dtype=dt),
             (Param("approximate", "choice", "none", choices=("none", "tanh"),
                    doc="'none' = exact erf form; 'tanh' = the tanh approximation"),),
             reference=lambda p, x: gelu_reference(x, p["approximate"]),
             torch_type="GELU",
             native_torch=lambda s: torch.nn.GELU(**s.written_args(approximate="approximate")),
-            # Activation('gelu') is keras.activations.gelu, exact by default (keras.ops.gelu would approximate).
-            native_keras=lambda s: keras.layers.Activation(
-                "gelu" if "approximate" not in s.written_names
-                else functools.partial(keras.activations.gelu, approximate=s.params["approximate"] != "none"),
-                dtype=s.dtype),
+            # Activation('gelu') is keras.activations.gelu, exact by default (keras.ops.gelu would approximate); an
+            # unwritten approximate is the harness's default, 'none', so the hand port writes Activation('gelu').
+            native_keras=lambda s: keras.layers.Activation(_keras_gelu(s.params["approximate"]), dtype=s.dtype),
             from_torch=lambda m: {"approximate": m.approximate})
 _activation("silu", "x * sigmoid(x) (swish).", lambda p: torch.nn.SiLU(),
             lambda p, dt: keras.layers.Activation("silu", dtype=dt),
