@@ -488,12 +488,17 @@ def _steps(raw: Any) -> int:
 
 # The optimisers of `check: train_step`, with their parameters in PyTorch's conventions (the harness maps them to
 # Keras's: harness/gradients.py). Without `optimizer:`, a train_step check runs each of them with these defaults.
+# A learning rate of 0 is refused: its step changes nothing, so a train_step check could not fail. Adam's betas must
+# stay below 1 (bias correction divides by 1 - beta**t; PyTorch refuses 1).
+_LEARNING_RATE = {"minimum": 0.0, "open_minimum": True, "doc": "step size"}
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
-    "sgd": (Param("learning_rate", "float", 0.01, minimum=0.0, doc="step size"),
+    "sgd": (Param("learning_rate", "float", 0.01, **_LEARNING_RATE),
             Param("momentum", "float", 0.9, minimum=0.0, maximum=1.0, doc="PyTorch's momentum: buffer = m*buffer + g")),
-    "adam": (Param("learning_rate", "float", 0.001, minimum=0.0, doc="step size"),
-             Param("beta_1", "float", 0.9, minimum=0.0, maximum=1.0, doc="decay of the first moment"),
-             Param("beta_2", "float", 0.999, minimum=0.0, maximum=1.0, doc="decay of the second moment"),
+    "adam": (Param("learning_rate", "float", 0.001, **_LEARNING_RATE),
+             Param("beta_1", "float", 0.9, minimum=0.0, maximum=1.0, open_maximum=True,
+                   doc="decay of the first moment"),
+             Param("beta_2", "float", 0.999, minimum=0.0, maximum=1.0, open_maximum=True,
+                   doc="decay of the second moment"),
              Param("epsilon", "float", 1e-8, minimum=0.0,
                    doc="PyTorch's epsilon, added to sqrt of the bias-corrected second moment")),
 }
@@ -503,6 +508,9 @@ def _optimizers(raw: Any) -> tuple[dict[str, Any], ...]:
     if raw is None:
         return tuple({"name": name, **normalise_params(params, {})} for name, params in OPTIMIZERS.items())
     items = raw if isinstance(raw, list) else [raw]
+    if not items:  # an empty list would leave train_step with nothing to check, and the test passing
+        raise CaseError(f"got []; allowed: a mapping with name: {' or '.join(OPTIMIZERS)} and its parameters, or a "
+                        "non-empty list of them (left out: every optimiser with its defaults)", field="optimizer")
     out = []
     for i, item in enumerate(items):
         fld = f"optimizer[{i}]" if isinstance(raw, list) else "optimizer"
@@ -766,6 +774,9 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], s
     checks = _checks(raw.get("check"))
     if "optimizer" in raw and "train_step" not in checks:
         raise CaseError("is only read with check: train_step", field="optimizer")
+    if "steps" in raw and "train_step" not in checks and mode == "eval" and "mode" not in sweep:
+        raise CaseError("is only read with check: train_step (optimiser steps) or in mode: train (forward passes "
+                        "updating running statistics); here it would change nothing", field="steps")
     optimizers = _optimizers(raw.get("optimizer"))
     if mode == "train" and {"backward", "train_step"} & set(checks) and any(x.block.stochastic for x in layers):
         raise Refusal("backward and train_step cannot be compared through dropout in train mode: the frameworks' "

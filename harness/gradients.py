@@ -144,8 +144,8 @@ def _label(point: Point, i: int, name: str) -> str:
 def mapped_weights(point: Point, modules: list[Any], layers: list[Any]
                    ) -> tuple[list[Trainable], list[State], list[Verdict]]:
     """The trainable weights and the buffers of the point as pairs (through each block's weight_copies), and a
-    failed "weights mapped" verdict for each layer with a trainable weight that no copy maps (in either
-    framework)."""
+    failed "weights mapped" verdict for each layer with a trainable weight or a floating-point state (a buffer such
+    as a running statistic, a non-trainable variable) that no copy maps, in either framework."""
     trainables: list[Trainable] = []
     states: list[State] = []
     problems: list[Verdict] = []
@@ -168,11 +168,20 @@ def mapped_weights(point: Point, modules: list[Any], layers: list[Any]
         unmapped = [f"PyTorch's {n}" for n, p in module.named_parameters() if p.requires_grad and id(p) not in
                     torch_seen]
         unmapped += [f"Keras's {v.path}" for v in klayer.trainable_variables if id(v) not in keras_seen]
-        if unmapped:
-            problems.append(Verdict("weights mapped", False, "mapping",
-                                    f"{point.layer_label(i)}: {', '.join(unmapped)} is trainable but not in the "
-                                    "block's weight_copies, so its gradient and updates cannot be compared: the "
-                                    "adapter is incomplete", {"unmapped": unmapped}))
+        # State that is neither trained nor transferred: a running statistic left out of weight_copies would start
+        # from each framework's own initial value and never be compared (integer state, such as PyTorch's
+        # num_batches_tracked or a Keras seed generator's, is bookkeeping, not what the layer computes with).
+        state = [f"PyTorch's {n}" for n, t in [*module.named_parameters(), *module.named_buffers()]
+                 if not t.requires_grad and t.is_floating_point() and id(t) not in torch_seen]
+        state += [f"Keras's {v.path}" for v in klayer.non_trainable_variables
+                  if "float" in str(v.dtype) and id(v) not in keras_seen]
+        problems += [Verdict("weights mapped", False, "mapping",
+                             f"{point.layer_label(i)}: {', '.join(names)} {why} but not in the block's weight_copies, "
+                             f"so {what}: the adapter is incomplete", {"unmapped": names})
+                     for names, why, what in (
+                         (unmapped, "is trainable", "its gradient and updates cannot be compared"),
+                         (state, "is state (a buffer or non-trainable variable)",
+                          "it is neither transferred nor compared")) if names]
     return trainables, states, problems
 
 
@@ -243,11 +252,11 @@ def backward_verdicts(point: Point, device: str, x: np.ndarray, modules: list[An
                       ) -> list[Verdict]:
     """`check: backward`: the gradients of L = sum(output * R) with respect to the input and every trainable
     weight, PyTorch against Keras (module doc)."""
-    trainables, _, problems = mapped_weights(point, modules, layers)
+    trainables, _, _ = mapped_weights(point, modules, layers)  # what cannot be mapped: training_verdicts
     r = loss_weights(point, 0, x.dtype)
     _, _, torch_grads = torch_pass(point, modules, x, r, device, [t.torch_param for t in trainables])
     _, keras_grads = keras_pass(point, layers, x, r, device, [t.keras_variable for t in trainables])
-    verdicts = list(problems)
+    verdicts = []
     tx = to_numpy(torch_grads[0])
     kx = point.sites[0].layout.to_channels_first(to_numpy(keras_grads[0]))
     verdicts.append(compare(kx, tx, gradient_tolerance(point, tx, backward_reduction_length(point)), "grad input",
@@ -323,9 +332,9 @@ def train_step_verdicts(point: Point, device: str, opt: dict[str, Any]) -> list[
     (module doc)."""
     modules = build_torch(point, device)
     layers = build_keras(point, modules, device)
-    trainables, _, problems = mapped_weights(point, modules, layers)
+    trainables, _, _ = mapped_weights(point, modules, layers)  # what cannot be mapped: training_verdicts
     if not trainables:
-        return problems
+        return []
     params = [t.torch_param for t in trainables]
     variables = [t.keras_variable for t in trainables]
     before = [np.array(t.convert(to_numpy(t.torch_param)), np.float64) for t in trainables]  # copies (in-place steps)
@@ -360,7 +369,7 @@ def train_step_verdicts(point: Point, device: str, opt: dict[str, Any]) -> list[
             keras_opt.epsilon = keras_adam_epsilon(opt["epsilon"], opt["beta_2"], step + 1)
         with keras_device(device):
             keras_opt.apply_gradients(zip(grads[1:], variables))
-    verdicts = list(problems)
+    verdicts = []
     k = max(lengths)
     label = describe_optimizer(opt)
     for trainable, w0, s, skip, quiet in zip(trainables, before, largest_step, unresolved, always_zero):
@@ -395,7 +404,7 @@ def train_step_verdicts(point: Point, device: str, opt: dict[str, Any]) -> list[
 # lr * sum_t B(t). Such elements are expected where a gradient is zero by construction (a conv bias before a
 # train-mode batch norm: every step, every element) and very rarely elsewhere: an element lands within the
 # gradient atol (~1e-5 of the largest gradient) of zero about once in 1e4 element-steps. Measured on the shipped
-# cases (cases/training.yaml, cases/batch_norm2d.yaml: 62 Adam update verdicts): 4 elements not compared, all of
+# cases (cases/training.yaml, cases/batch_norm2d.yaml: 60 Adam update verdicts): 4 elements not compared, all of
 # them the zero-by-construction conv bias of training.yaml::conv_bn_train_mode, none otherwise. More than
 # MAX_NOT_COMPARED of a weight's elements (at least one element allowed) left out although their gradient was real
 # at some step means the comparison would mostly not be one: the verdict fails and says so.
@@ -404,7 +413,8 @@ MAX_NOT_COMPARED = 0.01
 
 def adam_step_bound(beta_1: float, beta_2: float, step: int) -> float:
     """B(step): Adam's update of one element at 1-based `step` is at most learning_rate * B(step) in magnitude,
-    whatever the gradients (derivation above); inf where the betas give no bound (beta_2 = 0 or 1, beta_1 = 1)."""
+    whatever the gradients (derivation above); inf where the betas give no bound (beta_2 = 0; the loader refuses
+    betas of 1)."""
     if not (0.0 < beta_2 < 1.0 and beta_1 < 1.0):
         return math.inf
     geometric = sum((beta_1 * beta_1 / beta_2) ** k for k in range(step))
@@ -522,8 +532,10 @@ def running_state_verdicts(point: Point, device: str) -> list[Verdict]:
 def training_verdicts(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any]
                       ) -> list[Verdict]:
     """The verdicts beyond the forward comparison that the point asks for: running statistics (train mode),
-    gradients (`check: backward`), optimiser steps (`check: train_step`, one set per optimiser)."""
-    verdicts: list[Verdict] = []
+    gradients (`check: backward`), optimiser steps (`check: train_step`, one set per optimiser), after a failed
+    "weights mapped" verdict for each weight or state the block's weight_copies leave out (those cannot be
+    compared)."""
+    verdicts = mapped_weights(point, modules, layers)[2]
     if point.mode == "train":
         verdicts += running_state_verdicts(point, device)
     if "backward" in point.checks:

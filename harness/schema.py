@@ -31,7 +31,7 @@ class Param:
       int      an integer >= `minimum`
       pair     an int or [h, w] of ints >= `minimum` -> (h, w)
       padding  an int >= 0, [h, w] of ints >= 0, "valid" or "same" -> "valid" | "same" | (h, w)
-      float    a number in [minimum, maximum]
+      float    a number in [minimum, maximum] (an end excluded where open_minimum / open_maximum says so)
       bool     true or false
       choice   one of `choices`
       axis     an integer (negative counts from the end), counted in the channels-first tensor
@@ -43,6 +43,8 @@ class Param:
     doc: str = ""
     minimum: float | None = None
     maximum: float | None = None
+    open_minimum: bool = False  # a float must be > minimum (not >=): where the bound itself breaks the block
+    open_maximum: bool = False  # a float must be < maximum (Adam's betas: 1 divides by zero)
     choices: tuple[Any, ...] = ()
     default_text: str = ""  # how to show a default that depends on other parameters (e.g. "pool_size")
 
@@ -51,7 +53,7 @@ class Param:
         return self.default is REQUIRED
 
     def allowed(self) -> str:
-        lo = "" if self.minimum is None else f" >= {self.minimum:g}"
+        lo = "" if self.minimum is None else f" {'>' if self.open_minimum else '>='} {self.minimum:g}"
         if self.kind == "int":
             return f"an integer{lo}"
         if self.kind == "pair":
@@ -59,7 +61,7 @@ class Param:
         if self.kind == "padding":
             return 'an integer >= 0, a list [h, w] of two such integers, "valid" or "same"'
         if self.kind == "float":
-            hi = "" if self.maximum is None else f" <= {self.maximum:g}"
+            hi = "" if self.maximum is None else f" {'<' if self.open_maximum else '<='} {self.maximum:g}"
             return f"a number{lo}{' and' if lo and hi else ''}{hi}"
         if self.kind == "bool":
             return "true or false"
@@ -100,8 +102,9 @@ class Param:
                 return True, (int(v[0]), int(v[1]))
             return False, None
         if kind == "float":
-            ok = _is_number(v) and (self.minimum is None or v >= self.minimum) and (
-                self.maximum is None or v <= self.maximum) and v == v
+            ok = _is_number(v) and v == v and (self.minimum is None or v > self.minimum or (
+                v == self.minimum and not self.open_minimum)) and (self.maximum is None or v < self.maximum or (
+                v == self.maximum and not self.open_maximum))
             return ok, float(v) if ok else None
         if kind == "bool":
             return isinstance(v, bool), v

@@ -170,10 +170,17 @@ def _class_path(cls: type, ctx: _Context, public: Any, public_name: str) -> str:
 
 
 def _torch_node(module: Any, ctx: _Context) -> _Node:
-    """The constructor call that builds `module`, every argument read off the module (device and dtype aside: the
-    runner builds in float32 on the CPU and moves the modules with .to())."""
+    """The call that builds `module`: its constructor, every argument read off the module (device and dtype aside:
+    the runner builds in float32 on the CPU and moves the modules with .to()), inside the block's initialiser where
+    the block draws its own initial state (batch_norm2d: `draw_state(torch.nn.BatchNorm2d(...))`)."""
     if isinstance(module, torch.nn.Sequential):
         return _Node("torch.nn.Sequential", [_torch_node(m, ctx) for m in module])
+    node = _torch_constructor(module, ctx)
+    initialiser = module.__dict__.get("harness_initialiser")
+    return node if initialiser is None else _Node(_py(initialiser, ctx), [node])
+
+
+def _torch_constructor(module: Any, ctx: _Context) -> _Node:
     cls = type(module)
     head = _class_path(cls, ctx, torch.nn, "torch.nn")
     if cls in TORCH_NOTES:

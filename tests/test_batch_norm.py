@@ -243,3 +243,69 @@ def test_one_value_per_channel_in_train_mode_is_refused(tmp_path: Path) -> None:
                     encoding="utf-8")
     (entry,), _ = load_file(path)
     assert "Expected more than 1 value per channel" in str(entry.error)
+
+
+@pytest.mark.parametrize(("params", "mode"), [("{epsilon: 0}", "train"),
+                                             ("{epsilon: 0, track_running_stats: false}", "eval")])
+def test_epsilon_zero_with_batch_statistics_is_refused(tmp_path: Path, params: str, mode: str) -> None:
+    """PyTorch raises for eps=0 whenever it normalises with the batch's statistics (found by `harness fuzz
+    batch_norm2d --seed 11`); with running statistics in eval mode 0 is a valid epsilon."""
+    path = tmp_path / "bn.yaml"
+    path.write_text(f"- name: b\n  block: batch_norm2d\n  params: {params}\n  mode: {mode}\n"
+                    "  input: {shape: [2, 3, 2, 2]}\n", encoding="utf-8")
+    (entry,), _ = load_file(path)
+    assert "params.epsilon" in str(entry.error) and "PyTorch refuses it" in str(entry.error)
+    path.write_text("- {name: b, block: batch_norm2d, params: {epsilon: 0}, input: {shape: [2, 3, 2, 2]}}\n",
+                    encoding="utf-8")
+    (entry,), _ = load_file(path)
+    assert entry.error is None and len(entry.points) == 1
+
+
+# --- the drawn initial state, unmapped and untransferred statistics ----------------------------------------------
+
+def _transfer_skipping_running_statistics(self, site, module, layer) -> None:
+    """BatchNorm2D.transfer_weights that copies weight and bias only (its weight_copies still name the statistics)."""
+    from harness.frameworks import to_numpy
+    from harness.registry import resolve_path
+    for copy in self.weight_copies(site, module, layer):
+        if not copy.torch_path.startswith("running"):
+            resolve_path(layer, copy.keras_path).assign(to_numpy(resolve_path(module, copy.torch_path)))
+
+
+def test_running_statistics_not_transferred_are_caught_without_a_weights_file(run_case, monkeypatch) -> None:
+    """PyTorch initialises a BatchNorm2d to weight 1, bias 0, running mean 0 and variance 1, which is also Keras's
+    initial state: a transfer that forgets the running statistics would pass at that state. The harness draws
+    the state (normalization.draw_state), so the eval-mode case fails; with PyTorch's own init it would pass."""
+    monkeypatch.setattr(BN, "transfer_weights", _transfer_skipping_running_statistics)
+    (result,) = run_case(_case(mode="eval", steps=1))
+    assert _failed(result)[0] == "keras vs torch"
+    assert result.verdicts[0].metrics["max_abs"] > 100 * result.verdicts[0].metrics["atol"]
+    monkeypatch.setattr(normalization, "draw_state", lambda module: module)  # PyTorch's init, as it was
+    (blind,) = run_case(_case(mode="eval", steps=1))
+    assert blind.status == "passed", "PyTorch's init hides the missing transfer: the drawn state is what shows it"
+
+
+def test_running_statistics_left_out_of_weight_copies_fail_the_point_in_train_mode(run_case, monkeypatch) -> None:
+    """A block whose weight_copies leave its running statistics out: in train mode they are neither transferred
+    nor compared, and the outputs (batch statistics) agree, so only "weights mapped" can show it."""
+    original = BN.weight_copies
+    monkeypatch.setattr(BN, "weight_copies", lambda self, site, module, layer: [
+        c for c in original(self, site, module, layer) if not c.torch_path.startswith("running")])
+    (result,) = run_case(_case())
+    assert _failed(result) == ["weights mapped"]
+    message = next(v for v in result.verdicts if not v.passed).message
+    assert "PyTorch's running_mean, PyTorch's running_var" in message and "moving_mean" in message
+    assert "is state (a buffer or non-trainable variable)" in message
+    assert not any(v.what.startswith("running_") for v in result.verdicts)  # nothing else would have said it
+
+
+def test_running_variance_reconciled_twice_is_caught(run_case, monkeypatch) -> None:
+    """The n/(n-1) term added twice is as wrong as leaving it out (n = 60: about 1e3 times the tolerance)."""
+    real = gradients.reconcile_running_state
+    monkeypatch.setattr(gradients, "reconcile_running_state",
+                        lambda module, buffer, value, batches: real(module, buffer, real(module, buffer, value,
+                                                                                         batches), batches))
+    (result,) = run_case(_case())
+    assert _failed(result) == ["running_var after 3 step(s)"]
+    bad = next(v for v in result.verdicts if not v.passed)
+    assert bad.metrics["max_abs"] > 100 * bad.metrics["atol"], bad.message

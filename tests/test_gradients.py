@@ -15,6 +15,7 @@ import pytest
 
 import harness.blocks.convolution as convolution
 import harness.gradients as gradients
+import harness.layout as layout
 from harness.cases import load_file
 from harness.frameworks import keras, tf
 from harness.layout import to_channels_last
@@ -128,6 +129,39 @@ def test_a_square_dense_kernel_gradient_compared_untransposed_is_caught_by_value
     assert (bad.what, bad.check) == ("grad weight", "values")
     assert bad.metrics["max_abs"] > 100 * bad.metrics["atol"]
     assert "Keras's layout of kernel" in bad.message
+
+
+FLATTEN_DENSE_BACKWARD = """
+- name: conv_flatten_dense
+  block: sequential
+  layers:
+    - {block: conv2d, params: {filters: 3, kernel_size: 3}}
+    - {block: flatten}
+    - {block: dense, params: {units: 4}}
+  input: {shape: [2, 2, 6, 5]}
+  check: [forward, backward]
+"""
+
+
+def test_a_dense_kernel_gradient_after_flatten_compared_without_the_row_permutation_is_caught(
+        run_case, monkeypatch) -> None:
+    """The weights are transferred correctly (the forward check passes), but the dense kernel's gradient is
+    converted with a plain transpose, without the (C, H, W) -> (H, W, C) row permutation: same shape, other rows."""
+    (good,) = run_case(FLATTEN_DENSE_BACKWARD)
+    assert good.status == "passed", good.message
+    real = gradients._converter
+
+    def plain_transpose(copy: WeightCopy):
+        if copy.convert is layout.dense_after_flatten_kernel_to_keras:
+            return lambda a: layout.dense_kernel_to_keras(a)
+        return real(copy)
+
+    monkeypatch.setattr(gradients, "_converter", plain_transpose)
+    (result,) = run_case(FLATTEN_DENSE_BACKWARD)
+    assert result.verdicts[0].what == "keras vs torch" and result.verdicts[0].passed
+    (bad,) = _failed(result)
+    assert (bad.what, bad.check) == ("grad layers[2].weight", "values")
+    assert bad.metrics["max_abs"] > 100 * bad.metrics["atol"], bad.message
 
 
 def test_loss_weights_given_to_keras_in_the_wrong_order_are_caught(run_case, monkeypatch) -> None:

@@ -64,6 +64,23 @@ class KerasBatchStatisticsNormalization(keras.layers.BatchNormalization):
         return super().call(inputs, training=True, mask=mask)
 
 
+def draw_state(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` (a BatchNorm2d) with its weight, bias, running mean and running variance drawn from PyTorch's global
+    generator, which the runner seeds with input.seed. PyTorch initialises them to 1, 0, 0 and 1, and Keras's
+    BatchNormalization starts from the same values: a case left at PyTorch's init would pass whatever the weight
+    transfer copied (running statistics forgotten, gamma and beta swapped for moving statistics, ...)."""
+    with torch.no_grad():
+        if module.affine:
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.uniform_(-0.5, 0.5)
+        if module.track_running_stats:
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    # harness show prints the builder as draw_state(torch.nn.BatchNorm2d(...)), so its program draws the same values.
+    module.harness_initialiser = draw_state
+    return module
+
+
 def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, biased variance) of each channel of a channels-first batch, in float64."""
     x = np.asarray(x, dtype=np.float64)
@@ -137,6 +154,11 @@ class BatchNorm2D(Block):
             raise Refusal("frozen is the hand port's freeze (defaults: native), whose Keras half runs in inference "
                           "mode under training=True: the harness's own mapping has no frozen layer (in eval mode "
                           "it computes what an unfrozen one does: write mode: eval)", field="params.frozen")
+        if self._uses_batch_statistics(site) and site.params["epsilon"] == 0:
+            raise Refusal("epsilon 0 with batch statistics (train mode, or track_running_stats: false): PyTorch "
+                          "refuses it (\"batch_norm eps must be positive during training\") and a constant channel "
+                          "would divide by a zero variance; allowed: epsilon > 0 (0 only in eval mode with running "
+                          "statistics)", field="params.epsilon")
         if self._uses_batch_statistics(site) and n * h * w == 1:
             raise Refusal(f"batch statistics of one value per channel (input {list(site.in_shape)}): the variance "
                           "is 0 and PyTorch refuses it in train mode (\"Expected more than 1 value per channel\")",
@@ -151,8 +173,8 @@ class BatchNorm2D(Block):
     # --- builders ----------------------------------------------------------------------------------------------
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        return torch.nn.BatchNorm2d(site.in_shape[1], eps=p["epsilon"], momentum=p["momentum"], affine=p["affine"],
-                                    track_running_stats=p["track_running_stats"])
+        return draw_state(torch.nn.BatchNorm2d(site.in_shape[1], eps=p["epsilon"], momentum=p["momentum"],
+                                               affine=p["affine"], track_running_stats=p["track_running_stats"]))
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
@@ -190,8 +212,8 @@ class BatchNorm2D(Block):
     # --- native defaults -----------------------------------------------------------------------------------
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        module = torch.nn.BatchNorm2d(site.in_shape[1], **site.written_args(
-            momentum="momentum", epsilon="eps", affine="affine", track_running_stats="track_running_stats"))
+        module = draw_state(torch.nn.BatchNorm2d(site.in_shape[1], **site.written_args(
+            momentum="momentum", epsilon="eps", affine="affine", track_running_stats="track_running_stats")))
         if p["frozen"]:
             module.requires_grad_(False)  # how a PyTorch port freezes a layer: its batch statistics stay in use
         return module
