@@ -1,15 +1,20 @@
 """`harness port MODULE:FACTORY`: a user's PyTorch model in, a verified case and the equivalent Keras model out.
 
-1. The model. MODULE is a dotted module name or a path to a .py file; FACTORY a callable returning an nn.Module, or
-   an attribute that is one (dotted: `zoo.lenet`). `--weights` loads a state_dict (torch.load with
+1. The model. MODULE is a dotted module name (found from the current directory too, as `python -m` finds it) or a
+   path to a .py file; FACTORY a callable taking no arguments that returns an nn.Module, or an attribute that is
+   one (dotted: `zoo.lenet`). An error of the user's code (an import or a factory that raises) is one line naming
+   MODULE:FACTORY and the exception, exit status 2. `--weights` loads a state_dict (torch.load with
    weights_only=True: no pickled code runs) with strict key checking.
 2. Its layers. The model is walked down to its leaf modules: nn.Sequential containers are flattened, and any other
    container is taken as a chain of its leaves *in the order its forward calls them*, which the probe run (below)
-   records with forward hooks. Each leaf must be read by a registered block: the blocks declare the PyTorch classes
-   they read (`torch_types`, matched by class name as the blocks themselves check) and translate a module into
-   case params (`params_from_torch(module, in_shape)`, given the leaf's real input shape from the probe run).
-   Every leaf without a block is named with its place in the model (`features.3: torch.nn.LSTM has no block`),
-   all of them at once. nn.Identity computes nothing and is left out.
+   records with forward pre-hooks (a copy of each input, taken before an in-place module overwrites it). Each leaf
+   must be read by a registered block: the blocks declare the PyTorch classes they read (`torch_types`, matched by
+   class name as the blocks themselves check) and translate a module into case params
+   (`params_from_torch(module, in_shape)`, given the leaf's real input shape from the probe run); adaptive pooling
+   to a divisor of its input is the window pooling it equals (`adaptive_as_window`). Every leaf that cannot be
+   ported is named with its place in the model, all of them at once: without a block (`features.3: torch.nn.LSTM
+   has no block`) or refused by its block (`has no exact translation`). nn.Identity computes nothing and is left
+   out.
 3. The case. DIR/<name>.yaml: a sequential of those layers with their params, each layer's weights in
    DIR/weights/ as .npz in PyTorch's layout under the block's `weight_names`, the input shape, and
    `check: [forward, backward]`. It is an ordinary case: `harness run DIR` and `harness show` work on it.
@@ -23,18 +28,23 @@
      modules that the case does not (a functional call in forward, a skip connection); a leaf whose output
      differs means the module computes something its class's block does not (a subclass with its own forward).
      The first such place is named. Without this check a model that is not what its modules say would pass.
-   The case is written in every outcome, so that it can be read, fixed and rerun.
+   The case is written in every outcome, so that it can be read, fixed and rerun; an earlier run's <name>.keras
+   and weights/NN_*.npz are removed first.
 5. On success: the Keras model, keras.Sequential of the runner's own Keras layers (the transferred weights) behind
-   a channels-last keras.Input, saved as DIR/<name>.keras; it is reloaded at once and must give the same output.
+   a channels-last keras.Input, saved as DIR/<name>.keras (under a temporary name, moved into place once reloaded:
+   a failed save leaves no partial file and is exit status 1); it must give the same output.
    Harness layers in it that Keras cannot find by itself are listed with the load instructions
-   (`keras_custom_objects`).
+   (`keras_custom_objects`), and a NOTE says where its output is not laid out as PyTorch's (`output_note`: a
+   flatten's (H, W, C) feature order, a channels-last tensor).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -48,7 +58,7 @@ from harness.cases import InputSpec, Point, RefusedPoint, load_file
 from harness.compare import Verdict, compare, tolerance_for
 from harness.errors import CaseError, Refusal
 from harness.frameworks import TORCH_DTYPE_NAMES, keras, to_numpy, torch
-from harness.layout import shape_to_channels_last
+from harness.layout import Layout, flatten_permutation, shape_to_channels_last
 from harness.registry import Block, all_blocks
 
 PORTED_DTYPES = ("float32", "float64")  # the models `port` takes: their weights' dtype (TORCH_DTYPE_NAMES)
@@ -56,6 +66,14 @@ PORTED_DTYPES = ("float32", "float64")  # the models `port` takes: their weights
 
 class PortError(Exception):
     """The model cannot be ported as asked (not found, unsupported layers, a bad state_dict); says where."""
+
+
+class ForwardError(PortError):
+    """The model's forward raised on the probe input: in `leaf` (None: between its leaves), with `error`."""
+
+    def __init__(self, message: str, leaf: Leaf | None, error: str) -> None:
+        super().__init__(message)
+        self.leaf, self.error = leaf, error
 
 
 @dataclass
@@ -92,13 +110,16 @@ class Ported:
     model_verdicts: list[Verdict] = field(default_factory=list)  # the model itself vs the case's PyTorch modules
     diverged: str | None = None  # where the model first differs from the case, when it does
     keras_path: Path | None = None
+    keras_error: str | None = None  # why the verified model could not be saved as DIR/<name>.keras
     custom_objects: dict[str, type] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    output_shape: tuple[int, ...] = ()  # the model's, channels-first
+    output_layout: Layout | None = None  # how the Keras model's output maps onto it
 
     @property
     def passed(self) -> bool:
-        return self.result is not None and self.result.status == "passed" and all(
-            v.passed for v in self.model_verdicts)
+        return (self.result is not None and self.result.status == "passed"
+                and all(v.passed for v in self.model_verdicts) and self.keras_error is None)
 
 
 # --- the model -------------------------------------------------------------------------------------------------
@@ -110,7 +131,7 @@ def load_model(spec: str) -> Any:
     module_name, factory_name = spec.rsplit(":", 1)
     if not module_name or not factory_name:
         raise PortError(f"{spec!r}: expected MODULE:FACTORY, e.g. my_models.py:make_lenet or zoo.models:lenet")
-    module = _import(module_name)
+    module = _import(module_name, spec)
     obj: Any = module
     for part in factory_name.split("."):
         if not hasattr(obj, part):
@@ -123,13 +144,24 @@ def load_model(spec: str) -> Any:
     if not callable(obj):
         raise PortError(f"{spec}: {factory_name} is a {type(obj).__name__}, neither an nn.Module nor a callable "
                         "that returns one")
-    model = obj()
+    try:
+        inspect.signature(obj).bind()
+    except TypeError as e:
+        raise PortError(f"{spec}: {factory_name}() cannot be called without arguments ({e}); harness port calls "
+                        f"FACTORY with none: give one that takes none (def make(): return {factory_name}(...))"
+                        ) from None
+    except ValueError:  # no signature to read (a builtin): calling it tells
+        pass
+    try:
+        model = obj()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's own code: its error in one line
+        raise PortError(f"{spec}: calling {factory_name}() raised {exception_text(e)}") from None
     if not isinstance(model, torch.nn.Module):
         raise PortError(f"{spec}: {factory_name}() returned a {type(model).__name__}, not an nn.Module")
     return model
 
 
-def _import(name: str) -> Any:
+def _import(name: str, spec: str) -> Any:
     path = Path(name)
     if name.endswith(".py") or path.is_file():
         if not path.is_file():
@@ -141,15 +173,40 @@ def _import(name: str) -> Any:
         ours = loaded is None or Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve()
         unique = path.stem if path.stem.isidentifier() and ours else (
             "harness_port_" + re.sub(r"\W", "_", str(path.resolve())))
-        spec = importlib.util.spec_from_file_location(unique, path)
-        module = importlib.util.module_from_spec(spec)
+        file_spec = importlib.util.spec_from_file_location(unique, path)
+        module = importlib.util.module_from_spec(file_spec)
         sys.modules[unique] = module
-        spec.loader.exec_module(module)
+        try:
+            file_spec.loader.exec_module(module)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's own code: its error in one line
+            sys.modules.pop(unique, None)
+            raise PortError(f"{spec}: importing {name} raised {exception_text(e)}") from None
         return module
+    # Found as `python -m` and pytest find a module: from the current directory too. The `harness` script's own
+    # folder, not the current directory, is first on sys.path.
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         return importlib.import_module(name)
-    except ImportError as e:
-        raise PortError(f"cannot import {name!r}: {e}") from None
+    except ModuleNotFoundError as e:
+        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):  # MODULE itself, not its import
+            raise PortError(f"cannot import {name!r}: {e}: a dotted MODULE must be importable from the current "
+                            f"directory ({cwd}) or PYTHONPATH (searched: the current directory, then sys.path); or "
+                            "give the path to its .py file") from None
+        raise PortError(f"{spec}: importing {name} raised {exception_text(e)}") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's own code: its error in one line
+        raise PortError(f"{spec}: importing {name} raised {exception_text(e)}") from None
+
+
+def exception_text(e: BaseException) -> str:
+    """An exception of the user's code in one line: its type and message (a SyntaxError's file and line too)."""
+    if isinstance(e, SyntaxError):
+        return f"{type(e).__name__}: {e.msg} ({e.filename}, line {e.lineno})"
+    if isinstance(e, SystemExit):
+        return f"SystemExit: sys.exit({e.code!r}) (code that runs on import without `if __name__ == '__main__':`?)"
+    message = " / ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return f"{type(e).__name__}: {message}" if message else type(e).__name__
 
 
 def load_weights(model: Any, path: str | Path) -> None:
@@ -167,8 +224,8 @@ def load_weights(model: Any, path: str | Path) -> None:
 
 
 def leaves_of(model: Any) -> tuple[list[Leaf], list[str]]:
-    """The model's leaf modules with their paths (nn.Identity left out), and notes on containers that are not
-    nn.Sequential (their leaves are taken in the order the forward calls them)."""
+    """The model's leaf modules with their paths (nn.Identity left out), and notes on containers whose forward is not
+    nn.Sequential's (their leaves are taken in the order the forward calls them)."""
     leaves, notes = [], []
 
     def walk(module: Any, path: str) -> None:
@@ -177,10 +234,15 @@ def leaves_of(model: Any) -> tuple[list[Leaf], list[str]]:
             if not isinstance(module, torch.nn.Identity):
                 leaves.append(Leaf(path, module))
             return
-        if type(module) is not torch.nn.Sequential:
-            notes.append(f"{path or '(the model)'} is a {type(module).__name__}, not an nn.Sequential: its layers "
-                         "are taken in the order its forward calls them, and the comparison with the model itself "
-                         "checks that they form a chain")
+        forward = type(module).forward
+        # A subclass of nn.Sequential that keeps its forward is one; a ModuleList or ModuleDict has no forward (that
+        # of the module holding it calls its layers, and has its note).
+        if forward is not torch.nn.Sequential.forward and forward is not torch.nn.Module.forward:
+            kind = ("an nn.Sequential with its own forward" if isinstance(module, torch.nn.Sequential)
+                    else "not an nn.Sequential")
+            notes.append(f"{path or '(the model)'} is a {type(module).__name__}, {kind}: its layers are taken in the "
+                         "order its forward calls them, and the comparison with the model itself checks that they "
+                         "form a chain")
         for name, child in children:
             walk(child, f"{path}.{name}" if path else name)
 
@@ -189,47 +251,52 @@ def leaves_of(model: Any) -> tuple[list[Leaf], list[str]]:
 
 
 def probe(model: Any, leaves: list[Leaf], x: np.ndarray) -> np.ndarray:
-    """Run the model on `x` (in the mode it is in), recording each leaf's input (forward hooks); the output."""
-    calls = []
+    """Run the model on `x` (in the mode it is in), recording a copy of each leaf's input as the leaf is called;
+    the output. Recorded before the call and copied: an in-place module (ReLU(inplace=True)) overwrites its input,
+    so an input read after it, or an array sharing the tensor's memory, would hold the module's output."""
+    calls: list[Leaf] = []
+    running: list[Leaf] = []  # the leaf being called, if any: where a failing forward stopped
 
-    def hook(leaf: Leaf) -> Any:
-        def record(module: Any, args: tuple, output: Any) -> None:
+    def before(leaf: Leaf) -> Any:
+        def record(module: Any, args: tuple) -> None:
             if leaf.order < 0:
                 leaf.order = len(calls)
             calls.append(leaf)
-            leaf.inputs.append(to_numpy(args[0]) if args and isinstance(args[0], torch.Tensor) else None)
+            running.append(leaf)
+            leaf.inputs.append(to_numpy(args[0]).copy() if args and isinstance(args[0], torch.Tensor) else None)
         return record
 
-    handles = [leaf.module.register_forward_hook(hook(leaf)) for leaf in leaves]
+    def after(module: Any, args: tuple, output: Any) -> None:
+        running.pop()
+
+    handles = [hook for leaf in leaves for hook in (leaf.module.register_forward_pre_hook(before(leaf)),
+                                                    leaf.module.register_forward_hook(after))]
     try:
         with torch.no_grad():
-            out = model(torch.from_numpy(x))
+            out = model(torch.from_numpy(x.copy()))  # a copy: the model may write into its input
     except Exception as e:  # noqa: BLE001 - the user's forward refused the input
-        raise PortError(f"the model refused an input of shape {list(x.shape)}: {type(e).__name__}: {e} (give "
-                        "--input-shape N,C,H,W as the model expects)") from None
+        leaf = running[-1] if running else None
+        error = exception_text(e)
+        at = f"in {leaf.where} ({leaf.type_name}): " if leaf is not None else ""
+        raise ForwardError(f"the model refused an input of shape {list(x.shape)}: {at}{error} (give --input-shape "
+                           "N,C,H,W as the model expects)", leaf, error) from None
     finally:
         for handle in handles:
             handle.remove()
     if not isinstance(out, torch.Tensor):
         raise PortError(f"the model returned a {type(out).__name__}; the harness ports models with one tensor output")
-    return to_numpy(out)
+    return to_numpy(out).copy()
 
 
-def unsupported(leaves: list[Leaf], by_type: dict[str, list[Block]]) -> list[str]:
-    """A line for each leaf whose class no block reads, with its place in the model."""
-    lines = []
-    for leaf in leaves:
-        cls = type(leaf.module)
-        if cls.__name__ in by_type:
-            continue
-        base = next((c for c in cls.__mro__[1:] if c.__module__.startswith("torch.nn") and c.__name__ in by_type),
-                    None)
-        why = (f" (it subclasses torch.nn.{base.__name__}, but its forward may differ: only the class itself is "
-               "read)" if base is not None else "")
-        lines.append(f"{leaf.where}: {leaf.type_name} has no block{why}")
-    if lines:
-        lines.append(f"supported: {_supported_text(by_type)}")
-    return lines
+def no_block(leaf: Leaf, by_type: dict[str, list[Block]]) -> str | None:
+    """A line naming the leaf and its place in the model when no block reads its class; None when one does."""
+    cls = type(leaf.module)
+    if cls.__name__ in by_type:
+        return None
+    base = next((c for c in cls.__mro__[1:] if c.__module__.startswith("torch.nn") and c.__name__ in by_type), None)
+    why = (f" (it subclasses torch.nn.{base.__name__}, but its forward may differ: only the class itself is read)"
+           if base is not None else "")
+    return f"{leaf.where}: {leaf.type_name} has no block{why}"
 
 
 # --- from modules to blocks ---------------------------------------------------------------------------------------
@@ -260,7 +327,37 @@ def block_for(leaf: Leaf, in_shape: tuple[int, ...], by_type: dict[str, list[Blo
             refusals.append(f"{block.name}: {e}")
             continue
         return block, params
+    window = WINDOW_POOLING_OF_ADAPTIVE.get(type(leaf.module).__name__)
+    if window is not None:
+        try:
+            return all_blocks()[window], adaptive_as_window(leaf.module, in_shape)
+        except Refusal as e:
+            refusals.append(f"{window}: {e.message}")
     raise PortError(f"{leaf.where}: {leaf.type_name} has no exact translation ({'; '.join(refusals)})")
+
+
+# Adaptive pooling whose output size divides its input's is window pooling: PyTorch's adaptive window i spans
+# [floor(i*H/k), ceil((i+1)*H/k)), which is [i*H/k, (i+1)*H/k) when k divides H: window = stride = H/k, no padding.
+WINDOW_POOLING_OF_ADAPTIVE = {"AdaptiveAvgPool2d": "avg_pool2d", "AdaptiveMaxPool2d": "max_pool2d"}
+
+
+def adaptive_as_window(module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The window pooling params equal to an adaptive pooling on an input of `in_shape`; Refusal where none is."""
+    name = type(module).__name__
+    if getattr(module, "return_indices", False):
+        raise Refusal(f"{name}.return_indices=True: Keras pooling returns no indices", field="return_indices")
+    if len(in_shape) != 4:
+        raise Refusal(f"{name} on a rank-{len(in_shape)} input {list(in_shape)}: the window pooling blocks take "
+                      "[N, C, H, W]")
+    size = module.output_size
+    wanted = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    spatial = in_shape[2:]
+    out = tuple(n if k is None else k for n, k in zip(spatial, wanted))  # None: that side keeps its size
+    if any(n % k for n, k in zip(spatial, out)):
+        raise Refusal(f"the input's {spatial[0]}x{spatial[1]} is not a multiple of output_size {out[0]}x{out[1]}: "
+                      "the adaptive windows differ in size or overlap", field="output_size")
+    window = tuple(n // k for n, k in zip(spatial, out))
+    return {"pool_size": window[0] if window[0] == window[1] else list(window)}
 
 
 def _plain(value: Any) -> Any:
@@ -281,6 +378,21 @@ def _flow(value: Any) -> str:
 def case_name(spec: str) -> str:
     name = re.sub(r"[^\w.\-]", "_", spec.rsplit(":", 1)[-1].split(".")[-1]) or "ported"
     return name
+
+
+EARLIER_WEIGHTS = re.compile(r"\d+_\w+\.npz")  # weights/NN_block.npz, the files write_case writes
+
+
+def clear_earlier_run(out: Path, name: str) -> None:
+    """Remove what an earlier port into DIR left that this run would not overwrite: DIR/<name>.keras, which a
+    failed port must not leave for a script to pick up, and every weights/NN_block.npz (a model with fewer layers
+    writes fewer). Other files are the user's and stay."""
+    for path in (out / f"{name}.keras", _partial_keras(out, name)):
+        path.unlink(missing_ok=True)
+    if (out / "weights").is_dir():
+        for path in (out / "weights").iterdir():
+            if path.is_file() and EARLIER_WEIGHTS.fullmatch(path.name):
+                path.unlink()
 
 
 def write_case(out: Path, name: str, spec: str, leaves: list[Leaf], mapped: list[tuple[Block, dict]],
@@ -349,9 +461,10 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
                               "give: its forward does more than call its modules in a chain (a functional call, a "
                               f"skip connection): {fed.message}")
             break
-        # The module itself on the case's input to the layer: its own difference, none carried from before.
+        # The module itself on the case's input to the layer: its own difference, none carried from before. On a
+        # copy: an in-place module would overwrite the case's arrays (x is the Keras model's check input too).
         with torch.no_grad():
-            own = to_numpy(leaf.module(torch.from_numpy(inputs[i])))
+            own = to_numpy(leaf.module(torch.from_numpy(inputs[i].copy())))
         verdict = compare(own, outs[i], _tolerance(point, outs[i], k), f"model vs case at {label}", ("model", "case"))
         verdicts.append(verdict)
         if not verdict.passed:
@@ -403,16 +516,26 @@ def save_keras(point: Point, out: Path, name: str, x: np.ndarray) -> tuple[Path,
     expected = forward_keras(point, layers, x, "cpu")[-1]
     model = keras.Sequential([keras.Input(shape=shape_to_channels_last(point.input.shape)[1:],
                                           dtype=point.input.dtype), *layers], name=name)
-    path = out / f"{name}.keras"
-    model.save(path)
     custom = keras_custom_objects(model)
-    reloaded = keras.models.load_model(path, custom_objects=custom)
-    got = reloaded(point.sites[0].layout.to_keras(x), training=False)
-    got = point.layers[-1].block.output_layout(point.sites[-1]).to_channels_first(to_numpy(got))
-    if not np.array_equal(got, expected):
-        raise PortError(f"{path} reloaded gives another output than the Keras layers it was saved from "
-                        f"(max abs difference {float(np.max(np.abs(got - expected))):.3g})")
+    path, partial = out / f"{name}.keras", _partial_keras(out, name)
+    # Saved under another name in the same folder and moved into place (os.replace: atomic) once it has reloaded
+    # and given the same output: a failed or interrupted save never leaves a partial DIR/<name>.keras.
+    try:
+        model.save(partial)
+        reloaded = keras.models.load_model(partial, custom_objects=custom)
+        got = reloaded(point.sites[0].layout.to_keras(x), training=False)
+        got = point.layers[-1].block.output_layout(point.sites[-1]).to_channels_first(to_numpy(got))
+        if not np.array_equal(got, expected):
+            raise PortError(f"reloaded, it gives another output than the Keras layers it was saved from (max abs "
+                            f"difference {float(np.max(np.abs(got - expected))):.3g})")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path, custom
+
+
+def _partial_keras(out: Path, name: str) -> Path:
+    return out / f".{name}.partial.keras"  # Keras saves only to a name ending in .keras
 
 
 def load_instructions(ported: Ported) -> list[str]:
@@ -474,43 +597,80 @@ def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, .
     if not leaves:
         raise PortError(f"{spec}: the model has no layers")
     by_type = readers()
-    if problems := unsupported(leaves, by_type):  # before running the model, which such a layer may break
-        raise PortError("\n".join(problems))
-    shape = input_shape or default_shape(leaves)
-    x = InputSpec(shape=shape, dtype=dtype, seed=0).make()  # the case's own input: `input: {shape, dtype, seed: 0}`
-    model_out = probe(model, leaves, x)
-    for leaf in leaves:
-        if len(leaf.inputs) != 1:
-            problems.append(f"{leaf.where}: {leaf.type_name} is called {len(leaf.inputs)} times by the model's "
-                            "forward; a layer of a chain is called once")
-        elif leaf.inputs[0] is None:
-            problems.append(f"{leaf.where}: {leaf.type_name} is not called with a tensor as its first argument")
-    if problems:
-        raise PortError("\n".join(problems))
-    leaves.sort(key=lambda leaf: leaf.order)
-    mapped = []
-    for leaf in leaves:
-        try:
-            mapped.append(block_for(leaf, tuple(leaf.inputs[0].shape), by_type))
-        except PortError as e:
-            problems.append(str(e))
-    if problems:
-        raise PortError("\n".join(problems))
+    leaves, mapped, shape, x, model_out = _translate(leaves, by_type, input_shape, model, dtype)
     name = case_name(spec)
     out = Path(out) if out is not None else Path("ported") / name
+    clear_earlier_run(out, name)
     case_path = write_case(out, name, spec, leaves, mapped, shape, dtype)
-    ported = Ported(case_path, name, shape, leaves, [block.name for block, _ in mapped], notes=notes)
+    ported = Ported(case_path, name, shape, leaves, [block.name for block, _ in mapped], notes=notes,
+                    output_shape=tuple(model_out.shape))
     entries, error = load_file(case_path)
     if error is not None or not entries or entries[0].error is not None:
         raise PortError(f"the written case does not load: {error or entries[0].error}")
     point = entries[0].points[0]
     if isinstance(point, RefusedPoint):
         raise PortError(f"the written case is refused: {point.error}")
+    ported.output_layout = point.layers[-1].block.output_layout(point.sites[-1])
     ported.result = run_point(point, "cpu", details="none")
     ported.model_verdicts, ported.diverged = model_verdicts(point, leaves, model_out, x)
     if ported.passed:
-        ported.keras_path, ported.custom_objects = save_keras(point, out, name, x)
+        try:
+            ported.keras_path, ported.custom_objects = save_keras(point, out, name, x)
+        except Exception as e:  # noqa: BLE001 - Keras's serialisation or the disk: said in one line, exit 1
+            why = str(e) if isinstance(e, PortError) else exception_text(e)
+            ported.keras_error = f"cannot save the Keras model as {out / f'{name}.keras'}: {why}"
     return ported
+
+
+def _translate(leaves: list[Leaf], by_type: dict[str, list[Block]], input_shape: tuple[int, ...] | None,
+               model: Any, dtype: str
+               ) -> tuple[list[Leaf], list[tuple[Block, dict]], tuple[int, ...], np.ndarray, np.ndarray]:
+    """Each leaf's block and params, the leaves in the order the forward calls them; the input shape, the case's
+    input and the model's output on it. Else PortError naming, in the model's order and in one run, every leaf that
+    cannot be ported: those no block reads and those whose block refuses them."""
+    problems = {i: line for i, leaf in enumerate(leaves) if (line := no_block(leaf, by_type)) is not None}
+    # The supported classes follow the lines when a leaf has no block.
+    supported = [f"supported: {_supported_text(by_type)}"] if problems else []
+    try:
+        shape = input_shape or default_shape(leaves)
+    except PortError:
+        if problems:
+            raise PortError("\n".join([*problems.values(), *supported])) from None
+        raise
+    x = InputSpec(shape=shape, dtype=dtype, seed=0).make()  # the case's own input: `input: {shape, dtype, seed: 0}`
+    # The model runs with its unsupported layers too: the others need their real input shapes to be translated.
+    stopped: PortError | None = None
+    try:
+        model_out = probe(model, leaves, x)
+    except PortError as e:
+        if not problems:
+            raise
+        stopped = e  # most likely an unsupported layer's doing (an LSTM's tuple): said after those
+    unchecked = []
+    mapped: dict[int, tuple[Block, dict]] = {}
+    for i, leaf in enumerate(leaves):
+        if i in problems:
+            continue
+        if isinstance(stopped, ForwardError) and (not leaf.inputs or leaf is stopped.leaf):
+            unchecked.append(leaf.where)  # not reached, or the forward failed in it
+        elif len(leaf.inputs) != 1:
+            problems[i] = (f"{leaf.where}: {leaf.type_name} is called {len(leaf.inputs)} times by the model's "
+                           "forward; a layer of a chain is called once")
+        elif leaf.inputs[0] is None:
+            problems[i] = f"{leaf.where}: {leaf.type_name} is not called with a tensor as its first argument"
+        else:
+            try:
+                mapped[i] = block_for(leaf, tuple(leaf.inputs[0].shape), by_type)
+            except PortError as e:
+                problems[i] = str(e)
+    if unchecked:
+        at = f"in {stopped.leaf.where} ({stopped.leaf.type_name})" if stopped.leaf else "between its layers"
+        problems[len(leaves)] = (f"{', '.join(unchecked)}: not checked (the model's forward failed {at}: "
+                                 f"{stopped.error})")
+    if problems:
+        raise PortError("\n".join([*(problems[i] for i in sorted(problems)), *supported]))
+    order = sorted(range(len(leaves)), key=lambda i: leaves[i].order)
+    return [leaves[i] for i in order], [mapped[i] for i in order], shape, x, model_out
 
 
 def report_lines(ported: Ported) -> list[str]:
@@ -531,6 +691,9 @@ def report_lines(ported: Ported) -> list[str]:
             lines.append(f"{'PASS' if verdict.passed else 'FAIL':5}  {verdict.what}{numbers}")
     if ported.diverged:
         lines.append(f"the model first differs from the case at {ported.diverged}")
+    if ported.keras_error:
+        lines.append(f"NOT PORTED: {ported.keras_error}; the case is written ({ported.case_path}) and passes")
+        return lines
     if not ported.passed:
         lines.append(f"NOT PORTED: the case is written ({ported.case_path}); fix it or the model and run "
                      f"`harness run {ported.case_path}`")
@@ -538,12 +701,32 @@ def report_lines(ported: Ported) -> list[str]:
     lines.append(f"PORTED: the Keras model is {ported.keras_path} (input channels-last, {_shape_text(ported)}); "
                  "load it with:")
     lines += [f"    {line}" for line in load_instructions(ported)]
+    if (note := output_note(ported)) is not None:
+        lines.append(note)
     return lines
 
 
+def output_note(ported: Ported) -> str | None:
+    """A NOTE where the Keras model's output is not laid out as PyTorch's: features flattened in Keras's (H, W, C)
+    order (a model that ends in a flatten, no dense after it), or a channels-last tensor."""
+    flat = ported.output_layout.flattened_from if ported.output_layout is not None else None
+    if flat is not None:
+        order = flatten_permutation(flat)
+        if np.array_equal(order, np.arange(order.size)):  # (C, 1, 1): both orders are the same
+            return None
+        return (f"NOTE: the output's features are in Keras's flatten order (H, W, C), not PyTorch's (C, H, W), of the "
+                f"{list(flat)} (C, H, W) tensor they flatten; PyTorch's order is "
+                f"y[:, numpy.argsort(harness.layout.flatten_permutation({tuple(flat)}))]")
+    if len(ported.output_shape) > 2:
+        keras_shape = [None, *shape_to_channels_last(ported.output_shape)[1:]]
+        return (f"NOTE: the output is channels-last like the input (shape {keras_shape}); PyTorch's layout is "
+                "numpy.moveaxis(y, -1, 1)")
+    return None
+
+
 def command(spec: str, weights: str | None, input_shape: str | None, out: str | None) -> int:
-    """`harness port`: 0 when ported and verified, 1 when the verification failed (the case is written), 2 when
-    the model cannot be ported as asked."""
+    """`harness port`: 0 when ported and verified, 1 when the verification or the save of the Keras model failed
+    (the case is written), 2 when the model cannot be ported as asked (its module or factory fails too)."""
     try:
         shape = parse_shape(input_shape) if input_shape else None
         ported = port(spec, weights, shape, out)

@@ -3,11 +3,15 @@
 A LeNet-like nn.Sequential ports and its .keras file reloads and matches PyTorch on a new input (another batch
 size too); --weights loads a saved state_dict; an unsupported layer is named with its place in the model; and a
 model that is not what its modules say (a subclass of Conv2d with its own forward, a skip connection or a functional
-flatten in a custom forward) is not passed, with the place where it first differs.
+flatten in a custom forward) is not passed, with the place where it first differs. In-place activations port; a
+later run into the same folder leaves nothing of the earlier one, and a failed save no partial .keras; errors of the
+user's code are one line; every layer that cannot be ported is named in one run; a flatten's feature order is noted;
+adaptive pooling to a divisor of its input is window pooling.
 """
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,11 +19,13 @@ import numpy as np
 import pytest
 
 import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.layout  # noqa: F401  (the NOTE's recipe names it)
 from harness.cases import load_file
 from harness.cli import main
 from harness.compare import compare, default_tolerance
 from harness.frameworks import keras, torch
-from harness.port import keras_custom_objects, load_model
+from harness.layout import Layout
+from harness.port import Ported, keras_custom_objects, leaves_of, load_model, output_note
 
 MODELS = textwrap.dedent('''
     import torch
@@ -96,6 +102,82 @@ MODELS = textwrap.dedent('''
     def shared():
         act = nn.Tanh()
         return nn.Sequential(nn.Linear(4, 4), act, nn.Linear(4, 4), act)
+
+
+    def inplace():
+        torch.manual_seed(3)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3),
+                             nn.LeakyReLU(0.1, inplace=True), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+
+
+    def inplace_first():
+        torch.manual_seed(3)
+        return nn.Sequential(nn.ReLU(inplace=True), nn.Linear(3, 2))  # would overwrite the input it is given
+
+
+    class later:
+        """Another model under the name `inplace` (`later.inplace`), with fewer layers and a planted difference."""
+
+        @staticmethod
+        def inplace():
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), Conv2d(4, 4, 3))
+
+
+    def needs_argument(n):
+        return nn.Sequential(nn.Linear(n, 2))
+
+
+    def raises():
+        raise ValueError("no weights here")
+
+
+    class Gate(nn.Module):
+        """A layer of the user's own: no block reads it, and its forward keeps the shape."""
+
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+
+    def mixed_problems():
+        # Gate: no block; AdaptiveAvgPool2d(3) on 7x7: a block reads it, but refuses; MaxPool2d with dilation too.
+        return nn.Sequential(nn.Conv2d(3, 4, 3), Gate(), nn.Sequential(nn.AdaptiveAvgPool2d(3), Gate()),
+                             nn.MaxPool2d(2, dilation=2), nn.Flatten(), nn.Linear(4, 2))
+
+
+    def stops_early():
+        # nn.LSTM breaks the forward (a tuple out): the layers after it are never reached.
+        return nn.Sequential(nn.Linear(4, 8), nn.LSTM(8, 8), nn.Linear(8, 2), nn.AdaptiveAvgPool2d(2))
+
+
+    class Stack(nn.Sequential):
+        """An nn.Sequential under another name: its forward is nn.Sequential's."""
+
+
+    class OwnStack(nn.Sequential):
+        def forward(self, x):
+            return super().forward(x)
+
+
+    class Listed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(4, 4), nn.ReLU()])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+
+    def ends_in_flatten():
+        torch.manual_seed(4)
+        return Stack(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten())
+
+
+    def adaptive():
+        torch.manual_seed(5)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(4), nn.AdaptiveMaxPool2d((2, None)),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
 ''')
 
 
@@ -260,3 +342,189 @@ def test_what_cannot_be_ported_says_why(models: Path, tmp_path: Path, capsys: py
     code, _, err = port(capsys, *argv, "--out", str(tmp_path / "o"))
     assert code == 2
     assert message in err
+
+
+# --- the audit's defects ------------------------------------------------------------------------------------------
+
+def _reproduces(keras_path: Path, model: torch.nn.Module, shape: tuple[int, ...], reduction_length: int) -> bool:
+    """The saved Keras model, reloaded, gives the PyTorch model's output on a new input (channels-last in)."""
+    keras.backend.clear_session()
+    reloaded = keras.models.load_model(keras_path)
+    x = np.random.default_rng(11).standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x.copy())).numpy()
+    got = np.asarray(reloaded(np.moveaxis(x, 1, -1)))
+    assert not _same(expected, -got, reduction_length), "the comparison must be able to fail"
+    return _same(expected, got, reduction_length)
+
+
+def test_in_place_activations_port_and_the_keras_file_reproduces_the_model(models: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """ReLU(inplace=True) overwrites its input: recorded after the call (or as a view of the array), the model's
+    input to it looked like its output, and the model was said to do more than call its modules in a chain."""
+    out = tmp_path / "out"
+    code, text, err = port(capsys, f"{models}:inplace", "--input-shape", "2,3,8,8", "--out", str(out))
+    assert code == 0, text + err
+    assert "PORTED" in text and "does more than call its modules" not in text
+    assert _reproduces(out / "inplace.keras", load_model(f"{models}:inplace"), (3, 3, 8, 8), 36)
+    code, text, err = port(capsys, f"{models}:inplace_first", "--input-shape", "2,3", "--out", str(tmp_path / "o2"))
+    assert code == 0, text + err
+
+
+def test_a_later_run_into_the_same_folder_leaves_nothing_of_the_earlier_one(models: Path, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """An earlier run left inplace.keras and 6 layers' weights; this run's model has 3 layers and is NOT PORTED: no
+    .keras is left for a script to pick up, and weights/ holds only this run's files (a user's own file stays)."""
+    out = tmp_path / "out"
+    (out / "weights").mkdir(parents=True)
+    (out / "inplace.keras").write_bytes(b"an earlier run's model")
+    for earlier in ("00_conv2d.npz", "02_conv2d.npz", "05_dense.npz"):
+        (out / "weights" / earlier).write_bytes(b"an earlier run's weights")
+    (out / "weights" / "notes.txt").write_text("the user's own", encoding="utf-8")
+    code, text, _ = port(capsys, f"{models}:later.inplace", "--input-shape", "2,3,8,8", "--out", str(out))
+    assert code == 1 and "NOT PORTED" in text
+    assert sorted(p.name for p in out.iterdir()) == ["inplace.yaml", "weights"]
+    assert sorted(p.name for p in (out / "weights").iterdir()) == ["00_conv2d.npz", "02_conv2d.npz", "notes.txt"]
+    with np.load(out / "weights" / "02_conv2d.npz") as npz:  # this run's, not the bytes planted
+        assert npz["weight"].shape == (4, 4, 3, 3)
+
+
+def test_a_failed_save_is_one_line_with_exit_1_and_leaves_no_keras_file(models: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Keras writes part of the file, then fails (a full disk): nothing under the final name, not even the earlier
+    run's file, no temporary file; the case stays written; one line says why."""
+    def broken_save(self: keras.Model, filepath: str | Path, *args: object, **kwargs: object) -> None:
+        Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "inplace.keras").write_bytes(b"an earlier run's model")
+    monkeypatch.setattr(keras.Model, "save", broken_save)
+    code, text, err = port(capsys, f"{models}:inplace", "--input-shape", "2,3,8,8", "--out", str(out))
+    assert code == 1, text + err
+    assert "Traceback" not in text + err
+    [line] = [line for line in text.splitlines() if line.startswith("NOT PORTED")]
+    assert f"cannot save the Keras model as {out / 'inplace.keras'}: OSError: [Errno 28] No space left on device" \
+        in line
+    assert sorted(p.name for p in out.iterdir()) == ["inplace.yaml", "weights"]
+
+
+def test_a_dotted_module_is_found_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness port portzoo.models:net` in the folder holding portzoo/, as `python -m` and pytest find it; a module
+    that is not there says where it was looked for."""
+    (tmp_path / "portzoo").mkdir()
+    (tmp_path / "portzoo" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "portzoo" / "models.py").write_text(
+        "from torch import nn\n\n\ndef net():\n    return nn.Sequential(nn.Linear(3, 2))\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])  # restored after
+    code, text, err = port(capsys, "portzoo.models:net", "--out", str(tmp_path / "o"))
+    assert code == 0, text + err
+    code, _, err = port(capsys, "portzoo.nomod:net", "--out", str(tmp_path / "o2"))
+    assert code == 2
+    assert "cannot import 'portzoo.nomod'" in err
+    assert f"importable from the current directory ({tmp_path}) or PYTHONPATH" in err
+
+
+@pytest.mark.parametrize(("file", "spec", "messages"), [
+    (None, "{models}:needs_argument", ("{models}:needs_argument: needs_argument() cannot be called without "
+                                       "arguments", "missing a required argument: 'n'")),
+    (None, "{models}:raises", ("{models}:raises: calling raises() raised ValueError: no weights here",)),
+    ("bad_syntax.py", "{file}:net", ("{file}:net: importing {file} raised SyntaxError: ", "({file}, line 2)")),
+    ("raising_import.py", "{file}:net", ("{file}:net: importing {file} raised RuntimeError: no GPU found",)),
+])
+def test_an_error_in_the_users_code_is_one_line_with_exit_2(models: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str], file: str | None,
+                                                            spec: str, messages: tuple[str, ...]) -> None:
+    sources = {"bad_syntax.py": "from torch import nn\ndef net(:\n    pass\n",
+               "raising_import.py": "raise RuntimeError('no GPU found')\n"}
+    path = tmp_path / file if file else None
+    if path is not None:
+        path.write_text(sources[file], encoding="utf-8")
+    code, text, err = port(capsys, spec.format(models=models, file=path), "--out", str(tmp_path / "o"))
+    assert code == 2, text + err
+    assert "Traceback" not in err and err.startswith("harness port: ") and err.count("\n") == 1, err
+    for message in messages:
+        assert message.format(models=models, file=path) in err
+
+
+def test_every_layer_that_cannot_be_ported_is_named_in_one_run(models: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Layers no block reads and layers whose block refuses them, in the model's order, in one message; where the
+    forward stops at a layer (an LSTM's tuple), the layers it did not reach are named as not checked."""
+    code, _, err = port(capsys, f"{models}:mixed_problems", "--input-shape", "2,3,9,9", "--out", str(tmp_path / "o"))
+    assert code == 2
+    lines = err.removeprefix("harness port: ").splitlines()
+    assert [line.split(":")[0] for line in lines] == ["1", "2.0", "2.1", "3", "supported"], err
+    assert lines[0].startswith("1: ") and lines[0].endswith(".Gate has no block")  # the module's name may vary
+    assert lines[1].startswith("2.0: torch.nn.AdaptiveAvgPool2d has no exact translation (global_avg_pool2d: ")
+    assert "avg_pool2d: the input's 7x7 is not a multiple of output_size 3x3" in lines[1]
+    assert lines[3].startswith("3: torch.nn.MaxPool2d has no exact translation (max_pool2d: ")
+    assert "Keras pooling has no dilation" in lines[3]
+    assert not (tmp_path / "o").exists()
+    code, _, err = port(capsys, f"{models}:stops_early", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "1: torch.nn.LSTM has no block" in err
+    assert "2, 3: not checked (the model's forward failed in 2 (torch.nn.Linear): TypeError: " in err
+
+
+def test_a_model_ending_in_flatten_says_its_feature_order(models: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The Keras model's features are (H, W, C)-ordered: a NOTE says so and how to reorder them, and the recipe it
+    prints gives PyTorch's output. The model, an nn.Sequential subclass that keeps nn.Sequential's forward, gets no
+    note that it is not one."""
+    out = tmp_path / "out"
+    code, text, err = port(capsys, f"{models}:ends_in_flatten", "--input-shape", "2,3,7,9", "--out", str(out))
+    assert code == 0, text + err
+    assert "note:" not in text
+    [note] = [line for line in text.splitlines() if line.startswith("NOTE: ")]
+    assert text.index("PORTED: ") < text.index("NOTE: ")
+    recipe = "y[:, numpy.argsort(harness.layout.flatten_permutation((4, 5, 7)))]"
+    assert "Keras's flatten order (H, W, C), not PyTorch's (C, H, W)" in note and recipe in note
+    keras.backend.clear_session()
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    y = np.asarray(keras.models.load_model(out / "ends_in_flatten.keras")(np.moveaxis(x, 1, -1)))
+    with torch.no_grad():
+        expected = load_model(f"{models}:ends_in_flatten").eval()(torch.from_numpy(x)).numpy()
+    assert not _same(expected, y, 27), "without the reordering the features differ"
+    assert _same(expected, eval(recipe, {"numpy": np, "harness": harness, "y": y}), 27)  # noqa: S307 - our own text
+
+
+def test_the_output_note_says_how_the_keras_output_is_laid_out() -> None:
+    """A channels-last tensor is noted; a flatten of (C, 1, 1) and a dense output keep PyTorch's order: no note."""
+    def note(shape: tuple[int, ...], layout: Layout) -> str | None:
+        return output_note(Ported(Path("x.yaml"), "x", (2, 3, 7, 9), [], [], output_shape=shape, output_layout=layout))
+
+    assert note((2, 4, 5, 7), Layout()) == ("NOTE: the output is channels-last like the input (shape [None, 5, 7, 4]); "
+                                            "PyTorch's layout is numpy.moveaxis(y, -1, 1)")
+    assert note((2, 4), Layout(flattened_from=(4, 1, 1))) is None
+    assert note((2, 4), Layout()) is None
+
+
+def test_the_note_on_a_container_that_is_not_an_nn_sequential_is_true() -> None:
+    """No note for an nn.Sequential subclass that keeps its forward; one that names an nn.Sequential with a forward
+    of its own as such; none for a ModuleList (it has no forward: its owner's forward calls its layers)."""
+    models: dict[str, object] = {}
+    exec(MODELS, models)  # noqa: S102 - the test's own source
+    assert leaves_of(models["Stack"](torch.nn.ReLU()))[1] == []
+    [note] = leaves_of(models["OwnStack"](torch.nn.ReLU()))[1]
+    assert note.startswith("(the model) is a OwnStack, an nn.Sequential with its own forward: its layers are taken")
+    [note] = leaves_of(models["Listed"]())[1]
+    assert note.startswith("(the model) is a Listed, not an nn.Sequential: ")
+
+
+def test_adaptive_pooling_to_a_divisor_of_its_input_is_window_pooling(models: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """AdaptiveAvgPool2d(4) on 8x8 is AvgPool2d(2); AdaptiveMaxPool2d((2, None)) on 4x4 is MaxPool2d((2, 1));
+    AdaptiveAvgPool2d(1) stays global pooling."""
+    out = tmp_path / "out"
+    code, text, err = port(capsys, f"{models}:adaptive", "--input-shape", "2,3,8,8", "--out", str(out))
+    assert code == 0, text + err
+    case = (out / "adaptive.yaml").read_text(encoding="utf-8")
+    assert "{block: avg_pool2d, params: {pool_size: 2}}  # 1: torch.nn.AdaptiveAvgPool2d" in case
+    assert "{block: max_pool2d, params: {pool_size: [2, 1]}}  # 2: torch.nn.AdaptiveMaxPool2d" in case
+    assert "{block: global_avg_pool2d, params: {keepdims: true}}  # 3: torch.nn.AdaptiveAvgPool2d" in case
+    assert _reproduces(out / "adaptive.keras", load_model(f"{models}:adaptive"), (3, 3, 8, 8), 27)
