@@ -173,8 +173,9 @@ def mapped_weights(point: Point, modules: list[Any], layers: list[Any]
         # num_batches_tracked or a Keras seed generator's, is bookkeeping, not what the layer computes with).
         state = [f"PyTorch's {n}" for n, t in [*module.named_parameters(), *module.named_buffers()]
                  if not t.requires_grad and t.is_floating_point() and id(t) not in torch_seen]
+        unread = getattr(klayer, "unread_variables", ())  # a harness layer's state it never computes with
         state += [f"Keras's {v.path}" for v in klayer.non_trainable_variables
-                  if "float" in str(v.dtype) and id(v) not in keras_seen]
+                  if "float" in str(v.dtype) and id(v) not in keras_seen and v.name not in unread]
         problems += [Verdict("weights mapped", False, "mapping",
                              f"{point.layer_label(i)}: {', '.join(names)} {why} but not in the block's weight_copies, "
                              f"so {what}: the adapter is incomplete", {"unmapped": names})

@@ -31,10 +31,10 @@ def _case(mode: str = "train", params: str = "{momentum: 0.3}", steps: int = 3, 
   block: batch_norm2d
   params: {params}
   mode: {mode}
-  steps: {steps}
   input: {{shape: {shape}}}
   check: [forward, backward]
-""" + ("  weights: {path: batch_norm_6_channels.npz}\n" if weights else "")
+""" + ("  weights: {path: batch_norm_6_channels.npz}\n" if weights else "") + (
+        f"  steps: {steps}\n" if mode == "train" else "")  # eval mode takes no steps (the loader refuses them)
 
 
 @pytest.fixture(autouse=True)

@@ -41,7 +41,7 @@ framework's convention.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -59,6 +59,10 @@ AXES = (0, 2, 3)  # the axes a channel's statistics reduce over, channels-first
 class KerasBatchStatisticsNormalization(keras.layers.BatchNormalization):
     """A BatchNormalization that always normalises with the batch's statistics (PyTorch's
     track_running_stats=False), in eval mode too; its moving statistics are never read."""
+
+    # Variables the layer keeps but never computes with: PyTorch has no counterpart to map them to, and
+    # harness.gradients' "weights mapped" check leaves them out.
+    unread_variables: ClassVar[tuple[str, ...]] = ("moving_mean", "moving_variance")
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         return super().call(inputs, training=True, mask=mask)
