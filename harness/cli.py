@@ -276,17 +276,22 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from harness.errors import CaseError
-    from harness.fuzz import DEFAULT_DTYPES, fuzz
+    from harness.fuzz import DEFAULT_DTYPES, fuzz, parse_dtypes
 
-    dtypes = tuple(args.dtypes.split(",")) if args.dtypes else DEFAULT_DTYPES
     try:
+        dtypes = parse_dtypes(args.dtypes) if args.dtypes is not None else DEFAULT_DTYPES
         report = fuzz(args.block, examples=args.examples, seed=args.seed, time_budget=args.time_budget,
-                      out=Path(args.out), device=args.device, dtypes=dtypes)
-    except CaseError as e:  # an unknown block
-        print(e.message, file=sys.stderr)
+                      out=Path(args.out), device=args.device, dtypes=dtypes, include_known=args.include_known)
+    except CaseError as e:  # an unknown block or a bad option, refused before the search
+        print(f"harness fuzz: {e.message}", file=sys.stderr)
         return 2
     print(report.summary())
-    return 1 if report.finding is not None else 0
+    if report.finding is not None:
+        return 1
+    if (why := report.nothing_run()) is not None:  # compared nothing: not "found nothing"
+        print(f"harness fuzz: {why}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,19 +402,25 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
                     "of registered blocks: sequential) with hypothesis, and run each through the same loader and "
                     "runner as a case file. Cases the loader refuses count as invalid, not as divergences. The "
                     "first divergence (or framework error) is shrunk to a minimal case and written as a YAML case "
-                    "file under --out, ready to be copied into cases/. The same seed draws the same examples. Exit "
-                    "status 1 when something was found, 0 when not, 2 for an unknown block.")
+                    "file under --out, ready to be copied into cases/. Cases with a difference catalogued in "
+                    "cases/known_differences.yaml (Block.known_difference) are counted as known and not run, unless "
+                    "--include-known. The same seed draws the same examples. Exit status 1 when something was "
+                    "found, 0 when not, 2 for an unknown block, a bad option, an --out that cannot be written, or a "
+                    "run that could compare nothing (no GPU for --device gpu, every drawn case refused or known).")
     fz.add_argument("block", help="a registered block (harness list), or sequential")
     fz.add_argument("--examples", type=int, default=100, metavar="N",
-                    help="valid examples to run (default 100; invalid draws do not count)")
+                    help="valid examples to run (default 100; invalid and known draws do not count)")
     fz.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis's seed (default 0)")
     fz.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                     help="stop searching (or shrinking, keeping the smallest case so far) after this long")
     fz.add_argument("--out", default="reports/fuzz", metavar="DIR",
-                    help="where the minimal case is written (default reports/fuzz)")
+                    help="where the minimal case is written (default reports/fuzz; created before the search)")
     fz.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the device to run on (default cpu)")
     fz.add_argument("--dtypes", metavar="LIST", help="comma-separated input dtypes to draw from (default "
                                                      "float32,float64)")
+    fz.add_argument("--include-known", action="store_true",
+                    help="also run the cases with a catalogued framework difference (cases/known_differences.yaml), "
+                         "which are otherwise counted as known and not searched")
     fz.set_defaults(func=cmd_fuzz)
     return parser
 

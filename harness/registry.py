@@ -153,6 +153,14 @@ class Block:
         """
         return []
 
+    # --- documented framework differences -------------------------------------------------------------------
+    def known_difference(self, site: Site) -> str | None:
+        """The name of the cases/known_differences.yaml entry (marked `expect.divergent`) saying that PyTorch and
+        Keras differ at this site for a documented framework reason no adapter can remove (TensorFlow's float64
+        GELU), or None (the default): they must agree. `harness fuzz` does not search such sites unless asked
+        (--include-known); tests/test_fuzz.py checks that each name is such an entry and that it really differs."""
+        return None
+
     # --- the third opinion ----------------------------------------------------------------------------------
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         """The block's stated semantics in float64, computed by neither framework: ONNX's reference runtime

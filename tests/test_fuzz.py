@@ -1,41 +1,145 @@
 """`harness fuzz` (harness/fuzz.py): drawn from each block's schema, run by the runner, shrunk and written.
 
-- A short deterministic run over every registered block (and random networks) finds nothing: the adapters agree on
-  every drawn case. Blocks with a documented float64 difference (cases/known_differences.yaml) are drawn in float32.
+- A short deterministic run over every registered block (and random networks), with the default dtypes, finds
+  nothing: the adapters agree on every drawn case, and the cases with a catalogued framework difference
+  (Block.known_difference: TensorFlow's float64 GELU and LeakyReLU) are counted as known and not run. Every name a
+  block declares is an `expect.divergent` entry of cases/known_differences.yaml, and a case it flags really
+  diverges when run (--include-known), so a declaration cannot go stale silently.
 - A deliberately broken adapter (Keras's `same` padding replaced by the symmetric k//2 of a hand port) is found,
   shrunk to a case that is minimal in the sense checked here (every one-step reduction of it, each integer one
   smaller, each optional parameter left out, the input's dimensions, seed, dtype and mode made simpler, passes or is
-  refused), and written as a loadable case file that reproduces the failure, and passes once the adapter is fixed.
+  refused), and written as a loadable case file that reproduces the failure, and passes once the adapter is fixed;
+  a shrinking stopped by --time-budget says "partly shrunk".
+- A block defined in a test, with a parameter kind harness.fuzz does not know, is fuzzable with no fuzz code, and
+  its planted Keras mistake is found, shrunk and written.
+- Bad options are one-line errors with exit status 2 before the search; so is --device gpu without a GPU; a run
+  writes nothing where it runs (not even hypothesis's constants cache).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import keras
 import pytest
+import torch
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from harness.cases import load_file
+import harness.fuzz as fuzz_module
+from harness import frameworks, runner
+from harness.cases import DTYPES, Point, load_case, load_file
 from harness.cli import main
-from harness.fuzz import fuzz, fuzzable_blocks, run_case
-from harness.registry import get_block
+from harness.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
+from harness.registry import REGISTRY, Block, Site, all_blocks, get_block
 from harness.runner import run_point
+from harness.schema import Param
 
+PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES = 15  # per block
-# Blocks whose float64 results differ for a documented reason (cases/known_differences.yaml: TensorFlow's float64
-# GELU and LeakyReLU compute with float32 constants); composites and networks may contain them.
-FLOAT32_ONLY = {"gelu", "leaky_relu", "residual", "sequential"}
+
+
+def _divergent_entries() -> set[str]:
+    """The names of cases/known_differences.yaml's entries marked expect.divergent."""
+    entries = yaml.safe_load((PROJECT / "cases" / "known_differences.yaml").read_text(encoding="utf-8"))
+    return {e["name"] for e in entries if isinstance(e.get("expect"), dict) and e["expect"].get("divergent")}
+
+
+DIVERGENT = _divergent_entries()
 
 
 @pytest.mark.parametrize("block", fuzzable_blocks())
 def test_a_short_fuzz_run_finds_nothing(block: str) -> None:
-    dtypes = ("float32",) if block in FLOAT32_ONLY else ("float32", "float64")
-    report = fuzz(block, examples=EXAMPLES, seed=0, out=None, dtypes=dtypes)
+    report = fuzz(block, examples=EXAMPLES, seed=0, out=None)  # the default dtypes, float32 and float64
     assert report.finding is None, report.summary()
     assert report.stats.valid == EXAMPLES, report.summary()  # the strategy reaches valid cases
     assert report.stats.statuses["passed"] == EXAMPLES
+    assert set(report.stats.known) <= DIVERGENT, report.summary()
+
+
+# --- catalogued differences: not searched, declared by the blocks, still real -------------------------------------
+
+def test_every_declared_difference_is_a_divergent_catalogue_entry() -> None:
+    """Cases drawn for every block in every dtype, loaded (not run): whatever name a block's known_difference gives
+    is an expect.divergent entry of the catalogue."""
+    seen: dict[str, set[str]] = {}
+
+    @settings(max_examples=400, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(fuzzable_blocks()).flatmap(lambda b: case_strategy(b, DTYPES)))
+    def probe(case: dict[str, Any]) -> None:
+        entry = load_case("<probe>", 0, case, PROJECT, set())
+        point = entry.points[0] if entry.error is None else None
+        if isinstance(point, Point) and (name := known_difference(point)) is not None:
+            seen.setdefault(name, set()).add(case["block"])
+
+    probe()
+    assert set(seen) <= DIVERGENT, seen
+    assert {"tf_float64_gelu", "tf_float64_leaky_relu_slope"} <= set(seen), seen  # the probe reached them
+
+
+def _point(case: dict[str, Any]) -> Point:
+    entry = load_case("<test>", 0, {"name": "t", **case}, PROJECT, set())
+    assert entry.error is None and isinstance(entry.points[0], Point), entry.error
+    return entry.points[0]
+
+
+F64 = {"shape": [2, 3, 4], "dtype": "float64"}
+
+
+@pytest.mark.parametrize("case, name", [
+    ({"block": "gelu", "input": F64}, "tf_float64_gelu"),
+    ({"block": "gelu", "params": {"approximate": "tanh"}, "input": F64}, "tf_float64_gelu"),
+    ({"block": "gelu", "input": {**F64, "dtype": "float32"}}, None),
+    ({"block": "leaky_relu", "params": {"negative_slope": 0.1}, "input": F64}, "tf_float64_leaky_relu_slope"),
+    ({"block": "leaky_relu", "params": {"negative_slope": 0.5}, "input": F64}, None),  # a float32 number
+    ({"block": "sequential", "layers": [{"block": "relu"}, {"block": "residual", "layers": [{"block": "tanh"}],
+                                                             "shortcut": [{"block": "gelu"}]}], "input": F64},
+     "tf_float64_gelu"),  # a nested layer's, in the shortcut
+    ({"block": "sequential", "layers": [{"block": "residual", "layers": [
+        {"block": "leaky_relu", "params": {"negative_slope": 0.25}}]}], "input": F64}, None),
+])
+def test_a_declared_difference_really_diverges_and_only_there(case: dict[str, Any], name: str | None) -> None:
+    """Each declaration, run: a flagged case fails torch vs keras, one not flagged passes (0.5 and 0.25 are float32
+    numbers, so TensorFlow's float32 slope is exact)."""
+    assert known_difference(_point(case)) == name
+    outcome = run_case({"name": "t", **case}, include_known=True)
+    assert outcome.status == ("failed" if name else "passed"), outcome.message
+    assert outcome.known == name
+
+
+@pytest.mark.parametrize("block, name", [("gelu", "tf_float64_gelu"), ("leaky_relu", "tf_float64_leaky_relu_slope")])
+def test_catalogued_cases_are_not_searched_unless_asked(block: str, name: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    report = fuzz(block, examples=10, seed=0, out=None)
+    assert report.finding is None and report.stats.known[name] > 0, report.summary()
+    assert f"(catalogued differences, not searched: {name} {report.stats.known[name]})" in report.summary()
+
+    # --include-known runs them: the fuzzer finds the catalogued difference itself, and says it is catalogued.
+    report = fuzz(block, examples=10, seed=0, out=None, dtypes=("float64",), include_known=True)
+    assert report.finding is not None and report.finding_outcome.status == "failed", report.summary()
+    assert report.finding_outcome.known == name and report.finding["input"]["dtype"] == "float64"
+    assert f"catalogued as {name}" in report.finding["description"]
+
+    assert main(["fuzz", block, "--dtypes", "float64", "--examples", "3", "--out", str(tmp_path),
+                 "--include-known"]) == 1
+    assert f"a catalogued difference: {name}" in capsys.readouterr().out
+
+
+def test_a_run_that_could_only_draw_catalogued_cases_is_not_a_clean_run(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    # Every float64 GELU is catalogued: nothing could be compared, which must not read as "found nothing".
+    assert main(["fuzz", "gelu", "--dtypes", "float64", "--examples", "3", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "valid         0" in captured.out and "known         " in captured.out
+    assert captured.err.strip().endswith("were catalogued differences (--include-known runs them)"), captured.err
 
 
 def test_invalid_combinations_are_counted_apart_by_field() -> None:
@@ -46,12 +150,23 @@ def test_invalid_combinations_are_counted_apart_by_field() -> None:
     assert "invalid" in report.summary() and "refused by the loader" in report.summary()
 
 
-def test_the_same_seed_draws_the_same_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # and nothing is written where it runs (no example database)
+def test_the_same_seed_draws_the_same_examples() -> None:
     first, again = (fuzz("sequential", examples=8, seed=3, out=None) for _ in range(2))
     other = fuzz("sequential", examples=8, seed=4, out=None)
     assert first.stats.digest == again.stats.digest != other.stats.digest
-    assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_is_written_where_it_runs(tmp_path: Path) -> None:
+    """Not even hypothesis's cache of the constants it reads from local modules (.hypothesis/constants/). In a fresh
+    process: hypothesis fixes its default storage directory (the working directory at its import) when first
+    imported and reads each module's constants once per process, so a chdir inside this one would see nothing."""
+    where, out = tmp_path / "cwd", tmp_path / "out"
+    where.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
+    done = subprocess.run([sys.executable, "-m", "harness", "fuzz", "relu", "--examples", "30", "--out", str(out)],
+                          cwd=where, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in where.rglob("*")) == [], "written where it ran"
 
 
 def test_the_time_budget_stops_the_search() -> None:
@@ -131,6 +246,9 @@ def test_a_broken_adapter_is_found_shrunk_and_written(tmp_path: Path, monkeypatc
     assert point.case == "fuzz_conv2d_seed4"
     assert point.raw["description"].startswith("found by `harness fuzz conv2d --seed 4`, shrunk:")
     assert run_point(point, "cpu").status == report.finding_outcome.status
+    # Its header says where it goes either way: an adapter's regression test, or a new catalogue entry.
+    header = report.written.read_text(encoding="utf-8").split("\n- name:")[0]
+    assert "fails until the adapter is fixed" in header and "cases/known_differences.yaml" in header, header
     monkeypatch.undo()  # the adapter fixed: the regression case passes
     assert run_point(load_file(report.written)[0][0].points[0], "cpu").status == "passed"
 
@@ -138,10 +256,150 @@ def test_a_broken_adapter_is_found_shrunk_and_written(tmp_path: Path, monkeypatc
 def test_the_cli_prints_the_summary_and_says_what_it_found(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["fuzz", "relu", "--examples", "3", "--seed", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for line in ("examples run  3", "valid         3", "passed        3", "divergent     0", "errors        0",
+    for line in ("drawn         3", "valid         3", "passed        3", "divergent     0", "errors        0",
                  "time"):
         assert line in out, out
     assert list(tmp_path.iterdir()) == []  # nothing found, nothing written
     assert main(["fuzz", "relu_x", "--examples", "3"]) == 2
     assert "did you mean 'relu'" in capsys.readouterr().err
     assert main(["fuzz", "relu", "--dtypes", "float128"]) == 2
+
+
+# --- usage: one-line errors, before the search ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, says", [
+    (["--examples", "0"], "--examples 0: must be a whole number >= 1"),
+    (["--examples", "-3"], "--examples -3: must be a whole number >= 1"),
+    (["--time-budget", "-1"], "--time-budget -1.0: must be a number of seconds > 0"),
+    (["--time-budget", "nan"], "--time-budget nan: must be a number of seconds > 0"),
+    (["--dtypes", ","], "--dtypes ',': no dtype given; allowed: float32, float64"),
+    (["--dtypes", ""], "--dtypes '': no dtype given"),
+    (["--dtypes", "float32,flaot64"], "unknown dtype 'flaot64' (did you mean 'float64'"),
+    (["--out", "{file}/x"], "--out {file}/x: cannot write a case there: Not a directory"),
+])
+def test_a_bad_option_is_a_one_line_error_before_the_search(argv: list[str], says: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "file").write_text("")  # a file where --out wants a folder: a finding could never be written
+    argv, says = [a.format(file=tmp_path / "file") for a in argv], says.format(file=tmp_path / "file")
+    monkeypatch.setattr(fuzz_module, "run_case", lambda *a, **k: pytest.fail("the search started"))
+    assert main(["fuzz", "relu", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err, err
+
+
+def test_gpu_without_a_gpu_is_an_error_not_a_clean_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    reason = "PyTorch sees no CUDA device (planted)"
+    monkeypatch.setattr(frameworks, "gpu_unavailable_reason", lambda: reason)
+    monkeypatch.setattr(runner, "gpu_unavailable_reason", lambda: reason)
+    argv = ["fuzz", "relu", "--device", "gpu", "--examples", "3", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"harness fuzz: --device gpu: {reason}; every example would be skipped"
+    # Should the check before the search miss a reason the runner skips for, every example skipped is still exit 2.
+    monkeypatch.setattr(frameworks, "gpu_unavailable_reason", lambda: None)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "skipped       3" in captured.out and f"every example was skipped: gpu: {reason}" in captured.err
+
+
+# --- the time budget stops a shrinking ---------------------------------------------------------------------------
+
+def test_a_shrinking_stopped_by_the_time_budget_says_partly_shrunk(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _same_as_symmetric(monkeypatch)
+    now = [0.0]  # the budget's clock, spent the moment a failure is found: the shrinking stops at its first step
+    monkeypatch.setattr(fuzz_module, "_clock", lambda: now[0])
+    original = fuzz_module.run_case
+
+    def run(case: dict[str, Any], *args: Any) -> Any:
+        outcome = original(case, *args)
+        if outcome.status == "failed":
+            now[0] = 100.0
+        return outcome
+
+    monkeypatch.setattr(fuzz_module, "run_case", run)
+    report = fuzz("conv2d", examples=200, seed=4, out=tmp_path, dtypes=("float32",), time_budget=10)
+    assert report.finding is not None and report.out_of_time and report.stats.shrink_steps == 0, report.summary()
+    assert "found a divergence; partly shrunk (stopped by --time-budget) after 0 steps to:" in report.summary()
+    assert "drawn" in report.summary() and "  (stopped by --time-budget)" not in report.summary()
+    assert report.finding["description"].startswith(
+        "found by `harness fuzz conv2d --seed 4`, partly shrunk (stopped by --time-budget): ")
+    assert "partly shrunk (stopped by --time-budget)" in report.written.read_text(encoding="utf-8")
+
+
+# --- a new block: fuzzable with no fuzz code ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class OddParam(Param):
+    """A parameter kind harness.fuzz does not know (it probes it through `normalise`): an odd integer."""
+
+    def allowed(self) -> str:
+        return "an odd integer"
+
+    def _normalise(self, v: Any) -> tuple[bool, Any]:
+        return isinstance(v, int) and not isinstance(v, bool) and v % 2 == 1, v
+
+
+class _TorchScaleShift(torch.nn.Module):
+    def __init__(self, factor: float, shift: float) -> None:
+        super().__init__()
+        self.factor, self.shift = factor, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor + self.shift
+
+
+class ScaleShift(Block):
+    """x * factor + shift * odd: a block only this test registers."""
+
+    name = "test_fuzz_scale_shift"
+    family = "activations"
+    doc = "x * factor + shift * odd."
+    params = (Param("factor", "float", 1.0, minimum=0.0, maximum=4.0), Param("shift", "int", 0, minimum=0),
+              OddParam("odd", "odd", 1))
+    broken: ClassVar[bool] = False  # the planted Keras mistake: a shift of 2 or more is one too large
+
+    @staticmethod
+    def _shift(site: Site) -> float:
+        return float(site.params["shift"] * site.params["odd"])
+
+    def torch_module(self, site: Site) -> torch.nn.Module:
+        return _TorchScaleShift(site.params["factor"], self._shift(site))
+
+    def keras_layer(self, site: Site) -> Any:
+        factor, shift = site.params["factor"], self._shift(site)
+        if ScaleShift.broken and site.params["shift"] >= 2:
+            shift += 1.0
+        return keras.layers.Lambda(lambda x: x * factor + shift, dtype=site.dtype)
+
+    def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
+        return x * site.params["factor"] + self._shift(site)
+
+
+def test_a_new_block_is_fuzzable_with_no_fuzz_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    all_blocks()  # the shipped families first; then the test's block, as @register adds one, undone after the test
+    monkeypatch.setitem(REGISTRY, ScaleShift.name, ScaleShift())
+    assert ScaleShift.name in fuzzable_blocks()
+    drawn: list[dict[str, Any]] = []
+    original = fuzz_module.run_case
+
+    def run(case: dict[str, Any], *args: Any) -> Any:
+        drawn.append(case)
+        return original(case, *args)
+
+    monkeypatch.setattr(fuzz_module, "run_case", run)
+    report = fuzz(ScaleShift.name, examples=10, seed=0, out=None)
+    assert report.finding is None and report.stats.statuses["passed"] == 10, report.summary()
+    odd = {c.get("params", {}).get("odd") for c in drawn} - {None}
+    assert odd and all(v % 2 == 1 for v in odd), odd  # the unknown kind was drawn, through its own normalise
+
+    monkeypatch.setattr(ScaleShift, "broken", True)
+    report = fuzz(ScaleShift.name, examples=100, seed=0, out=tmp_path)
+    assert report.finding is not None and report.finding_outcome.status == "failed", report.summary()
+    assert report.finding["params"] == {"shift": 2}, report.finding  # shrunk to the mistake's threshold
+    assert report.finding["input"]["shape"] == [1, 1] and report.finding["input"]["dtype"] == "float32"
+    (entry,), error = load_file(report.written)
+    assert error is None and entry.error is None and run_point(entry.points[0], "cpu").status == "failed"
+    monkeypatch.undo()
+    assert ScaleShift.name not in all_blocks()

@@ -104,17 +104,19 @@ class _Activation(Block):
 def _activation(name: str, doc: str, torch_factory: Callable, keras_factory: Callable,
                 params: tuple[Param, ...] = (), *, reference: Callable, torch_type: str,
                 native_torch: Callable | None = None, native_keras: Callable | None = None,
-                from_torch: Callable = lambda module: {}) -> type[Block]:
+                from_torch: Callable = lambda module: {},
+                known_difference: Callable[[Site], str | None] = lambda site: None) -> type[Block]:
     """Register an activation. `native_torch(site)` / `native_keras(site)` build the layer from the parameters the
     case wrote (Site.written_args); without them the native builders are the harness's own (nothing to leave to a
-    default); `from_torch(module)` gives the case params of a `torch_type` module."""
+    default); `from_torch(module)` gives the case params of a `torch_type` module; `known_difference(site)` is
+    Block.known_difference."""
     cls = type(name, (_Activation,), {
         "name": name, "doc": doc, "params": params, "torch_types": (torch_type,),
         "torch_factory": staticmethod(torch_factory), "keras_factory": staticmethod(keras_factory),
         "reference_function": staticmethod(reference),
         "native_torch_factory": staticmethod(native_torch or (lambda site: torch_factory(site.params))),
         "native_keras_factory": staticmethod(native_keras or (lambda site: keras_factory(site.params, site.dtype))),
-        "from_torch": staticmethod(from_torch)})
+        "from_torch": staticmethod(from_torch), "known_difference": staticmethod(known_difference)})
     return register(cls)
 
 
@@ -137,7 +139,11 @@ _activation("leaky_relu", "x if x >= 0 else negative_slope * x.",
             native_torch=lambda s: torch.nn.LeakyReLU(**s.written_args(negative_slope="negative_slope")),
             native_keras=lambda s: keras.layers.LeakyReLU(**s.written_args(negative_slope="negative_slope"),
                                                           dtype=s.dtype),
-            from_torch=lambda m: {"negative_slope": float(m.negative_slope)})
+            from_torch=lambda m: {"negative_slope": float(m.negative_slope)},
+            # TensorFlow keeps the slope as float32: a float64 case differs unless the slope is a float32 number
+            # (0.5 is, 0.1 is not).
+            known_difference=lambda s: "tf_float64_leaky_relu_slope" if s.dtype == "float64" and float(
+                np.float32(s.params["negative_slope"])) != s.params["negative_slope"] else None)
 _activation("elu", "x if x > 0 else alpha * (exp(x) - 1).",
             lambda p: torch.nn.ELU(alpha=p["alpha"]),
             lambda p, dt: keras.layers.ELU(alpha=p["alpha"], dtype=dt),
@@ -171,7 +177,9 @@ _activation("gelu", "x * Phi(x) (exact) or its tanh approximation.",
             # Activation('gelu') is keras.activations.gelu, exact by default (keras.ops.gelu would approximate); an
             # unwritten approximate is the harness's default, 'none', so the hand port writes Activation('gelu').
             native_keras=lambda s: keras.layers.Activation(_keras_gelu(s.params["approximate"]), dtype=s.dtype),
-            from_torch=lambda m: {"approximate": m.approximate})
+            from_torch=lambda m: {"approximate": m.approximate},
+            # Both forms: TensorFlow rounds their constants to float32 (cases/activations.yaml::gelu_float64).
+            known_difference=lambda s: "tf_float64_gelu" if s.dtype == "float64" else None)
 _activation("silu", "x * sigmoid(x) (swish).", lambda p: torch.nn.SiLU(),
             lambda p, dt: keras.layers.Activation("silu", dtype=dt),
             reference=lambda p, x: x * onnx_op("Sigmoid", x), torch_type="SiLU")

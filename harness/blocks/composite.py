@@ -163,6 +163,14 @@ class Residual(Block):
         return max((layer.block.largest_array(s) for layers, sites, _, _ in self.branches(site).values()
                     for layer, s in zip(layers, sites)), default=0)
 
+    def known_difference(self, site: Site) -> str | None:
+        # The sum carries a nested layer's documented difference: the first one, in either branch.
+        for layers, sites, _, _ in self.branches(site).values():
+            for layer, s in zip(layers, sites):
+                if (name := layer.block.known_difference(s)) is not None:
+                    return name
+        return None
+
     # --- builders: the nested blocks' own, composed ---------------------------------------------------------
     def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> TorchResidual:
         # Built body first, then shortcut: the order PyTorch draws their initial weights in (harness show prints
