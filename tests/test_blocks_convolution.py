@@ -328,6 +328,53 @@ def test_padding2d_is_pytorchs_padding(mode: str) -> None:
     np.testing.assert_array_equal(got, expected)
 
 
+STRIDED_1X1_TRANSPOSE = """
+- name: strided_1x1
+  block: conv2d_transpose
+  params: {filters: 3, kernel_size: 1, strides: 2}
+  input: {shape: [1, 2, 6, 7]}
+  check: [forward, backward]
+  sweep:
+    padding: [same, 0]
+"""
+
+# The child: every point of the case, run again and again (a heap corruption shows late, as a crash of the process).
+REPEAT = """
+import sys
+from harness.cases import load_file
+from harness.runner import run_point
+(entry,), _ = load_file(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    for point in entry.points:
+        result = run_point(point, "cpu", details="none")
+        assert result.status == "passed", result.message
+print("survived")
+"""
+
+
+def test_a_strided_1x1_transposed_convolution_is_run_without_tensorflows_crashing_kernel(tmp_path: Path) -> None:
+    """TensorFlow 2.21's oneDNN CPU kernels for the gradient of a Conv2DTranspose with a 1x1 kernel and a stride
+    corrupt the heap on a batch of one (glibc aborts: "corrupted size vs. prev_size", "double free", segfaults):
+    measured with the layer alone, 200 gradient steps crashed every time, and in `make mutation` 8 of 69 runs of the
+    shipped cases died. The harness builds it as stride 1 on zero-inserted input (InsertZeros2D), which computes
+    the same. A child process runs such a point's backward check 40 times (before the workaround it died within
+    about 30) and must survive; the Keras layer must hold no strided Conv2DTranspose."""
+    import subprocess
+    import sys
+
+    (tmp_path / "case.yaml").write_text(STRIDED_1X1_TRANSPOSE, encoding="utf-8")
+    site = Site(params=normalise_params(get_block("conv2d_transpose").params,
+                                        {"filters": 3, "kernel_size": 1, "strides": 2, "padding": "same"}),
+                in_shape=(1, 2, 6, 7), dtype="float32", mode="eval")
+    layer = get_block("conv2d_transpose").keras_layer(site)
+    convs = [sub for sub in getattr(layer, "layers", [layer]) if isinstance(sub, keras.layers.Conv2DTranspose)]
+    assert [tuple(c.strides) for c in convs] == [(1, 1)]
+    assert any(isinstance(sub, convolution.InsertZeros2D) for sub in layer.layers)
+    child = subprocess.run([sys.executable, "-c", REPEAT, str(tmp_path / "case.yaml"), "40"], capture_output=True,
+                           text=True, timeout=600)
+    assert child.returncode == 0 and "survived" in child.stdout, (child.returncode, child.stderr[-2000:])
+
+
 def test_insert_zeros_2d() -> None:
     x = np.arange(1.0, 7.0).reshape(1, 2, 3, 1)
     got = to_numpy(convolution.InsertZeros2D((2, 3), dtype="float64")(x))[0, :, :, 0]

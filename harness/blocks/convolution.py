@@ -50,7 +50,8 @@ How each framework computes it:
   ZeroPad2d with negative amounts, which crops.
 - Keras: Conv2DTranspose(padding='same') natively for `same`; otherwise Conv2DTranspose(padding='valid',
   output_padding=extension) (Keras: output (in-1)*stride + keff + output_padding, before 0) then Cropping2D.
-  Keras refuses output_padding >= stride and strides > 1 with dilation > 1: those run as stride 1 on the input with
+  Keras refuses output_padding >= stride and strides > 1 with dilation > 1, and TensorFlow's oneDNN gradient
+  kernels corrupt the heap for a strided 1x1 kernel on a batch of one: those run as stride 1 on the input with
   stride-1 zeros inserted between its rows and columns (`InsertZeros2D`, exactly the scatter above) and
   zero-padded at the end by the extension (cells no input reaches), then Cropping2D. PyTorch's groups has no
   Keras counterpart (Conv2DTranspose takes none): not a parameter here. TensorFlow has no CPU float64 kernel for a
@@ -607,19 +608,24 @@ class Conv2DTranspose(Block):
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
         crops = self.crops(site)
-        strided_and_dilated = max(p["strides"]) > 1 and max(p["dilation_rate"]) > 1
+        strided = max(p["strides"]) > 1
+        # Strided and dilated: Keras refuses it. A strided 1x1 kernel: TensorFlow 2.21's oneDNN CPU kernels for its
+        # gradient (Conv2DBackpropFilter and the input's) corrupt the heap on a batch of one ("corrupted size vs.
+        # prev_size", segfaults; measured: 200 gradient steps crash every time). Both run as stride 1 on the input
+        # with zeros inserted between its rows and columns, which computes exactly the strided layer.
+        by_zeros = strided and (max(p["dilation_rate"]) > 1 or tuple(p["kernel_size"]) == (1, 1))
         common = dict(filters=p["filters"], kernel_size=p["kernel_size"], dilation_rate=p["dilation_rate"],
                       use_bias=p["use_bias"], dtype=site.dtype)
-        if p["padding"] == "same" and not strided_and_dilated:
+        if p["padding"] == "same" and not by_zeros:
             return keras.layers.Conv2DTranspose(strides=p["strides"], padding="same", **common)
         extension = tuple(max(-after, 0) for _, after in crops)
         cut = tuple((before, max(after, 0)) for before, after in crops)
         layers: list[keras.Layer] = []
-        if not strided_and_dilated and all(ext < s for ext, s in zip(extension, p["strides"])):
+        if not by_zeros and all(ext < s for ext, s in zip(extension, p["strides"])):
             layers.append(keras.layers.Conv2DTranspose(strides=p["strides"], padding="valid",
                                                        output_padding=extension, **common))
         else:
-            if max(p["strides"]) > 1:
+            if strided:
                 layers.append(InsertZeros2D(p["strides"], dtype=site.dtype))
             if max(extension) > 0:
                 layers.append(keras.layers.ZeroPadding2D(((0, extension[0]), (0, extension[1])), dtype=site.dtype))
