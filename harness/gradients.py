@@ -536,8 +536,8 @@ def training_verdicts(point: Point, device: str, x: np.ndarray, modules: list[An
     gradients (`check: backward`), optimiser steps (`check: train_step`, one set per optimiser), after a failed
     "weights mapped" verdict for each weight or state the block's weight_copies leave out (those cannot be
     compared)."""
-    verdicts = mapped_weights(point, modules, layers)[2]
-    if point.mode == "train":
+    _, states, verdicts = mapped_weights(point, modules, layers)
+    if point.mode == "train" and states:  # rebuilt afresh for its steps: only where there is state to compare
         verdicts += running_state_verdicts(point, device)
     if "backward" in point.checks:
         verdicts += backward_verdicts(point, device, x, modules, layers)
