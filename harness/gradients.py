@@ -249,11 +249,10 @@ def gradient_tolerance(point: Point, expected: np.ndarray, reduction_length: int
 
 # --- backward --------------------------------------------------------------------------------------------------
 
-def backward_verdicts(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any]
-                      ) -> list[Verdict]:
+def backward_verdicts(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
+                      trainables: list[Trainable]) -> list[Verdict]:
     """`check: backward`: the gradients of L = sum(output * R) with respect to the input and every trainable
-    weight, PyTorch against Keras (module doc)."""
-    trainables, _, _ = mapped_weights(point, modules, layers)  # what cannot be mapped: training_verdicts
+    weight (`trainables`, the mapping of `modules` and `layers`), PyTorch against Keras (module doc)."""
     r = loss_weights(point, 0, x.dtype)
     _, _, torch_grads = torch_pass(point, modules, x, r, device, [t.torch_param for t in trainables])
     _, keras_grads = keras_pass(point, layers, x, r, device, [t.keras_variable for t in trainables])
@@ -536,11 +535,11 @@ def training_verdicts(point: Point, device: str, x: np.ndarray, modules: list[An
     gradients (`check: backward`), optimiser steps (`check: train_step`, one set per optimiser), after a failed
     "weights mapped" verdict for each weight or state the block's weight_copies leave out (those cannot be
     compared)."""
-    _, states, verdicts = mapped_weights(point, modules, layers)
+    trainables, states, verdicts = mapped_weights(point, modules, layers)
     if point.mode == "train" and states:  # rebuilt afresh for its steps: only where there is state to compare
         verdicts += running_state_verdicts(point, device)
     if "backward" in point.checks:
-        verdicts += backward_verdicts(point, device, x, modules, layers)
+        verdicts += backward_verdicts(point, device, x, modules, layers, trainables)
     if "train_step" in point.checks:
         for opt in point.optimizers:
             verdicts += train_step_verdicts(point, device, opt)
