@@ -55,7 +55,7 @@ mutation: setup
 # block's run could compare nothing).
 FUZZ_EXAMPLES ?= 100
 fuzz: setup
-	@status=0; for block in $$($(PY) -c "from harness.fuzz import fuzzable_blocks; print(*fuzzable_blocks())"); do \
+	@status=0; for block in $$($(PY) -c "from harness.tools.fuzz import fuzzable_blocks; print(*fuzzable_blocks())"); do \
 	  $(PY) -m harness fuzz $$block --examples $(FUZZ_EXAMPLES) || status=1; done; exit $$status
 
 # The report's size and load time on the shipped suite and on a generated one of 2,000 tests (README figures).
@@ -70,7 +70,7 @@ clean:
 
 # Regenerates the README's block table from the registry (tests/test_readme.py checks that it is current).
 readme: setup
-	$(PY) -c "import re, pathlib, harness.registry as r, harness.cli as c; p = pathlib.Path('README.md'); \
+	$(PY) -c "import re, pathlib, harness.blocks.registry as r, harness.cli as c; p = pathlib.Path('README.md'); \
 	  s = p.read_text(); t = c.markdown_block_table(r.all_blocks()); \
 	  p.write_text(re.sub(r'(<!-- BLOCK TABLE START -->\n).*?(<!-- BLOCK TABLE END -->)', \
 	  lambda m: m.group(1) + t + '\n' + m.group(2), s, flags=re.S))"

@@ -3,4 +3,4 @@
 
 from __future__ import annotations
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)

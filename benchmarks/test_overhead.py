@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.frameworks import TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
-from harness.layout import shape_to_channels_last
-from harness.results import results_document
-from harness.runner import load_paths, plan_tests
+from harness.core.frameworks import TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
+from harness.core.layout import shape_to_channels_last
+from harness.engine.run import load_paths, plan_tests
+from harness.suite.results import results_document
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 GOAL = 1.25

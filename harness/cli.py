@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.results import DETAILS
+from harness.suite.results import DETAILS
 
 TAGS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "divergent": "DIVERGENT"}
 COLOURS = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "dim", "divergent": "yellow"}
@@ -38,7 +38,7 @@ def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
     """Per block: how many tests passed, failed, errored, were skipped (coloured where the terminal allows)."""
     from rich.table import Table
 
-    from harness.results import STATUS_ORDER, by_block, summarise
+    from harness.suite.results import STATUS_ORDER, by_block, summarise
 
     statuses = [s for s in STATUS_ORDER if s != "divergent" or any(r["status"] == s for r in results)]
     table = Table(title="harness: results per block", title_justify="left")
@@ -85,8 +85,8 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.results import results_document, summarise, write_json, write_junit
-    from harness.runner import error_result, load_paths, plan_tests
+    from harness.engine.run import error_result, load_paths, plan_tests
+    from harness.suite.results import results_document, summarise, write_json, write_junit
 
     console = Console(highlight=False)
     start = time.perf_counter()
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.junit:
         write_junit(Path(args.junit), doc)
     if args.html:
-        from harness.report import write_report
+        from harness.report.html import write_report
 
         write_report(Path(args.html), doc, baseline, _read_bench(args.bench))
     counts = summarise(dicts)
@@ -128,8 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _shard(tests: list, spec: str, durations_file: str | None) -> list | None:
     """The planned tests of shard K/N (None after printing why, for a bad spec or durations file)."""
-    from harness.results import ResultsFileError
-    from harness.sharding import ShardError, select_shard
+    from harness.suite.results import ResultsFileError
+    from harness.suite.sharding import ShardError, select_shard
 
     try:
         chosen = select_shard(spec, [(t.id, t.point) for t in tests], durations_file)
@@ -154,7 +154,7 @@ def _read_bench(path: str | None) -> dict | None:
 
 
 def _read_results_or_report(path: str):  # noqa: ANN202 - a results document, or None after printing why
-    from harness.results import ResultsFileError, read_results
+    from harness.suite.results import ResultsFileError, read_results
 
     try:
         return read_results(Path(path))
@@ -164,8 +164,8 @@ def _read_results_or_report(path: str):  # noqa: ANN202 - a results document, or
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-    from harness.results import merge, write_json, write_junit
+    from harness.report.html import write_report
+    from harness.suite.results import merge, write_json, write_junit
 
     docs = [_read_results_or_report(p) for p in args.results]
     baseline = _read_results_or_report(args.baseline) if args.baseline else None
@@ -187,13 +187,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.registry import all_blocks
+    from harness.blocks.registry import all_blocks
 
     blocks = all_blocks()
     if args.block:
         unknown = [b for b in args.block if b not in blocks]
         if unknown:
-            from harness.registry import get_block
+            from harness.blocks.registry import get_block
 
             for name in unknown:
                 try:
@@ -238,9 +238,9 @@ def _print_code(text: str) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.errors import CaseError
-    from harness.runner import StageError
-    from harness.show import find_points, show_text
+    from harness.core.errors import CaseError
+    from harness.engine.run import StageError
+    from harness.tools.show import find_points, show_text
 
     parts = ("torch",) if args.torch_only else ("keras",) if args.keras_only else ("torch", "keras")
     try:
@@ -256,8 +256,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from harness.errors import CaseError
-    from harness.show import case_skeleton
+    from harness.core.errors import CaseError
+    from harness.tools.show import case_skeleton
 
     try:
         text = case_skeleton(args.block)
@@ -269,14 +269,14 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_port(args: argparse.Namespace) -> int:
-    from harness.port import command
+    from harness.tools.port import command
 
     return command(args.spec, args.weights, args.input_shape, args.out)
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from harness.errors import CaseError
-    from harness.fuzz import DEFAULT_DTYPES, fuzz, parse_dtypes
+    from harness.core.errors import CaseError
+    from harness.tools.fuzz import DEFAULT_DTYPES, fuzz, parse_dtypes
 
     try:
         dtypes = parse_dtypes(args.dtypes) if args.dtypes is not None else DEFAULT_DTYPES

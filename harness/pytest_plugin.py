@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.results import DETAILS
+from harness.suite.results import DETAILS
 
 RESULTS_KEY = "harness_result"
 
@@ -39,7 +39,7 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
     file, _, rest = report.nodeid.partition("::")
     if Path(file).suffix not in (".yaml", ".yml") or not rest:
         return []
-    from harness.runner import Result
+    from harness.engine.run import Result
 
     case, _, params = rest.partition("[")
     device = params.rstrip("]").rsplit("-", 1)[-1]
@@ -78,10 +78,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     spec = config.getoption("--harness-shard")
     if not spec:
         return
-    from harness.results import ResultsFileError
-    from harness.sharding import ShardError, select_shard
+    from harness.suite.results import ResultsFileError
+    from harness.suite.sharding import ShardError, select_shard
 
-    # Case items carry their point (an estimated cost); other tests count the median cost (harness.sharding).
+    # Case items carry their point (an estimated cost); other tests count the median cost (harness.suite.sharding).
     tests = [(item.nodeid, item.point if isinstance(item, CaseItem) else None) for item in items]
     try:
         chosen = select_shard(spec, tests, config.getoption("--harness-shard-durations"))
@@ -94,7 +94,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from harness.registry import all_blocks
+    from harness.blocks.registry import all_blocks
 
     for name, block in all_blocks().items():
         config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
@@ -106,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from harness.frameworks import gpu_unavailable_reason, placement, versions
+    from harness.core.frameworks import gpu_unavailable_reason, placement, versions
 
     v = versions()
     gpu = gpu_unavailable_reason()
@@ -132,8 +132,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class CaseFile(pytest.File):
     def collect(self):  # noqa: ANN201 (pytest's own signature)
-        from harness.cases import RefusedPoint, load_file
-        from harness.runner import devices_for
+        from harness.cases.loader import RefusedPoint, load_file
+        from harness.engine.run import devices_for
 
         entries, error = load_file(self.path)
         if error is not None:
@@ -182,7 +182,7 @@ class CaseItem(_HarnessItem):
         self.device = device
 
     def runtest(self) -> None:
-        from harness.runner import run_point
+        from harness.engine.run import run_point
 
         result = run_point(self.point, self.device, self.config.getoption("--harness-details"),
                            self.config.getoption("--harness-timeout"))
@@ -202,7 +202,7 @@ class InvalidCaseItem(_HarnessItem):
         self.error = error
 
     def runtest(self) -> None:
-        from harness.runner import error_result
+        from harness.engine.run import error_result
 
         self.record_and_raise(error_result(str(self.error.file), self.name, "?", self.error),
                               f"INVALID CASE: {self.error}")
@@ -233,6 +233,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--harness-results")
     if not path or hasattr(session.config, "workerinput"):
         return
-    from harness.results import write_results
+    from harness.suite.results import write_results
 
     write_results(Path(path), sorted(session.config.stash[_RECORDER].results, key=lambda r: r["id"]))

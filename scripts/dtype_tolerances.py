@@ -9,7 +9,7 @@ were refused, and the worst of
 
     ratio = max over elements of |keras - torch| / (atol + rtol * |torch|)
 
-under harness.compare.default_tolerance (the current formula), and of the raw error in units of the formula's
+under harness.core.compare.default_tolerance (the current formula), and of the raw error in units of the formula's
 terms: |keras - torch| / (eps * max(1, scale)) ("ulps of the scale") together with sqrt(K). The README's and
 compare.py's per-dtype numbers come from this script.
 """
@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import harness.frameworks  # noqa: E402,F401  (first: fixes the Keras backend)
-from harness.cases import Point, RefusedPoint, find_case_files, load_case, load_file  # noqa: E402
-from harness.compare import EPS, default_tolerance  # noqa: E402
-from harness.runner import build_keras, build_torch, forward_keras, forward_torch  # noqa: E402
+import harness.core.frameworks  # noqa: E402,F401  (first: fixes the Keras backend)
+from harness.cases.loader import Point, RefusedPoint, find_case_files, load_case, load_file  # noqa: E402
+from harness.core.compare import EPS, default_tolerance  # noqa: E402
+from harness.engine.run import build_keras, build_torch, forward_keras, forward_torch  # noqa: E402
 
 
 def retyped(point: Point, dtype: str) -> Point | RefusedPoint | None:

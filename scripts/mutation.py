@@ -45,9 +45,9 @@ def say(**kw):
     print("MUTATION-CHILD " + json.dumps(kw), flush=True)
 import harness
 say(event="imported", file=harness.__file__)
-import harness.blocks, harness.cases, harness.compare, harness.layout, harness.runner, harness.spatial
+import harness.blocks, harness.cases.loader, harness.core.compare, harness.core.layout, harness.engine.run, harness.core.spatial
 say(event="ready")
-from harness.runner import load_paths, plan_tests
+from harness.engine.run import load_paths, plan_tests
 entries, file_errors = load_paths(sys.argv[1:])
 for error in file_errors:
     say(event="caught", test=f"{error.file}::<file>", status="error", message=str(error), ran=0, of=0)

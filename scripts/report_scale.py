@@ -17,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.browser import browser_unavailable_reason, chromium, load_time_ms
-from harness.report import write_report
-from harness.results import results_document, write_json
-from harness.runner import load_paths, plan_tests
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from harness.engine.run import load_paths, plan_tests
+from harness.report.browser import browser_unavailable_reason, chromium, load_time_ms
+from harness.report.html import write_report
+from harness.suite.results import results_document, write_json
 
 # Each template is a case whose `sweep` gets `input.seed: [0 .. n)` added to reach the wanted size.
 TEMPLATES = [

@@ -12,13 +12,13 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.blocks import convolution
-from harness.browser import browser_unavailable_reason, chromium, open_report
-from harness.report import write_report
-from harness.results import results_document
-from harness.runner import load_paths, plan_tests
-from harness.spatial import resolve_padding
+from harness.core.spatial import resolve_padding
+from harness.engine.run import load_paths, plan_tests
+from harness.report.browser import browser_unavailable_reason, chromium, open_report
+from harness.report.html import write_report
+from harness.suite.results import results_document
 
 PLANTED = """\
 - name: readme_same_stride2

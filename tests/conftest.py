@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import Point, RefusedPoint, load_file
-from harness.runner import Result, run_point
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.cases.loader import Point, RefusedPoint, load_file
+from harness.engine.run import Result, run_point
 
 _counter = itertools.count()
 

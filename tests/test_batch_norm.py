@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import harness.blocks.normalization as normalization
-import harness.gradients as gradients
-from harness.cases import load_file
-from harness.errors import Refusal
-from harness.frameworks import keras, tf, torch
-from harness.layout import to_channels_last
-from harness.registry import Site, get_block
+import harness.engine.training as gradients
+from harness.blocks.registry import Site, get_block
+from harness.cases.loader import load_file
+from harness.core.errors import Refusal
+from harness.core.frameworks import keras, tf, torch
+from harness.core.layout import to_channels_last
 
 PROJECT = Path(__file__).resolve().parents[1]
 WEIGHTS = PROJECT / "cases" / "data" / "batch_norm_6_channels.npz"
@@ -133,7 +133,7 @@ def test_affine_false_mapped_without_center_and_scale_is_caught(run_case, monkey
 def test_harness_default_epsilon_is_checked_by_the_golden_case(monkeypatch) -> None:
     """Both frameworks get the harness's default explicitly, so only golden values see a wrong default: with
     Keras's 1e-3 as the harness default, the golden case of cases/batch_norm2d.yaml fails."""
-    from harness.runner import run_point
+    from harness.engine.run import run_point
 
     def golden() -> str:
         entries, _ = load_file(PROJECT / "cases" / "batch_norm2d.yaml")
@@ -265,8 +265,8 @@ def test_epsilon_zero_with_batch_statistics_is_refused(tmp_path: Path, params: s
 
 def _transfer_skipping_running_statistics(self, site, module, layer) -> None:
     """BatchNorm2D.transfer_weights that copies weight and bias only (its weight_copies still name the statistics)."""
-    from harness.frameworks import to_numpy
-    from harness.registry import resolve_path
+    from harness.blocks.registry import resolve_path
+    from harness.core.frameworks import to_numpy
     for copy in self.weight_copies(site, module, layer):
         if not copy.torch_path.startswith("running"):
             resolve_path(layer, copy.keras_path).assign(to_numpy(resolve_path(module, copy.torch_path)))

@@ -23,11 +23,11 @@ import pytest
 import yaml
 
 import harness.blocks.convolution as convolution
-from harness.errors import Refusal
-from harness.frameworks import keras, to_numpy, torch
-from harness.layout import conv_transpose_kernel_to_keras, to_channels_first, to_channels_last
-from harness.registry import Site, get_block
-from harness.schema import normalise_params
+from harness.blocks.registry import Site, get_block
+from harness.core.errors import Refusal
+from harness.core.frameworks import keras, to_numpy, torch
+from harness.core.layout import conv_transpose_kernel_to_keras, to_channels_first, to_channels_last
+from harness.core.schema import normalise_params
 
 CONV = get_block("conv2d")
 DEPTHWISE = get_block("depthwise_conv2d")
@@ -260,7 +260,7 @@ def test_planted_mistake_is_caught(planted: Planted, run_case: Callable, monkeyp
 
 def test_transposed_kernel_with_the_conv_kernel_conversion_is_right() -> None:
     """Copying a ConvTranspose2d weight with conv2d's conversion is not a mistake: [in, out, kh, kw] through conv's
-    (2, 3, 1, 0) is (kh, kw, out, in), Keras's Conv2DTranspose layout (harness.layout's docstring)."""
+    (2, 3, 1, 0) is (kh, kw, out, in), Keras's Conv2DTranspose layout (harness.core.layout's docstring)."""
     weight = np.random.default_rng(0).standard_normal((3, 5, 3, 2))
     np.testing.assert_array_equal(convolution.conv_kernel_to_keras(weight), conv_transpose_kernel_to_keras(weight))
 
@@ -341,8 +341,8 @@ STRIDED_1X1_TRANSPOSE = """
 # The child: every point of the case, run again and again (a heap corruption shows late, as a crash of the process).
 REPEAT = """
 import sys
-from harness.cases import load_file
-from harness.runner import run_point
+from harness.cases.loader import load_file
+from harness.engine.run import run_point
 (entry,), _ = load_file(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     for point in entry.points:

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.runner as runner
+import harness.engine.run as runner
 from harness.blocks.activations import SELU_ALPHA, SELU_SCALE, gelu_reference, selu_reference
-from harness.cases import Point
-from harness.compare import Verdict, compare, default_tolerance
-from harness.errors import Refusal
-from harness.frameworks import keras, to_numpy, torch
-from harness.reference import onnx_op
-from harness.registry import Site, all_blocks, get_block
-from harness.schema import normalise_params
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Site, all_blocks, get_block
+from harness.cases.loader import Point
+from harness.core.compare import Verdict, compare, default_tolerance
+from harness.core.errors import Refusal
+from harness.core.frameworks import keras, to_numpy, torch
+from harness.core.schema import normalise_params
 
 FAMILIES = ("activations", "dense", "dropout")
 
@@ -550,7 +550,7 @@ def test_dropout2d_drops_whole_channels_on_4d_and_warns_on_3d() -> None:
 
 
 def test_spatial_dropout2d_refuses_other_ranks(tmp_path: Path) -> None:
-    from harness.cases import RefusedPoint, load_file
+    from harness.cases.loader import RefusedPoint, load_file
 
     path = tmp_path / "c.yaml"
     path.write_text("- {name: c, block: spatial_dropout2d, params: {rate: 0.5}, input: {shape: [2, 3, 4]}}\n")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import harness.blocks.convolution as convolution
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import load_file
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.cases.loader import load_file
 
 OFF = """
 - name: planted

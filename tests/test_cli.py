@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.blocks.registry import all_blocks
 from harness.cli import main
-from harness.frameworks import available_devices, gpu_unavailable_reason
-from harness.registry import all_blocks
-from harness.report import unpack
+from harness.core.frameworks import available_devices, gpu_unavailable_reason
+from harness.report.html import unpack
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.compare import (
+from harness.core.compare import (
     EPS,
     ULP_FACTOR,
     Tolerance,
@@ -19,7 +19,7 @@ from harness.compare import (
     default_tolerance,
     tolerance_for,
 )
-from harness.frameworks import keras, to_numpy, torch
+from harness.core.frameworks import keras, to_numpy, torch
 
 TOL = Tolerance(atol=1e-6, rtol=1e-6)
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.runner as runner
-from harness import cross_device, frameworks
-from harness.cases import load_file
-from harness.frameworks import keras, torch
-from harness.runner import devices_for, plan_tests, run_point
+import harness.engine.devices as cross_device
+import harness.engine.run as runner
+from harness.cases.loader import load_file
+from harness.core import frameworks
+from harness.core.frameworks import keras, torch
+from harness.engine.run import devices_for, plan_tests, run_point
 
 pytest_plugins = ["pytester"]
 

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.frameworks import to_numpy, torch
-from harness.results import strict_json
-from harness.runner import PlannedTest, build_keras, build_torch, load_paths, plan_tests
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.core.frameworks import to_numpy, torch
+from harness.engine.run import PlannedTest, build_keras, build_torch, load_paths, plan_tests
+from harness.suite.results import strict_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLATILE = ("duration_s",)  # what may differ between two runs of the same test
@@ -96,7 +96,7 @@ def test_serial_and_parallel_pytest_runs_write_identical_results(tests: list[Pla
     ids = [t.id for t in tests]
     docs = {}
     # The frameworks' thread counts set their summation order (a conv's weight gradient differs in the last bits
-    # between 1 and 2 threads), and xdist workers get fewer threads (harness.frameworks.THREADS): every run here
+    # between 1 and 2 threads), and xdist workers get fewer threads (harness.core.frameworks.THREADS): every run here
     # gets this process's count, so that what is compared is the harness's own determinism.
     env = {**os.environ, "HARNESS_THREADS": str(torch.get_num_threads())}
     for name, extra in (("serial", ["-p", "no:xdist"]), ("parallel", ["-n", "2"])):

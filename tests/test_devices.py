@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from harness import frameworks
-from harness.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch
-from harness.runner import build_torch, run_point
+from harness.core import frameworks
+from harness.core.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch
+from harness.engine.run import build_torch, run_point
 
 NO_GPU = gpu_unavailable_reason()
 CONV = """
@@ -71,7 +71,7 @@ def test_gpu_point_is_skipped_with_the_reason_without_cuda(case_points, monkeypa
 
 def test_another_keras_backend_is_refused_with_a_clear_message() -> None:
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.run([sys.executable, "-c", "import harness.frameworks"], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", "import harness.core.frameworks"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0
     assert "KERAS_BACKEND='jax'" in proc.stderr and "unset KERAS_BACKEND" in proc.stderr

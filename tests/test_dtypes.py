@@ -15,12 +15,12 @@ import pytest
 
 import harness.blocks.convolution as convolution
 import harness.blocks.dense as dense
-from harness.cases import DTYPES, InputSpec, Point, load_file
-from harness.compare import EPS, OUTPUT_ULPS, ULP_FACTOR, check_dropout_sample, default_tolerance
-from harness.frameworks import NUMPY_DTYPES, TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
-from harness.layout import dense_kernel_to_keras, to_channels_last
-from harness.registry import get_block, resolve_path
-from harness.runner import build_keras, build_torch, run_point
+from harness.blocks.registry import get_block, resolve_path
+from harness.cases.loader import DTYPES, InputSpec, Point, load_file
+from harness.core.compare import EPS, OUTPUT_ULPS, ULP_FACTOR, check_dropout_sample, default_tolerance
+from harness.core.frameworks import NUMPY_DTYPES, TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
+from harness.core.layout import dense_kernel_to_keras, to_channels_last
+from harness.engine.run import build_keras, build_torch, run_point
 
 PROJECT = Path(__file__).resolve().parents[1]
 REDUCED = ("float16", "bfloat16")

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.frameworks import keras, tf, torch  # first: fixes KERAS_BACKEND=tensorflow before keras is imported
+from harness.core.frameworks import keras, tf, torch  # first: fixes KERAS_BACKEND=tensorflow before keras is imported
 
 F = torch.nn.functional
 

@@ -10,7 +10,7 @@
   smaller, each optional parameter left out, the input's dimensions, seed, dtype and mode made simpler, passes or is
   refused), and written as a loadable case file that reproduces the failure, and passes once the adapter is fixed;
   a shrinking stopped by --time-budget says "partly shrunk".
-- A block defined in a test, with a parameter kind harness.fuzz does not know, is fuzzable with no fuzz code, and
+- A block defined in a test, with a parameter kind harness.tools.fuzz does not know, is fuzzable with no fuzz code, and
   its planted Keras mistake is found, shrunk and written.
 - Bad options are one-line errors with exit status 2 before the search; so is --device gpu without a GPU; a run
   writes nothing where it runs (not even hypothesis's constants cache).
@@ -33,14 +33,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import harness.fuzz as fuzz_module
-from harness import frameworks, runner
-from harness.cases import DTYPES, Point, load_case, load_file
+import harness.engine.run as runner
+import harness.tools.fuzz as fuzz_module
+from harness.blocks.registry import REGISTRY, Block, Site, all_blocks, get_block
+from harness.cases.loader import DTYPES, Point, load_case, load_file
 from harness.cli import main
-from harness.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
-from harness.registry import REGISTRY, Block, Site, all_blocks, get_block
-from harness.runner import run_point
-from harness.schema import Param
+from harness.core import frameworks
+from harness.core.schema import Param
+from harness.engine.run import run_point
+from harness.tools.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES = 15  # per block
@@ -332,7 +333,7 @@ def test_a_shrinking_stopped_by_the_time_budget_says_partly_shrunk(tmp_path: Pat
 
 @dataclasses.dataclass(frozen=True)
 class OddParam(Param):
-    """A parameter kind harness.fuzz does not know (it probes it through `normalise`): an odd integer."""
+    """A parameter kind harness.tools.fuzz does not know (it probes it through `normalise`): an odd integer."""
 
     def allowed(self) -> str:
         return "an odd integer"

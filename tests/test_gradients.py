@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import harness.blocks.convolution as convolution
-import harness.gradients as gradients
-import harness.layout as layout
-from harness.cases import load_file
-from harness.frameworks import keras, tf
-from harness.layout import to_channels_last
-from harness.registry import WeightCopy
+import harness.core.layout as layout
+import harness.engine.training as gradients
+from harness.blocks.registry import WeightCopy
+from harness.cases.loader import load_file
+from harness.core.frameworks import keras, tf
+from harness.core.layout import to_channels_last
 
 CONV_BACKWARD = """
 - name: conv_backward

@@ -23,9 +23,9 @@ import yaml
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import harness.cases as cases_module
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import (
+import harness.cases.loader as cases_module
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.cases.loader import (
     MAX_ELEMENTS,
     MAX_FILE_BYTES,
     MAX_FILE_POINTS,
@@ -36,8 +36,8 @@ from harness.cases import (
     RefusedPoint,
     load_file,
 )
-from harness.errors import SHOW_LIMIT, CaseError, show
-from harness.runner import STATUSES, plan_tests
+from harness.core.errors import SHOW_LIMIT, CaseError, show
+from harness.engine.run import STATUSES, plan_tests
 
 _counter = itertools.count()
 MB = 1 << 20
@@ -547,7 +547,7 @@ def test_loading_and_running_cases_writes_no_file(tmp_path: Path, monkeypatch: p
     results = _load_and_run(path)
     assert [r.status for r in results] == ["passed", "failed"]
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
-    from harness.cases import CASE_KEYS, INPUT_KEYS
+    from harness.cases.loader import CASE_KEYS, INPUT_KEYS
 
     assert not {"output", "out", "results", "report", "save", "write"} & {*CASE_KEYS, *INPUT_KEYS}
 

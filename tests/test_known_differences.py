@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.cases import Point, load_file
-from harness.registry import get_block
-from harness.runner import Result, load_paths, run_point
+from harness.blocks.registry import get_block
+from harness.cases.loader import Point, load_file
+from harness.engine.run import Result, load_paths, run_point
 
 pytest_plugins = ["pytester"]
 
@@ -222,8 +222,8 @@ def test_a_known_difference_with_expect_reference_needs_a_side_that_agrees(
 
 
 def test_an_incomplete_adapter_is_no_framework_difference() -> None:
-    from harness.compare import Verdict
-    from harness.third_opinion import compares_frameworks
+    from harness.core.compare import Verdict
+    from harness.engine.third_opinion import compares_frameworks
 
     assert compares_frameworks(Verdict("grad layers[0].weight", False, "values", ""))
     assert not compares_frameworks(Verdict("weights mapped", False, "mapping", ""))
@@ -265,7 +265,7 @@ def test_junit_and_the_summary_count_a_divergent_test_as_a_pass(run_case: Callab
                                                                  tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    from harness.results import results_document, summarise, write_junit
+    from harness.suite.results import results_document, summarise, write_junit
 
     (result,) = run_case(DIVERGENT_LEAKY)
     doc = results_document([result.to_dict()])

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from harness.frameworks import keras, to_numpy, torch
-from harness.layout import (
+from harness.core.frameworks import keras, to_numpy, torch
+from harness.core.layout import (
     Layout,
     axis_to_channels_last,
     conv_kernel_to_keras,

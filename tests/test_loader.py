@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import MAX_ELEMENTS, CaseEntry, InputSpec, Point, RefusedPoint, load_file
-from harness.errors import CaseError, Refusal
-from harness.runner import load_paths
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.cases.loader import MAX_ELEMENTS, CaseEntry, InputSpec, Point, RefusedPoint, load_file
+from harness.core.errors import CaseError, Refusal
+from harness.engine.run import load_paths
 
 CONV = {"name": "c", "block": "conv2d", "params": {"filters": 2, "kernel_size": 3},
         "input": {"shape": [1, 3, 8, 8]}}

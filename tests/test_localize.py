@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 import harness.blocks.dense as dense
-from harness.browser import browser_unavailable_reason, chromium, open_report
+from harness.blocks.registry import get_block
 from harness.cli import main
-from harness.frameworks import keras
-from harness.layout import dense_kernel_to_keras
-from harness.localize import LAYER_BY_LAYER, WHAT, first_divergence
-from harness.registry import get_block
-from harness.report import unpack
-from harness.runner import run_point
+from harness.core.frameworks import keras
+from harness.core.layout import dense_kernel_to_keras
+from harness.engine.localize import LAYER_BY_LAYER, WHAT, first_divergence
+from harness.engine.run import run_point
+from harness.report.browser import browser_unavailable_reason, chromium, open_report
+from harness.report.html import unpack
 
 # layers[3] is the GELU, after a conv of reduction length 64 * 3 * 3 = 576.
 GELU_NETWORK = """

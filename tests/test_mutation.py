@@ -30,7 +30,7 @@ BY_NAME = {m.name: m for m in mutants.MUTANTS}
 def test_there_are_enough_realistic_mutants_across_the_harness() -> None:
     assert len(mutants.MUTANTS) >= 20 and len(BY_NAME) == len(mutants.MUTANTS), "names must be unique"
     files = {m.file for m in mutants.MUTANTS}
-    for family in ("layout.py", "spatial.py", "compare.py", "runner.py", "blocks/convolution.py", "blocks/dense.py",
+    for family in ("core/layout.py", "core/spatial.py", "core/compare.py", "engine/run.py", "blocks/convolution.py", "blocks/dense.py",
                    "blocks/pooling.py", "blocks/activations.py", "blocks/dropout.py"):
         assert family in files, f"no mutant in harness/{family}"
 
@@ -42,12 +42,12 @@ def test_every_mutant_applies_exactly_once_and_compiles(mutant) -> None:  # noqa
 
 
 def test_a_mutant_that_does_not_apply_is_refused() -> None:
-    missing = mutants.Mutant("gone", "layout.py", "this text is nowhere", "x", "")
-    twice = mutants.Mutant("twice", "layout.py", "np.ascontiguousarray", "x", "")
+    missing = mutants.Mutant("gone", "core/layout.py", "this text is nowhere", "x", "")
+    twice = mutants.Mutant("twice", "core/layout.py", "np.ascontiguousarray", "x", "")
     for m, says in ((missing, "occurs 0 times"), (twice, r"occurs ([2-9]|\d\d+) times")):
         with pytest.raises(mutation.MutantError, match=says):
             mutation.check_applies(m)
-    broken = mutants.Mutant("broken", "layout.py", "def to_channels_last(", "def to_channels_last((", "")
+    broken = mutants.Mutant("broken", "core/layout.py", "def to_channels_last(", "def to_channels_last((", "")
     with pytest.raises(mutation.MutantError, match="does not compile"):
         mutation.check_applies(broken)
 
@@ -61,7 +61,7 @@ def test_representative_mutants_are_caught_and_the_identity_survives() -> None:
         (BY_NAME["pool_stride_defaults_to_1"], ["cases/pooling.yaml"]),
         (BY_NAME["tolerance_10x_looser"], ["cases/canaries.yaml"]),
         (mutants.IDENTITY, ["cases/canaries.yaml", "cases/pooling.yaml"]),
-        (mutants.Mutant("import_crash", "layout.py", "CHANNELS_LAST = Layout()",
+        (mutants.Mutant("import_crash", "core/layout.py", "CHANNELS_LAST = Layout()",
                         "CHANNELS_LAST = Layout()\nraise RuntimeError('mutant')", ""), ["cases/canaries.yaml"]),
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness import runner
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.engine.run as runner
 from harness.blocks import composite
-from harness.cases import Point, RefusedPoint, load_file
-from harness.frameworks import keras, torch
+from harness.cases.loader import Point, RefusedPoint, load_file
+from harness.core.frameworks import keras, torch
 
 NETWORKS = Path(__file__).resolve().parents[1] / "cases" / "networks"
 RESNET = NETWORKS / "resnet.yaml"

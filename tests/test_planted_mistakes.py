@@ -18,11 +18,11 @@ import pytest
 import harness.blocks.convolution as convolution
 import harness.blocks.dense as dense
 import harness.blocks.pooling as pooling
-import harness.runner as runner
-from harness.frameworks import keras, to_numpy, torch
-from harness.layout import dense_kernel_to_keras
-from harness.registry import get_block
-from harness.spatial import resolve_padding
+import harness.engine.run as runner
+from harness.blocks.registry import get_block
+from harness.core.frameworks import keras, to_numpy, torch
+from harness.core.layout import dense_kernel_to_keras
+from harness.core.spatial import resolve_padding
 
 
 def _cls(name: str) -> type:

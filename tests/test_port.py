@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.layout  # noqa: F401  (the NOTE's recipe names it)
-from harness.cases import load_file
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.core.layout  # noqa: F401  (the NOTE's recipe names it)
+from harness.cases.loader import load_file
 from harness.cli import main
-from harness.compare import compare, default_tolerance
-from harness.frameworks import keras, torch
-from harness.layout import Layout
-from harness.port import Ported, keras_custom_objects, leaves_of, load_model, output_note
+from harness.core.compare import compare, default_tolerance
+from harness.core.frameworks import keras, torch
+from harness.core.layout import Layout
+from harness.tools.port import Ported, keras_custom_objects, leaves_of, load_model, output_note
 
 MODELS = textwrap.dedent('''
     import torch
@@ -482,7 +482,7 @@ def test_a_model_ending_in_flatten_says_its_feature_order(models: Path, tmp_path
     assert "note:" not in text
     [note] = [line for line in text.splitlines() if line.startswith("NOTE: ")]
     assert text.index("PORTED: ") < text.index("NOTE: ")
-    recipe = "y[:, numpy.argsort(harness.layout.flatten_permutation((4, 5, 7)))]"
+    recipe = "y[:, numpy.argsort(harness.core.layout.flatten_permutation((4, 5, 7)))]"
     assert "Keras's flatten order (H, W, C), not PyTorch's (C, H, W)" in note and recipe in note
     keras.backend.clear_session()
     x = np.random.default_rng(5).standard_normal((2, 3, 7, 9)).astype(np.float32)

@@ -18,9 +18,9 @@ import yaml
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from harness.cases import Point, RefusedPoint, load_file
-from harness.errors import CaseError
-from harness.runner import Result, run_point
+from harness.cases.loader import Point, RefusedPoint, load_file
+from harness.core.errors import CaseError
+from harness.engine.run import Result, run_point
 
 
 def _settings(n: int) -> settings:

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.frameworks import gpu_unavailable_reason
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.core.frameworks import gpu_unavailable_reason
 
 pytest_plugins = ["pytester"]
 

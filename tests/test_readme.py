@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
+from harness.blocks.registry import all_blocks
 from harness.cli import markdown_block_table
-from harness.registry import all_blocks
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

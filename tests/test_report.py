@@ -1,4 +1,4 @@
-"""The report's data path: pictures (harness.figures), results documents (merging shards, baselines, JUnit XML) and
+"""The report's data path: pictures (harness.suite.figures), results documents (merging shards, baselines, JUnit XML) and
 the HTML page's static parts and packed data. The page's script is tested in a real browser in
 test_report_browser.py.
 """
@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import main
-from harness.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
-from harness.report import render_report, unpack
-from harness.results import (
+from harness.engine.run import run_point
+from harness.report.html import render_report, unpack
+from harness.suite.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
+from harness.suite.results import (
     ResultsFileError,
     changes_since,
     merge,
@@ -31,7 +32,6 @@ from harness.results import (
     write_json,
     write_junit,
 )
-from harness.runner import run_point
 
 
 def png_size(b64: str) -> tuple[int, int]:
@@ -133,12 +133,12 @@ def test_failed_tests_keep_pictures_by_default_and_passing_ones_only_when_asked(
 
 
 def test_a_picture_that_cannot_be_drawn_never_changes_the_verdict(case_points, monkeypatch) -> None:
-    import harness.figures
+    import harness.suite.figures
 
     def broken(*args, **kwargs):
         raise RuntimeError("no canvas")
 
-    monkeypatch.setattr(harness.figures, "comparison_pictures", broken)
+    monkeypatch.setattr(harness.suite.figures, "comparison_pictures", broken)
     results = tight_results(case_points, "all")
     assert {r.status for r in results} == {"passed", "failed"}
     assert all(r.details["pictures_error"] == "RuntimeError: no canvas" for r in results if r.case != "drop")
@@ -310,7 +310,7 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere(tmp_path: Path) -> Non
     from rich.console import Console
 
     from harness.cli import _run_all
-    from harness.runner import load_paths, plan_tests
+    from harness.engine.run import load_paths, plan_tests
 
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")
@@ -339,7 +339,7 @@ BENCH = {"machine_info": {"cpu": {"brand_raw": "Test CPU"}},
 
 
 def test_speed_rows_pair_the_frameworks_per_case_and_device() -> None:
-    from harness.report import bench_facts, speed_rows
+    from harness.report.html import bench_facts, speed_rows
 
     rows = speed_rows(BENCH)
     assert [(r["case"], r["device"], r["faster"]) for r in rows] == [("conv2d", "cpu", "torch"),

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.browser import browser_unavailable_reason, chromium, open_report
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import main
-from harness.report import write_report
-from harness.results import read_results, results_document, summarise
+from harness.report.browser import browser_unavailable_reason, chromium, open_report
+from harness.report.html import write_report
+from harness.suite.results import read_results, results_document, summarise
 
 PROJECT = Path(__file__).resolve().parents[1]
 REASON = browser_unavailable_reason()

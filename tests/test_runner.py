@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import harness.blocks.convolution as convolution
-from harness.frameworks import torch
-from harness.registry import get_block
-from harness.runner import load_paths, plan_tests
+from harness.blocks.registry import get_block
+from harness.core.frameworks import torch
+from harness.engine.run import load_paths, plan_tests
 
 NET = """
 - name: net
@@ -54,7 +54,7 @@ def test_a_framework_error_is_one_tests_error_and_the_others_still_run(tmp_path,
 def test_results_files_are_strict_json(tmp_path) -> None:
     import json
 
-    from harness.results import read_results, write_results
+    from harness.suite.results import read_results, write_results
 
     path = tmp_path / "results.json"
     write_results(path, [{"id": "x", "status": "failed", "verdicts": [{"metrics": {"max_rel": float("inf"),

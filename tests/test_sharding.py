@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend)
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import _shard, main
-from harness.runner import load_paths, plan_tests
-from harness.sharding import ShardError, assign, estimated_cost, parse_shard, select
+from harness.engine.run import load_paths, plan_tests
+from harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
 
 PROJECT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.runner as runner
-from harness.cases import Point, load_file
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.engine.run as runner
+from harness.blocks.registry import all_blocks
+from harness.cases.loader import Point, load_file
 from harness.cli import main
-from harness.errors import CaseError
-from harness.registry import all_blocks
-from harness.show import case_skeleton, find_points, point_code, show_text
+from harness.core.errors import CaseError
+from harness.tools.show import case_skeleton, find_points, point_code, show_text
 
 PROJECT = Path(__file__).resolve().parents[1]
 CASES = PROJECT / "cases"
@@ -128,7 +128,7 @@ def test_a_wrong_printed_kernel_transpose_fails_on_a_non_square_kernel() -> None
 
 def test_the_printed_conversion_is_the_one_the_block_uses() -> None:
     """The conversion named in the printed code comes from the block's weight_copies, the data transfer_weights
-    runs; its comment is the harness.layout function's own docstring."""
+    runs; its comment is the harness.core.layout function's own docstring."""
     keras_code = point_code(_one("cases/conv2d.yaml::kernel_shapes[kernel_size=4-strides=2-padding=same]"))["keras"]
     assert "# Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out)." in keras_code
     assert "conv_kernel_to_keras(t0[1].weight.detach().cpu().numpy())" in keras_code  # ZeroPad2d then Conv2d
@@ -161,7 +161,7 @@ def test_show_text_names_a_case_tolerance_and_the_dropout_rule() -> None:
 def test_gpu_code_runs_on_cuda_and_sets_the_runners_precision() -> None:
     code = point_code(_one("cases/seed_article.yaml::seed_conv_28x28"), "gpu")
     assert 'm.to(device="cuda", dtype=torch.float32)' in code["torch"]
-    assert "import harness.frameworks" in code["torch"] and "import harness.frameworks" in code["keras"]
+    assert "import harness.core.frameworks" in code["torch"] and "import harness.core.frameworks" in code["keras"]
     assert 'tf.device("/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0")' in code["keras"]
 
 

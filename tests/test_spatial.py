@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.frameworks import keras, tf, to_numpy, torch
-from harness.spatial import (
+from harness.core.frameworks import keras, tf, to_numpy, torch
+from harness.core.spatial import (
     ceil_output_size_1d,
     ceil_overhang,
     ceil_overhang_1d,

@@ -17,11 +17,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 
-from harness.cases import Point, load_case
-from harness.fuzz import FUZZ_FILE, case_strategy
-from harness.registry import Block, all_blocks, get_block
-from harness.runner import Result, run_point
-from harness.third_opinion import KERAS_VS_REFERENCE, TORCH_VS_REFERENCE, UNAVAILABLE
+from harness.blocks.registry import Block, all_blocks, get_block
+from harness.cases.loader import Point, load_case
+from harness.engine.run import Result, run_point
+from harness.engine.third_opinion import KERAS_VS_REFERENCE, TORCH_VS_REFERENCE, UNAVAILABLE
+from harness.tools.fuzz import FUZZ_FILE, case_strategy
 
 LEAKY = """
 - name: leaky

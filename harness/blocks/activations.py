@@ -48,10 +48,10 @@ import keras
 import numpy as np
 import torch
 
-from harness.errors import Refusal
-from harness.reference import onnx_op
-from harness.registry import Block, Site, register
-from harness.schema import Param
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Block, Site, register
+from harness.core.errors import Refusal
+from harness.core.schema import Param
 
 # Klambauer et al. 2017, as both frameworks' sources write them (see the module docstring).
 SELU_ALPHA = 1.6732632423543772848170429916717

@@ -17,8 +17,8 @@ as the next layer:
         - {block: batch_norm2d}
     - {block: relu}
 
-Nothing here knows any nested block: the loader (harness.cases) reads and validates the nested layers as it reads a
-sequential's, `harness.cases.plan` walks their shapes (so a nested mistake is located as
+Nothing here knows any nested block: the loader (harness.cases.loader) reads and validates the nested layers as it reads a
+sequential's, `harness.cases.loader.plan` walks their shapes (so a nested mistake is located as
 `layers[2].layers[1].params.filters`), and the PyTorch module, the Keras layer, the weight transfer (WeightCopy lists
 with path prefixes, which `harness show` prints) and the float64 reference are the nested blocks' own, composed.
 The body and the shortcut must give the same shape and the same layout (a flatten in one only is refused).
@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 import keras
 import torch
 
-from harness.errors import CaseError, Refusal
-from harness.layout import Layout
-from harness.registry import Block, Site, WeightCopy, register
+from harness.blocks.registry import Block, Site, WeightCopy, register
+from harness.core.errors import CaseError, Refusal
+from harness.core.layout import Layout
 
 # The case key of each branch, and the attribute that holds it in the PyTorch module and in the Keras layer.
 BRANCHES = {"layers": "body", "shortcut": "shortcut"}
@@ -100,15 +100,15 @@ class Residual(Block):
     family = "composite"
     doc = ("body(x) + shortcut(x): `layers` (the body) and `shortcut` (default: none, the identity) are lists of "
            "layers like a sequential's, written beside `block` (not under params).")
-    # The case keys holding lists of layers, which harness.cases reads like a sequential's `layers` into
-    # params[key] (a tuple of harness.cases.Layer); True: required and non-empty.
+    # The case keys holding lists of layers, which harness.cases.loader reads like a sequential's `layers` into
+    # params[key] (a tuple of harness.cases.loader.Layer); True: required and non-empty.
     nested: ClassVar[dict[str, bool]] = {"layers": True, "shortcut": False}
 
-    # --- semantics: the nested layers' own, walked by harness.cases.plan -----------------------------------
+    # --- semantics: the nested layers' own, walked by harness.cases.loader.plan -----------------------------------
     def branches(self, site: Site) -> dict[str, tuple[list[Any], list[Site], tuple[int, ...], Layout]]:
         """Per branch key: its layers, their sites, its output shape and layout. Raises Refusal located in the
         branch (`layers[1].params.filters`, `shortcut[0].block`) for what cannot work."""
-        from harness.cases import plan
+        from harness.cases.loader import plan
 
         out = {}
         for key in BRANCHES:

@@ -27,7 +27,7 @@ How each framework is made to compute exactly that:
 
 depthwise_conv2d is conv2d with groups = in_channels and filters = in_channels * depth_multiplier: output channel
 c*m + q convolves input channel c with its q-th kernel. PyTorch: Conv2d(groups=in_channels); Keras:
-DepthwiseConv2D, kernel (kh, kw, in, m) (harness.layout.depthwise_kernel_to_keras). Keras's DepthwiseConv2D takes
+DepthwiseConv2D, kernel (kh, kw, in, m) (harness.core.layout.depthwise_kernel_to_keras). Keras's DepthwiseConv2D takes
 strides with dilation (its TensorFlow backend runs stride 1 and subsamples itself).
 
 conv2d_transpose semantics: the full transposed convolution scatters each input pixel through the kernel,
@@ -59,7 +59,7 @@ How each framework computes it:
   rates larger than 1"): float64 with dilation > 1 is refused.
 
 The third opinion (`reference`): ONNX's Conv (auto_pad SAME_UPPER for zero-padded `same`, which is TensorFlow's
-arithmetic computed by ONNX, not by harness.spatial) after ONNX's Pad for the other modes; ONNX's ConvTranspose
+arithmetic computed by ONNX, not by harness.core.spatial) after ONNX's Pad for the other modes; ONNX's ConvTranspose
 with auto_pad SAME_UPPER for `same` (again ONNX's own arithmetic; onnx.reference gets it wrong for a kernel that
 spans less than the stride, whose total padding is negative: there, and for numeric padding, pads [before, after]
 and output_padding = the extension). onnx.reference's ConvTranspose fails for an output_padding >= stride (its
@@ -84,12 +84,12 @@ import keras
 import numpy as np
 import torch
 
-from harness.errors import Refusal
-from harness.layout import conv_kernel_to_keras, conv_transpose_kernel_to_keras, depthwise_kernel_to_keras
-from harness.reference import onnx_op
-from harness.registry import Block, Site, WeightCopy, find_keras_layer, parameter_path, register, sublayer_path
-from harness.schema import Param
-from harness.spatial import Pads, is_symmetric, output_size, resolve_padding, torch_pad_arg
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Block, Site, WeightCopy, find_keras_layer, parameter_path, register, sublayer_path
+from harness.core.errors import Refusal
+from harness.core.layout import conv_kernel_to_keras, conv_transpose_kernel_to_keras, depthwise_kernel_to_keras
+from harness.core.schema import Param
+from harness.core.spatial import Pads, is_symmetric, output_size, resolve_padding, torch_pad_arg
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 # The index pattern of each PyTorch padding mode, as numpy.pad's mode (Padding2D gathers with it).

@@ -23,11 +23,11 @@ import keras
 import numpy as np
 import torch
 
-from harness.errors import Refusal
-from harness.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
-from harness.reference import onnx_op
-from harness.registry import Block, Site, WeightCopy, parameter_path, register
-from harness.schema import Param
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Block, Site, WeightCopy, parameter_path, register
+from harness.core.errors import Refusal
+from harness.core.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
+from harness.core.schema import Param
 
 
 @register

@@ -30,7 +30,7 @@ How each framework is made to compute exactly that:
       torch_running_var - keras_moving_variance = sum_s m * (1 - m)**(T - s) * b_s / (n - 1)
 
   which `reconcile_running_state` adds to Keras's value, in float64 from the batches PyTorch's layer received,
-  before comparing it with PyTorch's (harness.gradients.running_state_verdicts). Nothing else is reconciled: a
+  before comparing it with PyTorch's (harness.engine.training.running_state_verdicts). Nothing else is reconciled: a
   wrong momentum or a running mean that differs still fails.
 
 The float64 reference (`reference`) is ONNX's BatchNormalization in eval mode and NumPy in train mode;
@@ -47,10 +47,10 @@ import keras
 import numpy as np
 import torch
 
-from harness.errors import Refusal
-from harness.reference import onnx_op
-from harness.registry import Block, Site, WeightCopy, register
-from harness.schema import Param
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Block, Site, WeightCopy, register
+from harness.core.errors import Refusal
+from harness.core.schema import Param
 
 AXES = (0, 2, 3)  # the axes a channel's statistics reduce over, channels-first
 
@@ -61,7 +61,7 @@ class KerasBatchStatisticsNormalization(keras.layers.BatchNormalization):
     track_running_stats=False), in eval mode too; its moving statistics are never read."""
 
     # Variables the layer keeps but never computes with: PyTorch has no counterpart to map them to, and
-    # harness.gradients' "weights mapped" check leaves them out.
+    # harness.engine.training' "weights mapped" check leaves them out.
     unread_variables: ClassVar[tuple[str, ...]] = ("moving_mean", "moving_variance")
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:

@@ -3,7 +3,7 @@
 Window semantics (channels-first): windows of `pool_size` every `strides` (default: pool_size, in both
 frameworks) over the input padded as `padding` says, the first window at the top-left padded corner.
 - Output size: floor mode by default; `ceil_mode: true` is PyTorch's rule (aten/src/ATen/native/Pool.h,
-  pooling_output_shape_pad_lr; harness.spatial.ceil_output_size_1d): the span is rounded up, so the last
+  pooling_output_shape_pad_lr; harness.core.spatial.ceil_output_size_1d): the span is rounded up, so the last
   window may reach past the right/bottom padding, and a last window that would start at or after the end of
   the input (inside the right padding) is dropped. The cells past the padding ("overhang") count for nothing.
 - Max pooling pads with -inf, never zeros: a zero pad changes the result wherever a window is all negative.
@@ -42,11 +42,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.errors import Refusal
-from harness.reference import onnx_op
-from harness.registry import Block, Site, register
-from harness.schema import Param
-from harness.spatial import (
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Block, Site, register
+from harness.core.errors import Refusal
+from harness.core.schema import Param
+from harness.core.spatial import (
     Pads,
     Pair,
     ceil_overhang,

@@ -3,7 +3,7 @@
 - `zero_padding2d` adds zeros around H and W: `padding` is an int (all four sides), [h, w] (h rows at the top
   and at the bottom, w columns at the left and at the right) or [[top, bottom], [left, right]] (Keras's
   ZeroPadding2D order). PyTorch's ZeroPad2d wants (left, right, top, bottom), the last axis first
-  (harness.spatial.torch_pad_arg); ZeroPad2d((1, 2)) pads only the width. Keras's default is 1 on every side;
+  (harness.core.spatial.torch_pad_arg); ZeroPad2d((1, 2)) pads only the width. Keras's default is 1 on every side;
   PyTorch's ZeroPad2d has no default.
 - `upsampling2d` enlarges H and W by the integer factors `size` (PyTorch nn.Upsample(scale_factor),
   Keras UpSampling2D(size)).
@@ -37,11 +37,11 @@ import keras
 import numpy as np
 import torch
 
-from harness.errors import Refusal
-from harness.reference import onnx_op
-from harness.registry import Block, Site, register
-from harness.schema import Param
-from harness.spatial import Pads, torch_pad_arg
+from harness.blocks.reference import onnx_op
+from harness.blocks.registry import Block, Site, register
+from harness.core.errors import Refusal
+from harness.core.schema import Param
+from harness.core.spatial import Pads, torch_pad_arg
 
 
 class PadsParam(Param):

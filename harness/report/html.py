@@ -18,9 +18,9 @@ from typing import Any
 
 import jinja2
 
-from harness.results import STATUS_ORDER, by_block, case_key, changes_since, summarise
+from harness.suite.results import STATUS_ORDER, by_block, case_key, changes_since, summarise
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "templates"),
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
 # Keys of a verdict's metrics that the table of details repeats elsewhere (shapes) or that say nothing alone.
@@ -53,7 +53,7 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
         row["change"] = changes[r["id"]]
     if r.get("details"):
         row["details"] = r["details"]
-    if r.get("localization"):  # a failed network's per-layer error curves (harness.localize): small, always kept
+    if r.get("localization"):  # a failed network's per-layer error curves (harness.engine.localize): small, always kept
         row["localization"] = r["localization"]
     return row
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from harness import cross_device, localize, third_opinion
-from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, find_case_files, load_file, sweep_id
-from harness.compare import Verdict, compare, tolerance_for
-from harness.errors import CaseError
-from harness.frameworks import (
+import harness.engine.devices as cross_device
+from harness.cases.loader import CaseEntry, InputSpec, Point, RefusedPoint, find_case_files, load_file, sweep_id
+from harness.core.compare import Verdict, compare, tolerance_for
+from harness.core.errors import CaseError
+from harness.core.frameworks import (
     TORCH_DTYPES,
     available_devices,
     gpu_unavailable_reason,
@@ -33,8 +33,9 @@ from harness.frameworks import (
     torch,
     torch_device,
 )
-from harness.layout import shape_to_channels_last
-from harness.timeout import Deadline, TimedOut, default_timeout
+from harness.core.layout import shape_to_channels_last
+from harness.core.timeout import Deadline, TimedOut, default_timeout
+from harness.engine import localize, third_opinion
 
 STATUSES = ("passed", "failed", "error", "skipped")  # what the runner gives (results.STATUS_ORDER adds divergent)
 
@@ -55,8 +56,8 @@ class Result:
     duration_s: float = 0.0
     case_yaml: str = ""  # the case as written (sweep included), for the report
     params: str = ""  # the block's parameters at this point as written, e.g. "filters=4, kernel_size=3"
-    details: dict[str, Any] | None = None  # pictures and generated code (harness.figures, harness.show)
-    localization: dict[str, Any] | None = None  # a failed network's per-layer error curves (harness.localize)
+    details: dict[str, Any] | None = None  # pictures and generated code (harness.suite.figures, harness.tools.show)
+    localization: dict[str, Any] | None = None  # a failed network's per-layer error curves (harness.engine.localize)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -151,7 +152,7 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
 
 def torch_chain(point: Point, modules: list[Any], t: Any) -> list[Any]:
     """Each PyTorch module in turn on the tensor `t`: every layer's output tensor. Autograd is the caller's: the
-    forward comparison runs it under torch.no_grad, harness.gradients differentiates through it."""
+    forward comparison runs it under torch.no_grad, harness.engine.training differentiates through it."""
     outs = []
     for i, m in enumerate(modules):
         with _stage(point, i, "running PyTorch's"):
@@ -240,7 +241,7 @@ def judge(point: Point, verdicts: list[Verdict]) -> tuple[str, str]:
     verdict on the expectation failed with CHECK and every other verdict (torch vs keras) passed.
     A known difference (`expect.divergent: WHY`) is "divergent" only while PyTorch and Keras do differ (and nothing
     else failed), and failed once they agree, so that someone updates the catalogue.
-    The third opinion's verdicts (harness.third_opinion), present when the frameworks disagree or the case sets
+    The third opinion's verdicts (harness.engine.third_opinion), present when the frameworks disagree or the case sets
     expect.reference, count like any other; its one-line summary (which side the reference agrees with) leads.
     """
     failed = [v for v in verdicts if not v.passed]
@@ -295,7 +296,7 @@ def params_text(point: Point) -> str:
 def point_details(point: Point, device: str, torch_outs: list[np.ndarray], keras_outs: list[np.ndarray],
                   verdicts: list[Verdict]) -> dict[str, Any]:
     """What the report shows beyond the numbers: pictures of the torch-vs-keras difference and the code."""
-    from harness.figures import comparison_pictures
+    from harness.suite.figures import comparison_pictures
 
     # Pictures and code are aids: if one cannot be made, the report says why, and the verdict stands.
     details: dict[str, Any] = {}
@@ -306,7 +307,7 @@ def point_details(point: Point, device: str, torch_outs: list[np.ndarray], keras
         except Exception as e:  # noqa: BLE001
             details["pictures_error"] = f"{type(e).__name__}: {e}"
     try:
-        from harness.show import point_code
+        from harness.tools.show import point_code
 
         details["code"] = point_code(point, device)
     except Exception as e:  # noqa: BLE001
@@ -318,8 +319,8 @@ def run_point(point: Point, device: str, details: str = "failed", timeout_s: flo
     """Run one point on one device. Never raises: a framework error becomes an `error` result.
 
     `details` ("failed", "all" or "none", see DETAILS): which results keep pictures and code for the report.
-    `timeout_s`: the test's time limit (None: harness.timeout.default_timeout(), $HARNESS_TIMEOUT or 120 s; 0: none).
-    Past it the test is an `error` ("timed out after N s while running PyTorch's conv2d"); see harness.timeout
+    `timeout_s`: the test's time limit (None: harness.core.timeout.default_timeout(), $HARNESS_TIMEOUT or 120 s; 0: none).
+    Past it the test is an `error` ("timed out after N s while running PyTorch's conv2d"); see harness.core.timeout
     for what cannot be interrupted.
     """
     try:
@@ -397,11 +398,11 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
             result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1],
                                                      _tolerance_for)
         if point.mode == "train" or point.checks != ("forward",):  # gradients, optimiser steps, running statistics
-            from harness.gradients import training_verdicts  # it imports this module: loaded on first use
+            from harness.engine.training import training_verdicts  # it imports this module: loaded on first use
 
             result.verdicts += training_verdicts(point, device, x, modules, layers)
         result.status, result.message = judge(point, result.verdicts)
-        localize.attach(result, located)  # a failed network: which layer first differs (harness.localize)
+        localize.attach(result, located)  # a failed network: which layer first differs (harness.engine.localize)
         failed = result.status == "failed"
         if details == "all" or (details == "failed" and failed):
             result.details = point_details(point, device, torch_outs, keras_outs, result.verdicts)
@@ -422,7 +423,7 @@ def _run_point(point: Point, device: str, details: str = "failed") -> Result:
 
 def devices_for(point: Point) -> tuple[str, ...]:
     """The devices a point runs on: those the case names, else every device present. A `compare: devices` point is
-    one test on the gpu device (it runs each framework on both: harness.cross_device), skipped where there is none."""
+    one test on the gpu device (it runs each framework on both: harness.engine.devices), skipped where there is none."""
     if point.compare_with == "devices":
         return ("gpu",)
     return point.devices or available_devices()

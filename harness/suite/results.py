@@ -25,7 +25,7 @@ SCHEMA_VERSION = 2
 # The statuses a result can have, in the order the report lists them. "divergent" is a documented, expected
 # difference (a case marked `expect: divergent`); it counts as a pass of the harness's own run.
 STATUS_ORDER = ("passed", "failed", "divergent", "error", "skipped")
-# Which tests keep pictures and generated code for the report (harness.runner.run_point): a passing suite of
+# Which tests keep pictures and generated code for the report (harness.engine.run.run_point): a passing suite of
 # thousands of tests needs none, a failure needs them to be understood.
 DETAILS = ("failed", "all", "none")
 
@@ -43,7 +43,7 @@ def cpu_name() -> str:
 
 
 def environment() -> dict[str, Any]:
-    from harness.frameworks import available_devices, gpu_unavailable_reason, placement, versions
+    from harness.core.frameworks import available_devices, gpu_unavailable_reason, placement, versions
 
     env: dict[str, Any] = {**versions(), "python": platform.python_version(), "machine": platform.machine(),
                            "cpu": cpu_name(), "host": platform.node(),

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.compare import Tolerance
-from harness.errors import CaseError, Refusal, did_you_mean, show
-from harness.frameworks import DEVICES
-from harness.layout import CHANNELS_LAST, Layout
-from harness.registry import Block, Site, all_blocks, get_block
-from harness.schema import Param, normalise_params
+from harness.blocks.registry import Block, Site, all_blocks, get_block
+from harness.core.compare import Tolerance
+from harness.core.errors import CaseError, Refusal, did_you_mean, show
+from harness.core.frameworks import DEVICES
+from harness.core.layout import CHANNELS_LAST, Layout
+from harness.core.schema import Param, normalise_params
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "input", "weights", "sweep", "mode", "tolerance",
              "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",
@@ -783,7 +783,7 @@ def _point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], s
                       "random masks differ, so the gradients differ wherever one framework dropped an element and "
                       "the other did not (use mode: eval, or check: forward)", field="check")
     compare_with = _choice(raw.get("compare", "frameworks"), COMPARES, "compare")
-    if compare_with == "devices":  # one test per point, on the gpu device (harness.cross_device)
+    if compare_with == "devices":  # one test per point, on the gpu device (harness.engine.devices)
         _devices_comparison(raw, devices, checks)
     defaults = _choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
     native = defaults == "native"

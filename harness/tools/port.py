@@ -19,11 +19,11 @@
    DIR/weights/ as .npz in PyTorch's layout under the block's `weight_names`, the input shape, and
    `check: [forward, backward]`. It is an ordinary case: `harness run DIR` and `harness show` work on it.
 4. Two verdicts, both needed:
-   - the case through the same loader and runner as every case (harness.cases.load_file, harness.runner.run_point):
+   - the case through the same loader and runner as every case (harness.cases.loader.load_file, harness.engine.run.run_point):
      PyTorch against Keras, forward and gradients; a failed network says where it first diverges
-     (harness.localize);
+     (harness.engine.localize);
    - the case describes the model: the model itself, run on the case's input (the probe run), against the
-     runner's PyTorch modules built from the case (harness.runner.build_torch / forward_torch), leaf by leaf. A
+     runner's PyTorch modules built from the case (harness.engine.run.build_torch / forward_torch), leaf by leaf. A
      leaf whose input differs from the case's input to that layer means the model does something between its
      modules that the case does not (a functional call in forward, a skip connection); a leaf whose output
      differs means the module computes something its class's block does not (a subclass with its own forward).
@@ -54,12 +54,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.cases import InputSpec, Point, RefusedPoint, load_file
-from harness.compare import Verdict, compare, tolerance_for
-from harness.errors import CaseError, Refusal
-from harness.frameworks import TORCH_DTYPE_NAMES, keras, to_numpy, torch
-from harness.layout import Layout, flatten_permutation, shape_to_channels_last
-from harness.registry import Block, all_blocks
+from harness.blocks.registry import Block, all_blocks
+from harness.cases.loader import InputSpec, Point, RefusedPoint, load_file
+from harness.core.compare import Verdict, compare, tolerance_for
+from harness.core.errors import CaseError, Refusal
+from harness.core.frameworks import TORCH_DTYPE_NAMES, keras, to_numpy, torch
+from harness.core.layout import Layout, flatten_permutation, shape_to_channels_last
 
 PORTED_DTYPES = ("float32", "float64")  # the models `port` takes: their weights' dtype (TORCH_DTYPE_NAMES)
 
@@ -429,7 +429,7 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
                    ) -> tuple[list[Verdict], str | None]:
     """The model's own outputs (the probe run) against the runner's PyTorch modules built from the case, layer by
     layer and at the end; and the first place where they differ, in words (None where they agree)."""
-    from harness.runner import StageError, build_torch, forward_torch
+    from harness.engine.run import StageError, build_torch, forward_torch
 
     for i, (leaf, layer, site) in enumerate(zip(leaves, point.layers, point.sites)):
         given = tuple(leaf.inputs[0].shape)
@@ -509,7 +509,7 @@ def keras_custom_objects(model: Any) -> dict[str, type]:
 def save_keras(point: Point, out: Path, name: str, x: np.ndarray) -> tuple[Path, dict[str, type]]:
     """The runner's Keras layers of the point (PyTorch's weights transferred) as one keras.Sequential behind a
     channels-last input, saved as DIR/<name>.keras; reloaded at once, it must give the same output."""
-    from harness.runner import build_keras, build_torch, forward_keras
+    from harness.engine.run import build_keras, build_torch, forward_keras
 
     modules = build_torch(point, "cpu")
     layers = build_keras(point, modules, "cpu")
@@ -581,7 +581,7 @@ def default_shape(leaves: list[Leaf]) -> tuple[int, ...]:
 def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
          out: str | Path | None = None) -> Ported:
     """Port the model `spec` names (see the module doc). Raises PortError when it cannot be ported as asked."""
-    from harness.runner import run_point
+    from harness.engine.run import run_point
 
     model = load_model(spec)
     if weights is not None:
@@ -716,7 +716,7 @@ def output_note(ported: Ported) -> str | None:
             return None
         return (f"NOTE: the output's features are in Keras's flatten order (H, W, C), not PyTorch's (C, H, W), of the "
                 f"{list(flat)} (C, H, W) tensor they flatten; PyTorch's order is "
-                f"y[:, numpy.argsort(harness.layout.flatten_permutation({tuple(flat)}))]")
+                f"y[:, numpy.argsort(harness.core.layout.flatten_permutation({tuple(flat)}))]")
     if len(ported.output_shape) > 2:
         keras_shape = [None, *shape_to_channels_last(ported.output_shape)[1:]]
         return (f"NOTE: the output is channels-last like the input (shape {keras_shape}); PyTorch's layout is "

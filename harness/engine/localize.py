@@ -4,7 +4,7 @@ failed, which layer's output first differs, so that a person debugging a port do
 Two curves, one entry per layer (`{layer, block, max_abs, max_rel, atol, rtol, reduction_length, passed, check}`):
 
 - **layer by layer**: each Keras layer is fed PyTorch's output of the layer before it (the network's input for
-  layer 0), converted into Keras's layout at that point through the site's `harness.layout.Layout`, and its output
+  layer 0), converted into Keras's layout at that point through the site's `harness.core.layout.Layout`, and its output
   is compared with PyTorch's output of the same layer. Both frameworks' layer k then sees the same input, so a
   difference there is layer k's own, judged against the tolerance of layer k's own reduction length. This is what
   names the first divergent layer.
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.cases import Point
-from harness.compare import Tolerance, Verdict, compare, tolerance_for
-from harness.frameworks import keras_device, tf, to_numpy
+from harness.cases.loader import Point
+from harness.core.compare import Tolerance, Verdict, compare, tolerance_for
+from harness.core.frameworks import keras_device, tf, to_numpy
 
 WHAT = "first divergent layer"
 MODES = ("layer_by_layer", "end_to_end")

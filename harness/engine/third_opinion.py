@@ -1,7 +1,7 @@
 """The third opinion: when PyTorch and Keras disagree, which one computes the block's stated semantics?
 
 Each block's `reference` (harness/blocks/<family>.py, mostly ONNX's reference runtime through
-harness.reference.onnx_op) computes its semantics in float64, with neither framework. For a point, the references
+harness.blocks.reference.onnx_op) computes its semantics in float64, with neither framework. For a point, the references
 are chained layer by layer from the point's own input, each given the weights that were copied into both
 frameworks (the PyTorch modules' parameters, as float64), and the final output is compared with each framework's:
 verdicts "torch vs reference" and "keras vs reference".
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare import Tolerance, Verdict, compare
-from harness.errors import CaseError
+from harness.core.compare import Tolerance, Verdict, compare
+from harness.core.errors import CaseError
 
 TORCH_VS_REFERENCE = "torch vs reference"
 KERAS_VS_REFERENCE = "keras vs reference"
@@ -42,7 +42,7 @@ def compares_frameworks(verdict: Verdict) -> bool:
     Not a "mapping" verdict either (a weight no transfer maps, a gradient one framework did not give): that is the
     harness's adapter being incomplete, never a difference between the frameworks, and must not pass for a known one.
     """
-    from harness.runner import EXPECTATIONS  # the runner imports this module
+    from harness.engine.run import EXPECTATIONS  # the runner imports this module
 
     what = verdict.what
     return (what not in REFERENCE_VERDICTS and what not in EXPECTATIONS and not what.endswith("vs harness shape")
@@ -57,7 +57,7 @@ def wanted(point: Any, verdicts: list[Verdict]) -> bool:
 def copied_weights(point: Any, modules: list[Any]) -> list[dict[str, np.ndarray]]:
     """Each layer's weights as copied into Keras (PyTorch layout, float64), taken before anything runs: a PyTorch
     module in train mode updates its running statistics during the forward pass."""
-    from harness.frameworks import to_numpy
+    from harness.core.frameworks import to_numpy
 
     return [{name: np.asarray(to_numpy(tensor), dtype=np.float64)
              for name, tensor in layer.block.torch_parameters(module).items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import CaseError, did_you_mean, show
+from harness.core.errors import CaseError, did_you_mean, show
 
 REQUIRED = object()
 

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-import harness.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.layout
-from harness.cases import (
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import harness.core.layout
+from harness.blocks.registry import Block, get_block, parameter_path
+from harness.cases.loader import (
     DTYPES,
     FILLS,
     CaseEntry,
@@ -41,15 +42,14 @@ from harness.cases import (
     load_file,
     plan,
 )
-from harness.compare import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
-from harness.errors import CaseError, did_you_mean
-from harness.frameworks import DEVICES, gpu_unavailable_reason, keras, torch
-from harness.layout import CHANNELS_LAST, shape_to_channels_last
-from harness.registry import Block, get_block, parameter_path
-from harness.schema import Param
-from harness.spatial import same_padding_1d
+from harness.core.compare import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
+from harness.core.errors import CaseError, did_you_mean
+from harness.core.frameworks import DEVICES, gpu_unavailable_reason, keras, torch
+from harness.core.layout import CHANNELS_LAST, shape_to_channels_last
+from harness.core.schema import Param
+from harness.core.spatial import same_padding_1d
 
-GPU_SETTINGS = "import harness.frameworks  # the runner's settings: TF32 off in both frameworks, full float32 on GPU"
+GPU_SETTINGS = "import harness.core.frameworks  # the runner's settings: TF32 off in both frameworks, full float32 on GPU"
 WIDTH = 110  # printed code wraps a call's arguments one per line beyond this
 
 # Facts about framework APIs that the constructor arguments alone do not tell a reader.
@@ -102,7 +102,7 @@ class _Context:
     """What the code being generated needs: imports, and notes on the classes it uses."""
 
     imports: dict[str, None] = field(default_factory=dict)  # ordered set of import lines
-    layout_names: dict[str, None] = field(default_factory=dict)  # harness.layout functions the code calls
+    layout_names: dict[str, None] = field(default_factory=dict)  # harness.core.layout functions the code calls
     notes: dict[str, None] = field(default_factory=dict)  # comment lines for the statement being built
 
     def take_notes(self) -> list[str]:
@@ -111,7 +111,7 @@ class _Context:
 
 
 class ShowError(Exception):
-    """Something the runner built that this module does not know how to print (a bug of harness.show)."""
+    """Something the runner built that this module does not know how to print (a bug of harness.tools.show)."""
 
 
 def _first_paragraph(doc: str | None) -> str:
@@ -330,10 +330,10 @@ def _torch_build(point: Point, modules: list[Any], device: str, ctx: _Context) -
 
 
 def _conversion(copy: Any, ctx: _Context) -> tuple[str, str]:
-    """(comment, function name) of a WeightCopy's layout conversion, which must be a harness.layout function."""
+    """(comment, function name) of a WeightCopy's layout conversion, which must be a harness.core.layout function."""
     name = getattr(copy.convert, "__name__", "")
-    if getattr(harness.layout, name, None) is not copy.convert:
-        raise ShowError(f"the weight conversion {copy.convert!r} is not a harness.layout function")
+    if getattr(harness.core.layout, name, None) is not copy.convert:
+        raise ShowError(f"the weight conversion {copy.convert!r} is not a harness.core.layout function")
     ctx.layout_names[name] = None
     return _first_paragraph(copy.convert.__doc__), name
 
@@ -376,7 +376,7 @@ def _torch_script(point: Point, modules: list[Any], device: str) -> str:
     head = [*_stdlib(ctx, *_BF16_IMPORT * bf16), "import numpy as np", "import torch"]
     head += [GPU_SETTINGS] if device == "gpu" else []
     head += _harness_imports(ctx)
-    body = ["", "# The input, channels-first, as the case's `input` makes it (harness.cases.InputSpec.make)",
+    body = ["", "# The input, channels-first, as the case's `input` makes it (harness.cases.loader.InputSpec.make)",
             *_input_lines(point.input), "", *build, "", *run]
     return "\n".join(head + body) + "\n"
 
@@ -397,13 +397,13 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
     first, last = point.sites[0].layout, point.layers[-1].block.output_layout(point.sites[-1])
     if first == CHANNELS_LAST:
         ctx.layout_names["to_channels_last"] = None
-        to_keras, note = "to_channels_last(x)", _first_paragraph(harness.layout.to_channels_last.__doc__)
+        to_keras, note = "to_channels_last(x)", _first_paragraph(harness.core.layout.to_channels_last.__doc__)
     else:  # plan() starts every network channels-last; kept general in case that changes
         ctx.layout_names["Layout"] = None
         to_keras, note = f"{first!r}.to_keras(x)", "the input in the Keras layout of the first layer"
     if last == CHANNELS_LAST:
         ctx.layout_names["to_channels_first"] = None
-        back = [f"# {_first_paragraph(harness.layout.to_channels_first.__doc__)}",
+        back = [f"# {_first_paragraph(harness.core.layout.to_channels_first.__doc__)}",
                 "keras_out = to_channels_first(keras.ops.convert_to_numpy(y))"]
     else:
         ctx.layout_names["Layout"] = None
@@ -419,14 +419,14 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
     head += ["import torch"] if copies else []
     head += [GPU_SETTINGS] if device == "gpu" else []
     head += _harness_imports(ctx)
-    head.append(f"from harness.layout import {', '.join(sorted(ctx.layout_names))}")
+    head.append(f"from harness.core.layout import {', '.join(sorted(ctx.layout_names))}")
     if copies:
         build = ["# The PyTorch modules, built exactly as in the PyTorch script: their weights go into Keras.",
                  *build, ""]
-    body = ["", "# The input, channels-first, as the case's `input` makes it (harness.cases.InputSpec.make)",
+    body = ["", "# The input, channels-first, as the case's `input` makes it (harness.cases.loader.InputSpec.make)",
             *_input_lines(point.input), "", *build,
             *_comment("The Keras layers, each built for its channels-last input shape"
-                      + (", then given the PyTorch weights through harness.layout's conversions" if copies else "")),
+                      + (", then given the PyTorch weights through harness.core.layout's conversions" if copies else "")),
             *kbuild, "",
             f"# Run channels-last, training={training} (mode: {point.mode})", *run]
     return "\n".join(head + body) + "\n"
@@ -437,7 +437,7 @@ def _built(point: Point, device: str) -> tuple[list[Any], list[Any]]:
 
     The structure does not depend on the device; without a GPU here, a `gpu` listing is read off CPU objects.
     """
-    from harness.runner import build_keras, build_torch
+    from harness.engine.run import build_keras, build_torch
 
     here = device if device == "cpu" or gpu_unavailable_reason() is None else "cpu"
     modules = build_torch(point, here)
@@ -482,7 +482,7 @@ def _header(point: Point, device: str) -> list[str]:
 
 
 def _footer(point: Point) -> list[str]:
-    """How the runner compares the two outputs (harness.runner.compare_outputs and _tolerance_for)."""
+    """How the runner compares the two outputs (harness.engine.run.compare_outputs and _tolerance_for)."""
     dtype = point.input.dtype
     if point.tolerance is not None:
         tol = f"atol={point.tolerance.atol:g}, rtol={point.tolerance.rtol:g} (set by the case)"
@@ -491,7 +491,7 @@ def _footer(point: Point) -> list[str]:
         rtol = default_tolerance(dtype, k).rtol
         acc, floor = ACCUMULATOR[dtype], OUTPUT_ULPS[dtype]
         rounding = f" + {floor:g} * eps({dtype}) (the outputs' rounding; sums run in {acc})" if floor else ""
-        tol = (f"the default tolerance (harness.compare.default_tolerance): rtol = {ULP_FACTOR:g} * eps({acc}) * "
+        tol = (f"the default tolerance (harness.core.compare.default_tolerance): rtol = {ULP_FACTOR:g} * eps({acc}) * "
                f"sqrt(K){rounding} = {ULP_FACTOR:g} * {EPS[acc]:.3g} * sqrt({k})"
                f"{f' + {floor:g} * {EPS[dtype]:.3g}' if floor else ''} = {rtol:.3g}, K = {k} being the most terms "
                "one output element sums; atol = rtol * max(1, max |torch_out|), so that an element a long sum "

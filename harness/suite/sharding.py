@@ -38,7 +38,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def estimated_cost(point: Any) -> float:
-    """Expected seconds for one test of `point` (a harness.cases.Point): layers built plus multiply-adds."""
+    """Expected seconds for one test of `point` (a harness.cases.loader.Point): layers built plus multiply-adds."""
     work = 0.0
     for layer, site in zip(point.layers, point.sites):
         out = math.prod(layer.block.output_shape(site))
@@ -74,8 +74,8 @@ def select(ids: Iterable[str], estimates: Mapping[str, float], k: int, n: int,
 def select_shard(spec: str, tests: Iterable[tuple[str, Any]], durations_path: str | None = None) -> set[str]:
     """The ids of shard `spec` ("K/N") among `tests`, pairs (id, point or None for a test with no case), balanced
     by the durations in the results file at `durations_path` where given. What `harness run --shard` and
-    `pytest --harness-shard` both call; raises ShardError or harness.results.ResultsFileError."""
-    from harness.results import read_results
+    `pytest --harness-shard` both call; raises ShardError or harness.suite.results.ResultsFileError."""
+    from harness.suite.results import read_results
 
     k, n = parse_shard(spec)
     durations = durations_from(read_results(Path(durations_path))) if durations_path else {}
@@ -85,5 +85,5 @@ def select_shard(spec: str, tests: Iterable[tuple[str, Any]], durations_path: st
 
 
 def durations_from(doc: Mapping[str, Any]) -> dict[str, float]:
-    """Measured seconds per test id from a results document (harness.results.read_results)."""
+    """Measured seconds per test id from a results document (harness.suite.results.read_results)."""
     return {r["id"]: float(r["duration_s"]) for r in doc.get("results", []) if r.get("duration_s")}

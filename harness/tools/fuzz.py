@@ -1,9 +1,9 @@
 """`harness fuzz BLOCK`: property-based search for divergences nobody wrote a case for.
 
-Hypothesis draws cases from a block's declared parameter schema (harness.schema.Param: int, pair, padding, float,
+Hypothesis draws cases from a block's declared parameter schema (harness.core.schema.Param: int, pair, padding, float,
 bool, choice, axis; a kind of a block's own is probed through its `normalise`) and its accepted input ranks
 (Block.ranks), or random small networks of registered blocks for `sequential`. Each drawn case is a plain case
-mapping, loaded by the loader (harness.cases.load_case) and run by the runner (harness.runner.run_point) exactly
+mapping, loaded by the loader (harness.cases.loader.load_case) and run by the runner (harness.engine.run.run_point) exactly
 like a case file's: there is no second runner. So a new block is fuzzable with no extra code, and what the fuzzer
 reports is what `harness run` would report for the written case.
 
@@ -48,11 +48,11 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from harness import frameworks
-from harness.cases import DTYPES, MODES, Point, load_case
-from harness.errors import CaseError, did_you_mean
-from harness.registry import Block, all_blocks, get_block
-from harness.schema import Param
+from harness.blocks.registry import Block, all_blocks, get_block
+from harness.cases.loader import DTYPES, MODES, Point, load_case
+from harness.core import frameworks
+from harness.core.errors import CaseError, did_you_mean
+from harness.core.schema import Param
 
 INT_SPAN = 3  # integers are drawn from [minimum, minimum + INT_SPAN]: small weights, small shapes
 FLOAT_SPAN = 2.0  # a float with no maximum is drawn from [minimum, minimum + FLOAT_SPAN]
@@ -238,7 +238,7 @@ def known_difference(point: Point) -> str | None:
 def run_case(case: dict[str, Any], device: str = "cpu", include_known: bool = False) -> Outcome:
     """Load a case mapping as a case file's and run its one point (a drawn case has no sweep); a point with a
     catalogued difference is not run unless `include_known`."""
-    from harness.runner import run_point
+    from harness.engine.run import run_point
 
     entry = load_case(FUZZ_FILE, 0, case, Path.cwd(), set())
     if entry.error is not None:

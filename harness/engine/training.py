@@ -27,7 +27,7 @@ running statistics").
 train_step. From identical weights (both frameworks built afresh from the case's seed), `steps` optimiser steps,
 each on step s's input and R (step 0: the case's input; step s > 0: the same fill drawn with seed input.seed + s;
 fixed fills (values, arange, file) repeat the case's input), then every trainable weight's update (weight after
-minus weight before, Keras layout) is compared. The optimisers' parameters are PyTorch's (harness.cases.OPTIMIZERS);
+minus weight before, Keras layout) is compared. The optimisers' parameters are PyTorch's (harness.cases.loader.OPTIMIZERS);
 the mappings (checked against torch/optim/{sgd,adam}.py and keras/src/optimizers/{sgd,adam}.py, and by running):
 - SGD with momentum m: PyTorch buf = m * buf + g (buf = g at the first step; dampening 0), p -= lr * buf. Keras
   v = mu * v - lr * g, p += v (v starts at 0). With mu = m, v = -lr * buf at every step: `keras_sgd_momentum`
@@ -75,11 +75,11 @@ from typing import Any
 import numpy as np
 
 from harness.blocks.normalization import reconcile_running_state
-from harness.cases import Point
-from harness.compare import EPS, ULP_FACTOR, Tolerance, Verdict, compare, default_tolerance, tolerance_for
-from harness.frameworks import keras, keras_device, tf, to_numpy, to_torch, torch, torch_device
-from harness.registry import resolve_path
-from harness.runner import (
+from harness.blocks.registry import resolve_path
+from harness.cases.loader import Point
+from harness.core.compare import EPS, ULP_FACTOR, Tolerance, Verdict, compare, default_tolerance, tolerance_for
+from harness.core.frameworks import keras, keras_device, tf, to_numpy, to_torch, torch, torch_device
+from harness.engine.run import (
     _tolerance_for,
     build_keras,
     build_torch,

@@ -10,7 +10,7 @@ is skipped with the reason. With a CPU-only TensorFlow (tensorflow-cpu) Keras ha
 left out and the message says so, rather than passing a CPU-vs-CPU comparison.
 
 Dropout in train mode (the last layer) draws different masks on each device: what comes before it is compared, and
-each device's sample gets the block's own statistical check (`check_sample`, as in harness.runner.compare_outputs:
+each device's sample gets the block's own statistical check (`check_sample`, as in harness.engine.run.compare_outputs:
 element-wise for dropout, channel-wise for spatial_dropout2d).
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import frameworks
-from harness.compare import Verdict, compare
+from harness.core import frameworks
+from harness.core.compare import Verdict, compare
 
 FRAMEWORKS = ("torch", "keras")
 DEVICES = ("cpu", "gpu")
@@ -34,7 +34,7 @@ def unavailable_reason() -> str | None:
 
 
 def _outputs(point: Any, x: np.ndarray, device: str) -> dict[str, list[np.ndarray]]:
-    from harness import runner  # it imports this module
+    import harness.engine.run as runner
 
     modules = runner.build_torch(point, device)
     layers = runner.build_keras(point, modules, device)
@@ -45,7 +45,7 @@ def _outputs(point: Any, x: np.ndarray, device: str) -> dict[str, list[np.ndarra
 def device_verdicts(point: Any, x: np.ndarray, outs: dict[str, dict[str, list[np.ndarray]]],
                     frameworks_compared: tuple[str, ...] = FRAMEWORKS) -> list[Verdict]:
     """Per framework: its GPU outputs against its CPU outputs (`outs[device][framework]`, every layer's)."""
-    from harness import runner
+    import harness.engine.run as runner
 
     verdicts = []
     sampled, site = point.layers[-1].block, point.sites[-1]  # the block says what of a sample can be checked

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.errors import CaseError, Refusal, did_you_mean, show
-from harness.layout import CHANNELS_LAST, Layout
-from harness.schema import Param
+from harness.core.errors import CaseError, Refusal, did_you_mean, show
+from harness.core.layout import CHANNELS_LAST, Layout
+from harness.core.schema import Param
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class WeightCopy:
 
     torch_path: str  # the parameter inside the PyTorch module: "weight", "1.weight", "linear.bias"
     keras_path: str  # the variable inside the built Keras layer: "kernel", "layers.1.bias"
-    convert: Callable[..., Any] | None = None  # a harness.layout function, called convert(array, *args); None: as is
+    convert: Callable[..., Any] | None = None  # a harness.core.layout function, called convert(array, *args); None: as is
     args: tuple[Any, ...] = ()
 
 
@@ -132,7 +132,7 @@ class Block:
 
     def largest_array(self, site: Site) -> int:
         """Elements of the largest array the block makes besides its output (a padded input, a weight): the loader
-        refuses a point over its memory budget (harness.cases.MAX_ELEMENTS) before anything is allocated."""
+        refuses a point over its memory budget (harness.cases.loader.MAX_ELEMENTS) before anything is allocated."""
         return 0
 
     # --- builders --------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class Block:
     # --- the third opinion ----------------------------------------------------------------------------------
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         """The block's stated semantics in float64, computed by neither framework: ONNX's reference runtime
-        (harness.reference.onnx_op) or NumPy where it is a line of arithmetic.
+        (harness.blocks.reference.onnx_op) or NumPy where it is a line of arithmetic.
 
         `x` is the channels-first float64 input; `weights` the module's `torch_parameters`, PyTorch layout, float64
         (what was copied into both frameworks). Returns the channels-first output. A block with no deterministic
@@ -194,8 +194,8 @@ class Block:
         raise NotImplementedError(f"{self.name} cannot be read from a PyTorch module")
 
     def transfer_weights(self, site: Site, module: Any, layer: Any) -> None:
-        """Copy the PyTorch module's weights into the built Keras layer, converting layouts (harness.layout)."""
-        from harness.frameworks import to_numpy
+        """Copy the PyTorch module's weights into the built Keras layer, converting layouts (harness.core.layout)."""
+        from harness.core.frameworks import to_numpy
 
         for copy in self.weight_copies(site, module, layer):
             value = to_numpy(resolve_path(module, copy.torch_path))
