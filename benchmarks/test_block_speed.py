@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.blocks.registry import all_blocks
+from harness.blocks import all_blocks
 from harness.cases.loader import RefusedPoint, load_file
 from harness.core.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch, torch_device
-from harness.engine.run import build_keras, build_torch
+from harness.engine import build_keras, build_torch
 
 CASES = Path(__file__).with_name("blocks.yaml")
 ENTRIES, FILE_ERROR = load_file(CASES)

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.core.frameworks import TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
 from harness.core.layout import shape_to_channels_last
-from harness.engine.run import load_paths, plan_tests
+from harness.suite.collect import load_paths, plan_tests
 from harness.suite.results import results_document
 
 CASES = Path(__file__).resolve().parents[1] / "cases"

@@ -1,4 +1,9 @@
-"""Command line: `python -m harness run PATH...`, `python -m harness list`. A thin shell over harness.runner."""
+"""Command line: `harness run PATH...`, `harness list`, `show`, `new`, `report`, `port`, `fuzz`. A thin shell: each
+command parses its arguments and calls the suite (planning, running, results files), the report or a tool.
+
+The heavy imports (the frameworks, through the engine) are made inside the commands that need them, so that
+`harness --help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,20 @@ import sys
 import time
 from pathlib import Path
 
-from harness.suite.results import DETAILS
+from harness.core.verdicts import STATUS_ORDER, Status
+from harness.suite.details import DETAILS
 
-TAGS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "divergent": "DIVERGENT"}
-COLOURS = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "dim", "divergent": "yellow"}
-
-
-def _metrics_text(result) -> str:  # noqa: ANN001
-    m = result.metrics
-    if "max_abs" in m:
-        return f"max abs {m['max_abs']:.2e}  max rel {m['max_rel']:.2e}"
-    if "zero_fraction" in m:
-        return f"zero fraction {m['zero_fraction']:.4f}"
-    return ""
-
-
-def _result_lines(result, quiet: bool) -> list[str]:  # noqa: ANN001
-    """The plain lines of one result: a status line (not for a pass when quiet), then the message if it matters."""
-    lines = []
-    if not (quiet and result.status == "passed"):
-        lines.append(f"{TAGS[result.status]:5}  {result.id}  {_metrics_text(result)}".rstrip())
-    if result.status in ("failed", "error", "skipped") and result.message:
-        lines.append("       " + result.message.replace("\n", "\n       "))
-    elif result.status == "divergent":  # why it is known, and which side the reference takes (judge's first lines)
-        lines += ["       " + line for line in result.message.splitlines()[:2] if not line.startswith("[")]
-    return lines
+COLOURS = {Status.PASSED: "green", Status.FAILED: "bold red", Status.ERROR: "bold red", Status.SKIPPED: "dim",
+           Status.DIVERGENT: "yellow"}
 
 
 def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
     """Per block: how many tests passed, failed, errored, were skipped (coloured where the terminal allows)."""
     from rich.table import Table
 
-    from harness.suite.results import STATUS_ORDER, by_block, summarise
+    from harness.suite.results import by_block, summarise
 
-    statuses = [s for s in STATUS_ORDER if s != "divergent" or any(r["status"] == s for r in results)]
+    statuses = [s for s in STATUS_ORDER if s != Status.DIVERGENT or any(r["status"] == s for r in results)]
     table = Table(title="harness: results per block", title_justify="left")
     table.add_column("block")
     for s in statuses:
@@ -56,12 +41,14 @@ def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
 
 def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float | None = None) -> list:  # noqa: ANN001
     """Run the planned tests: a progress bar on a terminal, plain lines otherwise (CI logs, pipes)."""
+    from harness.engine import result_lines
+
     results = []
     if not console.is_terminal:
         for test in tests:
             result = test.run(details, timeout_s)
             results.append(result)
-            for line in _result_lines(result, quiet):
+            for line in result_lines(result, quiet):
                 print(line, flush=True)
         return results
     from rich.markup import escape
@@ -75,7 +62,7 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
             progress.update(task, current=test.id)
             result = test.run(details, timeout_s)
             results.append(result)
-            for i, line in enumerate(_result_lines(result, quiet)):
+            for i, line in enumerate(result_lines(result, quiet)):
                 style = COLOURS[result.status] if i == 0 and not line.startswith(" ") else None
                 progress.console.print(escape(line), style=style, highlight=False, soft_wrap=True)
             progress.advance(task)
@@ -85,7 +72,7 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.engine.run import error_result, load_paths, plan_tests
+    from harness.suite.collect import error_result, load_paths, plan_tests
     from harness.suite.results import results_document, summarise, write_json, write_junit
 
     console = Console(highlight=False)
@@ -119,11 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(summary_table(dicts))
     print(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
           f"{counts['skipped']} skipped in {elapsed:.1f}s" + (f", {counts['divergent']} known-divergent"
-                                                           if counts["divergent"] else ""))
+                                                           if counts[Status.DIVERGENT] else ""))
     for what, path in (("results", args.json), ("junit", args.junit), ("report", args.html)):
         if path:
             print(f"{what}: {path}")
-    return 1 if counts["failed"] or counts["error"] or not dicts else 0
+    return 1 if counts[Status.FAILED] or counts[Status.ERROR] or not dicts else 0
 
 
 def _shard(tests: list, spec: str, durations_file: str | None) -> list | None:
@@ -187,13 +174,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.blocks.registry import all_blocks
+    from harness.blocks import all_blocks
 
     blocks = all_blocks()
     if args.block:
         unknown = [b for b in args.block if b not in blocks]
         if unknown:
-            from harness.blocks.registry import get_block
+            from harness.blocks import get_block
 
             for name in unknown:
                 try:
@@ -239,7 +226,7 @@ def _print_code(text: str) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.core.errors import CaseError
-    from harness.engine.run import StageError
+    from harness.engine import StageError
     from harness.tools.show import find_points, show_text
 
     parts = ("torch",) if args.torch_only else ("keras",) if args.keras_only else ("torch", "keras")

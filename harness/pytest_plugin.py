@@ -1,5 +1,5 @@
 """pytest plugin: every YAML case file under the `harness_cases` folders (default: cases/), and any YAML file
-named on the command line, becomes tests: one per case x sweep point x device, run by harness.runner.
+named on the command line, becomes tests: one per case x sweep point x device, run by harness.suite.collect.run_test.
 
 Registered as a pytest11 entry point, so it is active wherever the package is installed.
 """
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.suite.results import DETAILS
+from harness.core.verdicts import Status
+from harness.suite.details import DETAILS
 
 RESULTS_KEY = "harness_result"
 
@@ -39,12 +40,12 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
     file, _, rest = report.nodeid.partition("::")
     if Path(file).suffix not in (".yaml", ".yml") or not rest:
         return []
-    from harness.engine.run import Result
+    from harness.engine import Result
 
     case, _, params = rest.partition("[")
     device = params.rstrip("]").rsplit("-", 1)[-1]
     message = f"the process running this test crashed: {report.longreprtext.strip()}"
-    return [Result(id=report.nodeid, file=file, case=case, blocks=[], sweep={}, status="error", message=message,
+    return [Result(id=report.nodeid, file=file, case=case, blocks=[], sweep={}, status=Status.ERROR, message=message,
                    device=device if device in ("cpu", "gpu") else "-").to_dict()]
 
 
@@ -94,7 +95,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from harness.blocks.registry import all_blocks
+    from harness.blocks import all_blocks
 
     for name, block in all_blocks().items():
         config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
@@ -132,8 +133,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class CaseFile(pytest.File):
     def collect(self):  # noqa: ANN201 (pytest's own signature)
-        from harness.cases.loader import RefusedPoint, load_file
-        from harness.engine.run import devices_for
+        from harness.cases import RefusedPoint, load_file
+        from harness.suite.collect import devices_for
 
         entries, error = load_file(self.path)
         if error is not None:
@@ -164,7 +165,7 @@ class _HarnessItem(pytest.Item):
 
     def record_and_raise(self, result: Any, failure: str | None) -> None:
         self.user_properties.append((RESULTS_KEY, result.to_dict()))
-        if result.status == "skipped":
+        if result.status == Status.SKIPPED:
             pytest.skip(result.message)
         if failure is not None:
             raise HarnessFailure(failure)
@@ -182,12 +183,12 @@ class CaseItem(_HarnessItem):
         self.device = device
 
     def runtest(self) -> None:
-        from harness.engine.run import run_point
+        from harness.suite.collect import run_test
 
-        result = run_point(self.point, self.device, self.config.getoption("--harness-details"),
+        result = run_test(self.point, self.device, self.config.getoption("--harness-details"),
                            self.config.getoption("--harness-timeout"))
         # A known difference (expect.divergent) that still differs is a pass, shown as DIVERGENT (teststatus below).
-        self.record_and_raise(result, None if result.status in ("passed", "skipped", "divergent")
+        self.record_and_raise(result, None if result.status in (Status.PASSED, Status.SKIPPED, Status.DIVERGENT)
                               else f"{result.status.upper()}: {result.message}")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -202,7 +203,7 @@ class InvalidCaseItem(_HarnessItem):
         self.error = error
 
     def runtest(self) -> None:
-        from harness.engine.run import error_result
+        from harness.suite.collect import error_result
 
         self.record_and_raise(error_result(str(self.error.file), self.name, "?", self.error),
                               f"INVALID CASE: {self.error}")
@@ -215,7 +216,7 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     """A passing case test whose result is "divergent" (a documented real difference, still there) is counted and
     shown as such: `3 divergent` in the summary line, `D` / `DIVERGENT` in the progress output."""
     if report.when == "call" and report.passed and any(
-            key == RESULTS_KEY and value.get("status") == "divergent" for key, value in report.user_properties):
+            key == RESULTS_KEY and value.get("status") == Status.DIVERGENT for key, value in report.user_properties):
         return "divergent", "D", ("DIVERGENT", {"yellow": True})
     return None
 

@@ -47,7 +47,7 @@ import harness
 say(event="imported", file=harness.__file__)
 import harness.blocks, harness.cases.loader, harness.core.compare, harness.core.layout, harness.engine.run, harness.core.spatial
 say(event="ready")
-from harness.engine.run import load_paths, plan_tests
+from harness.suite.collect import load_paths, plan_tests
 entries, file_errors = load_paths(sys.argv[1:])
 for error in file_errors:
     say(event="caught", test=f"{error.file}::<file>", status="error", message=str(error), ran=0, of=0)

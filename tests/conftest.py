@@ -11,7 +11,7 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.cases.loader import Point, RefusedPoint, load_file
-from harness.engine.run import Result, run_point
+from harness.engine import Result, run_point
 
 _counter = itertools.count()
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import harness.blocks.normalization as normalization
-import harness.engine.training as gradients
-from harness.blocks.registry import Site, get_block
+from harness.blocks import Site, get_block
 from harness.cases.loader import load_file
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, tf, torch
@@ -106,7 +105,7 @@ def test_epsilon_left_at_keras_default_is_caught(run_case, monkeypatch, mode: st
 def test_running_variance_compared_without_the_reconciliation_fails(run_case, monkeypatch) -> None:
     """PyTorch keeps the unbiased batch variance, Keras the biased one: compared as they are, they differ by
     m * var / (n - 1) per step, far outside the tolerance at n = N*H*W = 60 and at n = 2 (a factor 2)."""
-    monkeypatch.setattr(gradients, "reconcile_running_state", lambda module, buffer, value, batches: value)
+    monkeypatch.setattr(normalization, "reconcile_variance", lambda momentum, value, batches: value)
     (result,) = run_case(_case())
     assert _failed(result) == ["running_var after 3 step(s)"]
     (tiny,) = run_case(_case(shape="[2, 3, 1, 1]", steps=2))
@@ -133,7 +132,7 @@ def test_affine_false_mapped_without_center_and_scale_is_caught(run_case, monkey
 def test_harness_default_epsilon_is_checked_by_the_golden_case(monkeypatch) -> None:
     """Both frameworks get the harness's default explicitly, so only golden values see a wrong default: with
     Keras's 1e-3 as the harness default, the golden case of cases/batch_norm2d.yaml fails."""
-    from harness.engine.run import run_point
+    from harness.engine import run_point
 
     def golden() -> str:
         entries, _ = load_file(PROJECT / "cases" / "batch_norm2d.yaml")
@@ -169,7 +168,7 @@ def test_pytorch_keeps_the_unbiased_variance_keras_the_biased_one() -> None:
     np.testing.assert_allclose(t.running_var.numpy(), unbiased[1], rtol=1e-13)
     np.testing.assert_allclose(k.moving_variance.numpy(), biased[1], rtol=1e-13)
     assert np.min(np.abs(unbiased[1] - biased[1])) > 1e-3  # the conventions really differ here
-    reconciled = normalization.reconcile_running_state(t, "running_var", k.moving_variance.numpy(), batches)
+    reconciled = normalization.reconcile_variance(t.momentum, k.moving_variance.numpy(), batches)
     np.testing.assert_allclose(reconciled, t.running_var.numpy(), rtol=1e-13)
 
 
@@ -265,7 +264,7 @@ def test_epsilon_zero_with_batch_statistics_is_refused(tmp_path: Path, params: s
 
 def _transfer_skipping_running_statistics(self, site, module, layer) -> None:
     """BatchNorm2D.transfer_weights that copies weight and bias only (its weight_copies still name the statistics)."""
-    from harness.blocks.registry import resolve_path
+    from harness.blocks import resolve_path
     from harness.core.frameworks import to_numpy
     for copy in self.weight_copies(site, module, layer):
         if not copy.torch_path.startswith("running"):
@@ -301,10 +300,9 @@ def test_running_statistics_left_out_of_weight_copies_fail_the_point_in_train_mo
 
 def test_running_variance_reconciled_twice_is_caught(run_case, monkeypatch) -> None:
     """The n/(n-1) term added twice is as wrong as leaving it out (n = 60: about 1e3 times the tolerance)."""
-    real = gradients.reconcile_running_state
-    monkeypatch.setattr(gradients, "reconcile_running_state",
-                        lambda module, buffer, value, batches: real(module, buffer, real(module, buffer, value,
-                                                                                         batches), batches))
+    real = normalization.reconcile_variance
+    monkeypatch.setattr(normalization, "reconcile_variance",
+                        lambda momentum, value, batches: real(momentum, real(momentum, value, batches), batches))
     (result,) = run_case(_case())
     assert _failed(result) == ["running_var after 3 step(s)"]
     bad = next(v for v in result.verdicts if not v.passed)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 import harness.blocks.convolution as convolution
-from harness.blocks.registry import Site, get_block
+from harness.blocks import Site, get_block
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, to_numpy, torch
 from harness.core.layout import conv_transpose_kernel_to_keras, to_channels_first, to_channels_last
@@ -342,11 +342,11 @@ STRIDED_1X1_TRANSPOSE = """
 REPEAT = """
 import sys
 from harness.cases.loader import load_file
-from harness.engine.run import run_point
+from harness.engine import run_point
 (entry,), _ = load_file(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     for point in entry.points:
-        result = run_point(point, "cpu", details="none")
+        result = run_point(point, "cpu")
         assert result.status == "passed", result.message
 print("survived")
 """

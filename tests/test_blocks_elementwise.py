@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.engine.run as runner
+import harness.engine as runner
+from harness.blocks import Site, all_blocks, get_block
 from harness.blocks.activations import SELU_ALPHA, SELU_SCALE, gelu_reference, selu_reference
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Site, all_blocks, get_block
 from harness.cases.loader import Point
-from harness.core.compare import Verdict, compare, default_tolerance
+from harness.core.compare import compare
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, to_numpy, torch
 from harness.core.schema import normalise_params
+from harness.core.tolerance import default_tolerance
+from harness.core.verdicts import Verdict, VerdictKind
 
 FAMILIES = ("activations", "dense", "dropout")
 
@@ -293,7 +295,7 @@ def reference_verdicts(point: Point, keras_rtol: float | None = None) -> list[Ve
         tol = tolerance
         if name == "keras" and keras_rtol is not None:
             tol = replace(tolerance, rtol=keras_rtol, atol=keras_rtol * max(1.0, float(np.abs(ref).max())))
-        verdicts.append(compare(out, ref, tol, f"{name} vs reference", (name, "reference")))
+        verdicts.append(compare(out, ref, tol, f"{name} vs reference", (name, "reference"), kind=VerdictKind.FORWARD))
     return verdicts
 
 

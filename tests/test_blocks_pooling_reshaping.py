@@ -19,8 +19,8 @@ import pytest
 import harness.blocks.pooling as pooling
 import harness.blocks.reshaping as reshaping
 import harness.core.spatial as spatial
+from harness.blocks import Site, get_block
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Site, get_block
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, tf, to_numpy, torch
 from harness.core.schema import normalise_params
@@ -186,7 +186,7 @@ def test_upsampling_float32_tolerance_covers_coordinate_rounding_only() -> None:
     """float32 bilinear at 256x256, factor 3: PyTorch's own float32 result misses the float64 one by ~1.6 * size
     ulp (its source coordinate is float32); the default tolerance (K = size^2) sits about 10x above that, and
     three orders below align_corners mapped to half-pixel."""
-    from harness.core.compare import default_tolerance
+    from harness.core.tolerance import default_tolerance
 
     x = np.random.default_rng(0).uniform(-1, 1, (1, 2, 256, 256))
     raw = {"size": 3, "interpolation": "bilinear", "align_corners": True}

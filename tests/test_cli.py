@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks.registry import all_blocks
+from harness.blocks import all_blocks
 from harness.cli import main
 from harness.core.frameworks import available_devices, gpu_unavailable_reason
 from harness.report.html import unpack

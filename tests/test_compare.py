@@ -8,18 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.core.compare import (
-    EPS,
-    ULP_FACTOR,
-    Tolerance,
-    binomial_interval,
-    check_channel_dropout_sample,
-    check_dropout_sample,
-    compare,
-    default_tolerance,
-    tolerance_for,
-)
+from harness.core.compare import compare
 from harness.core.frameworks import keras, to_numpy, torch
+from harness.core.samples import binomial_interval, check_channel_dropout_sample, check_dropout_sample
+from harness.core.tolerance import EPS, ULP_FACTOR, Tolerance, default_tolerance, tolerance_for
+from harness.core.verdicts import VerdictKind
 
 TOL = Tolerance(atol=1e-6, rtol=1e-6)
 
@@ -32,7 +25,7 @@ def _x(shape=(2, 3, 4, 5), seed=0) -> np.ndarray:
 
 def test_equal_arrays_pass_and_keep_metrics() -> None:
     a = _x()
-    v = compare(a, a.copy(), TOL, "keras vs torch", ("keras", "torch"))
+    v = compare(a, a.copy(), TOL, "keras vs torch", ("keras", "torch"), kind=VerdictKind.FORWARD)
     assert v.passed and v.check == "ok"
     assert v.what == "keras vs torch"
     m = v.metrics
@@ -44,7 +37,7 @@ def test_equal_arrays_pass_and_keep_metrics() -> None:
 
 
 def test_shape_mismatch() -> None:
-    v = compare(np.zeros((2, 3, 4)), np.zeros((2, 4, 3)), TOL, names=("keras", "torch"))
+    v = compare(np.zeros((2, 3, 4)), np.zeros((2, 4, 3)), TOL, names=("keras", "torch"), kind=VerdictKind.FORWARD)
     assert not v.passed and v.check == "shape"
     assert "shape mismatch" in v.message
     assert "keras [2, 3, 4]" in v.message and "torch [2, 4, 3]" in v.message
@@ -53,7 +46,7 @@ def test_shape_mismatch() -> None:
 
 def test_same_size_other_shape_is_a_shape_mismatch() -> None:
     a = _x((2, 6))
-    v = compare(a, a.reshape(2, 3, 2), TOL)
+    v = compare(a, a.reshape(2, 3, 2), TOL, kind=VerdictKind.FORWARD)
     assert v.check == "shape" and not v.passed
 
 
@@ -61,12 +54,12 @@ def test_nan_in_one_place_only() -> None:
     b = _x()
     a = b.copy()
     a[1, 2, 3, 4] = np.nan
-    v = compare(a, b, TOL)
+    v = compare(a, b, TOL, kind=VerdictKind.FORWARD)
     assert not v.passed and v.check == "nonfinite"
     assert v.metrics["n_bad"] == 1 and v.metrics["worst_index"] == [1, 2, 3, 4]
     assert "NaN/Inf in different places" in v.message and "[1, 2, 3, 4]" in v.message
     # The other way round too.
-    v = compare(b, a, TOL)
+    v = compare(b, a, TOL, kind=VerdictKind.FORWARD)
     assert v.check == "nonfinite" and not v.passed
 
 
@@ -75,11 +68,11 @@ def test_nan_in_the_same_places_passes() -> None:
     b[0, 0, 0, 0] = b[1, 1, 1, 1] = np.nan
     a = b.copy()
     a[0, 1, 0, 0] = a[0, 1, 0, 0] + np.float32(1e-7)
-    v = compare(a, b, TOL)
+    v = compare(a, b, TOL, kind=VerdictKind.FORWARD)
     assert v.passed, v.message
     # ... but the finite elements are still compared.
     a[0, 2, 0, 0] += 1.0
-    v = compare(a, b, TOL)
+    v = compare(a, b, TOL, kind=VerdictKind.FORWARD)
     assert v.check == "values" and v.metrics["n_bad"] == 1
 
 
@@ -88,14 +81,14 @@ def test_inf_signs() -> None:
     b = _x()
     b[0, 0, 0, 0] = np.inf
     a = b.copy()
-    assert compare(a, b, TOL).passed
+    assert compare(a, b, TOL, kind=VerdictKind.FORWARD).passed
     a[0, 0, 0, 0] = -np.inf
-    v = compare(a, b, TOL)
+    v = compare(a, b, TOL, kind=VerdictKind.FORWARD)
     assert not v.passed and v.check == "nonfinite"
     assert v.metrics["worst_actual"] == -np.inf and v.metrics["worst_expected"] == np.inf
     # inf against a large finite value is a non-finite mismatch, not a value error.
     a[0, 0, 0, 0] = 3e38
-    assert compare(a, b, TOL).check == "nonfinite"
+    assert compare(a, b, TOL, kind=VerdictKind.FORWARD).check == "nonfinite"
 
 
 def test_single_off_element() -> None:
@@ -103,7 +96,7 @@ def test_single_off_element() -> None:
     a = b.copy()
     idx = (1, 0, 2, 3)
     a[idx] = b[idx] + np.float32(0.5)
-    v = compare(a, b, TOL, names=("keras", "torch"))
+    v = compare(a, b, TOL, names=("keras", "torch"), kind=VerdictKind.FORWARD)
     assert not v.passed and v.check == "values"
     m = v.metrics
     assert m["n_bad"] == 1
@@ -121,7 +114,7 @@ def test_single_off_element() -> None:
 def test_max_rel_of_element_other_than_worst_abs() -> None:
     b = np.array([100.0, 0.01])
     a = np.array([101.0, 0.02])  # abs 1 and 0.01; rel 0.01 and 1
-    v = compare(a, b, Tolerance(0.0, 0.0))
+    v = compare(a, b, Tolerance(0.0, 0.0), kind=VerdictKind.FORWARD)
     assert v.metrics["max_abs"] == pytest.approx(1.0)
     assert v.metrics["max_rel"] == pytest.approx(1.0)
     assert v.metrics["worst_index"] == [0]
@@ -132,22 +125,22 @@ def test_tolerance_boundary_semantics() -> None:
     # Exactly representable: |a - b| = 0.75 = atol + rtol * |b| with b = 1, atol = 0.25, rtol = 0.5.
     tol = Tolerance(atol=0.25, rtol=0.5)
     b = np.array([1.0])
-    assert compare(np.array([1.75]), b, tol).passed
-    assert compare(np.array([0.25]), b, tol).passed
-    assert not compare(np.array([np.nextafter(1.75, 2.0)]), b, tol).passed
-    assert not compare(np.array([0.25 - 2.0 ** -20]), b, tol).passed  # |a - b| = 0.75 + 2**-20, exactly
+    assert compare(np.array([1.75]), b, tol, kind=VerdictKind.FORWARD).passed
+    assert compare(np.array([0.25]), b, tol, kind=VerdictKind.FORWARD).passed
+    assert not compare(np.array([np.nextafter(1.75, 2.0)]), b, tol, kind=VerdictKind.FORWARD).passed
+    assert not compare(np.array([0.25 - 2.0 ** -20]), b, tol, kind=VerdictKind.FORWARD).passed  # |a - b| = 0.75 + 2**-20, exactly
     # rtol scales |expected|, not |actual|: the comparison is not symmetric.
     rel = Tolerance(atol=0.0, rtol=1.0)
-    assert compare(np.array([1.0]), np.array([3.0]), rel).passed  # 2 <= 1 * 3
-    assert not compare(np.array([3.0]), np.array([1.0]), rel).passed  # 2 > 1 * 1
+    assert compare(np.array([1.0]), np.array([3.0]), rel, kind=VerdictKind.FORWARD).passed  # 2 <= 1 * 3
+    assert not compare(np.array([3.0]), np.array([1.0]), rel, kind=VerdictKind.FORWARD).passed  # 2 > 1 * 1
     # atol alone near zero.
     tiny = Tolerance(atol=1e-3, rtol=0.0)
-    assert compare(np.array([1e-3]), np.array([0.0]), tiny).passed
-    assert not compare(np.array([2e-3]), np.array([0.0]), tiny).passed
+    assert compare(np.array([1e-3]), np.array([0.0]), tiny, kind=VerdictKind.FORWARD).passed
+    assert not compare(np.array([2e-3]), np.array([0.0]), tiny, kind=VerdictKind.FORWARD).passed
 
 
 def test_empty_arrays_pass() -> None:
-    v = compare(np.zeros((0, 3)), np.zeros((0, 3)), TOL)
+    v = compare(np.zeros((0, 3)), np.zeros((0, 3)), TOL, kind=VerdictKind.FORWARD)
     assert v.passed and v.metrics["n"] == 0
 
 
@@ -346,9 +339,9 @@ def test_default_float32_tolerance_has_headroom_on_conv2d(run_case, record_prope
 
 
 def test_relative_error_against_an_expected_zero_is_infinite() -> None:
-    v = compare(np.array([0.0, 1e-3]), np.array([0.0, 0.0]), Tolerance(atol=1e-6, rtol=0.0))
+    v = compare(np.array([0.0, 1e-3]), np.array([0.0, 0.0]), Tolerance(atol=1e-6, rtol=0.0), kind=VerdictKind.FORWARD)
     assert not v.passed and v.metrics["max_rel"] == np.inf and v.metrics["n_bad"] == 1
-    ok = compare(np.array([0.0, 1.0]), np.array([0.0, 1.0]), Tolerance(atol=0.0, rtol=0.0))
+    ok = compare(np.array([0.0, 1.0]), np.array([0.0, 1.0]), Tolerance(atol=0.0, rtol=0.0), kind=VerdictKind.FORWARD)
     assert ok.passed and ok.metrics["max_rel"] == 0.0
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harness.engine.build as build
 import harness.engine.devices as cross_device
-import harness.engine.run as runner
 from harness.cases.loader import load_file
 from harness.core import frameworks
 from harness.core.frameworks import keras, torch
-from harness.engine.run import devices_for, plan_tests, run_point
+from harness.engine import run_point
+from harness.suite.collect import devices_for, plan_tests
 
 pytest_plugins = ["pytester"]
 
@@ -44,15 +45,15 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(frameworks, "keras_has_gpu", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU (the CPU)")
     monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: None)
-    monkeypatch.setattr(runner, "torch_device", lambda device: torch.device("cpu"))
-    monkeypatch.setattr(runner, "keras_device", lambda device: frameworks.keras_device("cpu"))
+    monkeypatch.setattr(build, "torch_device", lambda device: torch.device("cpu"))
+    monkeypatch.setattr(build, "keras_device", lambda device: frameworks.keras_device("cpu"))
 
 
 def _gpu_side(monkeypatch: pytest.MonkeyPatch, name: str, change) -> list[str]:
-    """Wrap runner.build_torch or build_keras so that `change(built)` applies to what is built for the gpu only;
+    """Wrap the builders harness.engine.devices calls (build_torch or build_keras) so that `change(built)` applies to what is built for the gpu only;
     returns the devices the builder was called for."""
     calls: list[str] = []
-    real = getattr(runner, name)
+    real = getattr(cross_device, name)
 
     def built(point, *args):
         device = args[-1]
@@ -62,7 +63,7 @@ def _gpu_side(monkeypatch: pytest.MonkeyPatch, name: str, change) -> list[str]:
             change(out)
         return out
 
-    monkeypatch.setattr(runner, name, built)
+    monkeypatch.setattr(cross_device, name, built)
     return calls
 
 
@@ -225,8 +226,8 @@ def test_shipped_devices_cases_pass_on_a_real_gpu() -> None:
 
 def test_keras_placement_is_what_the_fake_patches(fake_gpu) -> None:
     """The fake moves placement, not numerics: a tensor made under the patched keras_device lives on the CPU."""
-    with runner.keras_device("gpu"):
+    with build.keras_device("gpu"):
         t = keras.ops.convert_to_tensor(np.ones(2, np.float32)) * 2
     assert t.device.endswith("CPU:0")
-    assert runner.torch_device("gpu").type == "cpu"
+    assert build.torch_device("gpu").type == "cpu"
     assert cross_device.unavailable_reason() is None

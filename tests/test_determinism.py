@@ -22,7 +22,8 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.core.frameworks import to_numpy, torch
-from harness.engine.run import PlannedTest, build_keras, build_torch, load_paths, plan_tests
+from harness.engine import build_keras, build_torch
+from harness.suite.collect import PlannedTest, load_paths, plan_tests
 from harness.suite.results import strict_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pytest
 
 from harness.core import frameworks
 from harness.core.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch
-from harness.engine.run import build_torch, run_point
+from harness.engine import build_torch, run_point
 
 NO_GPU = gpu_unavailable_reason()
 CONV = """

@@ -15,12 +15,13 @@ import pytest
 
 import harness.blocks.convolution as convolution
 import harness.blocks.dense as dense
-from harness.blocks.registry import get_block, resolve_path
+from harness.blocks import get_block, resolve_path
 from harness.cases.loader import DTYPES, InputSpec, Point, load_file
-from harness.core.compare import EPS, OUTPUT_ULPS, ULP_FACTOR, check_dropout_sample, default_tolerance
 from harness.core.frameworks import NUMPY_DTYPES, TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
 from harness.core.layout import dense_kernel_to_keras, to_channels_last
-from harness.engine.run import build_keras, build_torch, run_point
+from harness.core.samples import check_dropout_sample
+from harness.core.tolerance import EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
+from harness.engine import build_keras, build_torch, run_point
 
 PROJECT = Path(__file__).resolve().parents[1]
 REDUCED = ("float16", "bfloat16")

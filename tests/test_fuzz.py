@@ -35,12 +35,12 @@ from hypothesis import strategies as st
 
 import harness.engine.run as runner
 import harness.tools.fuzz as fuzz_module
-from harness.blocks.registry import REGISTRY, Block, Site, all_blocks, get_block
+from harness.blocks import REGISTRY, Block, Site, all_blocks, get_block
 from harness.cases.loader import DTYPES, Point, load_case, load_file
 from harness.cli import main
 from harness.core import frameworks
 from harness.core.schema import Param
-from harness.engine.run import run_point
+from harness.engine import run_point
 from harness.tools.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""check: backward and check: train_step (harness/gradients.py).
+"""check: backward and check: train_step (harness/engine/backward.py, train_step.py, optimizers.py).
 
 Each mistake a port (or the harness's own mapping) could make is planted with monkeypatch into a case that passes
 with the correct mapping, and must fail, naming the gradient or the update that differs. The correct mappings pass
@@ -15,8 +15,11 @@ import pytest
 
 import harness.blocks.convolution as convolution
 import harness.core.layout as layout
-import harness.engine.training as gradients
-from harness.blocks.registry import WeightCopy
+import harness.engine.backward as backward
+import harness.engine.optimizers as optimizers
+import harness.engine.train_step as train_step
+import harness.engine.weights_map as weights_map
+from harness.blocks import WeightCopy
 from harness.cases.loader import load_file
 from harness.core.frameworks import keras, tf
 from harness.core.layout import to_channels_last
@@ -109,7 +112,7 @@ def test_float64_updates_agree_to_rounding(run_case, dtype: str) -> None:
 
 def _kernel_not_converted(mp: pytest.MonkeyPatch) -> None:
     """PyTorch's weight gradient compared as it lies, not through the transfer's layout conversion."""
-    mp.setattr(gradients, "_converter", lambda copy: (lambda a: a))
+    mp.setattr(weights_map, "_converter", lambda copy: (lambda a: a))
 
 
 def test_a_conv_kernel_gradient_compared_without_its_layout_conversion_is_caught(run_case, monkeypatch) -> None:
@@ -149,14 +152,14 @@ def test_a_dense_kernel_gradient_after_flatten_compared_without_the_row_permutat
     converted with a plain transpose, without the (C, H, W) -> (H, W, C) row permutation: same shape, other rows."""
     (good,) = run_case(FLATTEN_DENSE_BACKWARD)
     assert good.status == "passed", good.message
-    real = gradients._converter
+    real = weights_map._converter
 
     def plain_transpose(copy: WeightCopy):
         if copy.convert is layout.dense_after_flatten_kernel_to_keras:
             return lambda a: layout.dense_kernel_to_keras(a)
         return real(copy)
 
-    monkeypatch.setattr(gradients, "_converter", plain_transpose)
+    monkeypatch.setattr(weights_map, "_converter", plain_transpose)
     (result,) = run_case(FLATTEN_DENSE_BACKWARD)
     assert result.verdicts[0].what == "keras vs torch" and result.verdicts[0].passed
     (bad,) = _failed(result)
@@ -169,14 +172,14 @@ def test_loss_weights_given_to_keras_in_the_wrong_order_are_caught(run_case, mon
     tensor (here: left in PyTorch's order) weights the wrong elements, and every gradient differs."""
     (good,) = run_case(FLATTEN_BACKWARD)
     assert good.status == "passed", good.message
-    monkeypatch.setattr(gradients, "keras_loss_weights", lambda point, r: to_channels_last(r))
+    monkeypatch.setattr(backward, "keras_loss_weights", lambda point, r: to_channels_last(r))
     (result,) = run_case(FLATTEN_BACKWARD)
     assert [v.what for v in _failed(result)] == ["grad input", "grad layers[0].weight", "grad layers[0].bias"]
     assert all(v.check == "values" for v in _failed(result))
 
 
 def test_loss_weights_transposed_wrongly_on_a_4d_output_are_caught(run_case, monkeypatch) -> None:
-    monkeypatch.setattr(gradients, "keras_loss_weights",
+    monkeypatch.setattr(backward, "keras_loss_weights",
                         lambda point, r: np.ascontiguousarray(r.reshape(to_channels_last(r).shape)))
     (result,) = run_case(CONV_BACKWARD)
     assert {v.what for v in _failed(result)} == {"grad input", "grad weight", "grad bias"}
@@ -185,7 +188,7 @@ def test_loss_weights_transposed_wrongly_on_a_4d_output_are_caught(run_case, mon
 def test_adam_epsilon_mapped_as_it_is_is_caught_where_epsilon_matters(run_case, monkeypatch) -> None:
     (good,) = run_case(ADAM_LARGE_EPSILON)
     assert good.status == "passed", good.message
-    monkeypatch.setattr(gradients, "keras_adam_epsilon", lambda epsilon, beta_2, step: epsilon)
+    monkeypatch.setattr(optimizers, "keras_adam_epsilon", lambda epsilon, beta_2, step: epsilon)
     (result,) = run_case(ADAM_LARGE_EPSILON)
     assert [v.what for v in _failed(result)] == ["adam update weight", "adam update bias"]
     worst = _failed(result)[0]
@@ -196,14 +199,14 @@ def test_adam_epsilon_mapped_as_it_is_is_caught_where_epsilon_matters(run_case, 
 def test_adam_epsilon_mapped_as_it_is_goes_unseen_at_the_default_epsilon(run_case, monkeypatch) -> None:
     """Why the shipped cases include large epsilons: at eps = 1e-8 with O(1) gradients the naive mapping changes
     the update by about 1e-8 relative, far below any float32 tolerance."""
-    monkeypatch.setattr(gradients, "keras_adam_epsilon", lambda epsilon, beta_2, step: epsilon)
+    monkeypatch.setattr(optimizers, "keras_adam_epsilon", lambda epsilon, beta_2, step: epsilon)
     (result,) = run_case(_train_step("{name: adam}", 3))
     assert result.status == "passed", result.message
 
 
 def test_adam_epsilon_mapped_for_the_first_step_only_is_caught(run_case, monkeypatch) -> None:
     """eps * sqrt(1 - beta_2**t) depends on t: keeping step 1's value is right at step 1 only."""
-    monkeypatch.setattr(gradients, "keras_adam_epsilon",
+    monkeypatch.setattr(optimizers, "keras_adam_epsilon",
                         lambda epsilon, beta_2, step: epsilon * math.sqrt(1.0 - beta_2))
     (one,) = run_case(ADAM_LARGE_EPSILON.replace("steps: 3", "steps: 1"))
     assert one.status == "passed", one.message
@@ -216,7 +219,7 @@ def test_sgd_momentum_mapped_as_one_minus_m_is_caught_from_the_second_step(run_c
     momentum yet, so only steps >= 2 show it."""
     (good,) = run_case(SGD_MOMENTUM)
     assert good.status == "passed", good.message
-    monkeypatch.setattr(gradients, "keras_sgd_momentum", lambda momentum: 1.0 - momentum)
+    monkeypatch.setattr(optimizers, "keras_sgd_momentum", lambda momentum: 1.0 - momentum)
     (first,) = run_case(SGD_MOMENTUM.replace("steps: 3", "steps: 1"))
     assert first.status == "passed", first.message
     (result,) = run_case(SGD_MOMENTUM)
@@ -227,7 +230,7 @@ def test_sgd_momentum_mapped_as_one_minus_m_is_caught_from_the_second_step(run_c
 def test_float64_hyperparameters_left_as_python_floats_are_caught(run_case, monkeypatch) -> None:
     """Keras keeps a float learning rate in a float32 variable and casts Python-float betas through float32: in a
     float64 case the harness's float64 tensors are what make the updates agree."""
-    monkeypatch.setattr(gradients, "keras_optimizer", lambda opt, dtype: keras.optimizers.Adam(
+    monkeypatch.setattr(train_step, "keras_optimizer", lambda opt, dtype: keras.optimizers.Adam(
         learning_rate=opt["learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"],
         epsilon=opt["epsilon"] * math.sqrt(1 - opt["beta_2"])))
     (result,) = run_case(_train_step("{name: adam}", 1, dtype="float64"))
@@ -297,8 +300,8 @@ def test_a_keras_adam_step_too_large_in_the_not_compared_elements_is_caught(run_
     bound no Adam update can (lr * sum_t B(t))."""
     (good,) = run_case(BIAS_BEFORE_BN)
     assert good.status == "passed", good.message
-    real = gradients.keras_optimizer
-    monkeypatch.setattr(gradients, "keras_optimizer",
+    real = optimizers.keras_optimizer
+    monkeypatch.setattr(train_step, "keras_optimizer",
                         lambda opt, dtype: real({**opt, "learning_rate": 3 * opt["learning_rate"]}, dtype))
     (result,) = run_case(BIAS_BEFORE_BN)
     bias = next(v for v in result.verdicts if v.what == "adam update layers[0].bias")
@@ -328,7 +331,7 @@ def test_adams_step_bound_holds_for_pytorch_and_is_reached() -> None:
 
     rng = np.random.default_rng(0)
     for beta_1, beta_2 in ((0.9, 0.999), (0.5, 0.9), (0.0, 0.99)):
-        bounds = [gradients.adam_step_bound(beta_1, beta_2, t) for t in range(1, 7)]
+        bounds = [optimizers.adam_step_bound(beta_1, beta_2, t) for t in range(1, 7)]
         assert bounds[0] == pytest.approx(1.0)
         for t, bound in enumerate(bounds, start=1):
             worst = [(beta_1 / beta_2) ** (t - i) for i in range(1, t + 1)]
@@ -344,8 +347,8 @@ def test_adams_step_bound_holds_for_pytorch_and_is_reached() -> None:
                 steps.append(abs(float(p.detach()) - before))
             assert max(steps) <= bound * (1 + 1e-12)
             assert steps[0] == pytest.approx(bound, rel=1e-9)  # the worst case reaches it
-    assert gradients.adam_step_bound(0.9, 0.999, 3) == pytest.approx(1.0036, abs=1e-4)
-    assert gradients.adam_step_bound(0.9, 0.0, 2) == math.inf
+    assert optimizers.adam_step_bound(0.9, 0.999, 3) == pytest.approx(1.0036, abs=1e-4)
+    assert optimizers.adam_step_bound(0.9, 0.0, 2) == math.inf
 
 
 # --- refusals and the loss ----------------------------------------------------------------------------------------
@@ -361,11 +364,11 @@ def test_backward_through_train_mode_dropout_is_refused(tmp_path: Path) -> None:
 
 def test_loss_weights_are_seeded_and_differ_per_step(case_points) -> None:
     (point,) = case_points(CONV_BACKWARD)
-    r0 = gradients.loss_weights(point, 0, np.float32)
+    r0 = backward.loss_weights(point, 0, np.float32)
     assert r0.shape == point.output_shape
-    assert np.array_equal(r0, gradients.loss_weights(point, 0, np.float32))
-    assert not np.array_equal(r0, gradients.loss_weights(point, 1, np.float32))
-    x0, x1 = gradients.step_input(point, 0), gradients.step_input(point, 1)
+    assert np.array_equal(r0, backward.loss_weights(point, 0, np.float32))
+    assert not np.array_equal(r0, backward.loss_weights(point, 1, np.float32))
+    x0, x1 = backward.step_input(point, 0), backward.step_input(point, 1)
     assert np.array_equal(x0, point.input.make()) and not np.array_equal(x0, x1)
 
 
@@ -378,7 +381,7 @@ def test_the_adam_epsilon_mapping_matches_the_frameworks_exactly() -> None:
 
     def keras_run(mapping) -> np.ndarray:
         v = keras.Variable(np.ones(3), dtype="float64")
-        opt = gradients.keras_optimizer({"name": "adam", "learning_rate": 0.1, "beta_1": 0.9, "beta_2": 0.999,
+        opt = optimizers.keras_optimizer({"name": "adam", "learning_rate": 0.1, "beta_1": 0.9, "beta_2": 0.999,
                                          "epsilon": 0.5}, "float64")
         for t in range(1, 4):
             opt.epsilon = mapping(t)
@@ -390,6 +393,6 @@ def test_the_adam_epsilon_mapping_matches_the_frameworks_exactly() -> None:
     for t in range(1, 4):
         p.grad = torch.from_numpy(g * t)
         opt.step()
-    mapped = keras_run(lambda t: gradients.keras_adam_epsilon(0.5, 0.999, t))
+    mapped = keras_run(lambda t: optimizers.keras_adam_epsilon(0.5, 0.999, t))
     assert np.max(np.abs(mapped - p.detach().numpy())) < 1e-15
     assert np.max(np.abs(keras_run(lambda t: 0.5) - p.detach().numpy())) > 1e-3

@@ -14,10 +14,10 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness import cli
-from harness.blocks.registry import get_block
+from harness.blocks import get_block
 from harness.core.frameworks import keras, torch
 from harness.core.timeout import DEFAULT_TIMEOUT_S, ENV_VAR, Deadline, TimedOut, can_interrupt, default_timeout
-from harness.engine.run import run_point
+from harness.engine import run_point
 
 pytest_plugins = ["pytester"]
 
@@ -66,7 +66,7 @@ def _plant_torch(monkeypatch: pytest.MonkeyPatch, module: type) -> None:
 
 
 def _run_three(case_points, timeout_s: float | None = None) -> list:  # noqa: ANN001
-    return [run_point(p, "cpu", "none", timeout_s) for p in case_points(THREE)]
+    return [run_point(p, "cpu", timeout_s) for p in case_points(THREE)]
 
 
 def test_a_hang_in_pytorch_is_an_error_naming_the_layer_and_the_run_goes_on(case_points, monkeypatch) -> None:  # noqa: ANN001
@@ -174,7 +174,7 @@ import os
 
 import harness.core.frameworks
 from harness.core.frameworks import torch
-from harness.blocks.registry import get_block
+from harness.blocks import get_block
 
 
 class Die(torch.nn.Module):
@@ -211,7 +211,7 @@ HANG_CONFTEST = """
 import time
 
 from harness.core.frameworks import torch
-from harness.blocks.registry import get_block
+from harness.blocks import get_block
 
 _saved = {}
 

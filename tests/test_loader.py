@@ -17,7 +17,7 @@ import yaml
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.cases.loader import MAX_ELEMENTS, CaseEntry, InputSpec, Point, RefusedPoint, load_file
 from harness.core.errors import CaseError, Refusal
-from harness.engine.run import load_paths
+from harness.suite.collect import load_paths
 
 CONV = {"name": "c", "block": "conv2d", "params": {"filters": 2, "kernel_size": 3},
         "input": {"shape": [1, 3, 8, 8]}}

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import harness.blocks.dense as dense
-from harness.blocks.registry import get_block
+from harness.blocks import get_block
 from harness.cli import main
 from harness.core.frameworks import keras
 from harness.core.layout import dense_kernel_to_keras
+from harness.engine import run_point
 from harness.engine.localize import LAYER_BY_LAYER, WHAT, first_divergence
-from harness.engine.run import run_point
 from harness.report.browser import browser_unavailable_reason, chromium, open_report
 from harness.report.html import unpack
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.engine.run as runner
+import harness.engine as runner
 from harness.blocks import composite
 from harness.cases.loader import Point, RefusedPoint, load_file
 from harness.core.frameworks import keras, torch
@@ -186,7 +186,7 @@ def test_defaults_native_reaches_the_layers_inside_a_residual(tmp_path: Path) ->
 # --- the residual form: planted mistakes fail the shipped ResNet ----------------------------------------------------
 
 def _run(point: Point) -> runner.Result:
-    return runner.run_point(point, "cpu", details="none")
+    return runner.run_point(point, "cpu")
 
 
 def test_the_shipped_resnet_passes_as_the_control() -> None:

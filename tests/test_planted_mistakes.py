@@ -18,8 +18,8 @@ import pytest
 import harness.blocks.convolution as convolution
 import harness.blocks.dense as dense
 import harness.blocks.pooling as pooling
-import harness.engine.run as runner
-from harness.blocks.registry import get_block
+import harness.engine.run as runner  # the runner's own names, which the planted mistakes replace
+from harness.blocks import get_block
 from harness.core.frameworks import keras, to_numpy, torch
 from harness.core.layout import dense_kernel_to_keras
 from harness.core.spatial import resolve_padding

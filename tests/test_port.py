@@ -22,9 +22,11 @@ import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend be
 import harness.core.layout  # noqa: F401  (the NOTE's recipe names it)
 from harness.cases.loader import load_file
 from harness.cli import main
-from harness.core.compare import compare, default_tolerance
+from harness.core.compare import compare
 from harness.core.frameworks import keras, torch
 from harness.core.layout import Layout
+from harness.core.tolerance import default_tolerance
+from harness.core.verdicts import VerdictKind
 from harness.tools.port import Ported, keras_custom_objects, leaves_of, load_model, output_note
 
 MODELS = textwrap.dedent('''
@@ -196,7 +198,7 @@ def port(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def _same(model_out: np.ndarray, keras_out: np.ndarray, reduction_length: int) -> bool:
     tolerance = default_tolerance("float32", reduction_length, float(np.abs(model_out).max()))
-    return compare(keras_out, model_out, tolerance, "keras vs model", ("keras", "model")).passed
+    return compare(keras_out, model_out, tolerance, "keras vs model", ("keras", "model"), kind=VerdictKind.FORWARD).passed
 
 
 def test_a_lenet_ports_and_its_keras_file_matches_pytorch_on_a_new_input(models: Path, tmp_path: Path,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from harness.cases.loader import Point, RefusedPoint, load_file
 from harness.core.errors import CaseError
-from harness.engine.run import Result, run_point
+from harness.engine import Result, run_point
 
 
 def _settings(n: int) -> settings:

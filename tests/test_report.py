@@ -19,7 +19,8 @@ from PIL import Image
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import main
-from harness.engine.run import run_point
+from harness.engine import run_point
+from harness.suite.collect import run_test
 from harness.report.html import render_report, unpack
 from harness.suite.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
 from harness.suite.results import (
@@ -115,7 +116,7 @@ TIGHT = """\
 
 
 def tight_results(case_points, details: str) -> list:
-    results = [run_point(p, "cpu", details) for p in case_points(TIGHT)]
+    results = [run_test(p, "cpu", details) for p in case_points(TIGHT)]
     # A conv at atol=0 fails on some seeds (summation order), not necessarily all: use what the run gives.
     assert any(r.status == "failed" for r in results), [r.message for r in results]
     return results
@@ -133,12 +134,12 @@ def test_failed_tests_keep_pictures_by_default_and_passing_ones_only_when_asked(
 
 
 def test_a_picture_that_cannot_be_drawn_never_changes_the_verdict(case_points, monkeypatch) -> None:
-    import harness.suite.figures
+    import harness.suite.details
 
     def broken(*args, **kwargs):
         raise RuntimeError("no canvas")
 
-    monkeypatch.setattr(harness.suite.figures, "comparison_pictures", broken)
+    monkeypatch.setattr(harness.suite.details, "comparison_pictures", broken)
     results = tight_results(case_points, "all")
     assert {r.status for r in results} == {"passed", "failed"}
     assert all(r.details["pictures_error"] == "RuntimeError: no canvas" for r in results if r.case != "drop")
@@ -310,7 +311,7 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere(tmp_path: Path) -> Non
     from rich.console import Console
 
     from harness.cli import _run_all
-    from harness.engine.run import load_paths, plan_tests
+    from harness.suite.collect import load_paths, plan_tests
 
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")

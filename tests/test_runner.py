@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import harness.blocks.convolution as convolution
-from harness.blocks.registry import get_block
+from harness.blocks import get_block
 from harness.core.frameworks import torch
-from harness.engine.run import load_paths, plan_tests
+from harness.suite.collect import load_paths, plan_tests
 
 NET = """
 - name: net

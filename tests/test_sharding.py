@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import _shard, main
-from harness.engine.run import load_paths, plan_tests
+from harness.suite.collect import load_paths, plan_tests
 from harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -17,16 +17,17 @@ import numpy as np
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.engine.run as runner
-from harness.blocks.registry import all_blocks
+import harness.engine as runner
+from harness.blocks import all_blocks
 from harness.cases.loader import Point, load_file
 from harness.cli import main
 from harness.core.errors import CaseError
+from harness.suite.collect import load_paths
 from harness.tools.show import case_skeleton, find_points, point_code, show_text
 
 PROJECT = Path(__file__).resolve().parents[1]
 CASES = PROJECT / "cases"
-SHIPPED = [p for entry in runner.load_paths([CASES])[0] for p in entry.points if isinstance(p, Point)]
+SHIPPED = [p for entry in load_paths([CASES])[0] for p in entry.points if isinstance(p, Point)]
 
 
 def _exec(source: str, name: str) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def test_show_text_header_parts_and_tolerance() -> None:
     assert "# --- PyTorch ---" in text and "# --- Keras ---" in text
     assert "dense_after_flatten_kernel_to_keras(t4.weight.detach().cpu().numpy(), (8, 13, 13))" in text
     ran_torch, _ = _runner_outputs(point)
-    rtol = runner._tolerance_for(point, ran_torch).rtol  # the runner's own rule for this point
+    rtol = runner.point_tolerance(point, ran_torch).rtol  # the runner's own rule for this point
     assert f"= {rtol:.3g}, K = 1352" in re.sub(r"\n#\s+", " ", text)
     only_torch = show_text(point, parts=("torch",))
     assert "# --- Keras ---" not in only_torch and "keras." not in only_torch.split("# --- How")[0]

@@ -17,9 +17,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 
-from harness.blocks.registry import Block, all_blocks, get_block
+from harness.blocks import Block, all_blocks, get_block
 from harness.cases.loader import Point, load_case
-from harness.engine.run import Result, run_point
+from harness.engine import Result, run_point
 from harness.engine.third_opinion import KERAS_VS_REFERENCE, TORCH_VS_REFERENCE, UNAVAILABLE
 from harness.tools.fuzz import FUZZ_FILE, case_strategy
 
@@ -211,7 +211,7 @@ def test_every_block_has_a_reference_that_both_frameworks_agree_with(name: str) 
         point = entry.points[0] if entry.error is None and entry.points else None
         assume(isinstance(point, Point) and not any(
             layer.block.known_difference(site) for layer, site in zip(point.layers, point.sites)))
-        result = run_point(point, "cpu", details="none")
+        result = run_point(point, "cpu")
         statuses.append(result.status)
         assert result.status == "passed", f"{case}\n{result.message}"
 

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 from harness.blocks.registry import Block, Site, register
-from harness.core.compare import Verdict, check_channel_dropout_sample, check_dropout_sample
 from harness.core.errors import Refusal
+from harness.core.samples import check_channel_dropout_sample, check_dropout_sample
 from harness.core.schema import Param
+from harness.core.verdicts import Verdict
 
 RATE = Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zeroing an element")
 

@@ -29,8 +29,9 @@ How each framework is made to compute exactly that:
 
       torch_running_var - keras_moving_variance = sum_s m * (1 - m)**(T - s) * b_s / (n - 1)
 
-  which `reconcile_running_state` adds to Keras's value, in float64 from the batches PyTorch's layer received,
-  before comparing it with PyTorch's (harness.engine.training.running_state_verdicts). Nothing else is reconciled: a
+  which `reconcile_variance` adds to Keras's value, in float64 from the batches PyTorch's layer received,
+  before comparing it with PyTorch's: the running_var copy declares it (`variance_convention`), and
+  harness.engine.statistics applies it. Nothing else is reconciled: a
   wrong momentum or a running mean that differs still fails.
 
 The float64 reference (`reference`) is ONNX's BatchNormalization in eval mode and NumPy in train mode;
@@ -40,6 +41,7 @@ framework's convention.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -48,7 +50,7 @@ import numpy as np
 import torch
 
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Block, Site, WeightCopy, register
+from harness.blocks.registry import Block, Site, StateConvention, WeightCopy, register
 from harness.core.errors import Refusal
 from harness.core.schema import Param
 
@@ -116,14 +118,21 @@ def unbiased_correction(momentum: float, batches: Sequence[np.ndarray]) -> np.nd
     return correction
 
 
-def reconcile_running_state(module: Any, buffer: str, keras_value: np.ndarray,
-                            batches: Sequence[np.ndarray]) -> np.ndarray:
-    """Keras's value of a PyTorch module's running-statistic buffer, in PyTorch's convention: for a BatchNorm's
-    running_var, Keras's biased moving_variance plus `unbiased_correction` of the batches the module received
-    (channels-first, as PyTorch saw them); anything else as it is."""
-    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and buffer == "running_var" and batches:
-        return np.asarray(keras_value, np.float64) + unbiased_correction(module.momentum, batches)
-    return np.asarray(keras_value)
+def reconcile_variance(momentum: float, keras_value: np.ndarray, batches: Sequence[np.ndarray]) -> np.ndarray:
+    """Keras's moving_variance in PyTorch's convention: Keras's biased value plus `unbiased_correction` of the
+    batches the module received (channels-first, as PyTorch saw them)."""
+    if not batches:
+        return np.asarray(keras_value)
+    return np.asarray(keras_value, np.float64) + unbiased_correction(momentum, batches)
+
+
+VARIANCE_NOTE = ("Keras's moving_variance keeps the biased batch variance, PyTorch's running_var the unbiased one; "
+                 "compared after adding the exact difference, from the batches PyTorch's layer received")
+
+
+def variance_convention(momentum: float) -> StateConvention:
+    """The running variance's convention difference at `momentum` (PyTorch's semantic momentum)."""
+    return StateConvention(functools.partial(reconcile_variance, momentum), VARIANCE_NOTE)
 
 
 @register
@@ -194,7 +203,9 @@ class BatchNorm2D(Block):
     def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
         keras_names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
                        "running_var": "moving_variance"}
-        return [WeightCopy(name, keras_names[name]) for name in self.torch_parameters(module)]
+        return [WeightCopy(name, keras_names[name],
+                           convention=variance_convention(module.momentum) if name == "running_var" else None)
+                for name in self.torch_parameters(module)]
 
     # --- the third opinion ---------------------------------------------------------------------------------
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.core.errors import CaseError, Refusal, did_you_mean, show
+from harness.core.frameworks import to_numpy
 from harness.core.layout import CHANNELS_LAST, Layout
 from harness.core.schema import Param
 
@@ -59,6 +60,19 @@ class Site:
 
 
 @dataclass(frozen=True)
+class StateConvention:
+    """Where the frameworks keep a state (a running statistic) in different conventions: how Keras's value is put
+    into PyTorch's before the two are compared after train-mode steps (harness.engine.statistics).
+
+    `reconcile(keras_value, batches)` gets Keras's value (float64) and the channels-first inputs the PyTorch module
+    holding the state received, one per step; `note` says in words what was reconciled, for the verdict's message.
+    """
+
+    reconcile: Callable[[Any, Any], Any]
+    note: str
+
+
+@dataclass(frozen=True)
 class WeightCopy:
     """One PyTorch parameter copied into one Keras variable, as data.
 
@@ -71,6 +85,7 @@ class WeightCopy:
     keras_path: str  # the variable inside the built Keras layer: "kernel", "layers.1.bias"
     convert: Callable[..., Any] | None = None  # a harness.core.layout function, called convert(array, *args); None: as is
     args: tuple[Any, ...] = ()
+    convention: StateConvention | None = None  # a state the frameworks keep differently (batch norm's variance)
 
 
 def resolve_path(obj: Any, path: str) -> Any:
@@ -195,8 +210,6 @@ class Block:
 
     def transfer_weights(self, site: Site, module: Any, layer: Any) -> None:
         """Copy the PyTorch module's weights into the built Keras layer, converting layouts (harness.core.layout)."""
-        from harness.core.frameworks import to_numpy
-
         for copy in self.weight_copies(site, module, layer):
             value = to_numpy(resolve_path(module, copy.torch_path))
             if copy.convert is not None:
@@ -216,7 +229,6 @@ def register(cls: type[Block]) -> type[Block]:
 
 def get_block(name: Any) -> Block:
     """The registered block called `name`, or a CaseError that suggests the closest names."""
-    _load_families()
     if not isinstance(name, str) or name not in REGISTRY:
         names = sorted(REGISTRY) + ["sequential"]
         raise CaseError(f"unknown block {show(name)}{did_you_mean(name, names)}; known blocks: {', '.join(names)}",
@@ -225,12 +237,8 @@ def get_block(name: Any) -> Block:
 
 
 def all_blocks() -> dict[str, Block]:
-    _load_families()
     return dict(sorted(REGISTRY.items()))
 
-
-def _load_families() -> None:
-    import harness.blocks  # noqa: F401  (importing the package registers every family)
 
 
 

@@ -21,11 +21,11 @@ import numpy as np
 import yaml
 
 from harness.blocks.registry import Block, Site, all_blocks, get_block
-from harness.core.compare import Tolerance
 from harness.core.errors import CaseError, Refusal, did_you_mean, show
 from harness.core.frameworks import DEVICES
 from harness.core.layout import CHANNELS_LAST, Layout
 from harness.core.schema import Param, normalise_params
+from harness.core.tolerance import Tolerance
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "input", "weights", "sweep", "mode", "tolerance",
              "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",

@@ -16,12 +16,16 @@ element-wise for dropout, channel-wise for spatial_dropout2d).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from harness.cases import Point
 from harness.core import frameworks
-from harness.core.compare import Verdict, compare
+from harness.core.compare import compare
+from harness.core.verdicts import Status, Verdict, VerdictKind
+from harness.engine.build import build_keras, build_torch, forward_keras, forward_torch
+from harness.engine.judge import judge
+from harness.engine.result import Result
+from harness.engine.tolerances import point_tolerance
 
 FRAMEWORKS = ("torch", "keras")
 DEVICES = ("cpu", "gpu")
@@ -33,41 +37,36 @@ def unavailable_reason() -> str | None:
     return f"compare: devices needs a GPU: {reason}" if reason else None
 
 
-def _outputs(point: Any, x: np.ndarray, device: str) -> dict[str, list[np.ndarray]]:
-    import harness.engine.run as runner
-
-    modules = runner.build_torch(point, device)
-    layers = runner.build_keras(point, modules, device)
-    return {"torch": runner.forward_torch(point, modules, x, device),
-            "keras": runner.forward_keras(point, layers, x, device)}
+def _outputs(point: Point, x: np.ndarray, device: str) -> dict[str, list[np.ndarray]]:
+    modules = build_torch(point, device)
+    layers = build_keras(point, modules, device)
+    return {"torch": forward_torch(point, modules, x, device), "keras": forward_keras(point, layers, x, device)}
 
 
-def device_verdicts(point: Any, x: np.ndarray, outs: dict[str, dict[str, list[np.ndarray]]],
+def device_verdicts(point: Point, x: np.ndarray, outs: dict[str, dict[str, list[np.ndarray]]],
                     frameworks_compared: tuple[str, ...] = FRAMEWORKS) -> list[Verdict]:
     """Per framework: its GPU outputs against its CPU outputs (`outs[device][framework]`, every layer's)."""
-    import harness.engine.run as runner
-
     verdicts = []
     sampled, site = point.layers[-1].block, point.sites[-1]  # the block says what of a sample can be checked
     for name in frameworks_compared:
         cpu, gpu = outs["cpu"][name], outs["gpu"][name]
         if point.sampled:
             if len(point.layers) > 1:
-                verdicts.append(compare(gpu[-2], cpu[-2], runner._tolerance_for(point, cpu[-2]),
-                                        f"{name} cpu vs gpu before dropout", ("gpu", "cpu")))
+                verdicts.append(compare(gpu[-2], cpu[-2], point_tolerance(point, cpu[-2]),
+                                        f"{name} cpu vs gpu before dropout", ("gpu", "cpu"), kind=VerdictKind.DEVICE))
             for device, chain in (("cpu", cpu), ("gpu", gpu)):
                 verdicts.append(sampled.check_sample(site, chain[-2] if len(chain) > 1 else x, chain[-1],
                                                      f"{name} {device} dropout sample"))
         else:
-            verdicts.append(compare(gpu[-1], cpu[-1], runner._tolerance_for(point, cpu[-1]), f"{name} cpu vs gpu",
-                                    ("gpu", "cpu")))
+            verdicts.append(compare(gpu[-1], cpu[-1], point_tolerance(point, cpu[-1]), f"{name} cpu vs gpu",
+                                    ("gpu", "cpu"), kind=VerdictKind.DEVICE))
     return verdicts
 
 
-def run(result: Any, point: Any, judge: Any) -> Any:
+def run(result: Result, point: Point) -> Result:
     """Fill `result` (a runner Result on the gpu device) for a `compare: devices` point and return it."""
     if reason := unavailable_reason():
-        result.status, result.message = "skipped", reason
+        result.status, result.message = Status.SKIPPED, reason
         return result
     result.placement = {name: f"cpu vs {where}" for name, where in frameworks.placement("gpu").items()}
     x = point.input.make()

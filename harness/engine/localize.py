@@ -22,9 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.cases.loader import Point
-from harness.core.compare import Tolerance, Verdict, compare, tolerance_for
+from harness.cases import Point
+from harness.core.compare import compare
 from harness.core.frameworks import keras_device, tf, to_numpy
+from harness.core.tolerance import Tolerance, tolerance_for
+from harness.core.verdicts import Verdict, VerdictKind
+from harness.engine.result import Result
 
 WHAT = "first divergent layer"
 MODES = ("layer_by_layer", "end_to_end")
@@ -65,12 +68,13 @@ def per_layer_curves(point: Point, device: str, keras_layers: list[Any], x: np.n
         try:
             alone = keras_layer_fed(point, i, keras_layers[i], fed_in, device)
             verdict = compare(alone, expected, _tolerance(point, expected, own), point.layer_label(i),
-                              ("keras", "torch"))
+                              ("keras", "torch"), kind=VerdictKind.LAYERS)
         except Exception as e:  # noqa: BLE001 - a layer that cannot take the other framework's input says so here
-            verdict = Verdict(point.layer_label(i), False, "error", f"{type(e).__name__}: {str(e)[:300]}")
+            verdict = Verdict(point.layer_label(i), False, "error", f"{type(e).__name__}: {str(e)[:300]}",
+                              kind=VerdictKind.LAYERS)
         curves["layer_by_layer"].append(_entry(point, i, own, verdict))
         verdict = compare(keras_outs[i], expected, _tolerance(point, expected, longest), point.layer_label(i),
-                          ("keras", "torch"))
+                          ("keras", "torch"), kind=VerdictKind.LAYERS)
         curves["end_to_end"].append(_entry(point, i, longest, verdict))
     return curves
 
@@ -104,7 +108,8 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
             message += f"; end to end the outputs first differ after layers[{chain['layer']}] ({chain['block']})"
         return Verdict(WHAT, False, alone["check"], message,
                        {"layer": k, "block": alone["block"], "mode": "layer by layer",
-                        **{key: alone[key] for key in ("max_abs", "max_rel", "atol", "rtol", "reduction_length")}})
+                        **{key: alone[key] for key in ("max_abs", "max_rel", "atol", "rtol", "reduction_length")}},
+                       kind=VerdictKind.LOCATION)
     if chain is not None:
         k = chain["layer"]
         message = (f"none alone: every layer agrees with PyTorch's when fed PyTorch's input to it; end to "
@@ -112,9 +117,11 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
                    f"{_numbers(chain)}: the small differences of correct layers add up through the network")
         return Verdict(WHAT, False, chain["check"], message,
                        {"layer": k, "block": chain["block"], "mode": "end to end",
-                        **{key: chain[key] for key in ("max_abs", "max_rel", "atol", "rtol", "reduction_length")}})
+                        **{key: chain[key] for key in ("max_abs", "max_rel", "atol", "rtol", "reduction_length")}},
+                       kind=VerdictKind.LOCATION)
     return Verdict(WHAT, True, "ok", "none: every layer agrees, layer by layer and end to end, within its "
-                   "own tolerance (the network's failure is in a comparison after the last compared layer)", {})
+                   "own tolerance (the network's failure is in a comparison after the last compared layer)", {},
+                   kind=VerdictKind.LOCATION)
 
 
 LAYER_BY_LAYER = "each layer fed the same input"
@@ -148,11 +155,12 @@ def layer_by_layer_verdict(curves: dict[str, list[dict[str, Any]]]) -> Verdict:
                        f"layers[{e['layer']}] ({e['block']}) differs when both frameworks' layer is fed PyTorch's "
                        f"input to it: {_numbers(e)}",
                        {key: e[key] for key in ("layer", "block", "max_abs", "max_rel", "atol", "rtol",
-                                                "reduction_length")})
+                                                "reduction_length")}, kind=VerdictKind.LAYERS)
     ratios = [e["max_abs"] / e["atol"] for e in entries if e["atol"] and e["max_abs"] is not None]
     return Verdict(LAYER_BY_LAYER, True, "ok",
                    f"all {len(entries)} compared layers agree when fed PyTorch's input, each within its own "
-                   "tolerance", {"layers": len(entries), "worst_error_over_atol": max(ratios, default=0.0)})
+                   "tolerance", {"layers": len(entries), "worst_error_over_atol": max(ratios, default=0.0)},
+                   kind=VerdictKind.LAYERS)
 
 
 def locate(point: Point, curves: dict[str, list[dict[str, Any]]] | None,
@@ -163,13 +171,13 @@ def locate(point: Point, curves: dict[str, list[dict[str, Any]]] | None,
     `attach` adds the outcome to the result once its status is judged, so that this verdict, which only explains
     the failure, never decides a status (a known difference, `expect.divergent`, stays divergent).
     """
-    if curves is None or all(v.passed for v in verdicts if v.what in ("keras vs torch", LAYER_BY_LAYER)):
+    if curves is None or all(v.passed for v in verdicts if v.kind in (VerdictKind.FORWARD, VerdictKind.LAYERS)):
         return None
     verdict = first_divergence(point, curves)
     return verdict, {**curves, "first_layer": verdict.metrics.get("layer"), "mode": verdict.metrics.get("mode")}
 
 
-def attach(result: Any, located: tuple[Verdict, dict[str, Any]] | None) -> None:
+def attach(result: Result, located: tuple[Verdict, dict[str, Any]] | None) -> None:
     """Add `locate`'s verdict to the result's verdicts and message, and its curves as `result.localization`
     (carried into results.json and drawn in the report)."""
     if located is None:

@@ -26,45 +26,32 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.compare import Tolerance, Verdict, compare
+from harness.cases import Point
+from harness.core.compare import compare
 from harness.core.errors import CaseError
+from harness.core.frameworks import to_numpy
+from harness.core.tolerance import Tolerance
+from harness.core.verdicts import Verdict, VerdictKind
 
 TORCH_VS_REFERENCE = "torch vs reference"
 KERAS_VS_REFERENCE = "keras vs reference"
 UNAVAILABLE = "reference"  # the `what` of the verdict saying that no reference could be computed
-REFERENCE_VERDICTS = (TORCH_VS_REFERENCE, KERAS_VS_REFERENCE, UNAVAILABLE)
 
 
-def compares_frameworks(verdict: Verdict) -> bool:
-    """Whether a verdict is about PyTorch against Keras: every verdict but those that hold a framework against
-    something else (the case's expectations, the block's stated shape, this reference). So "keras vs torch", a
-    dropout sample, gradients, optimiser updates and running statistics all are, and so is any check added later.
-    Not a "mapping" verdict either (a weight no transfer maps, a gradient one framework did not give): that is the
-    harness's adapter being incomplete, never a difference between the frameworks, and must not pass for a known one.
-    """
-    from harness.engine.run import EXPECTATIONS  # the runner imports this module
-
-    what = verdict.what
-    return (what not in REFERENCE_VERDICTS and what not in EXPECTATIONS and not what.endswith("vs harness shape")
-            and verdict.check != "mapping")
-
-
-def wanted(point: Any, verdicts: list[Verdict]) -> bool:
+def wanted(point: Point, verdicts: list[Verdict]) -> bool:
     """A third opinion is computed when the case asks for it, or when PyTorch and Keras disagree."""
-    return point.expect_reference or any(not v.passed for v in verdicts if compares_frameworks(v))
+    return point.expect_reference or any(not v.passed for v in verdicts if v.compares_frameworks())
 
 
-def copied_weights(point: Any, modules: list[Any]) -> list[dict[str, np.ndarray]]:
+def copied_weights(point: Point, modules: list[Any]) -> list[dict[str, np.ndarray]]:
     """Each layer's weights as copied into Keras (PyTorch layout, float64), taken before anything runs: a PyTorch
     module in train mode updates its running statistics during the forward pass."""
-    from harness.core.frameworks import to_numpy
-
     return [{name: np.asarray(to_numpy(tensor), dtype=np.float64)
              for name, tensor in layer.block.torch_parameters(module).items()}
             for layer, module in zip(point.layers, modules)]
 
 
-def reference_outputs(point: Any, x: np.ndarray, weights: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+def reference_outputs(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
     """Every layer's float64 reference output, chained from the point's input with the copied weights.
 
     The sites are PyTorch's: in `defaults: native` mode with torch_params / keras_params, what the PyTorch model
@@ -80,7 +67,7 @@ def reference_outputs(point: Any, x: np.ndarray, weights: list[dict[str, np.ndar
     return outs
 
 
-def opinion(point: Any, x: np.ndarray, weights: list[dict[str, np.ndarray]], torch_out: np.ndarray,
+def opinion(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]], torch_out: np.ndarray,
             keras_out: np.ndarray, tolerance_for: Callable[[Any, np.ndarray], Tolerance]) -> list[Verdict]:
     """The verdicts "torch vs reference" and "keras vs reference" (or one "reference" verdict saying why there is
     none). `weights`: copied_weights(); `tolerance_for(point, expected)` is the runner's tolerance rule."""
@@ -94,16 +81,19 @@ def opinion(point: Any, x: np.ndarray, weights: list[dict[str, np.ndarray]], tor
         else:
             why = f"the reference raised {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         asked = " (expect.reference asks for one: this check could not be made)" if point.expect_reference else ""
-        return [Verdict(UNAVAILABLE, not point.expect_reference, "unavailable", f"no third opinion: {why}{asked}")]
+        return [Verdict(UNAVAILABLE, not point.expect_reference, "unavailable", f"no third opinion: {why}{asked}",
+                        kind=VerdictKind.REFERENCE)]
     tolerance = tolerance_for(point, reference)
-    return [compare(torch_out, reference, tolerance, TORCH_VS_REFERENCE, ("torch", "reference")),
-            compare(keras_out, reference, tolerance, KERAS_VS_REFERENCE, ("keras", "reference"))]
+    return [compare(torch_out, reference, tolerance, TORCH_VS_REFERENCE, ("torch", "reference"),
+                    kind=VerdictKind.REFERENCE),
+            compare(keras_out, reference, tolerance, KERAS_VS_REFERENCE, ("keras", "reference"),
+                    kind=VerdictKind.REFERENCE)]
 
 
 def agreement(verdicts: list[Verdict]) -> str | None:
     """One line saying which framework the reference agrees with, or why there is no reference; None when no
     third opinion was computed."""
-    by_what = {v.what: v for v in verdicts if v.what in REFERENCE_VERDICTS}
+    by_what = {v.what: v for v in verdicts if v.kind == VerdictKind.REFERENCE}
     if UNAVAILABLE in by_what:
         return by_what[UNAVAILABLE].message
     if TORCH_VS_REFERENCE not in by_what or KERAS_VS_REFERENCE not in by_what:
@@ -116,3 +106,8 @@ def agreement(verdicts: list[Verdict]) -> str | None:
     if keras_ok:
         return "the reference agrees with keras; torch differs"
     return "the reference agrees with neither torch nor keras"
+
+
+def sides(verdicts: list[Verdict]) -> list[Verdict]:
+    """The verdicts holding each framework to the reference ("torch vs reference", "keras vs reference")."""
+    return [v for v in verdicts if v.kind == VerdictKind.REFERENCE and v.what != UNAVAILABLE]

@@ -21,13 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.core.verdicts import STATUS_ORDER
+
 SCHEMA_VERSION = 2
-# The statuses a result can have, in the order the report lists them. "divergent" is a documented, expected
-# difference (a case marked `expect: divergent`); it counts as a pass of the harness's own run.
-STATUS_ORDER = ("passed", "failed", "divergent", "error", "skipped")
-# Which tests keep pictures and generated code for the report (harness.engine.run.run_point): a passing suite of
-# thousands of tests needs none, a failure needs them to be understood.
-DETAILS = ("failed", "all", "none")
 
 
 def cpu_name() -> str:

@@ -48,11 +48,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from harness.blocks.registry import Block, all_blocks, get_block
-from harness.cases.loader import DTYPES, MODES, Point, load_case
+from harness.blocks import Block, all_blocks, get_block
+from harness.cases import DTYPES, MODES, Point, load_case
 from harness.core import frameworks
 from harness.core.errors import CaseError, did_you_mean
 from harness.core.schema import Param
+from harness.engine import run_point
 
 INT_SPAN = 3  # integers are drawn from [minimum, minimum + INT_SPAN]: small weights, small shapes
 FLOAT_SPAN = 2.0  # a float with no maximum is drawn from [minimum, minimum + FLOAT_SPAN]
@@ -238,8 +239,6 @@ def known_difference(point: Point) -> str | None:
 def run_case(case: dict[str, Any], device: str = "cpu", include_known: bool = False) -> Outcome:
     """Load a case mapping as a case file's and run its one point (a drawn case has no sweep); a point with a
     catalogued difference is not run unless `include_known`."""
-    from harness.engine.run import run_point
-
     entry = load_case(FUZZ_FILE, 0, case, Path.cwd(), set())
     if entry.error is not None:
         return Outcome("invalid", entry.error.message, entry.error.field)
@@ -249,7 +248,7 @@ def run_case(case: dict[str, Any], device: str = "cpu", include_known: bool = Fa
     known = known_difference(point)
     if known is not None and not include_known:
         return Outcome("known", f"a catalogued difference: {known} (cases/known_differences.yaml)", known=known)
-    result = run_point(point, device, details="none")
+    result = run_point(point, device)
     return Outcome(result.status, result.message, known=known)
 
 

@@ -54,12 +54,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.blocks.registry import Block, all_blocks
-from harness.cases.loader import InputSpec, Point, RefusedPoint, load_file
-from harness.core.compare import Verdict, compare, tolerance_for
+from harness.blocks import Block, all_blocks
+from harness.cases import InputSpec, Point, RefusedPoint, load_file
+from harness.core.compare import compare
 from harness.core.errors import CaseError, Refusal
 from harness.core.frameworks import TORCH_DTYPE_NAMES, keras, to_numpy, torch
 from harness.core.layout import Layout, flatten_permutation, shape_to_channels_last
+from harness.core.tolerance import tolerance_for
+from harness.core.verdicts import Verdict, VerdictKind
+from harness.engine import StageError, build_keras, build_torch, forward_keras, forward_torch, result_lines, run_point
 
 PORTED_DTYPES = ("float32", "float64")  # the models `port` takes: their weights' dtype (TORCH_DTYPE_NAMES)
 
@@ -429,8 +432,6 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
                    ) -> tuple[list[Verdict], str | None]:
     """The model's own outputs (the probe run) against the runner's PyTorch modules built from the case, layer by
     layer and at the end; and the first place where they differ, in words (None where they agree)."""
-    from harness.engine.run import StageError, build_torch, forward_torch
-
     for i, (leaf, layer, site) in enumerate(zip(leaves, point.layers, point.sites)):
         given = tuple(leaf.inputs[0].shape)
         if given != site.in_shape:
@@ -439,13 +440,14 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
                        f"{list(given)}, but the case gives it {where}, shape {list(site.in_shape)}: the model's "
                        "forward does something between its modules (a functional call such as torch.flatten or "
                        "x.view, a skip connection); make it a module (nn.Flatten, ...) to port it")
-            return [Verdict(f"model input of layers[{i}]", False, "chain", message, {})], message
+            return [Verdict(f"model input of layers[{i}]", False, "chain", message, {},
+                            kind=VerdictKind.MODEL)], message
     try:
         modules = build_torch(point, "cpu")
         outs = forward_torch(point, modules, x, "cpu")
     except (StageError, CaseError) as e:
         message = f"the case's PyTorch modules cannot run: {e}"
-        return [Verdict("model vs case output", False, "error", message, {})], message
+        return [Verdict("model vs case output", False, "error", message, {}, kind=VerdictKind.MODEL)], message
     inputs = [x, *outs[:-1]]
     verdicts, first = [], None
     chain_k = 1  # the longest reduction up to a layer: the differences the chain carries to its input
@@ -453,7 +455,7 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
         label = f"layers[{i}] ({layer.block.name}, the model's {leaf.where})"
         k = layer.block.reduction_length(site)
         fed = compare(leaf.inputs[0], inputs[i], _tolerance(point, inputs[i], chain_k), f"model input of {label}",
-                      ("model", "case"))
+                      ("model", "case"), kind=VerdictKind.MODEL)
         chain_k = max(chain_k, k)
         if not fed.passed:  # the same shape, other values: something between the modules changed them
             verdicts.append(fed)
@@ -465,14 +467,16 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
         # copy: an in-place module would overwrite the case's arrays (x is the Keras model's check input too).
         with torch.no_grad():
             own = to_numpy(leaf.module(torch.from_numpy(inputs[i].copy())))
-        verdict = compare(own, outs[i], _tolerance(point, outs[i], k), f"model vs case at {label}", ("model", "case"))
+        verdict = compare(own, outs[i], _tolerance(point, outs[i], k), f"model vs case at {label}", ("model", "case"),
+                          kind=VerdictKind.MODEL)
         verdicts.append(verdict)
         if not verdict.passed:
             first = first or (f"{label}: the module computes something else than its block {layer.block.name} with "
                               f"the params written: {verdict.message}")
             break
     k = max(layer.block.reduction_length(site) for layer, site in zip(point.layers, point.sites))
-    end = compare(model_out, outs[-1], _tolerance(point, outs[-1], k), "model vs case output", ("model", "case"))
+    end = compare(model_out, outs[-1], _tolerance(point, outs[-1], k), "model vs case output", ("model", "case"),
+                  kind=VerdictKind.MODEL)
     verdicts.append(end)
     if not end.passed and first is None:
         first = f"the model's output: {end.message}"
@@ -509,8 +513,6 @@ def keras_custom_objects(model: Any) -> dict[str, type]:
 def save_keras(point: Point, out: Path, name: str, x: np.ndarray) -> tuple[Path, dict[str, type]]:
     """The runner's Keras layers of the point (PyTorch's weights transferred) as one keras.Sequential behind a
     channels-last input, saved as DIR/<name>.keras; reloaded at once, it must give the same output."""
-    from harness.engine.run import build_keras, build_torch, forward_keras
-
     modules = build_torch(point, "cpu")
     layers = build_keras(point, modules, "cpu")
     expected = forward_keras(point, layers, x, "cpu")[-1]
@@ -581,8 +583,6 @@ def default_shape(leaves: list[Leaf]) -> tuple[int, ...]:
 def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
          out: str | Path | None = None) -> Ported:
     """Port the model `spec` names (see the module doc). Raises PortError when it cannot be ported as asked."""
-    from harness.engine.run import run_point
-
     model = load_model(spec)
     if weights is not None:
         load_weights(model, weights)
@@ -611,7 +611,7 @@ def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, .
     if isinstance(point, RefusedPoint):
         raise PortError(f"the written case is refused: {point.error}")
     ported.output_layout = point.layers[-1].block.output_layout(point.sites[-1])
-    ported.result = run_point(point, "cpu", details="none")
+    ported.result = run_point(point, "cpu")
     ported.model_verdicts, ported.diverged = model_verdicts(point, leaves, model_out, x)
     if ported.passed:
         try:
@@ -675,11 +675,9 @@ def _translate(leaves: list[Leaf], by_type: dict[str, list[Block]], input_shape:
 
 def report_lines(ported: Ported) -> list[str]:
     """What `harness port` prints after the run: the verdicts, where it diverged, or how to load the model."""
-    from harness.cli import _result_lines
-
     lines = [f"case: {ported.case_path} ({len(ported.leaves)} layers: {' > '.join(ported.blocks)})"]
     lines += [f"note: {note}" for note in ported.notes]
-    lines += _result_lines(ported.result, quiet=False)
+    lines += result_lines(ported.result, quiet=False)
     grads = [v for v in ported.result.verdicts if v.what.startswith("grad ")]
     if grads:
         lines.append(f"       compared: the output, and the gradients of the input and of {len(grads) - 1} weights "

@@ -29,8 +29,8 @@ import yaml
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.core.layout
-from harness.blocks.registry import Block, get_block, parameter_path
-from harness.cases.loader import (
+from harness.blocks import Block, get_block, parameter_path
+from harness.cases import (
     DTYPES,
     FILLS,
     CaseEntry,
@@ -42,12 +42,13 @@ from harness.cases.loader import (
     load_file,
     plan,
 )
-from harness.core.compare import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
 from harness.core.errors import CaseError, did_you_mean
 from harness.core.frameworks import DEVICES, gpu_unavailable_reason, keras, torch
 from harness.core.layout import CHANNELS_LAST, shape_to_channels_last
 from harness.core.schema import Param
 from harness.core.spatial import same_padding_1d
+from harness.core.tolerance import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
+from harness.engine import build_keras, build_torch
 
 GPU_SETTINGS = "import harness.core.frameworks  # the runner's settings: TF32 off in both frameworks, full float32 on GPU"
 WIDTH = 110  # printed code wraps a call's arguments one per line beyond this
@@ -437,8 +438,6 @@ def _built(point: Point, device: str) -> tuple[list[Any], list[Any]]:
 
     The structure does not depend on the device; without a GPU here, a `gpu` listing is read off CPU objects.
     """
-    from harness.engine.run import build_keras, build_torch
-
     here = device if device == "cpu" or gpu_unavailable_reason() is None else "cpu"
     modules = build_torch(point, here)
     return modules, build_keras(point, modules, here)
