@@ -99,7 +99,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for name, block in all_blocks().items():
         config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
-    config.addinivalue_line("markers", "sequential: harness cases that are whole networks")
     config.addinivalue_line("markers", "cpu: harness cases run on the CPU")
     config.addinivalue_line("markers", "gpu: harness cases run on the GPU")
     config.stash[_RECORDER] = _Recorder()
@@ -133,9 +132,11 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class CaseFile(pytest.File):
     def collect(self):  # noqa: ANN201 (pytest's own signature)
+        from harness.blocks import network_block
         from harness.cases import RefusedPoint, load_file
         from harness.suite.collect import devices_for
 
+        network = network_block().name  # a network's tests carry its block's marker too
         entries, error = load_file(self.path)
         if error is not None:
             yield InvalidCaseItem.from_parent(self, name="<file>", error=error)
@@ -151,7 +152,7 @@ class CaseFile(pytest.File):
                     item = CaseItem.from_parent(
                         self, name=f"{entry.name}[{'-'.join(filter(None, [point.sweep_id, device]))}]",
                         point=point, device=device)
-                    for marker in dict.fromkeys([*point.blocks, device, *(["sequential"] if point.sequential else [])]):
+                    for marker in dict.fromkeys([*point.blocks, device, *([network] if point.sequential else [])]):
                         item.add_marker(marker)
                     yield item
 

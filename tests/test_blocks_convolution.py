@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 import yaml
 
+import harness.blocks.conv_transpose as conv_transpose
 import harness.blocks.convolution as convolution
+import harness.blocks.keras_layers as keras_layers
 from harness.blocks import Site, get_block
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, to_numpy, torch
@@ -52,11 +54,11 @@ def _verdict(result: Any, what: str) -> Any:
 
 def reflect_as_symmetric(mp: pytest.MonkeyPatch) -> None:
     """Keras's (and numpy's) `symmetric` taken for PyTorch's `reflect`: it repeats the edge."""
-    mp.setitem(convolution.KERAS_INDEX_MODES, "reflect", "symmetric")
+    mp.setitem(keras_layers.KERAS_INDEX_MODES, "reflect", "symmetric")
 
 
 def replicate_as_reflect(mp: pytest.MonkeyPatch) -> None:
-    mp.setitem(convolution.KERAS_INDEX_MODES, "replicate", "reflect")
+    mp.setitem(keras_layers.KERAS_INDEX_MODES, "replicate", "reflect")
 
 
 def circular_padded_with_zeros_in_keras(mp: pytest.MonkeyPatch) -> None:
@@ -94,13 +96,13 @@ def depthwise_kernel_hw_swapped(mp: pytest.MonkeyPatch) -> None:
 
 def transpose_kernel_in_out_swapped(mp: pytest.MonkeyPatch) -> None:
     """Conv2DTranspose's kernel taken for (kh, kw, in, out), like Conv2D's."""
-    mp.setattr(convolution, "conv_transpose_kernel_to_keras",
+    mp.setattr(conv_transpose, "conv_transpose_kernel_to_keras",
                lambda w: np.ascontiguousarray(np.transpose(w, (2, 3, 0, 1))))
 
 
 def transpose_kernel_flipped(mp: pytest.MonkeyPatch) -> None:
     """"A transposed convolution is a convolution with the flipped kernel": flipped where neither framework flips."""
-    mp.setattr(convolution, "conv_transpose_kernel_to_keras",
+    mp.setattr(conv_transpose, "conv_transpose_kernel_to_keras",
                lambda w: np.ascontiguousarray(conv_transpose_kernel_to_keras(w)[::-1, ::-1]))
 
 
@@ -137,19 +139,19 @@ def keras_same_ported_as_padding_1_output_padding_1(mp: pytest.MonkeyPatch) -> N
 def transposed_same_odd_cell_cropped_first(mp: pytest.MonkeyPatch) -> None:
     """The harness's own arithmetic for `same` wrong (odd cell at the start): PyTorch follows it, Keras computes
     TensorFlow's same itself."""
-    original = convolution.transposed_crop_1d
+    original = conv_transpose.transposed_crop_1d
 
     def wrong(*args: Any) -> tuple[int, int]:
         before, after = original(*args)
         return (after, before) if args[4] == "same" and after >= 0 else (before, after)
 
-    mp.setattr(convolution, "transposed_crop_1d", wrong)
+    mp.setattr(conv_transpose, "transposed_crop_1d", wrong)
 
 
 def transposed_zeros_not_inserted(mp: pytest.MonkeyPatch) -> None:
     """The stride dropped where Keras runs a strided, dilated transposed convolution as a stride-1 one."""
-    mp.setattr(convolution.InsertZeros2D, "call", lambda self, x: x)
-    mp.setattr(convolution.InsertZeros2D, "compute_output_shape", lambda self, shape: shape)
+    mp.setattr(keras_layers.InsertZeros2D, "call", lambda self, x: x)
+    mp.setattr(keras_layers.InsertZeros2D, "compute_output_shape", lambda self, shape: shape)
 
 
 @dataclass
@@ -323,7 +325,7 @@ def test_keras_pad_modes_are_not_pytorchs() -> None:
 def test_padding2d_is_pytorchs_padding(mode: str) -> None:
     x = np.random.default_rng(1).standard_normal((2, 3, 5, 6))
     pads = ((2, 4), (5, 1))
-    got = to_channels_first(to_numpy(convolution.Padding2D(pads, mode, dtype="float64")(to_channels_last(x))))
+    got = to_channels_first(to_numpy(keras_layers.Padding2D(pads, mode, dtype="float64")(to_channels_last(x))))
     expected = torch.nn.functional.pad(torch.from_numpy(x), (5, 1, 2, 4), mode=mode).numpy()
     np.testing.assert_array_equal(got, expected)
 
@@ -369,7 +371,7 @@ def test_a_strided_1x1_transposed_convolution_is_run_without_tensorflows_crashin
     layer = get_block("conv2d_transpose").keras_layer(site)
     convs = [sub for sub in getattr(layer, "layers", [layer]) if isinstance(sub, keras.layers.Conv2DTranspose)]
     assert [tuple(c.strides) for c in convs] == [(1, 1)]
-    assert any(isinstance(sub, convolution.InsertZeros2D) for sub in layer.layers)
+    assert any(isinstance(sub, keras_layers.InsertZeros2D) for sub in layer.layers)
     child = subprocess.run([sys.executable, "-c", REPEAT, str(tmp_path / "case.yaml"), "40"], capture_output=True,
                            text=True, timeout=600)
     assert child.returncode == 0 and "survived" in child.stdout, (child.returncode, child.stderr[-2000:])
@@ -377,7 +379,7 @@ def test_a_strided_1x1_transposed_convolution_is_run_without_tensorflows_crashin
 
 def test_insert_zeros_2d() -> None:
     x = np.arange(1.0, 7.0).reshape(1, 2, 3, 1)
-    got = to_numpy(convolution.InsertZeros2D((2, 3), dtype="float64")(x))[0, :, :, 0]
+    got = to_numpy(keras_layers.InsertZeros2D((2, 3), dtype="float64")(x))[0, :, :, 0]
     np.testing.assert_array_equal(got, [[1, 0, 0, 2, 0, 0, 3], [0] * 7, [4, 0, 0, 5, 0, 0, 6]])
 
 

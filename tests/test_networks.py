@@ -176,7 +176,7 @@ def test_defaults_native_reaches_the_layers_inside_a_residual(tmp_path: Path) ->
     path.write_text("- name: c\n  block: sequential\n  defaults: native\n  mode: eval\n"
                     "  layers: [{block: residual, layers: [{block: leaky_relu}]}]\n  input: {shape: [2, 3, 4, 4]}\n")
     point = _points(path)[0]
-    assert point.layers[0].block.branches(point.sites[0])["layers"][1][0].written == frozenset()
+    assert point.layers[0].block.branches(point.sites[0])["layers"].sites[0].written == frozenset()
     assert _run(point).status == "failed"
     path.write_text(path.read_text().replace("{block: leaky_relu}", "{block: leaky_relu, params: {negative_slope: "
                                                                     "0.01}}"))

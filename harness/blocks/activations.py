@@ -48,8 +48,10 @@ import keras
 import numpy as np
 import torch
 
+from harness.blocks.base import Block, KnownDifference
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Block, Site, register
+from harness.blocks.registry import register
+from harness.blocks.site import Site
 from harness.core.errors import Refusal
 from harness.core.schema import Param
 
@@ -105,18 +107,18 @@ def _activation(name: str, doc: str, torch_factory: Callable, keras_factory: Cal
                 params: tuple[Param, ...] = (), *, reference: Callable, torch_type: str,
                 native_torch: Callable | None = None, native_keras: Callable | None = None,
                 from_torch: Callable = lambda module: {},
-                known_difference: Callable[[Site], str | None] = lambda site: None) -> type[Block]:
+                known_differences: tuple[KnownDifference, ...] = ()) -> type[Block]:
     """Register an activation. `native_torch(site)` / `native_keras(site)` build the layer from the parameters the
     case wrote (Site.written_args); without them the native builders are the harness's own (nothing to leave to a
-    default); `from_torch(module)` gives the case params of a `torch_type` module; `known_difference(site)` is
-    Block.known_difference."""
+    default); `from_torch(module)` gives the case params of a `torch_type` module; `known_differences` are
+    Block.known_differences."""
     cls = type(name, (_Activation,), {
         "name": name, "doc": doc, "params": params, "torch_types": (torch_type,),
         "torch_factory": staticmethod(torch_factory), "keras_factory": staticmethod(keras_factory),
         "reference_function": staticmethod(reference),
         "native_torch_factory": staticmethod(native_torch or (lambda site: torch_factory(site.params))),
         "native_keras_factory": staticmethod(native_keras or (lambda site: keras_factory(site.params, site.dtype))),
-        "from_torch": staticmethod(from_torch), "known_difference": staticmethod(known_difference)})
+        "from_torch": staticmethod(from_torch), "known_differences": known_differences})
     return register(cls)
 
 
@@ -142,8 +144,12 @@ _activation("leaky_relu", "x if x >= 0 else negative_slope * x.",
             from_torch=lambda m: {"negative_slope": float(m.negative_slope)},
             # TensorFlow keeps the slope as float32: a float64 case differs unless the slope is a float32 number
             # (0.5 is, 0.1 is not).
-            known_difference=lambda s: "tf_float64_leaky_relu_slope" if s.dtype == "float64" and float(
-                np.float32(s.params["negative_slope"])) != s.params["negative_slope"] else None)
+            known_differences=(KnownDifference(
+                "tf_float64_leaky_relu_slope",
+                lambda s: s.dtype == "float64" and float(np.float32(s.params["negative_slope"]))
+                != s.params["negative_slope"],
+                "TensorFlow keeps LeakyReLU's slope in float32: a float64 case with a slope that is not a float32 "
+                "number differs by the slope's rounding"),))
 _activation("elu", "x if x > 0 else alpha * (exp(x) - 1).",
             lambda p: torch.nn.ELU(alpha=p["alpha"]),
             lambda p, dt: keras.layers.ELU(alpha=p["alpha"], dtype=dt),
@@ -179,7 +185,9 @@ _activation("gelu", "x * Phi(x) (exact) or its tanh approximation.",
             native_keras=lambda s: keras.layers.Activation(_keras_gelu(s.params["approximate"]), dtype=s.dtype),
             from_torch=lambda m: {"approximate": m.approximate},
             # Both forms: TensorFlow rounds their constants to float32 (cases/activations.yaml::gelu_float64).
-            known_difference=lambda s: "tf_float64_gelu" if s.dtype == "float64" else None)
+            known_differences=(KnownDifference(
+                "tf_float64_gelu", lambda s: s.dtype == "float64",
+                "TensorFlow's float64 GELU is only float32-accurate (its constants are rounded to float32)"),))
 _activation("silu", "x * sigmoid(x) (swish).", lambda p: torch.nn.SiLU(),
             lambda p, dt: keras.layers.Activation("silu", dtype=dt),
             reference=lambda p, x: x * onnx_op("Sigmoid", x), torch_type="SiLU")

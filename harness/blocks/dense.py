@@ -23,8 +23,10 @@ import keras
 import numpy as np
 import torch
 
+from harness.blocks.base import Block
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Block, Site, WeightCopy, parameter_path, register
+from harness.blocks.registry import register
+from harness.blocks.site import Site, WeightCopy, parameter_path
 from harness.core.errors import Refusal
 from harness.core.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
 from harness.core.schema import Param
@@ -84,6 +86,7 @@ class TorchChannelsLinear(torch.nn.Module):
 @register
 class Dense(Block):
     name = "dense"
+    benchmark = {"params": {"units": 256}, "input": {"shape": [8, 1024]}}
     family = "dense"
     doc = "Fully connected layer over the channels axis: y = x W^T + b."
     weight_names = ("weight", "bias")

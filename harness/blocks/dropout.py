@@ -11,7 +11,7 @@ eval mode: the identity in both frameworks. train mode:
 The two frameworks' random masks cannot match, so the runner checks each framework's sample with the block's
 `check_sample` (compare.check_dropout_sample, compare.check_channel_dropout_sample): every output is 0 or
 input/(1-rate), the fraction dropped (elements, or channels) lies in the exact binomial interval for `rate` at the
-false-alarm rate of 5 normal sigmas (compare.binomial_interval), and for the spatial form no channel is partly
+false-alarm rate of 5 normal sigmas (samples.binomial_interval), and for the spatial form no channel is partly
 dropped. A PyTorch module starts in training mode and a Keras call defaults to inference: the harness sets both from
 the case's `mode`.
 
@@ -21,13 +21,15 @@ the rate under each framework's name (p, rate); Keras's layers are given the cas
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
 import torch
 
-from harness.blocks.registry import Block, Site, register
+from harness.blocks.base import BENCHMARK_INPUT, Block
+from harness.blocks.registry import register
+from harness.blocks.site import Site
 from harness.core.errors import Refusal
 from harness.core.samples import check_channel_dropout_sample, check_dropout_sample
 from harness.core.schema import Param
@@ -39,11 +41,6 @@ RATE = Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zer
 class _Dropout(Block):
     family = "dropout"
     stochastic = True
-    sample_rule: ClassVar[str]  # what `check_sample` checks, in words (`harness show` prints it)
-
-    def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
-        """What can be compared of one train-mode sample `y` of this block on input `x` (both channels-first)."""
-        raise NotImplementedError
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         if site.mode == "train":
@@ -61,12 +58,13 @@ class _Dropout(Block):
 @register
 class Dropout(_Dropout):
     name = "dropout"
+    benchmark = {"params": {"rate": 0.5}, "mode": "train", "input": BENCHMARK_INPUT}
     doc = "Zero each element with probability rate in train mode, scaling survivors by 1/(1-rate); identity in eval."
     params = (RATE,)
     torch_types = ("Dropout",)
-    sample_rule = ("harness.core.compare.check_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, and the "
+    sample_rule = ("harness.core.samples.check_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, and the "
                    "fraction of zeros among the n non-zero inputs lies in the exact binomial interval for rate "
-                   "(compare.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 normal "
+                   "(samples.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 normal "
                    "sigmas, 5.7e-7 per check)")
 
     def torch_module(self, site: Site) -> torch.nn.Module:
@@ -88,15 +86,16 @@ class Dropout(_Dropout):
 @register
 class SpatialDropout2D(_Dropout):
     name = "spatial_dropout2d"
+    benchmark = {"params": {"rate": 0.5}, "mode": "train", "input": BENCHMARK_INPUT}
     doc = ("Zero each whole channel (n, c) with probability rate in train mode, scaling the kept ones by "
            "1/(1-rate); identity in eval.")
     params = (Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zeroing a channel"),)
     ranks = (4,)
     torch_types = ("Dropout2d",)
-    sample_rule = ("harness.core.compare.check_channel_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, "
+    sample_rule = ("harness.core.samples.check_channel_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, "
                    "each (n, c) channel is zeroed whole or kept whole, and the fraction of dropped channels lies "
                    "in the exact binomial interval for rate over n channels, n the channels holding a non-zero "
-                   "input (compare.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 "
+                   "input (samples.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 "
                    "normal sigmas, 5.7e-7 per check)")
 
     def check_input(self, site: Site) -> None:

@@ -43,31 +43,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
 import torch
 
+from harness.blocks.base import BENCHMARK_INPUT, Block
+from harness.blocks.keras_layers import KerasBatchStatisticsNormalization
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Block, Site, StateConvention, WeightCopy, register
+from harness.blocks.registry import register
+from harness.blocks.site import Site, StateConvention, WeightCopy
 from harness.core.errors import Refusal
 from harness.core.schema import Param
 
 AXES = (0, 2, 3)  # the axes a channel's statistics reduce over, channels-first
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class KerasBatchStatisticsNormalization(keras.layers.BatchNormalization):
-    """A BatchNormalization that always normalises with the batch's statistics (PyTorch's
-    track_running_stats=False), in eval mode too; its moving statistics are never read."""
-
-    # Variables the layer keeps but never computes with: PyTorch has no counterpart to map them to, and
-    # harness.engine.training' "weights mapped" check leaves them out.
-    unread_variables: ClassVar[tuple[str, ...]] = ("moving_mean", "moving_variance")
-
-    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
-        return super().call(inputs, training=True, mask=mask)
 
 
 def draw_state(module: torch.nn.Module) -> torch.nn.Module:
@@ -138,6 +128,7 @@ def variance_convention(momentum: float) -> StateConvention:
 @register
 class BatchNorm2D(Block):
     name = "batch_norm2d"
+    benchmark = {"mode": "train", "input": BENCHMARK_INPUT}
     family = "normalization"
     doc = ("Normalise each channel by its mean and variance over N, H, W (batch statistics in train mode, running "
            "ones in eval), then scale and shift.")

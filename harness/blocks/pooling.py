@@ -42,8 +42,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.blocks.base import BENCHMARK_INPUT, Block
+from harness.blocks.keras_layers import ConstantPadding2D, KerasAveragePoolingSumOverCount, pads_minus
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Block, Site, register
+from harness.blocks.registry import register
+from harness.blocks.site import Site
 from harness.core.errors import Refusal
 from harness.core.schema import Param
 from harness.core.spatial import (
@@ -60,19 +63,10 @@ NEG_INF = float("-inf")
 NO_PADS: Pads = ((0, 0), (0, 0))
 
 
-def _keras_pad_spec(pads: Pads) -> list[list[int]]:
-    (top, bottom), (left, right) = pads
-    return [[0, 0], [top, bottom], [left, right], [0, 0]]
-
-
 def _with_overhang(pads: Pads, overhang: Pair) -> Pads:
     """`pads` with ceil mode's overhang added after (bottom, right)."""
     (top, bottom), (left, right) = pads
     return (top, bottom + overhang[0]), (left, right + overhang[1])
-
-
-def _minus(outer: Pads, inner: Pads) -> Pads:
-    return tuple((a - c, b - d) for (a, b), (c, d) in zip(outer, inner))  # type: ignore[return-value]
 
 
 def _pair_text(value: tuple[int, int]) -> int | list[int]:
@@ -82,49 +76,6 @@ def _pair_text(value: tuple[int, int]) -> int | list[int]:
 
 def _torch_pair(value: Any) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-class ConstantPadding2D(keras.layers.Layer):
-    """ZeroPadding2D with another value (Keras has none): -inf before max pooling."""
-
-    def __init__(self, padding: Pads, value: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.padding = tuple(tuple(p) for p in padding)
-        self.value = value
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.pad(x, _keras_pad_spec(self.padding), constant_values=self.value)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        n, h, w, c = input_shape
-        (t, b), (left, r) = self.padding
-        return n, None if h is None else h + t + b, None if w is None else w + left + r, c
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "padding": self.padding, "value": self.value}
-
-
-class KerasAveragePoolingSumOverCount(keras.layers.Layer):
-    """Average over the cells of each window that count: avg_pool(pad0(x)) / avg_pool(pad0(mask)), the mask 1 on
-    the input and on `counted_padding` and 0 on the rest of `padding` (uncounted padding, ceil mode's overhang)."""
-
-    def __init__(self, pool_size: Pair, strides: Pair, padding: Pads, counted_padding: Pads, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pool_size, self.strides = tuple(pool_size), tuple(strides)
-        self.padding = tuple(tuple(p) for p in padding)
-        self.counted_padding = tuple(tuple(p) for p in counted_padding)
-
-    def call(self, x: Any) -> Any:
-        total = keras.ops.average_pool(keras.ops.pad(x, _keras_pad_spec(self.padding)), self.pool_size,
-                                       self.strides, "valid")
-        mask = keras.ops.pad(keras.ops.ones_like(x[..., :1]), _keras_pad_spec(self.counted_padding),
-                             constant_values=1)
-        mask = keras.ops.pad(mask, _keras_pad_spec(_minus(self.padding, self.counted_padding)))
-        return total / keras.ops.average_pool(mask, self.pool_size, self.strides, "valid")
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding, "counted_padding": self.counted_padding}
 
 
 class TorchAvgPoolSumOverCount(torch.nn.Module):
@@ -139,7 +90,7 @@ class TorchAvgPoolSumOverCount(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = F.avg_pool2d(F.pad(x, torch_pad_arg(self.pads)), self.kernel_size, self.stride)
         mask = F.pad(torch.ones_like(x[:, :1]), torch_pad_arg(self.counted_pads), value=1.0)
-        mask = F.pad(mask, torch_pad_arg(_minus(self.pads, self.counted_pads)))
+        mask = F.pad(mask, torch_pad_arg(pads_minus(self.pads, self.counted_pads)))
         return total / F.avg_pool2d(mask, self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:
@@ -238,6 +189,8 @@ class _WindowPool(Block):
 
     # --- harness port --------------------------------------------------------------------------------------
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        if type(module).__name__ in self.torch_fallback_types:
+            return adaptive_as_window(module, in_shape)
         if type(module).__name__ not in self.torch_types:
             raise Refusal(f"{self.name} reads {', '.join(self.torch_types)}, not {type(module).__name__}")
         if _torch_pair(getattr(module, "dilation", 1)) != (1, 1):
@@ -262,13 +215,38 @@ class _WindowPool(Block):
         return params
 
 
+def adaptive_as_window(module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The window pooling params equal to an adaptive pooling on an input of `in_shape`; Refusal where none is.
+
+    Adaptive pooling whose output size divides its input's is window pooling: PyTorch's adaptive window i spans
+    [floor(i*H/k), ceil((i+1)*H/k)), which is [i*H/k, (i+1)*H/k) when k divides H: window = stride = H/k, no padding.
+    """
+    name = type(module).__name__
+    if getattr(module, "return_indices", False):
+        raise Refusal(f"{name}.return_indices=True: Keras pooling returns no indices", field="return_indices")
+    if len(in_shape) != 4:
+        raise Refusal(f"{name} on a rank-{len(in_shape)} input {list(in_shape)}: the window pooling blocks take "
+                      "[N, C, H, W]")
+    size = module.output_size
+    wanted = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    spatial = in_shape[2:]
+    out = tuple(n if k is None else k for n, k in zip(spatial, wanted))  # None: that side keeps its size
+    if any(n % k for n, k in zip(spatial, out)):
+        raise Refusal(f"the input's {spatial[0]}x{spatial[1]} is not a multiple of output_size {out[0]}x{out[1]}: "
+                      "the adaptive windows differ in size or overlap", field="output_size")
+    window = tuple(n // k for n, k in zip(spatial, out))
+    return {"pool_size": window[0] if window[0] == window[1] else list(window)}
+
+
 @register
 class MaxPool2D(_WindowPool):
     name = "max_pool2d"
+    benchmark = {"params": {"pool_size": 2}, "input": BENCHMARK_INPUT}
     doc = "Maximum over each window; padding counts as -inf."
     params = _WindowPool.base_params
     torch_class, keras_class = "MaxPool2d", "MaxPooling2D"
     torch_types = ("MaxPool2d",)
+    torch_fallback_types = ("AdaptiveMaxPool2d",)  # to a divisor of its input: window pooling (adaptive_as_window)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         k, s, pads, full = self.padded_geometry(site)
@@ -307,6 +285,7 @@ class MaxPool2D(_WindowPool):
 @register
 class AvgPool2D(_WindowPool):
     name = "avg_pool2d"
+    benchmark = {"params": {"pool_size": 3, "strides": 2, "padding": "same"}, "input": BENCHMARK_INPUT}
     doc = "Mean over each window; count_include_pad says whether padded cells count in the divisor."
     params = (*_WindowPool.base_params,
               Param("count_include_pad", "bool", False,
@@ -314,6 +293,7 @@ class AvgPool2D(_WindowPool):
                         "(false: ONNX, TensorFlow same); never by ceil mode's overhang"))
     torch_class, keras_class = "AvgPool2d", "AveragePooling2D"
     torch_types = ("AvgPool2d",)
+    torch_fallback_types = ("AdaptiveAvgPool2d",)  # to a divisor of its input: window pooling (adaptive_as_window)
 
     def reduction_length(self, site: Site) -> int:
         k = site.params["pool_size"]
@@ -354,12 +334,15 @@ class AvgPool2D(_WindowPool):
         counted = pads if site.params["count_include_pad"] else NO_PADS
         (ct, cb), (cl, cr) = counted
         x = onnx_op("Pad", x, np.array([0, 0, ct, cl, 0, 0, cb, cr], dtype=np.int64), mode="constant")
-        (top, bottom), (left, right) = _minus(full, counted)
+        (top, bottom), (left, right) = pads_minus(full, counted)
         return onnx_op("AveragePool", x, kernel_shape=list(k), strides=list(s), pads=[top, left, bottom, right],
                        count_include_pad=0)
 
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
-        return {**super().params_from_torch(module, in_shape), "count_include_pad": bool(module.count_include_pad)}
+        params = super().params_from_torch(module, in_shape)
+        if type(module).__name__ in self.torch_fallback_types:  # adaptive: no padding to count
+            return params
+        return {**params, "count_include_pad": bool(module.count_include_pad)}
 
 
 class TorchGlobalPool(torch.nn.Module):

@@ -37,8 +37,11 @@ import keras
 import numpy as np
 import torch
 
+from harness.blocks.base import BENCHMARK_INPUT, Block
+from harness.blocks.keras_layers import BilinearUpSampling2D
 from harness.blocks.reference import onnx_op
-from harness.blocks.registry import Block, Site, register
+from harness.blocks.registry import register
+from harness.blocks.site import Site
 from harness.core.errors import Refusal
 from harness.core.schema import Param
 from harness.core.spatial import Pads, torch_pad_arg
@@ -78,6 +81,7 @@ def pads_text(pads: Pads) -> Any:
 @register
 class ZeroPadding2D(Block):
     name = "zero_padding2d"
+    benchmark = {"params": {"padding": [[1, 2], [0, 3]]}, "input": BENCHMARK_INPUT}
     family = "reshaping"
     doc = "Zeros added around H and W: [[top, bottom], [left, right]] (PyTorch's ZeroPad2d takes left, right first)."
     ranks = (4,)
@@ -128,49 +132,10 @@ class ZeroPadding2D(Block):
         return {"padding": pads_text(((top, bottom), (left, right)))}
 
 
-def linear_interpolation_matrix(size: int, factor: int, align_corners: bool) -> np.ndarray:
-    """The [size * factor, size] float64 weights of PyTorch's linear upsampling along one axis.
-
-    Output i samples input coordinate i * (size - 1) / (out - 1) with align_corners (0 when out is 1), else
-    (i + 0.5) / factor - 0.5 clamped at 0 (aten/src/ATen/native/UpSample.h, area_pixel_compute_source_index,
-    with scale 1 / scale_factor); np.interp weighs the two neighbours, the last cell repeating past the end.
-    """
-    out = size * factor
-    i = np.arange(out, dtype=np.float64)
-    if align_corners:
-        source = i * ((size - 1) / (out - 1)) if out > 1 else np.zeros(out)
-    else:
-        source = np.maximum((i + 0.5) / factor - 0.5, 0.0)
-    grid = np.arange(size, dtype=np.float64)
-    return np.stack([np.interp(source, grid, column) for column in np.eye(size)], axis=1)
-
-
-class BilinearUpSampling2D(keras.layers.Layer):
-    """Bilinear upsampling by integer factors in the layer's own dtype, with or without align_corners: Keras's
-    UpSampling2D has no align_corners and computes bilinear in float32 whatever its dtype."""
-
-    def __init__(self, size: tuple[int, int], align_corners: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.size = tuple(size)
-        self.align_corners = align_corners
-
-    def call(self, x: Any) -> Any:
-        rows, cols = (keras.ops.convert_to_tensor(linear_interpolation_matrix(n, f, self.align_corners),
-                                                  dtype=self.compute_dtype)
-                      for n, f in zip(x.shape[1:3], self.size))
-        return keras.ops.einsum("ow,nhwc->nhoc", cols, keras.ops.einsum("oh,nhwc->nowc", rows, x))
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        n, h, w, c = input_shape
-        return n, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "size": self.size, "align_corners": self.align_corners}
-
-
 @register
 class UpSampling2D(Block):
     name = "upsampling2d"
+    benchmark = {"params": {"size": 2, "interpolation": "bilinear"}, "input": BENCHMARK_INPUT}
     family = "reshaping"
     doc = "Enlarge H and W by integer factors: nearest repeats cells; bilinear interpolates (align_corners or not)."
     ranks = (4,)

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.blocks.registry import Block, Site, all_blocks, get_block
+from harness.blocks import MAX_ELEMENTS, Block, Layer, Site, all_blocks, get_block, network_block, plan
 from harness.core.errors import CaseError, Refusal, did_you_mean, show
 from harness.core.frameworks import DEVICES
-from harness.core.layout import CHANNELS_LAST, Layout
 from harness.core.schema import Param, normalise_params
 from harness.core.tolerance import Tolerance
 
@@ -43,26 +42,12 @@ FILLS = ("normal", "uniform", "arange", "values", "file")
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # a bfloat16 array is ml_dtypes.bfloat16 (NUMPY_DTYPES)
 MODES = ("eval", "train")
 INPUT_SWEEP_KEYS = ("input.shape", "input.dtype", "input.seed")
-# Refuse inputs larger than this before allocating anything (4 GiB of float64 would stall a 24 GiB runner). The
-# same budget holds for every array a point makes: each layer's output, a padded input, a weight, golden values.
-MAX_ELEMENTS = 1 << 26
 MAX_POINTS = 10_000  # sweep points of one case (the product of its sweep lists' lengths)
 MAX_FILE_POINTS = 50_000  # sweep points of all the cases of one file
 MAX_HELD_NUMBERS = 1 << 23  # numbers of the inline and golden arrays that one file's points hold while loaded
 MAX_FILE_BYTES = 16 << 20  # a case file's size; large arrays belong in .npy files
 MAX_YAML_DEPTH = 64  # nesting of YAML lists and mappings
 NAME_RE = re.compile(r"^[\w.\-]+$")
-
-
-@dataclass(frozen=True)
-class Layer:
-    block: Block
-    params: dict[str, Any]  # normalised
-    weights: Path | None = None
-    written: frozenset[str] = frozenset()  # the params the case wrote: all that `defaults: native` passes on
-    # `defaults: native`: per framework ("torch", "keras") that has torch_params / keras_params, its own params
-    # (normalised, merged over `params`) and the names written for it.
-    ported: dict[str, tuple[dict[str, Any], frozenset[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -554,7 +539,7 @@ def _weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
 
 
 def _layer_list(items: list, base: Path, key: str, nested: bool = False) -> list[Layer]:
-    """A sequential's `layers`, or a composite block's nested list (`nested`: a residual's `layers`, `shortcut`),
+    """A network's `layers`, or a composite block's nested list (`nested`: a residual's `layers`, `shortcut`),
     each item {block, params, weights} (and a composite's own lists, read the same way, so that a mistake at any
     depth is located: layers[2].layers[1].params.filters)."""
     layers = []
@@ -563,10 +548,10 @@ def _layer_list(items: list, base: Path, key: str, nested: bool = False) -> list
         if not isinstance(item, dict) or "block" not in item:
             raise CaseError("must be a mapping with `block` (and optional params, weights)", field=where)
         try:
-            if item["block"] == "sequential":
-                raise CaseError("sequential cannot be nested", field="block")
             block = get_block(item["block"])
-            lists = getattr(block, "nested", {})  # a composite block's keys that hold lists of layers (required?)
+            if block.holds_network:
+                raise CaseError(f"{block.name} cannot be nested", field="block")
+            lists = block.nested  # a composite block's keys that hold lists of layers (required?)
             _check_keys(item, LAYER_KEYS + tuple(lists), "")
             params = normalise_params(block.params, item.get("params"))
             for name, required in lists.items():
@@ -607,72 +592,48 @@ def _ported(block: Block, item: dict, params: dict[str, Any]) -> tuple[frozenset
     return written, ported
 
 
+def _case_block(raw: dict) -> Block | None:
+    """The registered block a case names, or None (none named, or an unknown name: reported by _layers)."""
+    name = raw.get("block")
+    return all_blocks().get(name) if isinstance(name, str) else None
+
+
+def _is_network(raw: dict) -> bool:
+    """Whether a case is a whole network: its block `holds_network` (sequential)."""
+    block = _case_block(raw)
+    return block is not None and block.holds_network
+
+
+def _network_key(raw: dict) -> str:
+    """The key of a network case that holds its layers (`layers`)."""
+    return next(iter(_case_block(raw).nested))
+
+
 def _layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
-    """The case's layers, from `block` + `params` or from a sequential's `layers`."""
-    if raw.get("block") == "sequential":
-        if key := next((k for k in ("params", "weights", *PORT_KEYS) if k in raw), None):
-            raise CaseError(f"a sequential case has no `{key}`; give them on each of its layers", field=key)
-        items = raw.get("layers")
+    """The case's layers, from `block` + `params` or from a network's `layers`; and whether it is a network."""
+    block = _case_block(raw)
+    if block is not None and block.holds_network:
+        key = _network_key(raw)
+        if extra := next((k for k in ("params", "weights", *PORT_KEYS) if k in raw), None):
+            raise CaseError(f"a {block.name} case has no `{extra}`; give them on each of its layers", field=extra)
+        items = raw.get(key)
         if not isinstance(items, list) or not items:
-            raise CaseError("a sequential case needs `layers`: a non-empty list of {block, params, weights}",
-                            field="layers")
-        return _layer_list(items, base, "layers"), True
-    if isinstance(raw.get("block"), str) and getattr(all_blocks().get(raw["block"]), "nested", None):
-        raise CaseError(f"{raw['block']} is a layer of a sequential, not a case by itself: write block: sequential, "
-                        f"layers: [{{block: {raw['block']}, layers: [...]}}, ...]", field="block")
+            raise CaseError(f"a {block.name} case needs `{key}`: a non-empty list of {{block, params, weights}}",
+                            field=key)
+        return _layer_list(items, base, key), True
+    network = network_block().name
+    if block is not None and block.nested:
+        raise CaseError(f"{block.name} is a layer of a {network}, not a case by itself: write block: {network}, "
+                        f"layers: [{{block: {block.name}, layers: [...]}}, ...]", field="block")
     if "layers" in raw:
-        raise CaseError("`layers` is only for block: sequential", field="layers")
+        raise CaseError(f"`layers` is only for block: {network}", field="layers")
     if "block" not in raw:
-        raise CaseError("missing; allowed: a registered block name (see `python -m harness list`) or sequential",
+        raise CaseError(f"missing; allowed: a registered block name (see `python -m harness list`) or {network}",
                         field="block")
     block = get_block(raw["block"])
     params = normalise_params(block.params, raw.get("params"))
     return [Layer(block, params, _weights(raw.get("weights"), base, block, "weights"),
                   *_ported(block, raw, params))], False
-
-
-def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, seed: int,
-         sequential: bool, layout: Layout = CHANNELS_LAST, key: str = "layers",
-         native: str | None = None) -> tuple[list[Site], tuple[int, ...]]:
-    """Walk the layers' shape semantics: one Site per layer, and the final channels-first output shape.
-
-    Raises Refusal (field located at the layer: `key[i]`) for what cannot work or cannot be compared. A composite
-    block plans its nested lists with this too, from its own input `layout`, under their own `key`.
-    `native` (`defaults: native`): "common" gives the sites the params written for both frameworks (Site.written
-    set), "torch" or "keras" that framework's own (its torch_params / keras_params applied); None: harness mode.
-    """
-    sites = []
-    for i, layer in enumerate(layers):
-        params, written = layer.params, None
-        if native is not None:
-            params, written = layer.ported.get(native, (layer.params, layer.written))
-        site = Site(params=params, in_shape=shape, dtype=dtype, mode=mode, layout=layout, seed=seed, written=written)
-        try:
-            layer.block.check_input(site)
-            if layer.block.stochastic and mode == "train" and i != len(layers) - 1:
-                raise Refusal(f"{layer.block.name} in train mode must be the last layer: the frameworks' random "
-                              "masks differ, so nothing after it can be compared", field="block")
-            out = layer.block.output_shape(site)
-            _check_budget(layer.block, site, out)
-        except CaseError as e:
-            if e.field == "input.shape" and i > 0:
-                e = CaseError(f"{e.message} (the output of {key}[{i - 1}])", field="block")
-            raise e.located(field_prefix=f"{key}[{i}]" if sequential and e.field != "input.shape" else None) from None
-        sites.append(site)
-        layout = layer.block.output_layout(site)
-        shape = tuple(out)
-    return sites, shape
-
-
-def _check_budget(block: Block, site: Site, out: tuple[int, ...]) -> None:
-    """Refuse a layer whose output, padded input or weights would exceed MAX_ELEMENTS, before anything runs."""
-    if math.prod(out) > MAX_ELEMENTS:
-        raise Refusal(f"{block.name}'s output {list(out)} would have {math.prod(out):,} elements; the limit is "
-                      f"{MAX_ELEMENTS:,}", field="params")
-    need = block.largest_array(site)
-    if need > MAX_ELEMENTS:
-        raise Refusal(f"{block.name} would make an array of {need:,} elements (its padded input or weights); the "
-                      f"limit is {MAX_ELEMENTS:,}", field="params")
 
 
 def _sweep(raw: Any) -> dict[str, list[Any]]:
@@ -708,12 +669,13 @@ def _apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
         elif key == "mode":
             out["mode"] = value
         elif sequential:
-            m = re.fullmatch(r"layers\.(\d+)\.(\w+)", key)  # a valid key: _sweep_check has seen it
-            layers = [dict(item) if isinstance(item, dict) else item for item in out["layers"]]
+            layers_key = _network_key(raw)
+            m = re.fullmatch(rf"{layers_key}\.(\d+)\.(\w+)", key)  # a valid key: _sweep_check has seen it
+            layers = [dict(item) if isinstance(item, dict) else item for item in out[layers_key]]
             idx, name = int(m.group(1)), m.group(2)
             if isinstance(layers[idx], dict):
                 layers[idx]["params"] = merged(layers[idx].get("params"), name, value)
-            out["layers"] = layers
+            out[layers_key] = layers
         else:
             out["params"] = merged(out.get("params"), key, value)
     return out
@@ -734,17 +696,18 @@ def _sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
     if key == "mode":
         return lambda v: _choice(v, MODES, key)
     if sequential:
-        items = raw.get("layers") if isinstance(raw.get("layers"), list) else []
-        m = re.fullmatch(r"layers\.(\d+)\.(\w+)", str(key))
+        layers_key = _network_key(raw)
+        items = raw.get(layers_key) if isinstance(raw.get(layers_key), list) else []
+        m = re.fullmatch(rf"{layers_key}\.(\d+)\.(\w+)", str(key))
         if not m or int(m.group(1)) >= len(items):
-            raise CaseError(f"unknown sweep key {show(key)}; allowed for a sequential: layers.<index>.<param> with "
-                            f"index < {len(items)}, {', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
+            raise CaseError(f"unknown sweep key {show(key)}; allowed for a {raw['block']}: {layers_key}.<index>.<param> "
+                            f"with index < {len(items)}, {', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
         item = items[int(m.group(1))]
         try:
             block = get_block(item.get("block") if isinstance(item, dict) else None)
         except CaseError:
             return lambda v: v  # a bad layer: reported by _layers, at its own field
-        name, prefix = m.group(2), f"layers.{m.group(1)}."
+        name, prefix = m.group(2), f"{layers_key}.{m.group(1)}."
     else:
         try:
             block = get_block(raw.get("block"))
@@ -865,7 +828,7 @@ def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> Ca
         seen.add(name)
         if not isinstance(raw.get("description", ""), str):
             raise CaseError(f"got {show(raw['description'])}; allowed: a text", field="description")
-        sequential = raw.get("block") == "sequential"
+        sequential = _is_network(raw)
         sweep = _sweep(raw.get("sweep"))
         for key, values in sweep.items():
             check = _sweep_check(raw, key, sequential)
