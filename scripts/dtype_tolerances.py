@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import harness.core.frameworks  # noqa: E402,F401  (first: fixes the Keras backend)
-from harness.cases.loader import Point, RefusedPoint, find_case_files, load_case, load_file  # noqa: E402
+from harness.cases import Point, RefusedPoint, find_case_files, load_case, load_file  # noqa: E402
 from harness.core.tolerance import EPS, default_tolerance  # noqa: E402
 from harness.engine import build_keras, build_torch, forward_keras, forward_torch  # noqa: E402
 

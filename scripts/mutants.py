@@ -323,9 +323,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "if False:",
            "expect.shape never compared"),
     # --- cases.py: the loader -----------------------------------------------------------------------------------
-    Mutant("input_dtype_ignored", "cases/loader.py",
-           'dtype = _choice(raw.get("dtype", "float32"), DTYPES, "input.dtype")',
-           'dtype = _choice(raw.get("dtype", "float32"), DTYPES, "input.dtype") and "float32"',
+    Mutant("input_dtype_ignored", "cases/fields.py",
+           'dtype = read_choice(raw.get("dtype", "float32"), DTYPES, "input.dtype")',
+           'dtype = read_choice(raw.get("dtype", "float32"), DTYPES, "input.dtype") and "float32"',
            "input.dtype ignored: float64 cases silently run in float32"),
 )
 

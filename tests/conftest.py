@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases.loader import Point, RefusedPoint, load_file
+from harness.cases import Point, RefusedPoint, load_file
 from harness.engine import Result, run_point
 
 _counter = itertools.count()

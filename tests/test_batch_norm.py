@@ -13,7 +13,7 @@ import pytest
 
 import harness.blocks.normalization as normalization
 from harness.blocks import Site, get_block
-from harness.cases.loader import load_file
+from harness.cases import load_file
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, tf, torch
 from harness.core.layout import to_channels_last

@@ -343,7 +343,7 @@ STRIDED_1X1_TRANSPOSE = """
 # The child: every point of the case, run again and again (a heap corruption shows late, as a crash of the process).
 REPEAT = """
 import sys
-from harness.cases.loader import load_file
+from harness.cases import load_file
 from harness.engine import run_point
 (entry,), _ = load_file(sys.argv[1])
 for _ in range(int(sys.argv[2])):

@@ -19,7 +19,7 @@ import harness.engine as runner
 from harness.blocks import Site, all_blocks, get_block
 from harness.blocks.activations import SELU_ALPHA, SELU_SCALE, gelu_reference, selu_reference
 from harness.blocks.reference import onnx_op
-from harness.cases.loader import Point
+from harness.cases import Point
 from harness.core.compare import compare
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, to_numpy, torch
@@ -552,7 +552,7 @@ def test_dropout2d_drops_whole_channels_on_4d_and_warns_on_3d() -> None:
 
 
 def test_spatial_dropout2d_refuses_other_ranks(tmp_path: Path) -> None:
-    from harness.cases.loader import RefusedPoint, load_file
+    from harness.cases import RefusedPoint, load_file
 
     path = tmp_path / "c.yaml"
     path.write_text("- {name: c, block: spatial_dropout2d, params: {rate: 0.5}, input: {shape: [2, 3, 4]}}\n")

@@ -10,7 +10,7 @@ import pytest
 
 import harness.blocks.convolution as convolution
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases.loader import load_file
+from harness.cases import load_file
 
 OFF = """
 - name: planted

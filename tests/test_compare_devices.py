@@ -15,7 +15,7 @@ import pytest
 
 import harness.engine.build as build
 import harness.engine.devices as cross_device
-from harness.cases.loader import load_file
+from harness.cases import load_file
 from harness.core import frameworks
 from harness.core.frameworks import keras, torch
 from harness.engine import run_point

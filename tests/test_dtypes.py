@@ -16,7 +16,7 @@ import pytest
 import harness.blocks.convolution as convolution
 import harness.blocks.dense as dense
 from harness.blocks import get_block, resolve_path
-from harness.cases.loader import DTYPES, InputSpec, Point, load_file
+from harness.cases import DTYPES, InputSpec, Point, load_file
 from harness.core.frameworks import NUMPY_DTYPES, TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
 from harness.core.layout import dense_kernel_to_keras, to_channels_last
 from harness.core.samples import check_dropout_sample

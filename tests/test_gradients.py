@@ -20,7 +20,7 @@ import harness.engine.optimizers as optimizers
 import harness.engine.train_step as train_step
 import harness.engine.weights_map as weights_map
 from harness.blocks import WeightCopy
-from harness.cases.loader import load_file
+from harness.cases import load_file
 from harness.core.frameworks import keras, tf
 from harness.core.layout import to_channels_last
 

@@ -23,19 +23,14 @@ import yaml
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+import harness.cases.arrays as arrays_module
 import harness.cases.loader as cases_module
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases.loader import (
-    MAX_ELEMENTS,
-    MAX_FILE_BYTES,
-    MAX_FILE_POINTS,
-    MAX_HELD_NUMBERS,
-    MAX_POINTS,
-    MAX_YAML_DEPTH,
-    CaseEntry,
-    RefusedPoint,
-    load_file,
-)
+from harness.cases import MAX_ELEMENTS, CaseEntry, RefusedPoint, load_file
+from harness.cases.arrays import MAX_HELD_NUMBERS
+from harness.cases.loader import MAX_FILE_BYTES, MAX_FILE_POINTS
+from harness.cases.safe_yaml import MAX_YAML_DEPTH
+from harness.cases.sweeps import MAX_POINTS
 from harness.core.errors import SHOW_LIMIT, CaseError, show
 from harness.core.verdicts import Status
 from harness.suite.collect import plan_tests
@@ -420,7 +415,7 @@ def test_sweep_points_per_file_are_bounded(tmp_path: Path, monkeypatch: pytest.M
 
 def test_numbers_held_per_file_are_bounded_and_shared_arrays_count_once(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cases_module, "MAX_HELD_NUMBERS", 100)  # the real limit is 2**23
+    monkeypatch.setattr(arrays_module, "MAX_HELD_NUMBERS", 100)  # the real limit is 2**23
     row = "[" + ", ".join(["1"] * 30) + "]"
     text = (f"- {{name: a, block: relu, input: {{fill: values, values: &v [{row}, {row}]}}}}\n"  # 60 numbers
             "- {name: b, block: tanh, input: {fill: values, values: *v}}\n"  # the same list: no more
@@ -548,7 +543,7 @@ def test_loading_and_running_cases_writes_no_file(tmp_path: Path, monkeypatch: p
     results = _load_and_run(path)
     assert [r.status for r in results] == ["passed", "failed"]
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
-    from harness.cases.loader import CASE_KEYS, INPUT_KEYS
+    from harness.cases import CASE_KEYS, INPUT_KEYS
 
     assert not {"output", "out", "results", "report", "save", "write"} & {*CASE_KEYS, *INPUT_KEYS}
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from harness.blocks import get_block
-from harness.cases.loader import Point, load_file
+from harness.cases import Point, load_file
 from harness.engine import Result, run_point
 from harness.suite.collect import load_paths
 

@@ -19,7 +19,7 @@ import pytest
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.engine as runner
 from harness.blocks import composite
-from harness.cases.loader import Point, RefusedPoint, load_file
+from harness.cases import Point, RefusedPoint, load_file
 from harness.core.frameworks import keras, torch
 
 NETWORKS = Path(__file__).resolve().parents[1] / "cases" / "networks"

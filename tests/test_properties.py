@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from harness.cases.loader import Point, RefusedPoint, load_file
+from harness.cases import Point, RefusedPoint, load_file
 from harness.core.errors import CaseError
 from harness.engine import Result, run_point
 

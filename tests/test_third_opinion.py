@@ -18,7 +18,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 
 from harness.blocks import Block, all_blocks, get_block
-from harness.cases.loader import Point, load_case
+from harness.cases import Point, load_case
 from harness.engine import Result, run_point
 from harness.engine.third_opinion import KERAS_VS_REFERENCE, TORCH_VS_REFERENCE, UNAVAILABLE
 from harness.tools.fuzz import FUZZ_FILE, case_strategy

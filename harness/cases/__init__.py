@@ -1,11 +1,16 @@
 """Cases: YAML case files in, validated `Point`s out (one case at one sweep combination), every problem a
-`CaseError` naming the file, the case and the field.
+`CaseError` naming the file, the case and the field; a bad case never hides the others in its file.
 
-The package's public face is below; its modules are the data model, safe YAML loading, the fields of a case,
-sweeps and test addresses.
+The package's public face is below. Its modules: the data model (model.py), safe YAML (safe_yaml.py), the data a case
+names or holds (arrays.py), the fields of a case (fields.py), its layers (layers.py), sweeps (sweeps.py), loading a
+file (loader.py) and test addresses (addresses.py).
 """
 
-from harness.cases.loader import (
+from harness.blocks import MAX_ELEMENTS, Layer, plan
+from harness.cases.addresses import find_points
+from harness.cases.fields import OPTIMIZERS
+from harness.cases.loader import find_case_files, load_case, load_file
+from harness.cases.model import (
     CASE_KEYS,
     CHECKS,
     COMPARES,
@@ -13,24 +18,17 @@ from harness.cases.loader import (
     DTYPES,
     FILLS,
     INPUT_KEYS,
-    MAX_ELEMENTS,
     MODES,
-    OPTIMIZERS,
     CaseEntry,
     InputSpec,
-    Layer,
     Point,
     RefusedPoint,
-    case_yaml,
     display_path,
-    find_case_files,
     format_value,
-    load_case,
-    load_file,
-    plan,
     sweep_id,
 )
+from harness.cases.safe_yaml import case_yaml
 
 __all__ = ["CASE_KEYS", "CHECKS", "COMPARES", "DEFAULTS", "DTYPES", "FILLS", "INPUT_KEYS", "MAX_ELEMENTS", "MODES",
            "OPTIMIZERS", "CaseEntry", "InputSpec", "Layer", "Point", "RefusedPoint", "case_yaml", "display_path",
-           "find_case_files", "format_value", "load_case", "load_file", "plan", "sweep_id"]
+           "find_case_files", "find_points", "format_value", "load_case", "load_file", "plan", "sweep_id"]
