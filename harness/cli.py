@@ -197,8 +197,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         for p in block.params:
             print(f"    {p.name:18} default {p.describe_default():10} {p.doc}")
             print(f"    {'':18} {'':18} allowed: {p.allowed()}")
-    if not args.block:
-        print("sequential  (networks)  A list of `layers`, each {block, params, weights}, applied in order.")
     return 0
 
 
@@ -225,9 +223,10 @@ def _print_code(text: str) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from harness.cases import find_points
     from harness.core.errors import CaseError
     from harness.engine import StageError
-    from harness.tools.show import find_points, show_text
+    from harness.tools.show import show_text
 
     parts = ("torch",) if args.torch_only else ("keras",) if args.keras_only else ("torch", "keras")
     try:
@@ -244,7 +243,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     from harness.core.errors import CaseError
-    from harness.tools.show import case_skeleton
+    from harness.tools.new import case_skeleton
 
     try:
         text = case_skeleton(args.block)

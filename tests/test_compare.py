@@ -218,7 +218,7 @@ def test_dropout_survivors_not_scaled_fails() -> None:
     x = _nonzero_input(10)
     y = np.where(_fake_mask(x, 0.5), x, 0).astype(np.float32)
     v = check_dropout_sample(x, y, 0.5, "sample")
-    assert not v.passed and v.check == "dropout"
+    assert not v.passed and v.check == "sample"
     assert "neither 0 nor input/(1-rate)" in v.message
     assert v.metrics["n_bad"] == int((y != 0).sum())
 
@@ -229,7 +229,7 @@ def test_dropout_scaled_by_one_over_rate_fails(rate: float) -> None:
     mask = _fake_mask(x, rate)
     y = np.where(mask, x / np.float32(rate), 0).astype(np.float32)
     v = check_dropout_sample(x, y, rate, "sample")
-    assert not v.passed and v.check == "dropout"
+    assert not v.passed and v.check == "sample"
     assert "neither 0 nor input/(1-rate)" in v.message
     # The same mask scaled correctly passes: the failure is the scale alone.
     good = np.where(mask, x / np.float32(1 - rate), 0).astype(np.float32)
@@ -243,7 +243,7 @@ def test_dropout_wrong_rate_zero_fraction_out_of_interval() -> None:
     mask = _fake_mask(x, 0.5)
     y = np.where(mask, x / np.float32(0.7), 0).astype(np.float32)
     v = check_dropout_sample(x, y, 0.3, "sample")
-    assert not v.passed and v.check == "dropout"
+    assert not v.passed and v.check == "sample"
     assert "zero fraction" in v.message and "outside the 5-sigma interval" in v.message
     lo, hi = v.metrics["interval"]
     assert not lo <= v.metrics["zero_fraction"] <= hi
@@ -264,7 +264,7 @@ def test_dropout_outputs_neither_zero_nor_scaled_fail() -> None:
     y[0, 5] = np.float32(1234.5)
     y[2, 7] = y[2, 7] * np.float32(1.001) if y[2, 7] != 0 else np.float32(0.5)
     v = check_dropout_sample(x, y, rate, "sample")
-    assert not v.passed and v.check == "dropout"
+    assert not v.passed and v.check == "sample"
     assert v.metrics["n_bad"] == 2
     assert "first at [0, 5]" in v.message and "output=1234.5" in v.message
 
@@ -386,7 +386,7 @@ def test_channel_dropout_elementwise_mask_fails_as_partly_zeroed() -> None:
         y = to_numpy(torch.nn.Dropout(rate).train()(torch.from_numpy(x)))
     assert check_dropout_sample(x, y, rate, "elementwise").passed  # right for element-wise dropout
     v = check_channel_dropout_sample(x, y, rate, "sample")
-    assert not v.passed and v.check == "dropout"
+    assert not v.passed and v.check == "sample"
     assert "channels are partly zeroed" in v.message and "an element-wise dropout?" in v.message
     assert v.metrics["n_partial"] > 0.9 * 64 * 64
 

@@ -31,12 +31,11 @@ import pytest
 import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import harness.engine.run as runner
-import harness.tools.fuzz as fuzz_module
+import harness.tools.fuzz.search as fuzz_search  # where fuzz() looks up run_case and _clock
 from harness.blocks import REGISTRY, Block, Site, all_blocks, get_block
-from harness.cases.loader import DTYPES, Point, load_case, load_file
+from harness.cases import DTYPES, Point, load_case, load_file
 from harness.cli import main
 from harness.core import frameworks
 from harness.core.schema import Param
@@ -68,20 +67,26 @@ def test_a_short_fuzz_run_finds_nothing(block: str) -> None:
 # --- catalogued differences: not searched, declared by the blocks, still real -------------------------------------
 
 def test_every_declared_difference_is_a_divergent_catalogue_entry() -> None:
-    """Cases drawn for every block in every dtype, loaded (not run): whatever name a block's known_difference gives
-    is an expect.divergent entry of the catalogue."""
+    """Cases drawn for every block, in every dtype and in float64 (where the declared differences are), loaded (not
+    run): whatever name a block's known_difference gives is an expect.divergent entry of the catalogue. Each block is
+    probed on its own, so that every block is reached whatever the others draw."""
     seen: dict[str, set[str]] = {}
 
-    @settings(max_examples=400, database=None, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.sampled_from(fuzzable_blocks()).flatmap(lambda b: case_strategy(b, DTYPES)))
-    def probe(case: dict[str, Any]) -> None:
-        entry = load_case("<probe>", 0, case, PROJECT, set())
-        point = entry.points[0] if entry.error is None else None
-        if isinstance(point, Point) and (name := known_difference(point)) is not None:
-            seen.setdefault(name, set()).add(case["block"])
+    def probe(block: str, dtypes: tuple[str, ...], examples: int) -> None:
+        @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case_strategy(block, dtypes))
+        def draw(case: dict[str, Any]) -> None:
+            entry = load_case("<probe>", 0, case, PROJECT, set())
+            point = entry.points[0] if entry.error is None else None
+            if isinstance(point, Point) and (name := known_difference(point)) is not None:
+                seen.setdefault(name, set()).add(case["block"])
 
-    probe()
+        draw()
+
+    for block in fuzzable_blocks():
+        probe(block, DTYPES, 20)
+        probe(block, ("float64",), 10)
     assert set(seen) <= DIVERGENT, seen
     assert {"tf_float64_gelu", "tf_float64_leaky_relu_slope"} <= set(seen), seen  # the probe reached them
 
@@ -283,7 +288,7 @@ def test_a_bad_option_is_a_one_line_error_before_the_search(argv: list[str], say
                                                             capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "file").write_text("")  # a file where --out wants a folder: a finding could never be written
     argv, says = [a.format(file=tmp_path / "file") for a in argv], says.format(file=tmp_path / "file")
-    monkeypatch.setattr(fuzz_module, "run_case", lambda *a, **k: pytest.fail("the search started"))
+    monkeypatch.setattr(fuzz_search, "run_case", lambda *a, **k: pytest.fail("the search started"))
     assert main(["fuzz", "relu", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and "\n" not in err, err
@@ -310,8 +315,8 @@ def test_a_shrinking_stopped_by_the_time_budget_says_partly_shrunk(tmp_path: Pat
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _same_as_symmetric(monkeypatch)
     now = [0.0]  # the budget's clock, spent the moment a failure is found: the shrinking stops at its first step
-    monkeypatch.setattr(fuzz_module, "_clock", lambda: now[0])
-    original = fuzz_module.run_case
+    monkeypatch.setattr(fuzz_search, "_clock", lambda: now[0])
+    original = fuzz_search.run_case
 
     def run(case: dict[str, Any], *args: Any) -> Any:
         outcome = original(case, *args)
@@ -319,7 +324,7 @@ def test_a_shrinking_stopped_by_the_time_budget_says_partly_shrunk(tmp_path: Pat
             now[0] = 100.0
         return outcome
 
-    monkeypatch.setattr(fuzz_module, "run_case", run)
+    monkeypatch.setattr(fuzz_search, "run_case", run)
     report = fuzz("conv2d", examples=200, seed=4, out=tmp_path, dtypes=("float32",), time_budget=10)
     assert report.finding is not None and report.out_of_time and report.stats.shrink_steps == 0, report.summary()
     assert "found a divergence; partly shrunk (stopped by --time-budget) after 0 steps to:" in report.summary()
@@ -383,13 +388,13 @@ def test_a_new_block_is_fuzzable_with_no_fuzz_code(tmp_path: Path, monkeypatch: 
     monkeypatch.setitem(REGISTRY, ScaleShift.name, ScaleShift())
     assert ScaleShift.name in fuzzable_blocks()
     drawn: list[dict[str, Any]] = []
-    original = fuzz_module.run_case
+    original = fuzz_search.run_case
 
     def run(case: dict[str, Any], *args: Any) -> Any:
         drawn.append(case)
         return original(case, *args)
 
-    monkeypatch.setattr(fuzz_module, "run_case", run)
+    monkeypatch.setattr(fuzz_search, "run_case", run)
     report = fuzz(ScaleShift.name, examples=10, seed=0, out=None)
     assert report.finding is None and report.stats.statuses["passed"] == 10, report.summary()
     odd = {c.get("params", {}).get("odd") for c in drawn} - {None}

@@ -20,14 +20,14 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.core.layout  # noqa: F401  (the NOTE's recipe names it)
-from harness.cases.loader import load_file
+from harness.cases import load_file
 from harness.cli import main
 from harness.core.compare import compare
 from harness.core.frameworks import keras, torch
 from harness.core.layout import Layout
 from harness.core.tolerance import default_tolerance
 from harness.core.verdicts import VerdictKind
-from harness.tools.port import Ported, keras_custom_objects, leaves_of, load_model, output_note
+from harness.tools.port import Ported, PortError, keras_custom_objects, leaves_of, load_model, output_note, port_model
 
 MODELS = textwrap.dedent('''
     import torch
@@ -262,7 +262,7 @@ def test_harness_keras_layers_are_listed_for_loading(models: Path, tmp_path: Pat
     out = tmp_path / "out"
     code, text, err = port(capsys, f"{models}:dilated", "--input-shape", "2,3,12,12", "--out", str(out))
     assert code == 0, text + err
-    assert 'custom_objects={"Subsample2D": harness.blocks.convolution.Subsample2D' in text
+    assert 'custom_objects={"Subsample2D": harness.blocks.keras_layers.Subsample2D' in text
     saved = keras.models.load_model(out / "dilated.keras", custom_objects=_harness_layers())
     assert set(keras_custom_objects(saved)) >= {"Subsample2D"}
     with pytest.raises(TypeError, match="Subsample2D"):  # why the instructions name them
@@ -270,11 +270,10 @@ def test_harness_keras_layers_are_listed_for_loading(models: Path, tmp_path: Pat
 
 
 def _harness_layers() -> dict[str, type]:
-    from harness.blocks import convolution, pooling
+    from harness.blocks import keras_layers
 
-    return {name: getattr(module, name) for module in (convolution, pooling) for name in dir(module)
-            if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), keras.layers.Layer)
-            and getattr(module, name).__module__ == module.__name__}
+    return {name: cls for name, cls in vars(keras_layers).items()
+            if isinstance(cls, type) and issubclass(cls, keras.layers.Layer) and cls.__module__ == keras_layers.__name__}
 
 
 # --- what is not ported -----------------------------------------------------------------------------------------
@@ -530,3 +529,20 @@ def test_adaptive_pooling_to_a_divisor_of_its_input_is_window_pooling(models: Pa
     assert "{block: max_pool2d, params: {pool_size: [2, 1]}}  # 2: torch.nn.AdaptiveMaxPool2d" in case
     assert "{block: global_avg_pool2d, params: {keepdims: true}}  # 3: torch.nn.AdaptiveAvgPool2d" in case
     assert _reproduces(out / "adaptive.keras", load_model(f"{models}:adaptive"), (3, 3, 8, 8), 27)
+
+
+def test_a_module_built_in_python_ports_without_a_file(tmp_path: Path) -> None:
+    """port_model takes the nn.Module itself: the case is named after its class unless named, and its header says
+    where it came from; a module with no layers and an object that is no module are PortErrors."""
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh())
+    ported = port_model(model, out=tmp_path / "out")
+    assert ported.passed and ported.name == "Sequential" and ported.blocks == ["dense", "tanh"]
+    assert ported.case_path == tmp_path / "out" / "Sequential.yaml" and ported.keras_path.is_file()
+    header = ported.case_path.read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("# Written by harness.tools.port.port_model: ")
+    assert port_model(model, (5, 4), tmp_path / "named", name="tiny").case_path == tmp_path / "named" / "tiny.yaml"
+    with pytest.raises(PortError, match="^empty: the model has no layers$"):
+        port_model(torch.nn.Sequential(torch.nn.Identity()), out=tmp_path / "empty", name="empty")
+    with pytest.raises(PortError, match="a int is not an nn.Module"):
+        port_model(3)  # type: ignore[arg-type]

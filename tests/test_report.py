@@ -19,9 +19,8 @@ from PIL import Image
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import main
-from harness.engine import run_point
-from harness.suite.collect import run_test
 from harness.report.html import render_report, unpack
+from harness.suite.collect import run_test
 from harness.suite.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
 from harness.suite.results import (
     ResultsFileError,

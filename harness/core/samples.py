@@ -64,7 +64,7 @@ class _Sample:
 
     def wrong_outputs(self, what: str, rate: float, ulps: float, metrics: dict[str, Any]) -> Verdict:
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(self.neither)), self.x.shape))
-        return Verdict(what, False, "dropout",
+        return Verdict(what, False, "sample",
                        f"{int(self.neither.sum())} of {int(self.live.sum())} outputs are neither 0 nor input/(1-rate) "
                        f"(rate {rate}, within {ulps:g} ulp); first at {list(idx)}: input={self.x[idx]:.9g}, "
                        f"output={self.y[idx]:.9g}, expected 0 or {self.scaled[idx]:.9g}", metrics, kind=SAMPLE)
@@ -98,7 +98,7 @@ def check_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, u
     if sample.neither.any():
         return sample.wrong_outputs(what, rate, ulps, metrics)
     if not lo <= zero_frac <= hi:
-        return Verdict(what, False, "dropout",
+        return Verdict(what, False, "sample",
                        f"zero fraction {zero_frac:.4f} of {n} non-zero inputs is outside the 5-sigma interval "
                        f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
     return Verdict(what, True, "ok",
@@ -136,12 +136,12 @@ def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what
         return sample.wrong_outputs(what, rate, ulps, metrics)
     if partial.any():
         first = tuple(int(i) for i in np.argwhere(partial)[0])
-        return Verdict(what, False, "dropout",
+        return Verdict(what, False, "sample",
                        f"{int(partial.sum())} of {n} channels are partly zeroed: channel-wise dropout zeroes a whole "
                        f"(n, c) channel or none of it; first: channel {list(first)}, {int(n_dropped[first])} of "
                        f"{int(n_live[first])} non-zero inputs zeroed (an element-wise dropout?)", metrics, kind=SAMPLE)
     if not lo <= channel_frac <= hi:
-        return Verdict(what, False, "dropout",
+        return Verdict(what, False, "sample",
                        f"dropped-channel fraction {channel_frac:.4f} of {n} channels is outside the 5-sigma interval "
                        f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
     return Verdict(what, True, "ok",

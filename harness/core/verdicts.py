@@ -65,7 +65,7 @@ class Verdict:
 
     what: str  # for people: "keras vs torch", "torch vs expected", "grad layers[0].weight"
     passed: bool
-    check: str  # which check decided: "shape" | "nonfinite" | "values" | "dropout" | "mapping" | ... | "ok"
+    check: str  # which check decided: "shape" | "nonfinite" | "values" | "sample" | "mapping" | ... | "ok"
     message: str
     metrics: dict[str, Any] = field(default_factory=dict)
     kind: VerdictKind = field(kw_only=True)  # required: every verdict says what it compares
