@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 PYTEST_ARGS ?=
 
-.PHONY: setup test report report-scale bench profile lint clean readme mutation fuzz
+.PHONY: setup test report report-scale bench profile lint clean docs mutation fuzz
 
 setup: $(STAMP)
 
@@ -17,9 +17,9 @@ $(STAMP): $(REQUIREMENTS) pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The harness's own tests and every shipped case, on every device present.
-test: setup
-	$(PY) -m ruff check harness tests scripts benchmarks
+# The harness's own tests and every shipped case, on every device present (the layering, the docs site's strict
+# build and its examples are tests too: tests/test_architecture.py, tests/docs/).
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Runs every shipped case and writes reports/index.html, reports/results.json and reports/junit.xml.
@@ -62,15 +62,16 @@ fuzz: setup
 report-scale: setup
 	$(PY) scripts/report_scale.py --tests 2000 --out reports/scale
 
+# ruff, and import-linter's layers contract (pyproject.toml: each package imports only the layers below it).
 lint: setup
-	$(PY) -m ruff check harness tests scripts benchmarks
+	$(PY) -m ruff check harness tests scripts benchmarks docs
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
 
-# Regenerates the README's block table from the registry (tests/test_readme.py checks that it is current).
-readme: setup
-	$(PY) -c "import re, pathlib, harness.blocks.registry as r, harness.cli as c; p = pathlib.Path('README.md'); \
-	  s = p.read_text(); t = c.markdown_block_table(r.all_blocks()); \
-	  p.write_text(re.sub(r'(<!-- BLOCK TABLE START -->\n).*?(<!-- BLOCK TABLE END -->)', \
-	  lambda m: m.group(1) + t + '\n' + m.group(2), s, flags=re.S))"
+# The documentation site (mkdocs.yml, docs/): built strictly into reports/site; its block reference and catalogue of
+# known differences are generated at build time (docs/hooks.py). `.venv/bin/mkdocs serve` serves it while editing.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir reports/site
+	@echo "open reports/site/index.html"

@@ -45,7 +45,7 @@ def say(**kw):
     print("MUTATION-CHILD " + json.dumps(kw), flush=True)
 import harness
 say(event="imported", file=harness.__file__)
-import harness.blocks, harness.cases.loader, harness.core.compare, harness.core.layout, harness.engine.run, harness.core.spatial
+import harness.blocks, harness.cases, harness.engine  # every layer a mutant may touch, imported before the first case
 say(event="ready")
 from harness.suite.collect import load_paths, plan_tests
 entries, file_errors = load_paths(sys.argv[1:])

@@ -18,9 +18,9 @@ from pathlib import Path
 import yaml
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.suite.collect import load_paths, plan_tests
 from harness.report.browser import browser_unavailable_reason, chromium, load_time_ms
 from harness.report.html import write_report
+from harness.suite.collect import load_paths, plan_tests
 from harness.suite.results import results_document, write_json
 
 # Each template is a case whose `sweep` gets `input.seed: [0 .. n)` added to reach the wanted size.

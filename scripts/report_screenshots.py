@@ -15,9 +15,9 @@ from pathlib import Path
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.blocks import convolution
 from harness.core.spatial import resolve_padding
-from harness.suite.collect import load_paths, plan_tests
 from harness.report.browser import browser_unavailable_reason, chromium, open_report
 from harness.report.html import write_report
+from harness.suite.collect import load_paths, plan_tests
 from harness.suite.results import results_document
 
 PLANTED = """\

@@ -128,7 +128,8 @@ def test_tolerance_boundary_semantics() -> None:
     assert compare(np.array([1.75]), b, tol, kind=VerdictKind.FORWARD).passed
     assert compare(np.array([0.25]), b, tol, kind=VerdictKind.FORWARD).passed
     assert not compare(np.array([np.nextafter(1.75, 2.0)]), b, tol, kind=VerdictKind.FORWARD).passed
-    assert not compare(np.array([0.25 - 2.0 ** -20]), b, tol, kind=VerdictKind.FORWARD).passed  # |a - b| = 0.75 + 2**-20, exactly
+    # |a - b| = 0.75 + 2**-20, exactly
+    assert not compare(np.array([0.25 - 2.0 ** -20]), b, tol, kind=VerdictKind.FORWARD).passed
     # rtol scales |expected|, not |actual|: the comparison is not symmetric.
     rel = Tolerance(atol=0.0, rtol=1.0)
     assert compare(np.array([1.0]), np.array([3.0]), rel, kind=VerdictKind.FORWARD).passed  # 2 <= 1 * 3

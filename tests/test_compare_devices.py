@@ -50,7 +50,8 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _gpu_side(monkeypatch: pytest.MonkeyPatch, name: str, change) -> list[str]:
-    """Wrap the builders harness.engine.devices calls (build_torch or build_keras) so that `change(built)` applies to what is built for the gpu only;
+    """Wrap the builders harness.engine.devices calls (build_torch or build_keras) so that `change(built)` applies
+    to what is built for the gpu only;
     returns the devices the builder was called for."""
     calls: list[str] = []
     real = getattr(cross_device, name)

@@ -198,7 +198,8 @@ def port(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def _same(model_out: np.ndarray, keras_out: np.ndarray, reduction_length: int) -> bool:
     tolerance = default_tolerance("float32", reduction_length, float(np.abs(model_out).max()))
-    return compare(keras_out, model_out, tolerance, "keras vs model", ("keras", "model"), kind=VerdictKind.FORWARD).passed
+    return compare(keras_out, model_out, tolerance, "keras vs model", ("keras", "model"),
+                   kind=VerdictKind.FORWARD).passed
 
 
 def test_a_lenet_ports_and_its_keras_file_matches_pytorch_on_a_new_input(models: Path, tmp_path: Path,
@@ -273,7 +274,8 @@ def _harness_layers() -> dict[str, type]:
     from harness.blocks import keras_layers
 
     return {name: cls for name, cls in vars(keras_layers).items()
-            if isinstance(cls, type) and issubclass(cls, keras.layers.Layer) and cls.__module__ == keras_layers.__name__}
+            if isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
+            and cls.__module__ == keras_layers.__name__}
 
 
 # --- what is not ported -----------------------------------------------------------------------------------------

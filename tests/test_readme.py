@@ -1,22 +1,42 @@
-"""The README is the user's manual: its block table must be the registry's."""
+"""The README is the front door: short, and every link in it leads somewhere (the manual is docs/, built by
+`make docs`; its examples run in tests/test_docs_examples.py)."""
 
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
-from harness.blocks.registry import all_blocks
-from harness.cli import markdown_block_table
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def test_block_table_matches_registry() -> None:
-    text = README.read_text(encoding="utf-8")
-    m = re.search(r"<!-- BLOCK TABLE START -->\n(.*?)\n<!-- BLOCK TABLE END -->", text, flags=re.S)
-    assert m, "README.md lost its BLOCK TABLE markers"
-    assert m.group(1) == markdown_block_table(all_blocks()), "README block table is stale: run `make readme`"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+MAX_LINES = 150
 
 
-def test_every_block_has_shipped_cases() -> None:
-    cases = "\n".join(p.read_text(encoding="utf-8") for p in (README.parent / "cases").rglob("*.yaml"))
-    missing = [name for name in all_blocks() if not re.search(rf"block: {name}\b", cases)]
-    assert not missing, f"blocks without a shipped case: {missing}"
+def _links(text: str) -> list[str]:
+    """The targets of the Markdown links and images of `text`, outside code blocks and code spans."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return re.findall(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", text)
+
+
+def test_readme_is_a_front_door() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= MAX_LINES, f"README.md has {len(lines)} lines: move the detail into docs/ (the manual)"
+
+
+def test_every_relative_link_of_the_readme_resolves() -> None:
+    links = _links(README.read_text(encoding="utf-8"))
+    assert any(link.startswith("docs/") for link in links), "the README should link to the manual's pages"
+    broken = []
+    for link in links:
+        if re.match(r"[a-z][a-z0-9+.-]*:", link) or link.startswith("#"):
+            continue  # an absolute URL, or an anchor of the README itself
+        target = ROOT / unquote(link.split("#", 1)[0])
+        if not target.exists():
+            broken.append(link)
+    assert not broken, f"README.md links to files that do not exist: {broken}"
+
+
+def test_the_readme_links_every_page_of_the_manual_or_its_index() -> None:
+    """A reader on GitHub finds each page from the README (the site's nav has them all too)."""
+    linked = {Path(link.split("#", 1)[0]).name for link in _links(README.read_text(encoding="utf-8"))}
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
+    assert not pages - linked, f"pages the README does not link: {sorted(pages - linked)}"

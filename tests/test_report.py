@@ -1,4 +1,5 @@
-"""The report's data path: pictures (harness.suite.figures), results documents (merging shards, baselines, JUnit XML) and
+"""The report's data path: pictures (harness.suite.figures), results documents (merging shards, baselines, JUnit XML)
+and
 the HTML page's static parts and packed data. The page's script is tested in a real browser in
 test_report_browser.py.
 """

@@ -11,48 +11,22 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.engine as runner
-from harness.blocks import all_blocks, network_block
-from harness.cases import Point, find_points, load_file
+from harness.cases import Point, find_points
 from harness.cli import main
 from harness.core.errors import CaseError
-from harness.suite.collect import load_paths
 from harness.tools.new import case_skeleton
 from harness.tools.show import point_code, show_text
+from tests.helpers import runner_outputs, same, shipped_points, shown_outputs
 
 PROJECT = Path(__file__).resolve().parents[1]
 CASES = PROJECT / "cases"
-SHIPPED = [p for entry in load_paths([CASES])[0] for p in entry.points if isinstance(p, Point)]
-
-
-def _exec(source: str, name: str) -> dict[str, Any]:
-    """Run a printed program top to bottom in a fresh namespace, as `python FILE` would."""
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    exec(compile(source, f"<harness show: {name}>", "exec"), namespace)  # noqa: S102 - the code under test
-    return namespace
-
-
-def _runner_outputs(point: Point) -> tuple[np.ndarray, np.ndarray]:
-    """The runner's channels-first torch and keras outputs of a point on the CPU."""
-    x = point.input.make()
-    modules = runner.build_torch(point, "cpu")
-    layers = runner.build_keras(point, modules, "cpu")
-    return runner.forward_torch(point, modules, x, "cpu")[-1], runner.forward_keras(point, layers, x, "cpu")[-1]
-
-
-def _same(shown: np.ndarray, ran: np.ndarray) -> bool:
-    return shown.dtype == ran.dtype and np.array_equal(shown, ran, equal_nan=True)
-
-
-def _shown_outputs(point: Point, code: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    name = point.test_id("cpu")
-    return _exec(code["torch"], f"{name} torch")["torch_out"], _exec(code["keras"], f"{name} keras")["keras_out"]
+SHIPPED = shipped_points()
 
 
 # --- (a) the printed code is what runs ---------------------------------------------------------------------
@@ -68,20 +42,15 @@ def test_printed_code_computes_what_the_runner_computes(point: Point) -> None:
     except runner.StageError as e:  # a hand port Keras refuses to build (known_differences): the runner refuses alike
         assert "building the Keras layer" in str(e), e
         with pytest.raises(runner.StageError, match=re.escape(str(e)[:80])):
-            _runner_outputs(point)
+            runner_outputs(point)
         return
     for source in code.values():
         assert not re.search(r"initializer|regularizer|constraint|trainable=True|\bname=", source), \
             "get_config noise in the printed code"
-    ran_torch, ran_keras = _runner_outputs(point)
-    shown_torch, shown_keras = _shown_outputs(point, code)
-    assert _same(shown_torch, ran_torch), f"the printed PyTorch code differs from the runner's:\n{code['torch']}"
-    assert _same(shown_keras, ran_keras), f"the printed Keras code differs from the runner's:\n{code['keras']}"
-
-
-def test_every_shipped_block_is_printed() -> None:
-    shown = {name for p in SHIPPED for name in p.blocks} | {network_block().name for p in SHIPPED if p.sequential}
-    assert shown == set(all_blocks()), f"blocks without a shipped point: {set(all_blocks()) - shown}"
+    ran_torch, ran_keras = runner_outputs(point)
+    shown_torch, shown_keras = shown_outputs(point, code)
+    assert same(shown_torch, ran_torch), f"the printed PyTorch code differs from the runner's:\n{code['torch']}"
+    assert same(shown_keras, ran_keras), f"the printed Keras code differs from the runner's:\n{code['keras']}"
 
 
 # --- (b) a planted mistake in the printed weight transfer is caught ------------------------------------------
@@ -112,20 +81,20 @@ def _planted(point: Point, right: str, wrong: str) -> dict[str, str]:
 def test_a_wrong_printed_weight_transfer_is_caught(spec: str, right: str, wrong: str) -> None:
     """The exec check fails both ways: the correct printed code matches, the planted one does not."""
     point = _one(spec)
-    ran_torch, ran_keras = _runner_outputs(point)
-    assert _same(_shown_outputs(point, point_code(point, "cpu"))[1], ran_keras), "the correct code must match"
-    shown_torch, shown_keras = _shown_outputs(point, _planted(point, right, wrong))
+    ran_torch, ran_keras = runner_outputs(point)
+    assert same(shown_outputs(point, point_code(point, "cpu"))[1], ran_keras), "the correct code must match"
+    shown_torch, shown_keras = shown_outputs(point, _planted(point, right, wrong))
     assert shown_keras.shape == ran_keras.shape, "the planted mistake keeps the shape: only the values can tell"
-    assert _same(shown_torch, ran_torch)
-    assert not _same(shown_keras, ran_keras), "the exec check missed a wrong kernel layout in the printed code"
+    assert same(shown_torch, ran_torch)
+    assert not same(shown_keras, ran_keras), "the exec check missed a wrong kernel layout in the printed code"
 
 
 def test_a_wrong_printed_kernel_transpose_fails_on_a_non_square_kernel() -> None:
     """On a 3x2 kernel, (3, 2, 1, 0) gives a (kw, kh, in, out) array: the printed program stops at the assign."""
     point = _one("cases/conv2d.yaml::kernel_shapes[kernel_size=3x2-strides=1-padding=valid]")
-    assert _same(_shown_outputs(point, point_code(point, "cpu"))[1], _runner_outputs(point)[1])
+    assert same(shown_outputs(point, point_code(point, "cpu"))[1], runner_outputs(point)[1])
     with pytest.raises(ValueError, match=r"variable.shape=\(3, 2, 2, 3\), Received: value.shape=\(2, 3, 2, 3\)"):
-        _shown_outputs(point, _planted(point, "conv_kernel_to_keras(", HW_SWAP))
+        shown_outputs(point, _planted(point, "conv_kernel_to_keras(", HW_SWAP))
 
 
 def test_the_printed_conversion_is_the_one_the_block_uses() -> None:
@@ -147,7 +116,7 @@ def test_show_text_header_parts_and_tolerance() -> None:
     assert "#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid, ceil_mode: false}" in text
     assert "# --- PyTorch ---" in text and "# --- Keras ---" in text
     assert "dense_after_flatten_kernel_to_keras(t4.weight.detach().cpu().numpy(), (8, 13, 13))" in text
-    ran_torch, _ = _runner_outputs(point)
+    ran_torch, _ = runner_outputs(point)
     rtol = runner.point_tolerance(point, ran_torch).rtol  # the runner's own rule for this point
     assert f"= {rtol:.3g}, K = 1352" in re.sub(r"\n#\s+", " ", text)
     only_torch = show_text(point, parts=("torch",))
@@ -212,49 +181,6 @@ def test_find_points_invalid_case_and_refused_point(tmp_path: Path) -> None:
 
 
 # --- (d) harness new -----------------------------------------------------------------------------------------
-
-def _switch_on(text: str, key: str, skip: tuple[str, ...] = ()) -> str:
-    """The skeleton with a commented-out key (and its commented children, but `skip`) written in."""
-    out, inside = [], False
-    for line in text.splitlines():
-        if line.startswith(f"  # {key}:"):
-            inside = True
-            out.append("  " + line[4:])
-        elif inside and line.startswith("  #   "):
-            if not line[6:].startswith(skip):
-                out.append("  " + line[4:])
-        else:
-            inside = False
-            out.append(line)
-    assert any(line.startswith(f"  {key}:") for line in out), f"no commented {key} in the skeleton"
-    return "\n".join(out) + "\n"
-
-
-def _run_skeleton(text: str, directory: Path) -> list[runner.Result]:
-    path = directory / "skeleton.yaml"
-    path.write_text(text, encoding="utf-8")
-    entries, error = load_file(path)
-    assert error is None and len(entries) == 1, error
-    entry = entries[0]
-    assert entry.error is None, str(entry.error)
-    assert all(isinstance(p, Point) for p in entry.points), [str(p.error) for p in entry.points]
-    return [runner.run_point(p, "cpu") for p in entry.points]
-
-
-@pytest.mark.parametrize("block", [*all_blocks(), "sequential"])
-def test_new_skeleton_loads_and_passes(block: str, tmp_path: Path) -> None:
-    text = case_skeleton(block)
-    results = _run_skeleton(text, tmp_path)
-    assert [r.status for r in results] == ["passed"], [r.message for r in results]
-    for p in all_blocks().get(block, type("none", (), {"params": ()})).params:
-        line = next(line for line in text.splitlines() if line.strip().startswith(f"{p.name}:"))
-        assert ("REQUIRED" in line) == p.required, line
-    # The commented examples are valid too: the sweep (every point runs, none refused), expect and tolerance.
-    results = _run_skeleton(_switch_on(_switch_on(text, "sweep"), "tolerance"), tmp_path)
-    assert len(results) >= 2 and {r.status for r in results} == {"passed"}, [r.message for r in results]
-    results = _run_skeleton(_switch_on(text, "expect", skip=("output",)), tmp_path)  # a wrong shape would fail
-    assert [r.status for r in results] == ["passed"], [r.message for r in results]
-
 
 def test_new_lists_every_parameter_with_its_default() -> None:
     text = case_skeleton("max_pool2d")
@@ -327,6 +253,6 @@ def test_printed_code_reads_input_and_weight_files(tmp_path: Path) -> None:
     point = _one(f"{path}::from_files")
     code = point_code(point, "cpu")
     assert "np.load(" in code["torch"] and "x.npy" in code["torch"] and "w.npz" in code["keras"]
-    shown_torch, shown_keras = _shown_outputs(point, code)
-    ran_torch, ran_keras = _runner_outputs(point)
-    assert _same(shown_torch, ran_torch) and _same(shown_keras, ran_keras)
+    shown_torch, shown_keras = shown_outputs(point, code)
+    ran_torch, ran_keras = runner_outputs(point)
+    assert same(shown_torch, ran_torch) and same(shown_keras, ran_keras)

@@ -176,7 +176,8 @@ class _Composite(Block):
         """The nested layers' weight copies, their paths prefixed with where each sits in the composite."""
         copies = []
         for i, (nested, s, m, k) in enumerate(zip(branch.layers, branch.sites, modules, layers)):
-            copies += [replace(c, torch_path=f"{torch_at}{i}.{c.torch_path}", keras_path=f"{keras_at}{i}.{c.keras_path}")
+            copies += [replace(c, torch_path=f"{torch_at}{i}.{c.torch_path}",
+                               keras_path=f"{keras_at}{i}.{c.keras_path}")
                        for c in nested.block.weight_copies(s, m, k)]
         return copies
 

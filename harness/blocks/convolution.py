@@ -37,8 +37,8 @@ Native defaults (`defaults: native`): each framework's own layer with only the p
 person porting by hand writes them. Keras has only 'valid' and 'same': the hand port writes numeric padding 0 as
 'valid' and padding == kernel // 2 (per axis) as 'same', which is how the catalogue of known differences shows that
 `same` at stride 2 is not a symmetric padding; any other numeric padding, and a padding_mode other than zeros,
-cannot be written as one Keras layer (Refusal). What a framework itself refuses when the port is written (PyTorch's Conv2d
-padding='same' with stride > 1; Keras's strides > 1 with dilation_rate > 1) is left to
+cannot be written as one Keras layer (Refusal). What a framework itself refuses when the port is written
+(PyTorch's Conv2d padding='same' with stride > 1; Keras's strides > 1 with dilation_rate > 1) is left to
 it: its own error is the finding (the runner records it as "refuses the hand port" for `expect: divergent`).
 """
 

@@ -62,7 +62,8 @@ class Dropout(_Dropout):
     doc = "Zero each element with probability rate in train mode, scaling survivors by 1/(1-rate); identity in eval."
     params = (RATE,)
     torch_types = ("Dropout",)
-    sample_rule = ("harness.core.samples.check_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, and the "
+    sample_rule = ("harness.core.samples.check_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, "
+                   "and the "
                    "fraction of zeros among the n non-zero inputs lies in the exact binomial interval for rate "
                    "(samples.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 normal "
                    "sigmas, 5.7e-7 per check)")
@@ -92,7 +93,8 @@ class SpatialDropout2D(_Dropout):
     params = (Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of zeroing a channel"),)
     ranks = (4,)
     torch_types = ("Dropout2d",)
-    sample_rule = ("harness.core.samples.check_channel_dropout_sample: every output is 0 or x / (1 - rate) within 4 ulp, "
+    sample_rule = ("harness.core.samples.check_channel_dropout_sample: every output is 0 or x / (1 - rate) within "
+                   "4 ulp, "
                    "each (n, c) channel is zeroed whole or kept whole, and the fraction of dropped channels lies "
                    "in the exact binomial interval for rate over n channels, n the channels holding a non-zero "
                    "input (samples.binomial_interval: scipy.stats.binom quantiles at the false-alarm rate of 5 "

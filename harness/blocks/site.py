@@ -78,7 +78,8 @@ class WeightCopy:
 
     torch_path: str  # the parameter inside the PyTorch module: "weight", "1.weight", "linear.bias"
     keras_path: str  # the variable inside the built Keras layer: "kernel", "layers.1.bias"
-    convert: Callable[..., Any] | None = None  # a harness.core.layout function, called convert(array, *args); None: as is
+    # A harness.core.layout function, called convert(array, *args); None: copied as it is.
+    convert: Callable[..., Any] | None = None
     args: tuple[Any, ...] = ()
     convention: StateConvention | None = None  # a state the frameworks keep differently (batch norm's variance)
 

@@ -80,7 +80,8 @@ def sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
         items = raw.get(layers_key) if isinstance(raw.get(layers_key), list) else []
         m = re.fullmatch(rf"{layers_key}\.(\d+)\.(\w+)", str(key))
         if not m or int(m.group(1)) >= len(items):
-            raise CaseError(f"unknown sweep key {show(key)}; allowed for a {raw['block']}: {layers_key}.<index>.<param> "
+            raise CaseError(f"unknown sweep key {show(key)}; allowed for a {raw['block']}: "
+                            f"{layers_key}.<index>.<param> "
                             f"with index < {len(items)}, {', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
         item = items[int(m.group(1))]
         try:

@@ -100,8 +100,16 @@ def _block_section(name: str, block: Any) -> str:
         f"- **Input ranks** (channels-first): {_ranks(block)}",
         f"- **Weights** (arrays a `weights` file may give, PyTorch layout): {_code_list(block.weight_names, 'none')}",
         "- **PyTorch classes `harness port` reads** (`torch.nn`): "
-        + _code_list(block.torch_types, "none (not read from a PyTorch model)"),
+        + _code_list(block.torch_types, "none (not read from a PyTorch model)")
+        + (f"; where no other block reads them: {_code_list(block.torch_fallback_types, '')}"
+           if block.torch_fallback_types else ""),
     ]
+    if block.nested:
+        facts.append("- **Made of other blocks:** " + ", ".join(
+            f"`{key}` ({'required' if required else 'optional'})" for key, required in block.nested.items())
+            + ("; a case of it is a whole network" if block.holds_network else ""))
+    facts += [f"- **Known difference** [`{d.entry}`](known-differences.md#{d.entry}): {_inline(d.summary)}"
+              for d in block.known_differences]
     return "\n\n".join([f"### `{name}` {{#{name}}}", _inline(block.doc), "\n".join(facts), _param_table(block)])
 
 

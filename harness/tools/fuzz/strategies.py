@@ -2,7 +2,8 @@
 
 A block's cases come from its parameter schema (harness.core.schema.Param: int, pair, padding, float, bool, choice,
 axis; a kind of a block's own is probed through its `normalise`) and its accepted input ranks (Block.ranks);
-the network block (`sequential`) draws random small networks of registered blocks, each next block one that accepts the rank the
+the network block (`sequential`) draws random small networks of registered blocks, each next block one that accepts
+the rank the
 network has so far. So a new block is fuzzable with no extra code. Every strategy draws simplest first: hypothesis
 shrinks a finding towards fewer layers, smaller dimensions and parameters, optional parameters left out and
 simpler choices.

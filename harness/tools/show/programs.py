@@ -273,7 +273,8 @@ def _footer(point: Point) -> list[str]:
         rtol = default_tolerance(dtype, k).rtol
         acc, floor = ACCUMULATOR[dtype], OUTPUT_ULPS[dtype]
         rounding = f" + {floor:g} * eps({dtype}) (the outputs' rounding; sums run in {acc})" if floor else ""
-        tol = (f"the default tolerance (harness.core.tolerance.default_tolerance): rtol = {ULP_FACTOR:g} * eps({acc}) * "
+        tol = (f"the default tolerance (harness.core.tolerance.default_tolerance): rtol = {ULP_FACTOR:g} * "
+               f"eps({acc}) * "
                f"sqrt(K){rounding} = {ULP_FACTOR:g} * {EPS[acc]:.3g} * sqrt({k})"
                f"{f' + {floor:g} * {EPS[dtype]:.3g}' if floor else ''} = {rtol:.3g}, K = {k} being the most terms "
                "one output element sums; atol = rtol * max(1, max |torch_out|), so that an element a long sum "

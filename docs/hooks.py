@@ -1,0 +1,23 @@
+"""MkDocs hooks (mkdocs.yml `hooks:`): the manual's generated parts, made when the site is built.
+
+A page that says `<!-- generated: NAME -->` on a line of its own gets `harness.tools.manual.generated(NAME)` there:
+the block reference from the registry, the catalogue of known differences from cases/known_differences.yaml.
+Nothing generated is written into docs/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+MARKER = re.compile(r"^<!-- generated: ([\w-]+) -->$", flags=re.M)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if not MARKER.search(markdown):
+        return markdown
+    from harness.tools.manual import generated  # imports the frameworks: only for the pages that need them
+
+    root = Path(config["config_file_path"]).resolve().parent
+    return MARKER.sub(lambda m: generated(m.group(1), root), markdown)
