@@ -18,7 +18,7 @@ $(STAMP): $(REQUIREMENTS) pyproject.toml
 	touch $@
 
 # The harness's own tests and every shipped case, on every device present (the layering, the docs site's strict
-# build and its examples are tests too: tests/test_architecture.py, tests/docs/).
+# build and its examples are tests too: tests/project/test_architecture.py, tests/docs/).
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -45,7 +45,7 @@ profile: setup
 
 # Mutation check: realistic adapter bugs (scripts/mutants.py), one at a time in a copy of the harness, against
 # the shipped cases; prints the mutation score and names any survivor (exit status 1 then). `make test` runs a
-# short version (tests/test_mutation.py).
+# short version (tests/project/test_mutation.py).
 mutation: setup
 	$(PY) scripts/mutation.py
 

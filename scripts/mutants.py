@@ -2,7 +2,7 @@
 
 scripts/mutation.py applies them one at a time to a copy of harness/ and runs the shipped cases against each:
 every mutant must make at least one shipped test fail or error. `old` must occur exactly once in its file, so a
-refactor that moves the code a mutant targets makes that mutant fail loudly (tests/test_mutation.py checks it in
+refactor that moves the code a mutant targets makes that mutant fail loudly (tests/project/test_mutation.py checks it in
 `make test`) instead of silently testing nothing.
 
 Mutants that touch code both frameworks share (the padding arithmetic, a default, the pooling geometry) make both

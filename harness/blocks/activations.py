@@ -1,4 +1,4 @@
-"""Activations: `relu`, `tanh`, `sigmoid`, `softmax`, `leaky_relu`, `elu`, `gelu`, `silu`, `softplus`,
+"""Activations: `relu`, `tanh`, `sigmoid`, `softmax`, `leaky_relu`, `prelu`, `elu`, `gelu`, `silu`, `softplus`,
 `hard_sigmoid`, `relu6`, `hard_swish`, `selu`.
 
 Elementwise on any rank >= 2, except softmax, which normalises along `axis` of the channels-first tensor
@@ -6,6 +6,19 @@ Elementwise on any rank >= 2, except softmax, which normalises along `axis` of t
 passed explicitly to both frameworks, because their defaults differ:
 - leaky_relu: PyTorch's slope default is 0.01, keras.layers.LeakyReLU's 0.3, keras.activations.leaky_relu's
   0.2 (keras/src/layers/activations/leaky_relu.py). The harness's default is PyTorch's 0.01.
+- prelu: x if x >= 0 else a * x with learned slopes a: one for the whole tensor (`per_channel: false`,
+  torch.nn.PReLU(num_parameters=1), PyTorch's default) or one per channel, axis 1 of the channels-first tensor
+  (`per_channel: true`, PReLU(num_parameters=C): torch/_refs/nn/functional prelu broadcasts the weight along dim 1
+  and refuses any other length). keras.layers.PReLU's `alpha` has the shape of one channels-last sample with size 1
+  only on its `shared_axes` (keras/src/layers/activations/prelu.py, build), so Keras gets shared_axes = every
+  non-batch axis (one slope) or every one but the last, the channels (per channel), and the slopes as alpha of shape
+  (1, ..., 1) or (1, ..., 1, C) (harness.core.layout.channel_vector_to_keras). Keras's default, shared_axes=None, is
+  one slope per element, built for one input size (another H, W is refused); it counts shared_axes with the batch
+  as 0 and sets param_shape[i - 1], so shared_axes=[-1] shares the wrong axis. Initial slope: PyTorch's init 0.25,
+  Keras's alpha_initializer 'Zeros' (a ReLU until trained); without `init` the harness draws the slopes (draw_slopes)
+  so that the transfer is tested. Keras computes relu(x) - alpha * relu(-x): the same values, bit for bit, in every
+  dtype, but at x = 0 its input gradient is 0 (both ReLUs' gradient there) where PyTorch's is the slope (its
+  backward tests x > 0; torch/_decomp/decompositions.py, _prelu_kernel_backward): cases/known_differences.yaml.
 - gelu: `approximate: none` is the exact x * Phi(x) (torch approximate='none', keras approximate=False);
   `tanh` is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). keras.activations.gelu and
   keras.layers.Activation('gelu') are exact by default, keras.ops.gelu approximates; the forms differ by ~4.7e-4.
@@ -48,11 +61,12 @@ import keras
 import numpy as np
 import torch
 
-from harness.blocks.base import Block, KnownDifference
+from harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference
 from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register
-from harness.blocks.site import Site
+from harness.blocks.site import Site, WeightCopy
 from harness.core.errors import Refusal
+from harness.core.layout import channel_vector_to_keras
 from harness.core.schema import Param
 
 # Klambauer et al. 2017, as both frameworks' sources write them (see the module docstring).
@@ -271,3 +285,103 @@ class Softmax(Block):
         # dim=None is read as the dim PyTorch really uses for this input (0, the batch, for a 3-D one).
         dim = module.dim if module.dim is not None else torch_implicit_softmax_dim(len(in_shape))
         return {"axis": int(dim)}
+
+
+def draw_slopes(module: torch.nn.PReLU) -> torch.nn.PReLU:
+    """`module` (a PReLU) with each slope drawn uniformly from [-0.5, 1.5) by PyTorch's global generator, which the
+    runner seeds with input.seed. PyTorch starts every slope at the same `init`: a shared value would hide a transfer
+    that reverses the channels, and one Keras's layer was also given would hide a transfer that copies nothing. Half
+    the draws lie outside [0, 1], where max(x, a * x), a common hand-written PReLU, is not PReLU."""
+    with torch.no_grad():
+        module.weight.uniform_(-0.5, 1.5)
+    # harness show prints the builder as draw_slopes(torch.nn.PReLU(...)), so its program draws the same values.
+    module.harness_initialiser = draw_slopes
+    return module
+
+
+@register
+class PReLU(Block):
+    name = "prelu"
+    family = "activations"
+    doc = "x if x >= 0 else a * x, the slope a learned: one for the tensor or one per channel (axis 1)."
+    params = (
+        Param("per_channel", "bool", False,
+              doc="one slope per channel, axis 1 (PyTorch's num_parameters=C; Keras's alpha shared over every axis "
+                  "but the channels); false: one slope for the whole tensor (num_parameters=1)"),
+        Param("init", "float", None, default_text="drawn",
+              doc="every slope's initial value (PyTorch's init, whose default is 0.25; Keras's alpha_initializer, "
+                  "whose default is 0); unset: each slope drawn from the case's seed in [-0.5, 1.5), so that the "
+                  "weight transfer is tested"),
+    )
+    weight_names = ("weight",)
+    benchmark = {"params": {"per_channel": True}, "input": BENCHMARK_INPUT}
+    torch_types = ("PReLU",)
+
+    @staticmethod
+    def num_parameters(site: Site, per_channel: bool) -> int:
+        return site.in_shape[1] if per_channel else 1
+
+    @staticmethod
+    def shared_axes(site: Site, per_channel: bool) -> list[int]:
+        """Keras's shared_axes (counted with the batch as 0, channels-last): every non-batch axis but the channels
+        (the last) for one slope per channel, every one for one slope."""
+        return list(range(1, site.rank - 1 if per_channel else site.rank))
+
+    def torch_module(self, site: Site) -> torch.nn.Module:
+        p = site.params
+        module = torch.nn.PReLU(self.num_parameters(site, p["per_channel"]),
+                                init=0.25 if p["init"] is None else p["init"])
+        return draw_slopes(module) if p["init"] is None else module
+
+    def keras_layer(self, site: Site) -> keras.Layer:
+        p = site.params
+        initial = {} if p["init"] is None else {"alpha_initializer": keras.initializers.Constant(p["init"])}
+        return keras.layers.PReLU(shared_axes=self.shared_axes(site, p["per_channel"]), **initial, dtype=site.dtype)
+
+    def torch_parameters(self, module: torch.nn.Module) -> dict[str, Any]:
+        return {"weight": module.weight}
+
+    def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
+        # Into alpha's own shape: (1, ..., 1[, C]) as the harness builds it, a sample's shape where a hand port left
+        # Keras's per-element default (`defaults: native`; the slopes are broadcast, as such a port copies them).
+        # After a flatten the per-feature slopes follow Keras's (H, W, C) order, except in a hand port (as dense's).
+        args: tuple[Any, ...] = (tuple(layer.alpha.shape),)
+        if site.layout.flattened_from is not None and site.written is None:
+            args += (site.layout.flattened_from,)
+        return [WeightCopy("weight", "alpha", channel_vector_to_keras, args)]
+
+    def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        # ONNX's PRelu broadcasts the slope NumPy's way (a [C] slope would meet the last axis) and, failing that, onto
+        # whichever axis has its length: shaped (C, 1, ..., 1) it can only be the channels.
+        slope = np.asarray(weights["weight"], np.float64).reshape(-1, *([1] * (x.ndim - 2)))
+        return onnx_op("PRelu", x, slope)
+
+    # --- native defaults: nn.PReLU() and keras.layers.PReLU() with only what the case wrote ----------------------
+    def native_torch_module(self, site: Site) -> torch.nn.Module:
+        p, written = site.params, site.written_names
+        kwargs: dict[str, Any] = {}
+        if "per_channel" in written:
+            kwargs["num_parameters"] = self.num_parameters(site, p["per_channel"])
+        if "init" in written and p["init"] is not None:
+            return torch.nn.PReLU(**kwargs, init=p["init"])
+        return draw_slopes(torch.nn.PReLU(**kwargs))  # a trained model's slopes, copied by the port
+
+    def native_keras_layer(self, site: Site) -> keras.Layer:
+        # Sharing written as Keras writes it (shared_axes); none written: Keras's default, one alpha per element.
+        p, written = site.params, site.written_names
+        kwargs: dict[str, Any] = {}
+        if "per_channel" in written:
+            kwargs["shared_axes"] = self.shared_axes(site, p["per_channel"])
+        if "init" in written and p["init"] is not None:
+            kwargs["alpha_initializer"] = keras.initializers.Constant(p["init"])
+        return keras.layers.PReLU(**kwargs, dtype=site.dtype)
+
+    def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
+        # The slopes travel in the port's weights file: only the sharing is a parameter.
+        count, channels = module.weight.numel(), in_shape[1]
+        if count not in (1, channels):
+            raise Refusal(f"PReLU(num_parameters={module.num_parameters}) receives {channels} channels (input "
+                          f"{list(in_shape)}): PyTorch takes 1 slope or one per channel (axis 1)",
+                          field="PReLU.num_parameters")
+        return {"per_channel": count > 1}

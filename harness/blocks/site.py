@@ -35,7 +35,7 @@ class Site:
 
     # The one reading of `written` for the native builders. They only run in `defaults: native` mode, where
     # `written` is set; a site without it (harness mode, a test building a native layer by hand) counts every
-    # parameter as written: the harness's own build writes them all (tests/test_blocks_pooling_reshaping.py).
+    # parameter as written: the harness's own build writes them all (tests/blocks/test_pooling_reshaping.py).
     @property
     def written_names(self) -> frozenset[str]:
         """The names of the parameters a native builder passes: `written`, or every parameter when it is None."""

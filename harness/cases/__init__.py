@@ -6,7 +6,6 @@ names or holds (arrays.py), the fields of a case (fields.py), its layers (layers
 file (loader.py) and test addresses (addresses.py).
 """
 
-from harness.blocks import MAX_ELEMENTS, Layer, plan
 from harness.cases.addresses import find_points
 from harness.cases.fields import OPTIMIZERS
 from harness.cases.loader import find_case_files, load_case, load_file
@@ -29,6 +28,6 @@ from harness.cases.model import (
 )
 from harness.cases.safe_yaml import case_yaml
 
-__all__ = ["CASE_KEYS", "CHECKS", "COMPARES", "DEFAULTS", "DTYPES", "FILLS", "INPUT_KEYS", "MAX_ELEMENTS", "MODES",
-           "OPTIMIZERS", "CaseEntry", "InputSpec", "Layer", "Point", "RefusedPoint", "case_yaml", "display_path",
-           "find_case_files", "find_points", "format_value", "load_case", "load_file", "plan", "sweep_id"]
+__all__ = ["CASE_KEYS", "CHECKS", "COMPARES", "DEFAULTS", "DTYPES", "FILLS", "INPUT_KEYS", "MODES",
+           "OPTIMIZERS", "CaseEntry", "InputSpec", "Point", "RefusedPoint", "case_yaml", "display_path",
+           "find_case_files", "find_points", "format_value", "load_case", "load_file", "sweep_id"]

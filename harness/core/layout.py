@@ -106,6 +106,24 @@ def dense_after_flatten_kernel_to_keras(weight: np.ndarray, unflattened: tuple[i
     return np.ascontiguousarray(weight[:, flatten_permutation(unflattened)].T)
 
 
+def channel_vector_to_keras(vector: np.ndarray, shape: tuple[int, ...],
+                            flattened_from: tuple[int, ...] | None = None) -> np.ndarray:
+    """Per-channel vector [C] (or one value [1]) -> a Keras weight of `shape` that broadcasts over channels-last.
+
+    PyTorch keeps one value per channel (axis 1 of the channels-first tensor), e.g. PReLU's weight; Keras keeps it in
+    a variable shaped like a sample of its channels-last tensor with size 1 on the axes that share it, e.g. PReLU's
+    alpha: (1, ..., 1, C) shared over the spatial axes, (1, ..., 1) for one value, (H, W, C) for one per element
+    (each element then starts from its channel's value). NumPy's broadcasting aligns the vector with the last axis,
+    where Keras keeps the channels; a length that fits neither 1 nor that axis raises. After a flatten
+    (`flattened_from`, as in `Layout`) the channels are the flattened features, which Keras holds in its own order:
+    permuted by `flatten_permutation`.
+    """
+    vector = np.asarray(vector)
+    if flattened_from is not None and vector.size > 1:
+        vector = vector[flatten_permutation(flattened_from)]
+    return np.ascontiguousarray(np.broadcast_to(vector, shape))
+
+
 @dataclass(frozen=True)
 class Layout:
     """How the Keras tensor at some point of a network maps onto PyTorch's channels-first tensor there.

@@ -15,7 +15,7 @@ import numpy as np
 # Unit roundoff of each dtype. The default tolerance is a multiple of it that grows with the reduction
 # length K (how many products a sum in the block adds up): float32 summation-order differences between two
 # correct implementations grow like sqrt(K): measured about 0.4 * sqrt(K) ulp of the output scale for conv2d
-# with K from 9 to 2016 (tests/test_compare.py), so 16 * sqrt(K) leaves 37x headroom, while a later
+# with K from 9 to 2016 (tests/core/test_compare.py), so 16 * sqrt(K) leaves 37x headroom, while a later
 # layer's mistake in a network (a GELU form mix-up, 2.3e-4, after a K=2016 conv) still lies 1.5x above it.
 EPS = {"float32": float(np.finfo(np.float32).eps), "float64": float(np.finfo(np.float64).eps),
        "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0 ** -7}  # bfloat16: 8 significand bits

@@ -85,7 +85,7 @@ def keras_optimizer(opt: dict[str, Any], dtype: str) -> Any:
 # so |step t| <= lr * B(t), B(t) = (1 - b1) * sqrt(1 - b2**t) / ((1 - b1**t) * sqrt(1 - b2)) * sqrt(sum_{k<t}
 # (b1**2 / b2)**k), whatever the gradients (equality for g_i proportional to (b1 / b2)**(t-i) and eps = 0; Keras's
 # step is the same number, its epsilon mapped: module doc). B(1) = 1; with PyTorch's betas B(2) = 1.0014,
-# B(3) = 1.0036, B(5) = 1.0108 (tests/test_gradients.py checks the bound against torch.optim.Adam).
+# B(3) = 1.0036, B(5) = 1.0108 (tests/engine/test_gradients.py checks the bound against torch.optim.Adam).
 # Elements whose update cannot be compared between the frameworks (their gradient is rounding noise) are held to
 # lr * sum_t B(t). Such elements are expected where a gradient is zero by construction (a conv bias before a
 # train-mode batch norm: every step, every element) and very rarely elsewhere: an element lands within the

@@ -1,6 +1,6 @@
 """Opening a report in a real browser: headless Chromium (Debian's `chromium` package) driven by Playwright.
 
-Used by the end-to-end test of the report (tests/test_report_browser.py) and by the report's size and load
+Used by the end-to-end test of the report (tests/report/test_report_browser.py) and by the report's size and load
 time measurement (scripts/report_scale.py). Playwright is told to use the system's Chromium, so nothing is
 downloaded; Chromium's background networking is off, as the machines this runs on have no internet.
 """

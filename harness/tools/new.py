@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from harness.blocks import Block, get_block
-from harness.cases import DTYPES, FILLS, Layer, plan
+from harness.blocks import Block, Layer, get_block, plan
+from harness.cases import DTYPES, FILLS
 from harness.core.errors import CaseError
 from harness.core.frameworks import DEVICES
 from harness.core.schema import Param

@@ -5,7 +5,7 @@ constructors with every argument, the padding steps, the weight transfer with it
 transposes. The programs are generated from the objects the runner builds for the point
 (`harness.engine.build_torch` / `build_keras`, turned into source by harness.tools.show.source), and the weight
 transfer from the blocks' `weight_copies`, the same data `transfer_weights` runs. So the printed code cannot drift
-from what runs, and tests/test_show.py executes it for every shipped case and checks that it computes the runner's
+from what runs, and tests/tools/test_show.py executes it for every shipped case and checks that it computes the runner's
 outputs. The header says what the point is (case, blocks, parameters with defaults, input, mode); the footer how
 the harness compares the two outputs.
 """

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import Layer
+from harness.blocks import Layer
 from harness.core.frameworks import keras, torch
 
 WIDTH = 110  # printed code wraps a call's arguments one per line beyond this

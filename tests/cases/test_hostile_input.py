@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 import harness.cases.arrays as arrays_module
 import harness.cases.loader as cases_module
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import MAX_ELEMENTS, CaseEntry, RefusedPoint, load_file
+from harness.blocks import MAX_ELEMENTS
+from harness.cases import CaseEntry, RefusedPoint, load_file
 from harness.cases.arrays import MAX_HELD_NUMBERS
 from harness.cases.loader import MAX_FILE_BYTES, MAX_FILE_POINTS
 from harness.cases.safe_yaml import MAX_YAML_DEPTH

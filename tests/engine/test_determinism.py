@@ -26,7 +26,7 @@ from harness.engine import build_keras, build_torch
 from harness.suite.collect import PlannedTest, load_paths, plan_tests
 from harness.suite.results import strict_json
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("duration_s",)  # what may differ between two runs of the same test
 
 
@@ -86,7 +86,7 @@ def test_two_runs_in_one_process_are_identical(tests: list[PlannedTest]) -> None
 def test_inputs_and_weights_are_bit_identical_across_builds_and_processes(tests: list[PlannedTest]) -> None:
     here = digests(tests)
     assert digests(list(reversed(tests))) == here
-    code = ("import json, sys; sys.path.insert(0, 'tests'); import test_determinism as d; "
+    code = ("import json; import tests.engine.test_determinism as d; "
             "print(json.dumps(d.digests(d.sample())))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

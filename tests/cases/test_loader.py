@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import MAX_ELEMENTS, CaseEntry, InputSpec, Point, RefusedPoint, load_file
+from harness.blocks import MAX_ELEMENTS
+from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, load_file
 from harness.core.errors import CaseError, Refusal
 from harness.suite.collect import load_paths
 

@@ -1,11 +1,11 @@
 """The README is the front door: short, and every link in it leads somewhere (the manual is docs/, built by
-`make docs`; its examples run in tests/test_docs_examples.py)."""
+`make docs`; its examples run in tests/docs/test_docs_examples.py)."""
 
 import re
 from pathlib import Path
 from urllib.parse import unquote
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MAX_LINES = 150
 

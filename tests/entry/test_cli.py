@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.core.frameworks import available_devices, gpu_unavailable_reason
 from harness.report.html import unpack
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 GOOD = """\
 - name: tiny_conv
@@ -247,7 +247,7 @@ def test_bad_option_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_port_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    """`harness port` itself is tested in tests/test_port.py; here: it is wired in, with its usage."""
+    """`harness port` itself is tested in tests/tools/test_port.py; here: it is wired in, with its usage."""
     with pytest.raises(SystemExit) as exc:
         main(["port", "--help"])
     assert exc.value.code == 0

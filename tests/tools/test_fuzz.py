@@ -42,7 +42,7 @@ from harness.core.schema import Param
 from harness.engine import run_point
 from harness.tools.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = 15  # per block
 
 

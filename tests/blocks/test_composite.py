@@ -22,7 +22,7 @@ from harness.blocks import composite
 from harness.cases import Point, RefusedPoint, load_file
 from harness.core.frameworks import keras, torch
 
-NETWORKS = Path(__file__).resolve().parents[1] / "cases" / "networks"
+NETWORKS = Path(__file__).resolve().parents[2] / "cases" / "networks"
 RESNET = NETWORKS / "resnet.yaml"
 
 

@@ -23,7 +23,7 @@ from harness.suite.collect import devices_for, plan_tests
 
 pytest_plugins = ["pytester"]
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 NO_GPU = frameworks.gpu_unavailable_reason()
 
 NETWORK = """

@@ -14,7 +14,7 @@ import pytest
 
 from harness.blocks import all_blocks
 
-PACKAGE = Path(__file__).resolve().parents[1] / "harness"
+PACKAGE = Path(__file__).resolve().parents[2] / "harness"
 MAX_LINES = 450
 # The modules of harness/blocks/ that are the blocks' shared machinery, not a family: others may import them.
 BLOCK_MACHINERY = {"harness.blocks", "harness.blocks.base", "harness.blocks.site", "harness.blocks.registry",

@@ -18,7 +18,7 @@ from harness.core.errors import Refusal
 from harness.core.frameworks import keras, tf, torch
 from harness.core.layout import to_channels_last
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 WEIGHTS = PROJECT / "cases" / "data" / "batch_norm_6_channels.npz"
 BN = normalization.BatchNorm2D
 

@@ -17,7 +17,7 @@ from harness.cli import _shard, main
 from harness.suite.collect import load_paths, plan_tests
 from harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 pytest_plugins = ["pytester"]
 
 

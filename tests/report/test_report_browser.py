@@ -21,7 +21,7 @@ from harness.report.browser import browser_unavailable_reason, chromium, open_re
 from harness.report.html import write_report
 from harness.suite.results import read_results, results_document, summarise
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 REASON = browser_unavailable_reason()
 if REASON and os.environ.get("HARNESS_REQUIRE_BROWSER") == "1":
     raise RuntimeError(f"HARNESS_REQUIRE_BROWSER=1 but {REASON}")

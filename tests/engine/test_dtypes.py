@@ -23,7 +23,7 @@ from harness.core.samples import check_dropout_sample
 from harness.core.tolerance import EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
 from harness.engine import build_keras, build_torch, run_point
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 REDUCED = ("float16", "bfloat16")
 HEADROOM = 4.0
 

@@ -16,7 +16,7 @@ import yaml
 from harness.blocks.registry import all_blocks
 from harness.tools.manual import catalogue_entries, generated, known_differences
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 CATALOGUE = ROOT / "cases" / "known_differences.yaml"
@@ -145,7 +145,7 @@ def _module_exists(dotted: list[str]) -> tuple[Path | None, list[str]]:
 
 
 def test_the_files_modules_and_cases_the_pages_name_exist() -> None:
-    """Paths (`harness/engine/localize.py`, `tests/test_fuzz.py`), dotted names (`harness.core.layout`,
+    """Paths (`harness/engine/localize.py`, `tests/tools/test_fuzz.py`), dotted names (`harness.core.layout`,
     `harness.blocks.reference.onnx_op`) and shipped cases (`cases/conv2d.yaml::dilation`) named in code spans: a
     module moved or a case renamed must take the manual with it."""
     wrong = []

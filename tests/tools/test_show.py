@@ -24,7 +24,7 @@ from harness.tools.new import case_skeleton
 from harness.tools.show import point_code, show_text
 from tests.helpers import runner_outputs, same, shipped_points, shown_outputs
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 CASES = PROJECT / "cases"
 SHIPPED = shipped_points()
 
