@@ -58,7 +58,7 @@ fuzz: setup
 	@status=0; for block in $$($(PY) -c "from harness.tools.fuzz import fuzzable_blocks; print(*fuzzable_blocks())"); do \
 	  $(PY) -m harness fuzz $$block --examples $(FUZZ_EXAMPLES) || status=1; done; exit $$status
 
-# The report's size and load time on the shipped suite and on a generated one of 2,000 tests (README figures).
+# The report's size and load time on the shipped suite and on a generated one of 2,000 tests (docs/performance.md).
 report-scale: setup
 	$(PY) scripts/report_scale.py --tests 2000 --out reports/scale
 

@@ -104,4 +104,4 @@ def test_harness_overhead_on_the_shipped_suite(benchmark) -> None:  # noqa: ANN0
     benchmark.pedantic(harness_suite, rounds=1, iterations=1)
     print(f"\nharness {statistics.median(harness_s):.2f} s, bare {statistics.median(bare_s):.2f} s, "
           f"ratio {ratio:.3f} over {n} tests")
-    assert ratio <= GOAL, f"harness / bare = {ratio:.3f} > {GOAL}: profile a run (README, 'Speed') and fix it"
+    assert ratio <= GOAL, f"harness / bare = {ratio:.3f} > {GOAL}: profile a run (docs/performance.md) and fix it"

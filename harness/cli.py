@@ -201,7 +201,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def markdown_block_table(blocks: dict) -> str:
-    """The README's block table, generated from the registry so that the two cannot drift apart."""
+    """A Markdown table of the blocks and their parameters, from the registry (the manual's block reference,
+    docs/blocks.md, is generated from the registry too)."""
     lines = ["| block | family | parameter | default | meaning |", "| --- | --- | --- | --- | --- |"]
     for name, block in blocks.items():
         lines.append(f"| `{name}` | {block.family} | | | {block.doc} |")
@@ -302,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
   harness port my_models.py:lenet --input-shape 2,1,28,28
                                           a PyTorch nn.Sequential to a verified case and a .keras model
 
-The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
+The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make docs` builds it).""")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run", help="run case files or folders of them: one line per test and a summary",
@@ -342,7 +343,8 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: README.md.""")
     rep.set_defaults(func=cmd_report)
     lst = sub.add_parser("list", help="list the blocks, their parameters, defaults and meaning")
     lst.add_argument("block", nargs="*", help="only these blocks")
-    lst.add_argument("--markdown", action="store_true", help="print the README's block table")
+    lst.add_argument("--markdown", action="store_true",
+                     help="print the blocks and their parameters as a Markdown table")
     lst.set_defaults(func=cmd_list)
     show = sub.add_parser(
         "show", help="print a case as the PyTorch code and the Keras code that compute it",

@@ -218,7 +218,7 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     shown as such: `3 divergent` in the summary line, `D` / `DIVERGENT` in the progress output."""
     if report.when == "call" and report.passed and any(
             key == RESULTS_KEY and value.get("status") == Status.DIVERGENT for key, value in report.user_properties):
-        return "divergent", "D", ("DIVERGENT", {"yellow": True})
+        return str(Status.DIVERGENT), "D", ("DIVERGENT", {"yellow": True})
     return None
 
 

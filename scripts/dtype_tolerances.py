@@ -9,9 +9,9 @@ were refused, and the worst of
 
     ratio = max over elements of |keras - torch| / (atol + rtol * |torch|)
 
-under harness.core.compare.default_tolerance (the current formula), and of the raw error in units of the formula's
-terms: |keras - torch| / (eps * max(1, scale)) ("ulps of the scale") together with sqrt(K). The README's and
-compare.py's per-dtype numbers come from this script.
+under harness.core.tolerance.default_tolerance (the current formula), and of the raw error in units of the formula's
+terms: |keras - torch| / (eps * max(1, scale)) ("ulps of the scale") together with sqrt(K). The per-dtype numbers of
+the manual (docs/tolerances.md) and of harness/core/tolerance.py come from this script.
 """
 
 from __future__ import annotations

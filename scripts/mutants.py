@@ -26,7 +26,7 @@ class Mutant:
 
 
 MUTANTS: tuple[Mutant, ...] = (
-    # --- layout.py: the NCHW/NHWC and weight-layout conversions -------------------------------------------------
+    # --- core/layout.py: the NCHW/NHWC and weight-layout conversions --------------------------------------------
     Mutant("conv_kernel_3210", "core/layout.py",
            "return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))",
            "return np.ascontiguousarray(weight.transpose(3, 2, 1, 0))",
@@ -66,7 +66,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "return np.moveaxis(x, 1, -1) if x.ndim > 2 else x",
            "return x.reshape(shape_to_channels_last(x.shape)) if x.ndim > 2 else x",
            "NCHW -> NHWC by a reshape instead of a transpose"),
-    # --- spatial.py: padding and output sizes -------------------------------------------------------------------
+    # --- core/spatial.py: padding and output sizes --------------------------------------------------------------
     Mutant("same_symmetric", "core/spatial.py",
            "return tuple(same_padding_1d(*args) for args in zip(size, kernel, stride, dilation))",
            "return tuple((k // 2, k // 2) for k in kernel)",
@@ -242,7 +242,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "                for name in self.torch_parameters(module)]",
            "                for name in self.torch_parameters(module) if not name.startswith(\"running\")]",
            "the running statistics left out of the weight transfer (Keras keeps its initial 0 and 1)"),
-    # --- gradients.py: gradients and optimiser steps ------------------------------------------------------------
+    # --- engine/backward.py, optimizers.py, weights_map.py: gradients and optimiser steps ----------------------
     Mutant("sgd_momentum_one_minus", "engine/optimizers.py",
            "(module doc).\"\"\"\n    return momentum\n",
            "(module doc).\"\"\"\n    return 1.0 - momentum\n",
@@ -264,7 +264,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "return keras.ops.add(y, s)",
            "return y",
            "a Keras residual block that forgets to add its shortcut"),
-    # --- registry.py: native defaults (what a hand port writes) ------------------------------------------------
+    # --- blocks/site.py: native defaults (what a hand port writes) ---------------------------------------------
     Mutant("native_written_ignored", "blocks/site.py",
            "return frozenset(self.params) if self.written is None else self.written",
            "return frozenset(self.params)",
@@ -292,7 +292,7 @@ MUTANTS: tuple[Mutant, ...] = (
            'data_format="channels_last", seed=site.seed,',
            'data_format="channels_first", seed=site.seed,',
            "SpatialDropout2D told channels_first while its input is NHWC: one mask per (n, h) row"),
-    # --- compare.py: the comparator and the default tolerance ---------------------------------------------------
+    # --- core/compare.py, tolerance.py: the comparator and the default tolerance --------------------------------
     Mutant("tolerance_10x_looser", "core/tolerance.py",
            "rtol = ULP_FACTOR * EPS[ACCUMULATOR[dtype]] * math.sqrt(k) + OUTPUT_ULPS[dtype] * EPS[dtype]",
            "rtol = 10 * (ULP_FACTOR * EPS[ACCUMULATOR[dtype]] * math.sqrt(k) + OUTPUT_ULPS[dtype] * EPS[dtype])",
@@ -313,7 +313,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "if override is not None:",
            "if False:",
            "a case's own tolerance ignored (the default used instead)"),
-    # --- runner.py: which comparisons are made ------------------------------------------------------------------
+    # --- engine/forward.py: which comparisons are made ----------------------------------------------------------
     Mutant("golden_comparison_skipped", "engine/forward.py",
            "    if point.expect_output is not None:\n        for name, out in",
            "    if False:\n        for name, out in",
@@ -322,11 +322,20 @@ MUTANTS: tuple[Mutant, ...] = (
            "if point.expect_shape is not None and point.expect_shape != point.output_shape:",
            "if False:",
            "expect.shape never compared"),
-    # --- cases.py: the loader -----------------------------------------------------------------------------------
+    # --- cases/fields.py: the loader ----------------------------------------------------------------------------
     Mutant("input_dtype_ignored", "cases/fields.py",
            'dtype = read_choice(raw.get("dtype", "float32"), DTYPES, "input.dtype")',
            'dtype = read_choice(raw.get("dtype", "float32"), DTYPES, "input.dtype") and "float32"',
            "input.dtype ignored: float64 cases silently run in float32"),
+    # --- prelu (blocks/activations.py, core/layout.py): the worked example of a new block ------------------------
+    Mutant("prelu_slopes_reversed", "core/layout.py",
+           "return np.ascontiguousarray(np.broadcast_to(vector, shape))",
+           "return np.ascontiguousarray(np.broadcast_to(vector[::-1], shape))",
+           "PReLU's per-channel slopes copied in reverse channel order"),
+    Mutant("prelu_shared_over_channels", "blocks/activations.py",
+           "return list(range(1, site.rank - 1 if per_channel else site.rank))",
+           "return list(range(1, site.rank))",
+           "Keras's PReLU shares one alpha over the channels too (shared_axes over every axis)"),
 )
 
 # No change at all: it must survive, or the check could not tell a mutant from the real harness.

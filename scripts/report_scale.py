@@ -5,7 +5,7 @@
 The generated suite mixes blocks and sweeps like the shipped one, and makes about 2% of its tests fail (a conv
 with tolerance 0, which summation-order differences break) so that the report carries pictures for them, as it
 would for a real run with failures. Load time is the median, over 5 loads in headless Chromium, of the page's
-own reportReadyMs: from the start of navigation to the table of every test drawn. The figures go in the README.
+own reportReadyMs: from the start of navigation to the table of every test drawn. The figures go in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The README's screenshots of the report: a run of the shipped suite plus two cases run against an adapter
-with a planted mistake (the usual hand-port of `same` padding as a symmetric k//2, which shifts the whole grid
-at stride 2), so that the report has real failures to show.
+"""The manual's screenshots of the report (docs/report.png, docs/report-failure.png): a run of the shipped suite
+plus two cases run against an adapter with a planted mistake (the usual hand-port of `same` padding as a symmetric
+k//2, which shifts the whole grid at stride 2), so that the report has real failures to show.
 
     .venv/bin/python scripts/report_screenshots.py      # writes docs/report.png and docs/report-failure.png
 """

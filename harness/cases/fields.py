@@ -172,7 +172,8 @@ def read_steps(raw: Any) -> int:
 
 
 # The optimisers of `check: train_step`, with their parameters in PyTorch's conventions (the harness maps them to
-# Keras's: harness/gradients.py). Without `optimizer:`, a train_step check runs each of them with these defaults.
+# Keras's: harness/engine/optimizers.py). Without `optimizer:`, a train_step check runs each of them with these
+# defaults.
 # A learning rate of 0 is refused: its step changes nothing, so a train_step check could not fail. Adam's betas must
 # stay below 1 (bias correction divides by 1 - beta**t; PyTorch refuses 1).
 _LEARNING_RATE = {"minimum": 0.0, "open_minimum": True, "doc": "step size"}

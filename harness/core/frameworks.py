@@ -38,7 +38,7 @@ tf.config.experimental.enable_tensor_float_32_execution(False)
 # float16/bfloat16 on a GPU: cuBLAS may otherwise sum split-K partial products in the reduced dtype (PyTorch's
 # default True); TensorFlow computes half matmuls in float32 (TF_FP16_MATMUL_USE_FP32_COMPUTE, default true:
 # tensorflow/core/util/matmul_autotune.cc). Off, so that both sum in float32 as on the CPU, where the reduced
-# dtypes' tolerance was measured (harness/compare.py).
+# dtypes' tolerance was measured (harness/core/tolerance.py).
 torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
 torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
 

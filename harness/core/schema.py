@@ -2,7 +2,7 @@
 
 A `Param` normalises a raw YAML value (int, list, string, ...) to the one form the blocks use, or raises a
 `CaseError` that says what is allowed. Blocks declare their parameters with these; the loader, `harness
-list` and the README table read the same declarations.
+list` and the manual's generated block reference read the same declarations.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ Tolerance of a gradient (unless the case sets `tolerance`): compare.default_tole
   filters * kh * kw / stride**2, a dense's units, a pooling window, a softmax axis);
 - a weight's gradient: the larger of that and N * (the layer's output positions): a weight's gradient sums one
   product per sample and position.
-Scale: the largest |PyTorch gradient|. Measured over the shipped cases (README, "Gradients, training steps and
-running statistics").
+Scale: the largest |PyTorch gradient|. Measured over the shipped cases (docs/tolerances.md, "Gradients, training
+steps and running statistics").
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def _stage(point: Point, index: int, what: str) -> Iterator[None]:
             lines = [re.sub(r"\x1b\[[0-9;]*m|\{\{.*?\}\}\s*", "", lines[1])]
         text = lines[0] if lines else ""
         text = text if len(text) <= 300 else text[:300] + " ..."  # Keras appends whole variable values
-        if point.input.dtype in ("float16", "bfloat16"):  # some CPU kernels have no half form (README: float16)
+        if point.input.dtype in ("float16", "bfloat16"):  # some CPU kernels have no half form (docs/tolerances.md)
             where += f" in {point.input.dtype}"
         raise StageError(f"{type(e).__name__} while {what} {where}: {text}") from e
 

@@ -50,7 +50,7 @@ def _known_difference(point: Point, verdicts: list[Verdict], failed: list[Verdic
                                             *_lines(differ)])
     why = (["the frameworks agree, but expect.divergent says they differ: a framework release may have removed "
             "the difference; update the catalogue (drop expect.divergent, or the case, and its row in the "
-            f"README): {point.expect_divergent}"] if not differ else [])
+            f"manual): {point.expect_divergent}"] if not differ else [])
     return Status.FAILED, "\n".join([*why, *side, *_lines(others or frameworks)])
 
 

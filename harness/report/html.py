@@ -4,7 +4,7 @@ What is static HTML (readable without JavaScript): totals, regressions against a
 each shard, a table per block. What the page's own script draws from an embedded, gzip-compressed JSON blob: the
 table of every test (sortable, filterable) and each test's details (message, metrics, the case's YAML, the
 generated PyTorch and Keras code, heatmaps and histogram), built only when opened, so a report of thousands of
-tests stays small and opens quickly (figures in the README).
+tests stays small and opens quickly (figures in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 
 import jinja2
 
-from harness.suite.results import STATUS_ORDER, by_block, case_key, changes_since, summarise
+from harness.core.verdicts import STATUS_ORDER, Status
+from harness.suite.results import by_block, case_key, changes_since, summarise
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
@@ -62,7 +63,7 @@ def _per_block(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per block: the count of each status and the worst max rel of the tests that compared values."""
     table = {}
     for block, rs in by_block(results).items():
-        rels = [float(rel) for r in rs if r["status"] in ("passed", "failed")
+        rels = [float(rel) for r in rs if r["status"] in (Status.PASSED, Status.FAILED)
                 and isinstance(rel := _headline(r)["max_rel"], (int, float))]
         table[block] = {**summarise(rs), "worst_rel": max(rels) if rels else None}
     return table
@@ -130,7 +131,7 @@ def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, t
             "cases": [[name, cases[name]] for name in case_names],
             "shards": [s["label"] for s in doc["shards"]]}
     change_counts = Counter(changes.values())
-    failing = [r["id"] for r in results if r["status"] in ("failed", "error")]
+    failing = [r["id"] for r in results if r["status"] in (Status.FAILED, Status.ERROR)]
     return _ENV.get_template("report.html").render(
         title=title or "PyTorch vs Keras equivalence report", summary=doc["summary"], statuses=STATUS_ORDER,
         shards=doc["shards"], env_keys=list(dict.fromkeys(k for s in doc["shards"] for k in s["environment"])),

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from harness.core.verdicts import STATUS_ORDER
+from harness.core.verdicts import STATUS_ORDER, Status
 
 SCHEMA_VERSION = 2
 
@@ -170,15 +170,15 @@ def merge(docs: list[dict[str, Any]], labels: list[str]) -> tuple[dict[str, Any]
 # (failed or errored before, passes now), "new" (not in the baseline). Unchanged tests are not listed.
 def changes_since(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, str]:
     before = {r["id"]: r["status"] for r in baseline["results"]}
-    bad = ("failed", "error")
+    bad = (Status.FAILED, Status.ERROR)
     changes = {}
     for r in doc["results"]:
         old, now = before.get(r["id"]), r["status"]
         if old is None:
             changes[r["id"]] = "new"
-        elif old in ("passed", "divergent") and now in bad:
+        elif old in (Status.PASSED, Status.DIVERGENT) and now in bad:
             changes[r["id"]] = "regressed"
-        elif old in bad and now in ("passed", "divergent"):
+        elif old in bad and now in (Status.PASSED, Status.DIVERGENT):
             changes[r["id"]] = "fixed"
     return changes
 
@@ -199,17 +199,17 @@ def write_junit(path: Path, doc: dict[str, Any]) -> None:
         case = ET.SubElement(suite, "testcase", classname=r["file"], name=name, time=f"{r.get('duration_s', 0):.6f}")
         message = r.get("message", "")
         first_line = message.splitlines()[0] if message else r["status"]
-        if r["status"] == "failed":
+        if r["status"] == Status.FAILED:
             c["failures"] += 1
             ET.SubElement(case, "failure", message=first_line).text = message
-        elif r["status"] == "error":
+        elif r["status"] == Status.ERROR:
             c["errors"] += 1
             ET.SubElement(case, "error", message=first_line).text = message
-        elif r["status"] == "skipped":
+        elif r["status"] == Status.SKIPPED:
             c["skipped"] += 1
             ET.SubElement(case, "skipped", message=first_line)
         elif message:
-            if r["status"] == "divergent":  # a pass (a documented difference still there), marked as such
+            if r["status"] == Status.DIVERGENT:  # a pass (a documented difference still there), marked as such
                 properties = ET.SubElement(case, "properties")
                 ET.SubElement(properties, "property", name="harness_status", value="divergent")
             ET.SubElement(case, "system-out").text = message

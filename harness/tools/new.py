@@ -139,7 +139,7 @@ def _input_skeleton(block: Block, shape: list[int], who: str | None = None) -> l
 def _optional_skeleton(block: Block, out: tuple[int, ...] | None) -> list[str]:
     lines = _line(2, "# check: [forward, backward, train_step]",
                   "default: [forward]; backward: gradients of sum(output * R); train_step: optimiser updates "
-                  "(with steps: N, optimizer: [{name: sgd, ...}, {name: adam, ...}]; README)")
+                  "(with steps: N, optimizer: [{name: sgd, ...}, {name: adam, ...}]; docs/writing-cases.md)")
     lines += _line(2, "# tolerance: {atol: 1.0e-5, rtol: 1.0e-5}",
                   f"default: rtol = {ULP_FACTOR:g} * eps * sqrt(K), K the terms one output sums; atol = rtol * "
                   "max(1, max |torch output|)")
@@ -171,11 +171,11 @@ class _Writer:
 def case_skeleton(block_name: str) -> str:
     """A commented YAML case for `block_name` (`harness new`): every parameter with its default (a required one
     with an example value, marked REQUIRED), the input, mode, and the optional keys commented out. As printed it
-    loads and passes; the format is README.md's "Writing a case".
+    loads and passes; the format is docs/writing-cases.md.
     """
     block = get_block(block_name)  # a CaseError with close names for an unknown block
     lines = block.skeleton(_Writer()) or _block_skeleton(block)
     intro = comment_lines(f"A case skeleton from `harness new {block_name}`: save it in a .yaml file (pytest collects "
                           "those under cases/), change what you need, and run it with `harness run FILE`. The format: "
-                          "README.md, \"Writing a case\"; every block and parameter: `harness list`.")
+                          "docs/writing-cases.md; every block and parameter: `harness list`.")
     return "\n".join(intro + lines) + "\n"

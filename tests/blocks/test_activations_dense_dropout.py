@@ -28,8 +28,6 @@ from harness.core.tolerance import default_tolerance
 from harness.core.verdicts import Verdict, VerdictKind
 
 
-
-
 def _cls(name: str) -> type:
     return type(get_block(name))
 

@@ -18,9 +18,9 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.engine as runner
-from harness.blocks import composite
+from harness.blocks import Layer, composite, get_block, plan
 from harness.cases import Point, RefusedPoint, load_file
-from harness.core.frameworks import keras, torch
+from harness.core.frameworks import keras, to_numpy, torch
 
 NETWORKS = Path(__file__).resolve().parents[2] / "cases" / "networks"
 RESNET = NETWORKS / "resnet.yaml"
@@ -279,3 +279,49 @@ def test_the_reference_composes_the_nested_references() -> None:
     np.testing.assert_allclose(reference, expected, rtol=1e-9, atol=1e-9)
     negated = {k: -v if k == "shortcut.0.weight" else v for k, v in weights.items()}  # the shortcut's weights count
     assert np.abs(layer.block.reference(site, x, negated) - expected).max() > 0.1
+
+
+# --- sequential as one block: its own builders compose its layers ---------------------------------------------------
+
+NETWORK = """
+- name: network
+  block: sequential
+  layers:
+    - {block: conv2d, params: {filters: 4, kernel_size: 3, strides: 2, padding: same}}
+    - {block: batch_norm2d}
+    - {block: relu}
+    - block: residual
+      layers: [{block: conv2d, params: {filters: 4, kernel_size: 3, padding: 1}}]
+    - {block: flatten}
+    - {block: dense, params: {units: 5}}
+  input: {shape: [2, 3, 9, 9], dtype: float64}
+"""
+
+
+def test_sequential_as_one_block_computes_what_the_runner_computes_layer_by_layer(case_points) -> None:
+    """The runner builds a network's layers one by one; `sequential`'s own builders (for a network used as one layer)
+    compose the same blocks into an nn.Sequential and a keras.Sequential, with their weight copies and reference
+    prefixed: all three must compute what the runner does."""
+    (point,) = case_points(NETWORK)
+    x = point.input.make()
+    modules = runner.build_torch(point, "cpu")
+    ran = runner.forward_torch(point, modules, x, "cpu")[-1]
+    block = get_block("sequential")
+    (site,), shape = plan([Layer(block, {"layers": tuple(point.layers)})], point.input.shape, "float64", "eval", 0,
+                          False)
+    assert shape == point.output_shape
+    torch.random.default_generator.manual_seed(point.input.seed)  # the runner's seeding: the same initial weights
+    module = block.torch_module(site).to(torch.float64).eval()
+    with torch.no_grad():
+        whole = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(whole, ran)
+    layer = block.keras_layer(site)
+    layer.build(point.sites[0].layout.to_keras(x).shape)
+    block.transfer_weights(site, module, layer)
+    keras_out = layer(point.sites[0].layout.to_keras(x), training=False)
+    np.testing.assert_allclose(block.output_layout(site).to_channels_first(to_numpy(keras_out)), whole,
+                               rtol=1e-10, atol=1e-10)
+    weights = {name: to_numpy(t).astype(np.float64) for name, t in block.torch_parameters(module).items()}
+    assert sorted(weights) == sorted(f"layers.{i}.{name}" for i, (lay, m) in enumerate(zip(point.layers, modules))
+                                     for name in lay.block.torch_parameters(m))
+    np.testing.assert_allclose(block.reference(site, x, weights), whole, rtol=1e-10, atol=1e-10)

@@ -22,13 +22,14 @@ from pathlib import Path
 from harness.cases import RefusedPoint, load_file
 from harness.core.errors import CaseError
 from harness.core.frameworks import torch
+from harness.core.verdicts import VerdictKind
 from harness.engine import result_lines, run_point
 from harness.tools.port.case_file import case_name, clear_earlier_run, write_case
 from harness.tools.port.keras_model import keras_input_shape_text, load_instructions, output_note, save_keras
 from harness.tools.port.model import PortError, exception_text, leaves_of, load_model, load_weights, model_dtype
 from harness.tools.port.ported import Ported
 from harness.tools.port.translate import readers, translate
-from harness.tools.port.verify import model_verdicts
+from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -97,12 +98,12 @@ def report_lines(ported: Ported) -> list[str]:
     lines = [f"case: {ported.case_path} ({len(ported.leaves)} layers: {' > '.join(ported.blocks)})"]
     lines += [f"note: {note}" for note in ported.notes]
     lines += result_lines(ported.result, quiet=False)
-    grads = [v for v in ported.result.verdicts if v.what.startswith("grad ")]
+    grads = [v for v in ported.result.verdicts if v.kind == VerdictKind.GRADIENT]
     if grads:
         lines.append(f"       compared: the output, and the gradients of the input and of {len(grads) - 1} weights "
                      f"({sum(v.passed for v in grads)} of {len(grads)} gradients within tolerance)")
     for verdict in ported.model_verdicts:
-        if not verdict.passed or verdict.what == "model vs case output":
+        if not verdict.passed or verdict.what == MODEL_OUTPUT:
             m = verdict.metrics
             numbers = f"  max abs {m['max_abs']:.2e}" if "max_abs" in m else ""
             lines.append(f"{'PASS' if verdict.passed else 'FAIL':5}  {verdict.what}{numbers}")

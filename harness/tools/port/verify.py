@@ -24,6 +24,8 @@ from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine import StageError, build_torch, forward_torch
 from harness.tools.port.model import Leaf
 
+MODEL_OUTPUT = "model vs case output"  # the verdict on the model's own output (the others are per layer)
+
 
 def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: np.ndarray
                    ) -> tuple[list[Verdict], str | None]:
@@ -44,7 +46,7 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
         outs = forward_torch(point, modules, x, "cpu")
     except (StageError, CaseError) as e:
         message = f"the case's PyTorch modules cannot run: {e}"
-        return [Verdict("model vs case output", False, "error", message, {}, kind=VerdictKind.MODEL)], message
+        return [Verdict(MODEL_OUTPUT, False, "error", message, {}, kind=VerdictKind.MODEL)], message
     inputs = [x, *outs[:-1]]
     verdicts, first = [], None
     chain_k = 1  # the longest reduction up to a layer: the differences the chain carries to its input
@@ -72,7 +74,7 @@ def model_verdicts(point: Point, leaves: list[Leaf], model_out: np.ndarray, x: n
                               f"the params written: {verdict.message}")
             break
     k = max(layer.block.reduction_length(site) for layer, site in zip(point.layers, point.sites))
-    end = compare(model_out, outs[-1], _tolerance(point, outs[-1], k), "model vs case output", ("model", "case"),
+    end = compare(model_out, outs[-1], _tolerance(point, outs[-1], k), MODEL_OUTPUT, ("model", "case"),
                   kind=VerdictKind.MODEL)
     verdicts.append(end)
     if not end.passed and first is None:
