@@ -1,0 +1,33 @@
+"""Blocks: everything about each building block (conv2d, max_pool2d, dense, ...) in its family's module, the
+contract every block implements (`Block`, harness/blocks/base.py), the registry, and the planning of a chain of
+layers. Importing the package registers every family; a new family's module goes in the list below.
+"""
+
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend and TF logging before keras is imported)
+from harness.blocks import (  # noqa: F401  (each family registers its blocks)
+    activations,
+    composite,
+    conv_transpose,
+    convolution,
+    dense,
+    dropout,
+    normalization,
+    pooling,
+    reshaping,
+)
+from harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference, SkeletonWriter
+from harness.blocks.planning import MAX_ELEMENTS, Layer, plan
+from harness.blocks.registry import REGISTRY, all_blocks, get_block, network_block, register
+from harness.blocks.site import (
+    Site,
+    StateConvention,
+    WeightCopy,
+    find_keras_layer,
+    parameter_path,
+    resolve_path,
+    sublayer_path,
+)
+
+__all__ = ["BENCHMARK_INPUT", "MAX_ELEMENTS", "REGISTRY", "Block", "KnownDifference", "Layer", "Site",
+           "SkeletonWriter", "StateConvention", "WeightCopy", "all_blocks", "find_keras_layer", "get_block",
+           "network_block", "parameter_path", "plan", "register", "resolve_path", "sublayer_path"]

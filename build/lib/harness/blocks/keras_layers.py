@@ -1,0 +1,207 @@
+"""The harness's own Keras layers: exact computations that Keras has no layer for, each written in keras.ops so that
+it runs on any Keras backend. The blocks build them where Keras's own layers cannot compute the block's semantics
+exactly (a padding_mode, a padding value other than zero, a strided and dilated convolution, an average over the
+cells that count, bilinear upsampling in float64 or with align_corners, batch statistics in eval mode).
+
+Each saves into a .keras file with its config; `harness port` names them in the load instructions
+(custom_objects), since a fresh Python has not imported this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+
+from harness.core.spatial import Pads, Pair
+
+# The index pattern of each PyTorch padding mode, as numpy.pad's mode (Padding2D gathers with it).
+KERAS_INDEX_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+# ONNX Pad's name for each mode (the reference's; kept apart from Keras's table so one cannot hide the other).
+
+
+def _static_hw(x: Any, who: str) -> tuple[int, int]:
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        raise ValueError(f"{who} needs a known height and width, got input shape {tuple(x.shape)}")
+    return int(h), int(w)
+
+
+class Subsample2D(keras.layers.Layer):
+    """Keeps every stride-th row and column of an NHWC tensor (stride for a dilated Keras conv)."""
+
+    def __init__(self, strides: tuple[int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strides = tuple(strides)
+
+    def call(self, x: Any) -> Any:
+        return x[:, :: self.strides[0], :: self.strides[1], :]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        sh, sw = self.strides
+        return n, None if h is None else -(-h // sh), None if w is None else -(-w // sw), c
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "strides": self.strides}
+
+
+class Padding2D(keras.layers.Layer):
+    """Pads an NHWC tensor's height and width as PyTorch's padding_mode does (reflect, replicate, circular).
+
+    Keras has no such layer and TensorFlow's pad no edge or wrap mode: rows and columns are gathered by index,
+    the indices being numpy.pad's of an arange (an exact copy, whatever the dtype).
+    """
+
+    def __init__(self, padding: Pads, mode: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(p) for p in padding)
+        self.mode = mode
+
+    def call(self, x: Any) -> Any:
+        h, w = _static_hw(x, "Padding2D")
+        index_mode = KERAS_INDEX_MODES[self.mode]
+        rows = np.pad(np.arange(h), self.padding[0], mode=index_mode)
+        cols = np.pad(np.arange(w), self.padding[1], mode=index_mode)
+        return keras.ops.take(keras.ops.take(x, rows, axis=1), cols, axis=2)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        (t, b), (left, r) = self.padding
+        return n, None if h is None else h + t + b, None if w is None else w + left + r, c
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "padding": self.padding, "mode": self.mode}
+
+
+class InsertZeros2D(keras.layers.Layer):
+    """Puts stride - 1 zeros between consecutive rows and between consecutive columns of an NHWC tensor (h, w ->
+    (h-1)*sh + 1, (w-1)*sw + 1): a transposed convolution with strides is the stride-1 one of this tensor (for
+    Keras's Conv2DTranspose, which refuses strides with dilation)."""
+
+    def __init__(self, strides: tuple[int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strides = tuple(strides)
+
+    def call(self, x: Any) -> Any:
+        h, w = _static_hw(x, "InsertZeros2D")
+        sh, sw = self.strides
+        c = x.shape[-1]
+        cells = keras.ops.reshape(x, (-1, h, 1, w, 1, c))
+        spaced = keras.ops.pad(cells, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+        return keras.ops.reshape(spaced, (-1, h * sh, w * sw, c))[:, : (h - 1) * sh + 1, : (w - 1) * sw + 1, :]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        sh, sw = self.strides
+        return n, None if h is None else (h - 1) * sh + 1, None if w is None else (w - 1) * sw + 1, c
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "strides": self.strides}
+
+
+def pads_minus(outer: Pads, inner: Pads) -> Pads:
+    """The padding of `outer` that `inner` does not cover, side by side."""
+    return tuple((a - c, b - d) for (a, b), (c, d) in zip(outer, inner))  # type: ignore[return-value]
+
+
+def _keras_pad_spec(pads: Pads) -> list[list[int]]:
+    (top, bottom), (left, right) = pads
+    return [[0, 0], [top, bottom], [left, right], [0, 0]]
+
+
+class ConstantPadding2D(keras.layers.Layer):
+    """ZeroPadding2D with another value (Keras has none): -inf before max pooling."""
+
+    def __init__(self, padding: Pads, value: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(p) for p in padding)
+        self.value = value
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.pad(x, _keras_pad_spec(self.padding), constant_values=self.value)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        (t, b), (left, r) = self.padding
+        return n, None if h is None else h + t + b, None if w is None else w + left + r, c
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "padding": self.padding, "value": self.value}
+
+
+class KerasAveragePoolingSumOverCount(keras.layers.Layer):
+    """Average over the cells of each window that count: avg_pool(pad0(x)) / avg_pool(pad0(mask)), the mask 1 on
+    the input and on `counted_padding` and 0 on the rest of `padding` (uncounted padding, ceil mode's overhang)."""
+
+    def __init__(self, pool_size: Pair, strides: Pair, padding: Pads, counted_padding: Pads, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = tuple(pool_size), tuple(strides)
+        self.padding = tuple(tuple(p) for p in padding)
+        self.counted_padding = tuple(tuple(p) for p in counted_padding)
+
+    def call(self, x: Any) -> Any:
+        total = keras.ops.average_pool(keras.ops.pad(x, _keras_pad_spec(self.padding)), self.pool_size,
+                                       self.strides, "valid")
+        mask = keras.ops.pad(keras.ops.ones_like(x[..., :1]), _keras_pad_spec(self.counted_padding),
+                             constant_values=1)
+        mask = keras.ops.pad(mask, _keras_pad_spec(pads_minus(self.padding, self.counted_padding)))
+        return total / keras.ops.average_pool(mask, self.pool_size, self.strides, "valid")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding, "counted_padding": self.counted_padding}
+
+
+def linear_interpolation_matrix(size: int, factor: int, align_corners: bool) -> np.ndarray:
+    """The [size * factor, size] float64 weights of PyTorch's linear upsampling along one axis.
+
+    Output i samples input coordinate i * (size - 1) / (out - 1) with align_corners (0 when out is 1), else
+    (i + 0.5) / factor - 0.5 clamped at 0 (aten/src/ATen/native/UpSample.h, area_pixel_compute_source_index,
+    with scale 1 / scale_factor); np.interp weighs the two neighbours, the last cell repeating past the end.
+    """
+    out = size * factor
+    i = np.arange(out, dtype=np.float64)
+    if align_corners:
+        source = i * ((size - 1) / (out - 1)) if out > 1 else np.zeros(out)
+    else:
+        source = np.maximum((i + 0.5) / factor - 0.5, 0.0)
+    grid = np.arange(size, dtype=np.float64)
+    return np.stack([np.interp(source, grid, column) for column in np.eye(size)], axis=1)
+
+
+class BilinearUpSampling2D(keras.layers.Layer):
+    """Bilinear upsampling by integer factors in the layer's own dtype, with or without align_corners: Keras's
+    UpSampling2D has no align_corners and computes bilinear in float32 whatever its dtype."""
+
+    def __init__(self, size: tuple[int, int], align_corners: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+        self.align_corners = align_corners
+
+    def call(self, x: Any) -> Any:
+        rows, cols = (keras.ops.convert_to_tensor(linear_interpolation_matrix(n, f, self.align_corners),
+                                                  dtype=self.compute_dtype)
+                      for n, f in zip(x.shape[1:3], self.size))
+        return keras.ops.einsum("ow,nhwc->nhoc", cols, keras.ops.einsum("oh,nhwc->nowc", rows, x))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = input_shape
+        return n, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size, "align_corners": self.align_corners}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class KerasBatchStatisticsNormalization(keras.layers.BatchNormalization):
+    """A BatchNormalization that always normalises with the batch's statistics (PyTorch's
+    track_running_stats=False), in eval mode too; its moving statistics are never read."""
+
+    # Variables the layer keeps but never computes with: PyTorch has no counterpart to map them to, and
+    # harness.engine.training' "weights mapped" check leaves them out.
+    unread_variables: ClassVar[tuple[str, ...]] = ("moving_mean", "moving_variance")
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        return super().call(inputs, training=True, mask=mask)

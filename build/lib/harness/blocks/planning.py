@@ -1,0 +1,78 @@
+"""Planning a chain of layers: walking their shape semantics from an input shape, one `Site` per layer (what the
+layer is given: its parameters, its input shape, the layout of its Keras input), refusing what cannot work before
+anything is built or allocated. Networks (`sequential`) and composite blocks (`residual`'s branches) are planned
+with it; a mistake in a nested list is located at its place (`layers[2].layers[1].params.filters`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.blocks.base import Block
+from harness.blocks.site import Site
+from harness.core.errors import CaseError, Refusal
+from harness.core.layout import CHANNELS_LAST, Layout
+
+# Refuse inputs larger than this before allocating anything (4 GiB of float64 would stall a 24 GiB runner). The
+# same budget holds for every array a point makes: each layer's output, a padded input, a weight, golden values.
+MAX_ELEMENTS = 1 << 26
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a case as loaded: its block, its normalised params, and where its weights come from."""
+
+    block: Block
+    params: dict[str, Any]  # normalised
+    weights: Path | None = None
+    written: frozenset[str] = frozenset()  # the params the case wrote: all that `defaults: native` passes on
+    # `defaults: native`: per framework ("torch", "keras") that has torch_params / keras_params, its own params
+    # (normalised, merged over `params`) and the names written for it.
+    ported: dict[str, tuple[dict[str, Any], frozenset[str]]] = field(default_factory=dict)
+
+
+def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, seed: int,
+         sequential: bool, layout: Layout = CHANNELS_LAST, key: str = "layers",
+         native: str | None = None) -> tuple[list[Site], tuple[int, ...]]:
+    """Walk the layers' shape semantics: one Site per layer, and the final channels-first output shape.
+
+    Raises Refusal (field located at the layer: `key[i]`) for what cannot work or cannot be compared. A composite
+    block plans its nested lists with this too, from its own input `layout`, under their own `key`.
+    `native` (`defaults: native`): "common" gives the sites the params written for both frameworks (Site.written
+    set), "torch" or "keras" that framework's own (its torch_params / keras_params applied); None: harness mode.
+    """
+    sites = []
+    for i, layer in enumerate(layers):
+        params, written = layer.params, None
+        if native is not None:
+            params, written = layer.ported.get(native, (layer.params, layer.written))
+        site = Site(params=params, in_shape=shape, dtype=dtype, mode=mode, layout=layout, seed=seed, written=written)
+        try:
+            layer.block.check_input(site)
+            if layer.block.stochastic and mode == "train" and i != len(layers) - 1:
+                raise Refusal(f"{layer.block.name} in train mode must be the last layer: the frameworks' random "
+                              "masks differ, so nothing after it can be compared", field="block")
+            out = layer.block.output_shape(site)
+            _check_budget(layer.block, site, out)
+        except CaseError as e:
+            if e.field == "input.shape" and i > 0:
+                e = CaseError(f"{e.message} (the output of {key}[{i - 1}])", field="block")
+            raise e.located(field_prefix=f"{key}[{i}]" if sequential and e.field != "input.shape" else None) from None
+        sites.append(site)
+        layout = layer.block.output_layout(site)
+        shape = tuple(out)
+    return sites, shape
+
+
+def _check_budget(block: Block, site: Site, out: tuple[int, ...]) -> None:
+    """Refuse a layer whose output, padded input or weights would exceed MAX_ELEMENTS, before anything runs."""
+    if math.prod(out) > MAX_ELEMENTS:
+        raise Refusal(f"{block.name}'s output {list(out)} would have {math.prod(out):,} elements; the limit is "
+                      f"{MAX_ELEMENTS:,}", field="params")
+    need = block.largest_array(site)
+    if need > MAX_ELEMENTS:
+        raise Refusal(f"{block.name} would make an array of {need:,} elements (its padded input or weights); the "
+                      f"limit is {MAX_ELEMENTS:,}", field="params")

@@ -1,0 +1,38 @@
+"""The registry: every block by name. `@register` on a block class (in its family's module) adds it; importing
+`harness.blocks` imports every family, so the registry is complete wherever a block is looked up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.blocks.base import Block
+from harness.core.errors import CaseError, did_you_mean, show
+
+REGISTRY: dict[str, Block] = {}
+
+
+def register(cls: type[Block]) -> type[Block]:
+    if cls.name in REGISTRY:
+        raise ValueError(f"block {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_block(name: Any) -> Block:
+    """The registered block called `name`, or a CaseError that suggests the closest names."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        names = sorted(REGISTRY)
+        raise CaseError(f"unknown block {show(name)}{did_you_mean(name, names)}; known blocks: {', '.join(names)}",
+                        field="block")
+    return REGISTRY[name]
+
+
+def all_blocks() -> dict[str, Block]:
+    """Every registered block, by name, sorted."""
+    return dict(sorted(REGISTRY.items()))
+
+
+def network_block() -> Block:
+    """The block whose cases are whole networks (`holds_network`: `sequential`), for messages that tell a user to
+    write one."""
+    return next(block for block in all_blocks().values() if block.holds_network)

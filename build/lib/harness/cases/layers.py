@@ -1,0 +1,114 @@
+"""Reading the layers of a case: a block with its params (and weights file), or a network's `layers` (the case's
+block `holds_network`), each item read the same way at any depth so that a mistake is located
+(`layers[2].layers[1].params.filters`); and what a hand port wrote for one framework alone (`defaults: native`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.blocks import Block, Layer, all_blocks, get_block, network_block
+from harness.cases.arrays import read_weights
+from harness.cases.fields import check_keys
+from harness.cases.model import LAYER_KEYS, PORT_KEYS
+from harness.core.errors import CaseError, show
+from harness.core.schema import normalise_params
+
+
+def layer_list(items: list, base: Path, key: str, nested: bool = False) -> list[Layer]:
+    """A network's `layers`, or a composite block's nested list (`nested`: a residual's `layers`, `shortcut`),
+    each item {block, params, weights} (and a composite's own lists, read the same way, so that a mistake at any
+    depth is located: layers[2].layers[1].params.filters)."""
+    layers = []
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict) or "block" not in item:
+            raise CaseError("must be a mapping with `block` (and optional params, weights)", field=where)
+        try:
+            block = get_block(item["block"])
+            if block.holds_network:
+                raise CaseError(f"{block.name} cannot be nested", field="block")
+            lists = block.nested  # a composite block's keys that hold lists of layers (required?)
+            check_keys(item, LAYER_KEYS + tuple(lists), "")
+            params = normalise_params(block.params, item.get("params"))
+            for name, required in lists.items():
+                value = item.get(name, None if required else [])
+                if not isinstance(value, list) or (required and not value):
+                    raise CaseError(f"{block.name} needs `{name}`: a {'non-empty ' if required else ''}list of "
+                                    "{block, params}", field=name)
+                params[name] = tuple(layer_list(value, base, name, nested=True))
+            if nested and "weights" in item:  # the runner loads weight files into its top-level modules only
+                raise CaseError(f"a layer inside {key} cannot read a weights file yet; give the network's weights "
+                                "by layer at the top level", field="weights")
+            weights = read_weights(item.get("weights"), base, block, "weights")
+            written, ported = read_ported(block, item, params)
+        except CaseError as e:
+            raise e.located(field_prefix=where) from None
+        layers.append(Layer(block, params, weights, written, ported))
+    return layers
+
+
+def read_ported(block: Block, item: dict, params: dict[str, Any]) -> tuple[frozenset[str], dict[str, Any]]:
+    """The names of the params a case (or a layer) wrote, and each framework's own params where `torch_params` /
+    `keras_params` give values a hand port wrote for that framework alone (see Layer.ported)."""
+    raw = item.get("params")
+    written = frozenset(raw) if isinstance(raw, dict) else frozenset()
+    ported = {}
+    for key in PORT_KEYS:
+        if key not in item:
+            continue
+        extra = item[key]
+        if not isinstance(extra, dict) or not extra:
+            raise CaseError(f"got {show(extra)}; allowed: a mapping of parameter names to the values the hand port "
+                            "wrote for that framework alone", field=key)
+        try:
+            own = normalise_params(block.params, {**(raw or {}), **extra})
+        except CaseError as e:
+            raise CaseError(e.message, field=f"{key}.{(e.field or '').removeprefix('params.')}") from None
+        ported[key.removesuffix("_params")] = ({**params, **own}, written | frozenset(extra))
+    return written, ported
+
+
+def case_block(raw: dict) -> Block | None:
+    """The registered block a case names, or None (none named, or an unknown name: reported by _layers)."""
+    name = raw.get("block")
+    return all_blocks().get(name) if isinstance(name, str) else None
+
+
+def is_network(raw: dict) -> bool:
+    """Whether a case is a whole network: its block `holds_network` (sequential)."""
+    block = case_block(raw)
+    return block is not None and block.holds_network
+
+
+def network_key(raw: dict) -> str:
+    """The key of a network case that holds its layers (`layers`)."""
+    return next(iter(case_block(raw).nested))
+
+
+def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
+    """The case's layers, from `block` + `params` or from a network's `layers`; and whether it is a network."""
+    block = case_block(raw)
+    if block is not None and block.holds_network:
+        key = network_key(raw)
+        if extra := next((k for k in ("params", "weights", *PORT_KEYS) if k in raw), None):
+            raise CaseError(f"a {block.name} case has no `{extra}`; give them on each of its layers", field=extra)
+        items = raw.get(key)
+        if not isinstance(items, list) or not items:
+            raise CaseError(f"a {block.name} case needs `{key}`: a non-empty list of {{block, params, weights}}",
+                            field=key)
+        return layer_list(items, base, key), True
+    network = network_block().name
+    if block is not None and block.nested:
+        raise CaseError(f"{block.name} is a layer of a {network}, not a case by itself: write block: {network}, "
+                        f"layers: [{{block: {block.name}, layers: [...]}}, ...]", field="block")
+    if "layers" in raw:
+        raise CaseError(f"`layers` is only for block: {network}", field="layers")
+    if "block" not in raw:
+        raise CaseError(f"missing; allowed: a registered block name (see `python -m harness list`) or {network}",
+                        field="block")
+    block = get_block(raw["block"])
+    params = normalise_params(block.params, raw.get("params"))
+    return [Layer(block, params, read_weights(raw.get("weights"), base, block, "weights"),
+                  *read_ported(block, raw, params))], False

@@ -1,0 +1,418 @@
+"""Command line: `harness run PATH...`, `harness list`, `show`, `new`, `report`, `port`, `fuzz`. A thin shell: each
+command parses its arguments and calls the suite (planning, running, results files), the report or a tool.
+
+The heavy imports (the frameworks, through the engine) are made inside the commands that need them, so that
+`harness --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from harness.core.verdicts import STATUS_ORDER, Status
+from harness.suite.details import DETAILS
+
+COLOURS = {Status.PASSED: "green", Status.FAILED: "bold red", Status.ERROR: "bold red", Status.SKIPPED: "dim",
+           Status.DIVERGENT: "yellow"}
+
+
+def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
+    """Per block: how many tests passed, failed, errored, were skipped (coloured where the terminal allows)."""
+    from rich.table import Table
+
+    from harness.suite.results import by_block, summarise
+
+    statuses = [s for s in STATUS_ORDER if s != Status.DIVERGENT or any(r["status"] == s for r in results)]
+    table = Table(title="harness: results per block", title_justify="left")
+    table.add_column("block")
+    for s in statuses:
+        table.add_column(s, justify="right", style=COLOURS[s])
+    for block, rs in by_block(results).items():
+        counts = summarise(rs)
+        table.add_row(block, *(str(counts[s]) if counts[s] else "" for s in statuses))
+    counts = summarise(results)
+    table.add_section()
+    table.add_row("all", *(str(counts[s]) for s in statuses), style="bold")
+    return table
+
+
+def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float | None = None) -> list:  # noqa: ANN001
+    """Run the planned tests: a progress bar on a terminal, plain lines otherwise (CI logs, pipes)."""
+    from harness.engine import result_lines
+
+    results = []
+    if not console.is_terminal:
+        for test in tests:
+            result = test.run(details, timeout_s)
+            results.append(result)
+            for line in result_lines(result, quiet):
+                print(line, flush=True)
+        return results
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[current]}", style="dim"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("running", total=len(tests), current="")
+        for test in tests:
+            progress.update(task, current=test.id)
+            result = test.run(details, timeout_s)
+            results.append(result)
+            for i, line in enumerate(result_lines(result, quiet)):
+                style = COLOURS[result.status] if i == 0 and not line.startswith(" ") else None
+                progress.console.print(escape(line), style=style, highlight=False, soft_wrap=True)
+            progress.advance(task)
+    return results
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.suite.collect import error_result, load_paths, plan_tests
+    from harness.suite.results import results_document, summarise, write_json, write_junit
+
+    console = Console(highlight=False)
+    start = time.perf_counter()
+    baseline = _read_results_or_report(args.baseline) if args.baseline else None
+    if args.baseline and baseline is None:
+        return 2
+    entries, file_errors = load_paths(args.paths)
+    for error in file_errors:
+        print(f"INVALID  {error}")
+    tests = plan_tests(entries, device=args.device, match=args.k)
+    if args.shard:
+        tests = _shard(tests, args.shard, args.shard_durations)
+        if tests is None:
+            return 2
+    results = _run_all(tests, args.details, args.quiet, console, args.timeout)
+    dicts = [r.to_dict() for r in results] + [
+        error_result(str(e.file), "<file>", "?", e).to_dict() for e in file_errors]
+    doc = results_document(dicts)
+    if args.json:
+        write_json(Path(args.json), doc)
+    if args.junit:
+        write_junit(Path(args.junit), doc)
+    if args.html:
+        from harness.report.html import write_report
+
+        write_report(Path(args.html), doc, baseline, _read_bench(args.bench))
+    counts = summarise(dicts)
+    elapsed = time.perf_counter() - start
+    if dicts:
+        console.print(summary_table(dicts))
+    print(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
+          f"{counts['skipped']} skipped in {elapsed:.1f}s" + (f", {counts['divergent']} known-divergent"
+                                                           if counts[Status.DIVERGENT] else ""))
+    for what, path in (("results", args.json), ("junit", args.junit), ("report", args.html)):
+        if path:
+            print(f"{what}: {path}")
+    return 1 if counts[Status.FAILED] or counts[Status.ERROR] or not dicts else 0
+
+
+def _shard(tests: list, spec: str, durations_file: str | None) -> list | None:
+    """The planned tests of shard K/N (None after printing why, for a bad spec or durations file)."""
+    from harness.suite.results import ResultsFileError
+    from harness.suite.sharding import ShardError, select_shard
+
+    try:
+        chosen = select_shard(spec, [(t.id, t.point) for t in tests], durations_file)
+    except (ShardError, ResultsFileError) as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return None
+    return [t for t in tests if t.id in chosen]
+
+
+def _read_bench(path: str | None) -> dict | None:
+    """A pytest-benchmark JSON file (`make bench`), for the report's speed table; None when not given."""
+    if not path:
+        return None
+    import json
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"harness: {path}: cannot read the benchmark file ({e}); the report has no speed table",
+              file=sys.stderr)
+        return None
+
+
+def _read_results_or_report(path: str):  # noqa: ANN202 - a results document, or None after printing why
+    from harness.suite.results import ResultsFileError, read_results
+
+    try:
+        return read_results(Path(path))
+    except ResultsFileError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.html import write_report
+    from harness.suite.results import merge, write_json, write_junit
+
+    docs = [_read_results_or_report(p) for p in args.results]
+    baseline = _read_results_or_report(args.baseline) if args.baseline else None
+    if any(d is None for d in docs) or (args.baseline and baseline is None):
+        return 2
+    doc, duplicates = merge(docs, [str(p) for p in args.results])
+    if duplicates:
+        print(f"harness: {len(duplicates)} test(s) appear in more than one results file (overlapping shards?); "
+              f"kept the later file's result, e.g. {duplicates[0]}", file=sys.stderr)
+    out = Path(args.output)
+    write_report(out / "index.html", doc, baseline, _read_bench(args.bench))
+    write_json(out / "results.json", doc)
+    write_junit(out / "junit.xml", doc)
+    s = doc["summary"]
+    print(f"{s['total']} tests from {len(args.results)} results file(s): {s['passed']} passed, {s['failed']} failed, "
+          f"{s['divergent']} known-divergent, {s['error']} errors, {s['skipped']} skipped")
+    print(f"report: {out / 'index.html'}\nresults: {out / 'results.json'}\njunit: {out / 'junit.xml'}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.blocks import all_blocks
+
+    blocks = all_blocks()
+    if args.block:
+        unknown = [b for b in args.block if b not in blocks]
+        if unknown:
+            from harness.blocks import get_block
+
+            for name in unknown:
+                try:
+                    get_block(name)
+                except Exception as e:  # noqa: BLE001 - the CaseError carries the suggestion
+                    print(getattr(e, "message", e), file=sys.stderr)
+            return 2
+        blocks = {b: blocks[b] for b in args.block}
+    if args.markdown:
+        print(markdown_block_table(blocks))
+        return 0
+    for name, block in blocks.items():
+        print(f"{name}  ({block.family})  {block.doc}")
+        for p in block.params:
+            print(f"    {p.name:18} default {p.describe_default():10} {p.doc}")
+            print(f"    {'':18} {'':18} allowed: {p.allowed()}")
+    return 0
+
+
+def markdown_block_table(blocks: dict) -> str:
+    """A Markdown table of the blocks and their parameters, from the registry (the manual's block reference,
+    docs/blocks.md, is generated from the registry too)."""
+    lines = ["| block | family | parameter | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    for name, block in blocks.items():
+        lines.append(f"| `{name}` | {block.family} | | | {block.doc} |")
+        for p in block.params:
+            lines.append(f"| | | `{p.name}` | {p.describe_default()} | {p.doc}; {p.allowed()} |")
+    return "\n".join(lines)
+
+
+def _print_code(text: str) -> None:
+    """Python source on stdout: coloured by rich on a terminal, plain text otherwise (pipes, files, tests)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
+        # soft_wrap: long lines reach the terminal whole (rich would crop them), so copied code stays valid
+        Console().print(Syntax(text.rstrip("\n"), "python", background_color="default"), soft_wrap=True)
+    else:
+        print(text, end="")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.cases import find_points
+    from harness.core.errors import CaseError
+    from harness.engine import StageError
+    from harness.tools.show import show_text
+
+    parts = ("torch",) if args.torch_only else ("keras",) if args.keras_only else ("torch", "keras")
+    try:
+        texts = [show_text(point, args.device, parts) for point in find_points(args.spec)]
+    except CaseError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except StageError as e:  # a framework refused to build a layer of the case
+        print(e, file=sys.stderr)
+        return 1
+    _print_code(f"\n# {'=' * 78}\n\n".join(texts))  # a rule between the points of a case
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from harness.core.errors import CaseError
+    from harness.tools.new import case_skeleton
+
+    try:
+        text = case_skeleton(args.block)
+    except CaseError as e:
+        print(e.message, file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    from harness.tools.port import command
+
+    return command(args.spec, args.weights, args.input_shape, args.out)
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from harness.core.errors import CaseError
+    from harness.tools.fuzz import DEFAULT_DTYPES, fuzz, parse_dtypes
+
+    try:
+        dtypes = parse_dtypes(args.dtypes) if args.dtypes is not None else DEFAULT_DTYPES
+        report = fuzz(args.block, examples=args.examples, seed=args.seed, time_budget=args.time_budget,
+                      out=Path(args.out), device=args.device, dtypes=dtypes, include_known=args.include_known)
+    except CaseError as e:  # an unknown block or a bad option, refused before the search
+        print(f"harness fuzz: {e.message}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if report.finding is not None:
+        return 1
+    if (why := report.nothing_run()) is not None:  # compared nothing: not "found nothing"
+        print(f"harness fuzz: {why}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Does this layer compute the same thing in PyTorch and in Keras?\n\n"
+                    "A case is a few lines of YAML naming a block (conv2d, max_pool2d, dense, ...), its parameters "
+                    "and an input.\nThe harness builds the block in both frameworks, copies PyTorch's weights into "
+                    "Keras, runs both on the\nsame input (NCHW for PyTorch, NHWC for Keras) and compares the outputs "
+                    "within a tolerance derived\nfrom the dtype and the block's reduction length.",
+        epilog="""first steps:
+  harness list conv2d                     what conv2d means, its parameters and defaults
+  harness new conv2d > my_case.yaml       a commented case to edit
+  harness run my_case.yaml                run it: PASS/FAIL per test; exit status 1 on a failure
+  harness show my_case.yaml::conv2d_case  the PyTorch and Keras code the case was translated into
+  harness run cases --json r.json --html reports/index.html
+                                          every shipped case, with the HTML report
+  harness report a.json b.json -o reports
+                                          one report from the results of several machines or CI jobs
+  harness fuzz conv2d --examples 200      search conv2d's parameter space for a divergence; a minimal case
+                                          is written to reports/fuzz/
+  harness port my_models.py:lenet --input-shape 2,1,28,28
+                                          a PyTorch nn.Sequential to a verified case and a .keras model
+
+The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make docs` builds it).""")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="run case files or folders of them: one line per test and a summary",
+        description="Run YAML cases in PyTorch and Keras and compare the outputs. Exit status 0 when every test "
+                    "passed, 1 when one failed or errored, 2 on bad usage.")
+    run.add_argument("paths", nargs="+", help="YAML case files or folders (searched recursively)")
+    run.add_argument("--json", metavar="FILE", help="write machine-readable results (for `harness report`)")
+    run.add_argument("--junit", metavar="FILE", help="write JUnit XML, for CI systems")
+    run.add_argument("--html", metavar="FILE", help="write the HTML report")
+    run.add_argument("--baseline", metavar="RESULTS", help="mark tests that changed since this earlier results file "
+                                                            "(in the HTML report)")
+    run.add_argument("--bench", metavar="FILE", help="a pytest-benchmark JSON file (`make bench`): the HTML report "
+                                                     "gets a speed table")
+    run.add_argument("--details", choices=DETAILS, default="failed",
+                     help="which tests keep pictures and generated code for the report (default: failed)")
+    run.add_argument("--device", choices=("cpu", "gpu"), help="run only on this device")
+    run.add_argument("-k", metavar="TEXT", help="run only tests whose id contains TEXT")
+    run.add_argument("-q", "--quiet", action="store_true", help="print failures, errors and the summary only")
+    run.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
+                     help="time limit of each test; past it the test is an error and the others run (default: "
+                          "$HARNESS_TIMEOUT or 120; 0: none)")
+    run.add_argument("--shard", metavar="K/N", help="run only the K-th of N disjoint parts of the tests, balanced by "
+                                                  "expected cost (the same split on every machine)")
+    run.add_argument("--shard-durations", metavar="RESULTS", help="balance --shard by the durations measured in "
+                                                                  "this earlier results file")
+    run.set_defaults(func=cmd_run)
+    rep = sub.add_parser(
+        "report", help="build the HTML report from results files, merging shards",
+        description="Build one report from one or more results files (`harness run --json`, `pytest "
+                    "--harness-results`), e.g. the shards of a suite run on several machines or CI jobs. Writes "
+                    "DIR/index.html, DIR/results.json (merged) and DIR/junit.xml.")
+    rep.add_argument("results", nargs="+", help="results files (JSON)")
+    rep.add_argument("-o", "--output", metavar="DIR", default="reports", help="output folder (default: reports)")
+    rep.add_argument("--baseline", metavar="RESULTS", help="an earlier results file: mark tests that passed then "
+                                                            "and fail now (regressed), and the reverse (fixed)")
+    rep.add_argument("--bench", metavar="FILE", help="a pytest-benchmark JSON file (`make bench`): a speed table")
+    rep.set_defaults(func=cmd_report)
+    lst = sub.add_parser("list", help="list the blocks, their parameters, defaults and meaning")
+    lst.add_argument("block", nargs="*", help="only these blocks")
+    lst.add_argument("--markdown", action="store_true",
+                     help="print the blocks and their parameters as a Markdown table")
+    lst.set_defaults(func=cmd_list)
+    show = sub.add_parser(
+        "show", help="print a case as the PyTorch code and the Keras code that compute it",
+        description="Print one case (all its sweep points, or the one named) as two runnable Python programs, "
+                    "generated from the objects the harness builds: the PyTorch modules and the Keras layers with "
+                    "every constructor argument, the padding steps, the weight transfer and the layout "
+                    "transposes. Exit status 2 when the case cannot be found or is invalid.")
+    show.add_argument("spec", help="FILE::CASE or FILE::CASE[SWEEP-ID], as in test ids, e.g. "
+                                   "cases/conv2d.yaml::stride_padding_grid[strides=2-padding=same-input.shape=2x3x28x28]")
+    show.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the device the code runs on "
+                                                                                "(default: cpu)")
+    only = show.add_mutually_exclusive_group()
+    only.add_argument("--torch-only", action="store_true", help="print only the PyTorch program")
+    only.add_argument("--keras-only", action="store_true", help="print only the Keras program")
+    show.set_defaults(func=cmd_show)
+    new = sub.add_parser("new", help="print a commented YAML case skeleton for a block",
+                         description="Print a YAML case for BLOCK with every parameter and its default, commented; "
+                                     "required parameters carry an example value. Exit status 2 for an unknown "
+                                     "block.")
+    new.add_argument("block", help="a block name (harness list), or sequential")
+    new.set_defaults(func=cmd_new)
+    prt = sub.add_parser(
+        "port", help="port a PyTorch nn.Sequential to Keras: write its case, verify it, save the .keras model",
+        description="Read a PyTorch model made of supported layers (an nn.Sequential, nested ones flattened), write "
+                    "the YAML case that describes it (its weights as .npz) into --out, run it like any case "
+                    "(forward and backward, PyTorch against Keras) and check that the case computes what the model "
+                    "itself computes. On success, save the equivalent Keras model (.keras, channels-last input) and "
+                    "print how to load it. Exit status 0 when ported, 1 when the verification failed (the case is "
+                    "written, with where it first diverged), 2 when the model cannot be ported (unsupported "
+                    "layers are named with their place in the model).")
+    prt.add_argument("spec", metavar="MODULE:FACTORY",
+                     help="MODULE a dotted module or a .py file; FACTORY a callable returning the nn.Module, or an "
+                          "attribute that is one")
+    prt.add_argument("--weights", metavar="STATE_DICT", help="a saved state_dict (torch.save(model.state_dict()))")
+    prt.add_argument("--input-shape", metavar="N,C,H,W", help="the input shape, channels-first with the batch "
+                                                               "(needed unless the model starts with nn.Linear)")
+    prt.add_argument("--out", metavar="DIR", help="where the case, its weights and the .keras model go (default "
+                                                  "ported/FACTORY)")
+    prt.set_defaults(func=cmd_port)
+    fz = sub.add_parser(
+        "fuzz", help="search for cases PyTorch and Keras disagree on, drawn from a block's parameter schema",
+        description="Draw cases for BLOCK from its declared parameters and input ranks (or random small networks "
+                    "of registered blocks: sequential) with hypothesis, and run each through the same loader and "
+                    "runner as a case file. Cases the loader refuses count as invalid, not as divergences. The "
+                    "first divergence (or framework error) is shrunk to a minimal case and written as a YAML case "
+                    "file under --out, ready to be copied into cases/. Cases with a difference catalogued in "
+                    "cases/known_differences.yaml (Block.known_difference) are counted as known and not run, unless "
+                    "--include-known. The same seed draws the same examples. Exit status 1 when something was "
+                    "found, 0 when not, 2 for an unknown block, a bad option, an --out that cannot be written, or a "
+                    "run that could compare nothing (no GPU for --device gpu, every drawn case refused or known).")
+    fz.add_argument("block", help="a registered block (harness list), or sequential")
+    fz.add_argument("--examples", type=int, default=100, metavar="N",
+                    help="valid examples to run (default 100; invalid and known draws do not count)")
+    fz.add_argument("--seed", type=int, default=0, metavar="S", help="hypothesis's seed (default 0)")
+    fz.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                    help="stop searching (or shrinking, keeping the smallest case so far) after this long")
+    fz.add_argument("--out", default="reports/fuzz", metavar="DIR",
+                    help="where the minimal case is written (default reports/fuzz; created before the search)")
+    fz.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the device to run on (default cpu)")
+    fz.add_argument("--dtypes", metavar="LIST", help="comma-separated input dtypes to draw from (default "
+                                                     "float32,float64)")
+    fz.add_argument("--include-known", action="store_true",
+                    help="also run the cases with a catalogued framework difference (cases/known_differences.yaml), "
+                         "which are otherwise counted as known and not searched")
+    fz.set_defaults(func=cmd_fuzz)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

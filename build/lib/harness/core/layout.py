@@ -1,0 +1,154 @@
+"""Every layout and weight-layout conversion between PyTorch and Keras, and nothing else.
+
+Cases and verdicts speak channels-first (PyTorch's N, C, ...). Keras computes channels-last. No other
+module transposes by hand: blocks call these functions, and `Layout` records how a Keras tensor's
+elements correspond to the channels-first tensor that PyTorch holds at the same point of a network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def to_channels_last(x: np.ndarray) -> np.ndarray:
+    """(N, C, *spatial) -> (N, *spatial, C). Rank 2 is returned unchanged."""
+    return np.moveaxis(x, 1, -1) if x.ndim > 2 else x
+
+
+def to_channels_first(x: np.ndarray) -> np.ndarray:
+    """(N, *spatial, C) -> (N, C, *spatial). Rank 2 is returned unchanged."""
+    return np.moveaxis(x, -1, 1) if x.ndim > 2 else x
+
+
+def shape_to_channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(shape)
+    return (shape[0], *shape[2:], shape[1]) if len(shape) > 2 else shape
+
+
+def axis_to_channels_last(axis: int, rank: int) -> int:
+    """Where channels-first axis `axis` of a rank-`rank` tensor lives in the channels-last tensor."""
+    axis = axis % rank
+    if rank <= 2 or axis == 0:
+        return axis
+    return rank - 1 if axis == 1 else axis - 1
+
+
+def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out).
+
+    Not (3, 2, 1, 0): that also swaps kh and kw, which a square kernel hides.
+    """
+    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
+
+
+def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of `conv_kernel_to_keras`."""
+    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int) -> np.ndarray:
+    """Depthwise Conv2d weight [in*m, 1, kh, kw] -> Keras DepthwiseConv2D kernel (kh, kw, in, m).
+
+    PyTorch's output channel c*m + q reads input channel c (groups = in: consecutive outputs share an input), as
+    tf.nn.depthwise_conv2d's output channel c*m + q does; so the rows split as (in, m), not (m, in).
+    """
+    rows, _, kh, kw = weight.shape
+    split = weight.reshape(rows // depth_multiplier, depth_multiplier, kh, kw)  # [in, m, kh, kw]
+    return np.ascontiguousarray(split.transpose(2, 3, 0, 1))
+
+
+def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of `depthwise_kernel_to_keras`."""
+    kh, kw, channels, multiplier = kernel.shape
+    return np.ascontiguousarray(kernel.transpose(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw))
+
+
+def conv_transpose_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """ConvTranspose2d weight [in, out, kh, kw] -> Keras Conv2DTranspose kernel (kh, kw, out, in).
+
+    The permutation of `conv_kernel_to_keras`: each framework stores its transposed kernel with in and out swapped
+    relative to its convolution kernel, and neither flips it spatially (both scatter x[i] * w[u] to output
+    i*stride + u*dilation - crop). Taking Keras's kernel for (kh, kw, in, out) swaps in and out, which a layer
+    with as many outputs as inputs hides.
+    """
+    return np.ascontiguousarray(np.transpose(weight, (2, 3, 1, 0)))
+
+
+def conv_transpose_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of `conv_transpose_kernel_to_keras`."""
+    return np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
+
+
+def dense_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """Linear weight [out, in] -> Dense kernel (in, out)."""
+    return np.ascontiguousarray(weight.T)
+
+
+def dense_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(kernel.T)
+
+
+def flatten_permutation(unflattened: tuple[int, ...]) -> np.ndarray:
+    """Index p with keras_flat == torch_flat[..., p] for a per-sample tensor of channels-first shape `unflattened`.
+
+    PyTorch flattens (C, H, W) in that order; Keras's Flatten() flattens its channels-last (H, W, C) tensor as
+    it lies. (Flatten(data_format='channels_first') does not undo that: it moves axis 1 to the end first, which
+    on an NHWC tensor gives (W, C, H); keras/src/layers/reshaping/flatten.py.)
+    """
+    idx = np.arange(int(np.prod(unflattened))).reshape(unflattened)
+    return np.moveaxis(idx, 0, -1).ravel() if len(unflattened) > 1 else idx.ravel()
+
+
+def dense_after_flatten_kernel_to_keras(weight: np.ndarray, unflattened: tuple[int, ...]) -> np.ndarray:
+    """Linear weight [out, C*H*W] (rows in C, H, W order) -> Dense kernel (H*W*C, out) for Keras's flatten order."""
+    return np.ascontiguousarray(weight[:, flatten_permutation(unflattened)].T)
+
+
+def channel_vector_to_keras(vector: np.ndarray, shape: tuple[int, ...],
+                            flattened_from: tuple[int, ...] | None = None) -> np.ndarray:
+    """Per-channel vector [C] (or one value [1]) -> a Keras weight of `shape` that broadcasts over channels-last.
+
+    PyTorch keeps one value per channel (axis 1 of the channels-first tensor), e.g. PReLU's weight; Keras keeps it in
+    a variable shaped like a sample of its channels-last tensor with size 1 on the axes that share it, e.g. PReLU's
+    alpha: (1, ..., 1, C) shared over the spatial axes, (1, ..., 1) for one value, (H, W, C) for one per element
+    (each element then starts from its channel's value). NumPy's broadcasting aligns the vector with the last axis,
+    where Keras keeps the channels; a length that fits neither 1 nor that axis raises. After a flatten
+    (`flattened_from`, as in `Layout`) the channels are the flattened features, which Keras holds in its own order:
+    permuted by `flatten_permutation`.
+    """
+    vector = np.asarray(vector)
+    if flattened_from is not None and vector.size > 1:
+        vector = vector[flatten_permutation(flattened_from)]
+    return np.ascontiguousarray(np.broadcast_to(vector, shape))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the Keras tensor at some point of a network maps onto PyTorch's channels-first tensor there.
+
+    `flattened_from` is None for a plain channels-last tensor. After a flatten of a per-sample tensor of
+    channels-first shape S, it is S: the Keras features are PyTorch's, permuted by `flatten_permutation(S)`.
+    """
+
+    flattened_from: tuple[int, ...] | None = None
+
+    def to_keras(self, x: np.ndarray) -> np.ndarray:
+        if self.flattened_from is None:
+            return np.ascontiguousarray(to_channels_last(x))
+        return np.ascontiguousarray(x[..., flatten_permutation(self.flattened_from)])
+
+    def to_channels_first(self, y: np.ndarray) -> np.ndarray:
+        if self.flattened_from is None:
+            return np.ascontiguousarray(to_channels_first(y))
+        out = np.empty_like(y)
+        out[..., flatten_permutation(self.flattened_from)] = y
+        return out
+
+    def keras_axis(self, axis: int, rank: int) -> int:
+        # A flattened tensor is rank 2 and the permutation stays inside axis 1: axes map as they are.
+        return axis % rank if self.flattened_from is not None else axis_to_channels_last(axis, rank)
+
+
+CHANNELS_LAST = Layout()

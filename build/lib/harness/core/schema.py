@@ -1,0 +1,153 @@
+"""Parameter schemas: what each block parameter accepts, its default, and what it means.
+
+A `Param` normalises a raw YAML value (int, list, string, ...) to the one form the blocks use, or raises a
+`CaseError` that says what is allowed. Blocks declare their parameters with these; the loader, `harness
+list` and the manual's generated block reference read the same declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.core.errors import CaseError, did_you_mean, show
+
+REQUIRED = object()
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a block.
+
+    kind:
+      int      an integer >= `minimum`
+      pair     an int or [h, w] of ints >= `minimum` -> (h, w)
+      padding  an int >= 0, [h, w] of ints >= 0, "valid" or "same" -> "valid" | "same" | (h, w)
+      float    a number in [minimum, maximum] (an end excluded where open_minimum / open_maximum says so)
+      bool     true or false
+      choice   one of `choices`
+      axis     an integer (negative counts from the end), counted in the channels-first tensor
+    """
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    open_minimum: bool = False  # a float must be > minimum (not >=): where the bound itself breaks the block
+    open_maximum: bool = False  # a float must be < maximum (Adam's betas: 1 divides by zero)
+    choices: tuple[Any, ...] = ()
+    default_text: str = ""  # how to show a default that depends on other parameters (e.g. "pool_size")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def allowed(self) -> str:
+        lo = "" if self.minimum is None else f" {'>' if self.open_minimum else '>='} {self.minimum:g}"
+        if self.kind == "int":
+            return f"an integer{lo}"
+        if self.kind == "pair":
+            return f"an integer{lo} or a list [h, w] of two such integers"
+        if self.kind == "padding":
+            return 'an integer >= 0, a list [h, w] of two such integers, "valid" or "same"'
+        if self.kind == "float":
+            hi = "" if self.maximum is None else f" {'<' if self.open_maximum else '<='} {self.maximum:g}"
+            return f"a number{lo}{' and' if lo and hi else ''}{hi}"
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "axis":
+            return "an integer axis of the channels-first tensor (negative counts from the end)"
+        raise AssertionError(self.kind)
+
+    def _int_ok(self, v: Any) -> bool:
+        return _is_int(v) and (self.minimum is None or v >= self.minimum)
+
+    def normalise(self, value: Any) -> Any:
+        """The canonical form of `value`, or a CaseError (field = this parameter's name) saying what is allowed."""
+        if value is None and self.default is None:
+            return None
+        ok, out = self._normalise(value)
+        if not ok:
+            raise CaseError(f"got {show(value)}; allowed: {self.allowed()}", field=self.name)
+        return out
+
+    def _normalise(self, v: Any) -> tuple[bool, Any]:
+        kind = self.kind
+        if kind == "int":
+            return self._int_ok(v), v
+        if kind == "pair":
+            if self._int_ok(v):
+                return True, (v, v)
+            if isinstance(v, (list, tuple)) and len(v) == 2 and all(self._int_ok(x) for x in v):
+                return True, (int(v[0]), int(v[1]))
+            return False, None
+        if kind == "padding":
+            if v in ("valid", "same"):
+                return True, v
+            if _is_int(v) and v >= 0:
+                return True, (v, v)
+            if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v):
+                return True, (int(v[0]), int(v[1]))
+            return False, None
+        if kind == "float":
+            ok = _is_number(v) and v == v and (self.minimum is None or v > self.minimum or (
+                v == self.minimum and not self.open_minimum)) and (self.maximum is None or v < self.maximum or (
+                v == self.maximum and not self.open_maximum))
+            return ok, float(v) if ok else None
+        if kind == "bool":
+            return isinstance(v, bool), v
+        if kind == "choice":
+            return v in self.choices and isinstance(v, type(self.choices[0])), v
+        if kind == "axis":
+            return _is_int(v), v
+        raise AssertionError(kind)
+
+    def describe_default(self) -> str:
+        if self.required:
+            return "required"
+        if self.default_text:
+            return self.default_text
+        d = self.default
+        if isinstance(d, tuple):
+            return "[" + ", ".join(str(x) for x in d) + "]"
+        if isinstance(d, bool):
+            return "true" if d else "false"
+        return str(d)
+
+
+def normalise_params(params: tuple[Param, ...], raw: Any) -> dict[str, Any]:
+    """Check a case's `params` mapping against a block's schema; fill in defaults. Raises CaseError."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise CaseError(f"must be a mapping of parameter names to values, got {type(raw).__name__}", field="params")
+    by_name = {p.name: p for p in params}
+    for key in raw:
+        if key not in by_name:
+            allowed = ", ".join(by_name) or "none (this block takes no parameters)"
+            raise CaseError(f"unknown parameter {show(key)}{did_you_mean(key, by_name)}; allowed: {allowed}",
+                            field=f"params.{key}")
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.name in raw:
+            try:
+                out[p.name] = p.normalise(raw[p.name])
+            except CaseError as e:
+                raise e.located(field_prefix="params") from None
+        elif p.required:
+            raise CaseError(f"missing required parameter; it is {p.allowed()} ({p.doc})", field=f"params.{p.name}")
+        else:
+            out[p.name] = p.default
+    return out

@@ -1,0 +1,96 @@
+"""A test's `Result`: what the engine found for one point on one device, as data (for results files, the report and
+the pytest plugin) and as the plain text lines the command line and `harness port` print."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.cases import Point
+from harness.core.verdicts import Status, Verdict
+
+# How each status opens a result's line of text.
+TAGS = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.SKIPPED: "SKIP",
+        Status.DIVERGENT: "DIVERGENT"}
+
+
+@dataclass
+class Result:
+    id: str
+    file: str
+    case: str
+    blocks: list[str]
+    sweep: dict[str, Any]
+    device: str
+    status: Status
+    message: str = ""
+    verdicts: list[Verdict] = field(default_factory=list)
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    placement: dict[str, str] = field(default_factory=dict)  # where each framework ran
+    duration_s: float = 0.0
+    case_yaml: str = ""  # the case as written (sweep included), for the report
+    params: str = ""  # the block's parameters at this point as written, e.g. "filters=4, kernel_size=3"
+    details: dict[str, Any] | None = None  # pictures and generated code (harness.suite.details)
+    localization: dict[str, Any] | None = None  # a failed network's per-layer error curves (harness.engine.localize)
+    # Every layer's channels-first output in each framework, (torch, keras), kept only when the caller asks
+    # (run_point's keep_outputs: the suite draws the report's pictures from them); never written out.
+    outputs: tuple[list[Any], list[Any]] | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The torch-vs-keras metrics (the headline numbers of a test)."""
+        return self.verdicts[0].metrics if self.verdicts else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
+                "sweep": self.sweep, "device": self.device,
+                "status": str(self.status), "message": self.message, "shapes": self.shapes,
+                "placement": self.placement, "verdicts": [v.to_dict() for v in self.verdicts],
+                "duration_s": round(self.duration_s, 6), "params": self.params, "case_yaml": self.case_yaml,
+                **({"details": self.details} if self.details is not None else {}),
+                **({"localization": self.localization} if self.localization is not None else {})}
+
+
+def point_result(point: Point, device: str, **fields: Any) -> Result:
+    """A point's result on a device, an `error` until the run says otherwise."""
+    return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
+                  sweep=point.sweep, device=device, status=Status.ERROR, case_yaml=point.source_yaml,
+                  params=params_text(point), **fields)
+
+
+def params_text(point: Point) -> str:
+    """The parameters a point's case gives (sweep applied), short: `a=1, b=2`; a network as `block(a=1) > ...`."""
+    def one(params: Any) -> str:
+        if not isinstance(params, dict):
+            return ""
+        return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+                         for k, v in params.items())
+
+    if not point.sequential:
+        return one(point.raw.get("params"))
+    layers = [(layer.get("block"), one(layer.get("params"))) for layer in point.raw.get("layers", [])
+              if isinstance(layer, dict)]
+    return " > ".join(f"{block}({params})" if params else str(block) for block, params in layers)
+
+
+def metrics_text(result: Result) -> str:
+    """The headline numbers of a result: max abs and max rel, or a dropout sample's zero fraction."""
+    m = result.metrics
+    if "max_abs" in m:
+        return f"max abs {m['max_abs']:.2e}  max rel {m['max_rel']:.2e}"
+    if "zero_fraction" in m:
+        return f"zero fraction {m['zero_fraction']:.4f}"
+    return ""
+
+
+def result_lines(result: Result, quiet: bool = False) -> list[str]:
+    """The plain lines of one result: a status line (not for a pass when quiet), then the message if it matters."""
+    lines = []
+    if not (quiet and result.status == Status.PASSED):
+        lines.append(f"{TAGS[result.status]:5}  {result.id}  {metrics_text(result)}".rstrip())
+    if result.status in (Status.FAILED, Status.ERROR, Status.SKIPPED) and result.message:
+        lines.append("       " + result.message.replace("\n", "\n       "))
+    elif result.status == Status.DIVERGENT:  # why it is known, and which side the reference takes (judge's first lines)
+        lines += ["       " + line for line in result.message.splitlines()[:2] if not line.startswith("[")]
+    return lines

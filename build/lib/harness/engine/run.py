@@ -1,0 +1,137 @@
+"""Running one point on one device: `run_point`, a `Point` in, a `Result` out, never an exception. The suite (CLI,
+pytest plugin, report) and the tools (port, fuzz) all call this; none of them builds layers or compares arrays.
+
+The steps: build both frameworks' layers (harness.engine.build), run them, compare the outputs
+(harness.engine.forward), judge each layer of a network (harness.engine.localize), ask the float64 reference when
+the frameworks disagree (harness.engine.third_opinion), compare gradients, optimiser steps and running statistics
+where the case asks (harness.engine.training), then judge (harness.engine.judge). A `compare: devices` point runs
+each framework against itself instead (harness.engine.devices).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+from harness.cases import InputSpec, Point
+from harness.core.errors import CaseError
+from harness.core.frameworks import gpu_unavailable_reason, keras, placement
+from harness.core.timeout import Deadline, TimedOut, default_timeout
+from harness.core.verdicts import Status, Verdict, VerdictKind
+from harness.engine import devices, localize, third_opinion
+from harness.engine.build import (
+    StageError,
+    build_keras,
+    build_torch,
+    forward_keras,
+    forward_torch,
+    keras_chain,
+    load_weights,
+    torch_chain,
+)
+from harness.engine.forward import compare_outputs
+from harness.engine.judge import judge
+from harness.engine.result import Result, point_result
+from harness.engine.tolerances import point_tolerance
+from harness.engine.training import training_verdicts
+
+
+def run_point(point: Point, device: str, timeout_s: float | None = None, *, keep_outputs: bool = False) -> Result:
+    """Run one point on one device. Never raises: a framework error becomes an `error` result.
+
+    `timeout_s`: the test's time limit (None: harness.core.timeout.default_timeout(), $HARNESS_TIMEOUT or 120 s;
+    0: none). Past it the test is an `error` ("timed out after N s while running PyTorch's conv2d"); see
+    harness.core.timeout for what cannot be interrupted.
+    `keep_outputs`: keep every layer's outputs in `result.outputs` (the suite draws the report's pictures from them).
+    """
+    try:
+        limit = default_timeout() if timeout_s is None else timeout_s
+    except ValueError as e:  # a malformed $HARNESS_TIMEOUT: every test says so
+        return point_result(point, device, message=str(e))
+    try:
+        with Deadline(limit, _doing):
+            return _run_point(point, device, keep_outputs)
+    except TimedOut as e:  # landed outside _run_point's own handlers (in one of them): still this test's error
+        return point_result(point, device, message=f"{e} (in {point.test_id(device)})", duration_s=limit)
+
+
+def _doing(frame: Any) -> str:
+    """What the test was doing in `frame` (where a timeout interrupted it), from the runner's innermost step."""
+    steps = {build_torch.__code__: "building the PyTorch module of",
+             build_keras.__code__: "building the Keras layer of", torch_chain.__code__: "running PyTorch's",
+             keras_chain.__code__: "running Keras's", load_weights.__code__: "loading the weights of"}
+    others = {compare_outputs.__code__: "comparing the outputs", InputSpec.make.__code__: "making the input"}
+    while frame is not None:
+        if frame.f_code in steps:
+            point, i = frame.f_locals.get("point"), frame.f_locals.get("i")
+            if isinstance(point, Point) and isinstance(i, int) and i < len(point.layers):
+                return f"{steps[frame.f_code]} {point.layer_label(i)}"
+            return steps[frame.f_code].rsplit(" ", 1)[0]
+        if frame.f_code in others:
+            return others[frame.f_code]
+        frame = frame.f_back
+    return "running the test"
+
+
+def _run_point(point: Point, device: str, keep_outputs: bool) -> Result:
+    result = point_result(point, device)
+    start = time.perf_counter()
+    try:
+        if point.compare_with == "devices":  # each framework's CPU run against its own GPU run
+            return devices.run(result, point)
+        if device == "gpu" and (reason := gpu_unavailable_reason()):
+            result.status, result.message = Status.SKIPPED, f"gpu: {reason}"
+            return result
+        result.placement = placement(device)
+        x = point.input.make()
+        modules = build_torch(point, device)
+        try:
+            layers = build_keras(point, modules, device)
+        except StageError as e:  # a hand port Keras will not build: the documented difference of such a case
+            if not _refusal_expected(point, e):
+                raise
+            result.verdicts = [Verdict("keras vs torch", False, "refused", f"Keras refuses the hand port: {e}",
+                                       kind=VerdictKind.FORWARD)]
+            result.status, result.message = judge(point, result.verdicts)
+            return result
+        copied = third_opinion.copied_weights(point, modules)  # before a train-mode forward moves running statistics
+        torch_outs = forward_torch(point, modules, x, device)
+        keras_outs = forward_keras(point, layers, x, device)
+        result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
+                         "keras": list(keras_outs[-1].shape)}
+        result.verdicts = compare_outputs(point, x, torch_outs, keras_outs)
+        curves = localize.network_curves(point, device, layers, x, torch_outs, keras_outs)
+        if curves is not None:  # a network: each layer, fed the same input, within its own tolerance
+            result.verdicts.append(localize.layer_by_layer_verdict(curves))
+        located = localize.locate(point, curves, result.verdicts)
+        if third_opinion.wanted(point, result.verdicts):  # which side is right: the float64 reference's opinion
+            result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1],
+                                                     point_tolerance)
+        if point.mode == "train" or point.checks != ("forward",):  # gradients, optimiser steps, running statistics
+            result.verdicts += training_verdicts(point, device, x, modules, layers)
+        result.status, result.message = judge(point, result.verdicts)
+        localize.attach(result, located)  # a failed network: which layer first differs (harness.engine.localize)
+        if keep_outputs:
+            result.outputs = (torch_outs, keras_outs)
+    except (TimedOut, StageError) as e:  # their messages name the stage and the layer: add the test
+        result.message = f"{e} (in {point.test_id(device)})"
+    except CaseError as e:
+        result.message = str(e.located(file=point.file, case=point.case))
+    except Exception as e:  # a framework raised: report it as this test's error, carry on with the others
+        result.message = (f"{type(e).__name__} while running {point.test_id(device)}: {e}\n"
+                          + "".join(traceback.format_exception(e)[-3:]))
+    finally:
+        result.duration_s = time.perf_counter() - start
+        # Keras keeps global state for every layer built (name counters, ...): without this a long run's memory
+        # grows by about 0.14 MB per six-layer network (measured; benchmarks/test_memory.py). 5 us a call.
+        keras.backend.clear_session(free_memory=False)
+    return result
+
+
+def _refusal_expected(point: Point, error: StageError) -> bool:
+    """Whether Keras's refusal to build a hand port is the documented difference the case names (expect.refuses).
+    Only that refusal is: another error while building (a misspelt keyword is a ValueError too) or a failed weight
+    transfer stays this test's error."""
+    return (point.defaults == "native" and point.expect_divergent is not None and point.expect_refuses is not None
+            and "building the Keras layer" in str(error) and point.expect_refuses in str(error))

@@ -1,0 +1,240 @@
+"""pytest plugin: every YAML case file under the `harness_cases` folders (default: cases/), and any YAML file
+named on the command line, becomes tests: one per case x sweep point x device, run by harness.suite.collect.run_test.
+
+Registered as a pytest11 entry point, so it is active wherever the package is installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.core.verdicts import Status
+from harness.suite.details import DETAILS
+
+RESULTS_KEY = "harness_result"
+
+
+class _Recorder:
+    """The results of one session, kept per config: pytester runs sessions inside a session, in one process."""
+
+    def __init__(self) -> None:
+        self.results: list[dict[str, Any]] = []  # filled on the controller process, written at session end
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Runs on the controller also under pytest-xdist: user_properties travel with the report.
+        if report.when not in ("setup", "call", "teardown") and report.failed:
+            self.results.extend(_crashed(report))  # pytest-xdist: the worker running this test died
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == RESULTS_KEY:
+                self.results.append(value)
+
+
+def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
+    """An error result for a case test whose process died (pytest-xdist reports it with when="???"), so that the
+    results file names it rather than losing it."""
+    file, _, rest = report.nodeid.partition("::")
+    if Path(file).suffix not in (".yaml", ".yml") or not rest:
+        return []
+    from harness.engine import Result
+
+    case, _, params = rest.partition("[")
+    device = params.rstrip("]").rsplit("-", 1)[-1]
+    message = f"the process running this test crashed: {report.longreprtext.strip()}"
+    return [Result(id=report.nodeid, file=file, case=case, blocks=[], sweep={}, status=Status.ERROR, message=message,
+                   device=device if device in ("cpu", "gpu") else "-").to_dict()]
+
+
+_RECORDER = pytest.StashKey[_Recorder]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("harness_cases", "folders whose *.yaml files are harness case files", type="args",
+                  default=["cases"])
+    group = parser.getgroup("harness", "cross-framework equivalence cases")
+    group.addoption("--harness-results", metavar="PATH", default=None,
+                    help="write every case result (verdicts, metrics) as JSON to PATH, for `harness report`")
+    _add_shard_options(group)
+    group.addoption("--harness-details", choices=DETAILS, default="failed",
+                    help="which case results keep pictures and generated code in --harness-results (default: failed)")
+    group.addoption("--harness-timeout", metavar="SECONDS", type=float, default=None,
+                    help="time limit of each case test; past it the test is an error and the others run (default: "
+                         "$HARNESS_TIMEOUT or 120; 0: none)")
+
+
+def _add_shard_options(group: Any) -> None:
+    group.addoption("--harness-shard", metavar="K/N", default=None,
+                    help="run only the K-th of N disjoint parts of the collected tests, balanced by expected cost "
+                         "(the same split on every machine: one CI job per part)")
+    group.addoption("--harness-shard-durations", metavar="RESULTS", default=None,
+                    help="balance --harness-shard by the durations in this earlier --harness-results file")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    spec = config.getoption("--harness-shard")
+    if not spec:
+        return
+    from harness.suite.results import ResultsFileError
+    from harness.suite.sharding import ShardError, select_shard
+
+    # Case items carry their point (an estimated cost); other tests count the median cost (harness.suite.sharding).
+    tests = [(item.nodeid, item.point if isinstance(item, CaseItem) else None) for item in items]
+    try:
+        chosen = select_shard(spec, tests, config.getoption("--harness-shard-durations"))
+    except (ShardError, ResultsFileError) as e:
+        raise pytest.UsageError(str(e)) from None
+    deselected = [item for item in items if item.nodeid not in chosen]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.nodeid in chosen]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from harness.blocks import all_blocks
+
+    for name, block in all_blocks().items():
+        config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
+    config.addinivalue_line("markers", "cpu: harness cases run on the CPU")
+    config.addinivalue_line("markers", "gpu: harness cases run on the GPU")
+    config.stash[_RECORDER] = _Recorder()
+    config.pluginmanager.register(config.stash[_RECORDER])
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from harness.core.frameworks import gpu_unavailable_reason, placement, versions
+
+    v = versions()
+    gpu = gpu_unavailable_reason()
+    where = "" if gpu else " (" + ", ".join(f"{k} on {w}" for k, w in placement("gpu").items()) + ")"
+    return [f"harness: torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']}, numpy {v['numpy']}",
+            "harness: devices cpu" + (f"; gpu not available: {gpu}" if gpu else f", gpu{where}")]
+
+
+def _is_case_file(file_path: Path, parent: pytest.Collector) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    if parent.session.isinitpath(file_path):
+        return True
+    root = parent.config.rootpath
+    return any(file_path.is_relative_to((root / d).resolve()) for d in parent.config.getini("harness_cases"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_case_file(file_path, parent):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):  # noqa: ANN201 (pytest's own signature)
+        from harness.blocks import network_block
+        from harness.cases import RefusedPoint, load_file
+        from harness.suite.collect import devices_for
+
+        network = network_block().name  # a network's tests carry its block's marker too
+        entries, error = load_file(self.path)
+        if error is not None:
+            yield InvalidCaseItem.from_parent(self, name="<file>", error=error)
+        for entry in entries:
+            if entry.error is not None:
+                yield InvalidCaseItem.from_parent(self, name=entry.name, error=entry.error)
+                continue
+            for point in entry.points:
+                if isinstance(point, RefusedPoint):
+                    yield InvalidCaseItem.from_parent(self, name=f"{entry.name}[{point.sweep_id}]", error=point.error)
+                    continue
+                for device in devices_for(point):
+                    item = CaseItem.from_parent(
+                        self, name=f"{entry.name}[{'-'.join(filter(None, [point.sweep_id, device]))}]",
+                        point=point, device=device)
+                    for marker in dict.fromkeys([*point.blocks, device, *([network] if point.sequential else [])]):
+                        item.add_marker(marker)
+                    yield item
+
+
+class HarnessFailure(Exception):
+    """A case whose verdict failed or errored; its message is the whole report (no traceback)."""
+
+
+class _HarnessItem(pytest.Item):
+    """What both kinds of harness test share: a result recorded for --harness-results, a traceback-free failure."""
+
+    def record_and_raise(self, result: Any, failure: str | None) -> None:
+        self.user_properties.append((RESULTS_KEY, result.to_dict()))
+        if result.status == Status.SKIPPED:
+            pytest.skip(result.message)
+        if failure is not None:
+            raise HarnessFailure(failure)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, HarnessFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class CaseItem(_HarnessItem):
+    def __init__(self, *, point: Any, device: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.point = point
+        self.device = device
+
+    def runtest(self) -> None:
+        from harness.suite.collect import run_test
+
+        result = run_test(self.point, self.device, self.config.getoption("--harness-details"),
+                           self.config.getoption("--harness-timeout"))
+        # A known difference (expect.divergent) that still differs is a pass, shown as DIVERGENT (teststatus below).
+        self.record_and_raise(result, None if result.status in (Status.PASSED, Status.SKIPPED, Status.DIVERGENT)
+                              else f"{result.status.upper()}: {result.message}")
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"case {self.name}"
+
+
+class InvalidCaseItem(_HarnessItem):
+    """A case (or file) that cannot run: it fails with the loader's message, and the others still run."""
+
+    def __init__(self, *, error: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        from harness.suite.collect import error_result
+
+        self.record_and_raise(error_result(str(self.error.file), self.name, "?", self.error),
+                              f"INVALID CASE: {self.error}")
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"invalid case {self.name}"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    """A passing case test whose result is "divergent" (a documented real difference, still there) is counted and
+    shown as such: `3 divergent` in the summary line, `D` / `DIVERGENT` in the progress output."""
+    if report.when == "call" and report.passed and any(
+            key == RESULTS_KEY and value.get("status") == Status.DIVERGENT for key, value in report.user_properties):
+        return str(Status.DIVERGENT), "D", ("DIVERGENT", {"yellow": True})
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report = yield
+    if isinstance(item, CaseItem) and report.skipped and isinstance(report.longrepr, tuple):
+        # `-rs` shows where a skip came from: the case file and the test, not this plugin's pytest.skip call.
+        report.longrepr = (str(item.path), None, f"{item.name}: {report.longrepr[2].removeprefix('Skipped: ')}")
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--harness-results")
+    if not path or hasattr(session.config, "workerinput"):
+        return
+    from harness.suite.results import write_results
+
+    write_results(Path(path), sorted(session.config.stash[_RECORDER].results, key=lambda r: r["id"]))

@@ -1,0 +1,97 @@
+"""Planning a run: case files found and loaded, each point put on the devices it runs on, as `PlannedTest`s in a
+stable order; and running one planned test with the report's details. `harness run` and the pytest plugin both plan
+and run through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, load_file, sweep_id
+from harness.core.errors import CaseError
+from harness.core.frameworks import available_devices
+from harness.core.timeout import default_timeout
+from harness.core.verdicts import Status
+from harness.engine import Result, run_point
+from harness.suite.details import attach_details, wants_details
+
+
+def devices_for(point: Point) -> tuple[str, ...]:
+    """The devices a point runs on: those the case names, else every device present. A `compare: devices` point is
+    one test on the gpu device (it runs each framework on both: harness.engine.devices), skipped where there is none."""
+    if point.compare_with == "devices":
+        return ("gpu",)
+    return point.devices or available_devices()
+
+
+def error_result(entry_file: str, case: str, block: str, error: CaseError, sweep: dict | None = None) -> Result:
+    """The result of a case (or a sweep point, or a file) that cannot run: an error with the loader's message."""
+    sweep = sweep or {}
+    point_id = sweep_id(sweep)
+    rid = f"{entry_file}::{case}" + (f"[{point_id}]" if point_id else "")
+    return Result(id=rid, file=entry_file, case=case, blocks=[block], sweep=sweep, device="-", status=Status.ERROR,
+                  message=str(error))
+
+
+def run_test(point: Point, device: str, details: str = "failed", timeout_s: float | None = None) -> Result:
+    """Run one point on one device (harness.engine.run_point) and keep the report's details where `details` asks
+    ("failed", "all" or "none": harness.suite.details.DETAILS)."""
+    result = run_point(point, device, timeout_s, keep_outputs=details != "none")
+    if result.outputs is not None and wants_details(details, result.status):
+        try:
+            limit = default_timeout() if timeout_s is None else timeout_s
+        except ValueError:  # a malformed $HARNESS_TIMEOUT: run_point has said so
+            limit = 0
+        attach_details(result, point, device, limit)
+    result.outputs = None
+    return result
+
+
+@dataclass(frozen=True)
+class PlannedTest:
+    """One test a run will make: a point on a device, or a case that cannot run (its error result)."""
+
+    id: str
+    point: Point | None = None
+    device: str = "-"
+    invalid: Result | None = None
+
+    def run(self, details: str = "failed", timeout_s: float | None = None) -> Result:
+        return self.invalid if self.invalid is not None else run_test(self.point, self.device, details, timeout_s)
+
+
+
+
+def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None
+               ) -> list[PlannedTest]:
+    """Every test of `entries` (only on `device`, only ids containing `match`, when given), in order, not run."""
+    planned: list[PlannedTest] = []
+    for entry in entries:
+        if entry.error is not None:
+            result = error_result(entry.file, entry.name, entry.block, entry.error)
+            if match is None or match in result.id:
+                planned.append(PlannedTest(result.id, invalid=result))
+            continue
+        for point in entry.points:
+            if isinstance(point, RefusedPoint):
+                result = error_result(entry.file, entry.name, entry.block, point.error, point.sweep)
+                if match is None or match in result.id:
+                    planned.append(PlannedTest(result.id, invalid=result))
+                continue
+            for dev in devices_for(point):
+                test_id = point.test_id(dev)
+                if (device is None or dev == device) and (match is None or match in test_id):
+                    planned.append(PlannedTest(test_id, point, dev))
+    return planned
+
+
+def load_paths(paths: list[str | Path]) -> tuple[list[CaseEntry], list[CaseError]]:
+    entries, file_errors = [], []
+    for path in find_case_files(paths):
+        file_entries, error = load_file(path)
+        entries += file_entries
+        if error is not None:
+            file_errors.append(error)
+    return entries, file_errors

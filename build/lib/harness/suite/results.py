@@ -1,0 +1,221 @@
+"""Results files: every result of a run with the environment it ran in, as strict JSON (read by the report), and
+the same as JUnit XML for CI systems. Also merging shards (results files from other machines or CI jobs) and
+comparing with a baseline run.
+
+A results document:
+    {"schema": 2,
+     "shards": [{"label": ..., "environment": {...}}, ...],  # one per run that contributed
+     "environment": {...},                                    # the first shard's, for a quick look
+     "summary": {"passed": n, "failed": n, ...},
+     "cases": {"FILE::CASE": "the case's YAML", ...},         # once per case, not once per test
+     "results": [{"id": ..., "status": ..., "verdicts": [...], "shard": 0, "details": {...}?}, ...]}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from harness.core.verdicts import STATUS_ORDER, Status
+
+SCHEMA_VERSION = 2
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    from harness.core.frameworks import available_devices, gpu_unavailable_reason, placement, versions
+
+    env: dict[str, Any] = {**versions(), "python": platform.python_version(), "machine": platform.machine(),
+                           "cpu": cpu_name(), "host": platform.node(),
+                           "devices": list(available_devices()), "gpu_unavailable": gpu_unavailable_reason(),
+                           "dtype_policy": "each case's input.dtype (default float32); no mixed precision",
+                           "tf32": "off in both frameworks", "seed": "each case's input.seed (default 0)",
+                           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if "gpu" in env["devices"]:
+        env["gpu_placement"] = placement("gpu")
+        try:
+            import torch
+
+            env["gpu_name"] = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 - the name is a nicety
+            pass
+    return env
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {s: 0 for s in STATUS_ORDER}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    counts["total"] = len(results)
+    return counts
+
+
+def by_block(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Results grouped by block, sorted by name: a network's result counts once for each block it uses."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for block in dict.fromkeys(r.get("blocks") or ["?"]):
+            groups.setdefault(block, []).append(r)
+    return dict(sorted(groups.items()))
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with non-finite floats as the strings "inf", "-inf", "nan": results files are strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def case_key(result: dict[str, Any]) -> str:
+    return f"{result['file']}::{result['case']}"
+
+
+def _documented(results: list[dict[str, Any]], shards: list[dict[str, Any]],
+                cases: dict[str, str] | None = None) -> dict[str, Any]:
+    cases = dict(cases or {})
+    slim = []
+    for r in results:
+        r = dict(r)
+        text = r.pop("case_yaml", "")
+        if text:
+            cases.setdefault(case_key(r), text)
+        r.setdefault("shard", 0)
+        slim.append(r)
+    return strict_json({"schema": SCHEMA_VERSION, "shards": shards, "environment": shards[0]["environment"],
+                        "summary": summarise(slim), "cases": cases, "results": slim})
+
+
+def results_document(results: list[dict[str, Any]], label: str = "this run") -> dict[str, Any]:
+    """Every result with the environment it ran in and the totals: what results files and the report hold."""
+    return _documented(results, [{"label": label, "environment": environment()}])
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_results(path: Path, results: list[dict[str, Any]]) -> dict[str, Any]:
+    doc = results_document(results)
+    write_json(path, doc)
+    return doc
+
+
+class ResultsFileError(Exception):
+    """A results file that cannot be read or is not one; the message names the file."""
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """A results document from `path` (schema 1 files, from before shards, are read as one shard)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsFileError(f"{path}: cannot read a results file: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ResultsFileError(f"{path}: not a harness results file (no 'results' list); write one with "
+                               "`harness run --json FILE` or `pytest --harness-results FILE`")
+    if doc.get("schema") == 1:
+        doc = _documented(doc["results"], [{"label": str(path), "environment": doc.get("environment", {})}])
+    elif doc.get("schema") != SCHEMA_VERSION:
+        raise ResultsFileError(f"{path}: results schema {doc.get('schema')!r}; this harness reads 1 and "
+                               f"{SCHEMA_VERSION}")
+    return doc
+
+
+def merge(docs: list[dict[str, Any]], labels: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """One document from several (shards of one suite run on different machines or CI jobs).
+
+    A test id that appears in more than one shard is kept once, from the later shard; the ids are returned so
+    that the caller can say so (shards of one suite are disjoint: a duplicate means overlapping runs).
+    """
+    shards: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    duplicates: list[str] = []
+    cases: dict[str, str] = {}
+    for doc, label in zip(docs, labels):
+        offset = len(shards)
+        for shard in doc["shards"]:
+            shards.append({**shard, "label": label if len(doc["shards"]) == 1 else f"{label}: {shard['label']}"})
+        cases.update(doc.get("cases", {}))
+        for r in doc["results"]:
+            if r["id"] in by_id:
+                duplicates.append(r["id"])
+            by_id[r["id"]] = {**r, "shard": offset + int(r.get("shard", 0))}
+    return _documented(list(by_id.values()), shards, cases), duplicates
+
+
+# What changed against a baseline run, per test id: "regressed" (passed before, fails or errors now), "fixed"
+# (failed or errored before, passes now), "new" (not in the baseline). Unchanged tests are not listed.
+def changes_since(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, str]:
+    before = {r["id"]: r["status"] for r in baseline["results"]}
+    bad = (Status.FAILED, Status.ERROR)
+    changes = {}
+    for r in doc["results"]:
+        old, now = before.get(r["id"]), r["status"]
+        if old is None:
+            changes[r["id"]] = "new"
+        elif old in (Status.PASSED, Status.DIVERGENT) and now in bad:
+            changes[r["id"]] = "regressed"
+        elif old in bad and now in (Status.PASSED, Status.DIVERGENT):
+            changes[r["id"]] = "fixed"
+    return changes
+
+
+def write_junit(path: Path, doc: dict[str, Any]) -> None:
+    """The results as JUnit XML (one testsuite per case file), for CI systems that display test results."""
+    root = ET.Element("testsuites", name="harness")
+    suites: dict[str, ET.Element] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for r in doc["results"]:
+        suite = suites.get(r["file"])
+        if suite is None:
+            suite = suites[r["file"]] = ET.SubElement(root, "testsuite", name=r["file"])
+            counts[r["file"]] = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        c = counts[r["file"]]
+        c["tests"] += 1
+        name = r["id"].split("::", 1)[-1]
+        case = ET.SubElement(suite, "testcase", classname=r["file"], name=name, time=f"{r.get('duration_s', 0):.6f}")
+        message = r.get("message", "")
+        first_line = message.splitlines()[0] if message else r["status"]
+        if r["status"] == Status.FAILED:
+            c["failures"] += 1
+            ET.SubElement(case, "failure", message=first_line).text = message
+        elif r["status"] == Status.ERROR:
+            c["errors"] += 1
+            ET.SubElement(case, "error", message=first_line).text = message
+        elif r["status"] == Status.SKIPPED:
+            c["skipped"] += 1
+            ET.SubElement(case, "skipped", message=first_line)
+        elif message:
+            if r["status"] == Status.DIVERGENT:  # a pass (a documented difference still there), marked as such
+                properties = ET.SubElement(case, "properties")
+                ET.SubElement(properties, "property", name="harness_status", value="divergent")
+            ET.SubElement(case, "system-out").text = message
+    for file, suite in suites.items():
+        for k, v in counts[file].items():
+            suite.set(k, str(v))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,89 @@
+"""The case file `harness port` writes: DIR/<name>.yaml and its weights in DIR/weights/.
+
+A sequential of the model's layers with their params, each layer's weights in DIR/weights/ as .npz in PyTorch's
+layout under the block's `weight_names`, the input shape, and `check: [forward, backward]`. It is an ordinary
+case: `harness run DIR` and `harness show` work on it. It is written in every outcome, so that it can be read,
+fixed and rerun; what an earlier run left (its <name>.keras and weights/NN_*.npz) is removed first
+(`clear_earlier_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from harness.blocks import Block
+from harness.core.frameworks import to_numpy, torch
+from harness.tools.port.keras_model import partial_keras_path
+from harness.tools.port.model import Leaf
+
+
+def _plain(value: Any) -> Any:
+    """A params value as YAML writes it (tuples as lists, NumPy scalars as numbers)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30, sort_keys=False).strip()
+
+
+def case_name(spec: str) -> str:
+    """The case's name (and its files'): FACTORY's last part, as a file name (`zoo.models:lenet` -> `lenet`)."""
+    name = re.sub(r"[^\w.\-]", "_", spec.rsplit(":", 1)[-1].split(".")[-1]) or "ported"
+    return name
+
+
+EARLIER_WEIGHTS = re.compile(r"\d+_\w+\.npz")  # weights/NN_block.npz, the files write_case writes
+
+
+def clear_earlier_run(out: Path, name: str) -> None:
+    """Remove what an earlier port into DIR left that this run would not overwrite: DIR/<name>.keras, which a
+    failed port must not leave for a script to pick up, and every weights/NN_block.npz (a model with fewer layers
+    writes fewer). Other files are the user's and stay."""
+    for path in (out / f"{name}.keras", partial_keras_path(out, name)):
+        path.unlink(missing_ok=True)
+    if (out / "weights").is_dir():
+        for path in (out / "weights").iterdir():
+            if path.is_file() and EARLIER_WEIGHTS.fullmatch(path.name):
+                path.unlink()
+
+
+def write_case(out: Path, name: str, spec: str | None, leaves: list[Leaf], mapped: list[tuple[Block, dict]],
+               shape: tuple[int, ...], dtype: str) -> Path:
+    """DIR/<name>.yaml and DIR/weights/*.npz (PyTorch layout, the block's weight_names); the case's path. `spec` is
+    the MODULE:FACTORY the model came from, None for a model ported from Python (port_model)."""
+    (out / "weights").mkdir(parents=True, exist_ok=True)
+    written_by = f"`harness port {spec}`" if spec is not None else "harness.tools.port.port_model"
+    lines = [f"# Written by {written_by}: each layer is the module named in its comment, its weights",
+             "# PyTorch-layout arrays in weights/. Run it again with `harness run` on this file.",
+             f"- name: {name}",
+             f"  description: {json.dumps(f'{spec or name}, ported by harness port')}",  # a JSON string is YAML too
+             "  block: sequential",
+             "  layers:"]
+    for i, (leaf, (block, params)) in enumerate(zip(leaves, mapped)):
+        item: dict[str, Any] = {"block": block.name}
+        if params:
+            item["params"] = _plain(params)
+        arrays = {n: to_numpy(getattr(leaf.module, n)) for n in block.weight_names
+                  if isinstance(getattr(leaf.module, n, None), torch.Tensor)}
+        if arrays:
+            file = f"weights/{i:02d}_{block.name}.npz"
+            np.savez(out / file, **arrays)
+            item["weights"] = {"path": file}
+        lines.append(f"    - {_flow(item)}  # {leaf.where}: {leaf.type_name}")
+    lines += [f"  input: {_flow({'shape': list(shape), 'dtype': dtype, 'seed': 0})}",
+              "  check: [forward, backward]", ""]
+    path = out / f"{name}.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,138 @@
+"""`harness port MODULE:FACTORY`: the command. A user's PyTorch model in, a verified case and the equivalent Keras
+model out.
+
+`port` loads the model (harness.tools.port.model) and its weights and hands it to `port_model`, which a test or a
+script may call with an nn.Module built in Python:
+1. the model's leaf modules and the probe run (harness.tools.port.model);
+2. each leaf's block and params (harness.tools.port.translate);
+3. the case file and its weights, written in every outcome (harness.tools.port.case_file);
+4. two verdicts, both needed: the case through the same loader and runner as every case (harness.cases.load_file,
+   harness.engine.run_point): PyTorch against Keras, forward and gradients, a failed network saying where it first
+   diverges; and the case against the model itself (harness.tools.port.verify.model_verdicts);
+5. on success, the Keras model saved and reloaded (harness.tools.port.keras_model).
+`report_lines` is what `harness port` prints of the outcome (`Ported`); `command` is the CLI's entry point, with
+its exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.cases import RefusedPoint, load_file
+from harness.core.errors import CaseError
+from harness.core.frameworks import torch
+from harness.core.verdicts import VerdictKind
+from harness.engine import result_lines, run_point
+from harness.tools.port.case_file import case_name, clear_earlier_run, write_case
+from harness.tools.port.keras_model import keras_input_shape_text, load_instructions, output_note, save_keras
+from harness.tools.port.model import PortError, exception_text, leaves_of, load_model, load_weights, model_dtype
+from harness.tools.port.ported import Ported
+from harness.tools.port.translate import readers, translate
+from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """--input-shape N,C,H,W as a shape; PortError, in the option's terms, for anything else."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise PortError(f"--input-shape {text!r}: expected N,C,H,W (channels-first, batch included), e.g. 2,3,32,32"
+                        ) from None
+    if len(shape) < 2 or min(shape) < 1:
+        raise PortError(f"--input-shape {text!r}: expected at least N,C of positive integers, e.g. 2,3,32,32")
+    return shape
+
+
+def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None, out: str | Path | None = None,
+               name: str | None = None, spec: str | None = None) -> Ported:
+    """Port an nn.Module (module doc, steps 1-5), put in eval mode first. `input_shape` is channels-first, batch
+    included (None: only a model that starts with nn.Linear fixes it); `out` the folder the case and the Keras model
+    go in (default ported/<name>); `name` the case's name and its files' (default: the model's class name); `spec`
+    the MODULE:FACTORY the model came from, said in the case file and in messages (`port` passes it). Raises
+    PortError when it cannot be ported as asked."""
+    if not isinstance(model, torch.nn.Module):
+        raise PortError(f"a {type(model).__name__} is not an nn.Module")
+    name = name if name is not None else case_name(type(model).__name__)
+    model.eval()
+    dtype = model_dtype(model)
+    leaves, notes = leaves_of(model)
+    if not leaves:
+        raise PortError(f"{spec or name}: the model has no layers")
+    leaves, mapped, shape, x, model_out = translate(leaves, readers(), input_shape, model, dtype)
+    out = Path(out) if out is not None else Path("ported") / name
+    clear_earlier_run(out, name)
+    case_path = write_case(out, name, spec, leaves, mapped, shape, dtype)
+    ported = Ported(case_path, name, shape, leaves, [block.name for block, _ in mapped], notes=notes,
+                    output_shape=tuple(model_out.shape))
+    entries, error = load_file(case_path)
+    if error is not None or not entries or entries[0].error is not None:
+        raise PortError(f"the written case does not load: {error or entries[0].error}")
+    point = entries[0].points[0]
+    if isinstance(point, RefusedPoint):
+        raise PortError(f"the written case is refused: {point.error}")
+    ported.output_layout = point.layers[-1].block.output_layout(point.sites[-1])
+    ported.result = run_point(point, "cpu")
+    ported.model_verdicts, ported.diverged = model_verdicts(point, leaves, model_out, x)
+    if ported.passed:
+        try:
+            ported.keras_path, ported.custom_objects = save_keras(point, out, name, x)
+        except Exception as e:  # noqa: BLE001 - Keras's serialisation or the disk: said in one line, exit 1
+            why = str(e) if isinstance(e, PortError) else exception_text(e)
+            ported.keras_error = f"cannot save the Keras model as {out / f'{name}.keras'}: {why}"
+    return ported
+
+
+def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
+         out: str | Path | None = None) -> Ported:
+    """Port the model `spec` (MODULE:FACTORY) names, with the state_dict `weights` loaded into it when given (module
+    doc). Raises PortError when it cannot be ported as asked."""
+    model = load_model(spec)
+    if weights is not None:
+        load_weights(model, weights)
+    return port_model(model, input_shape, out, name=case_name(spec), spec=spec)
+
+
+def report_lines(ported: Ported) -> list[str]:
+    """What `harness port` prints after the run: the verdicts, where it diverged, or how to load the model."""
+    lines = [f"case: {ported.case_path} ({len(ported.leaves)} layers: {' > '.join(ported.blocks)})"]
+    lines += [f"note: {note}" for note in ported.notes]
+    lines += result_lines(ported.result, quiet=False)
+    grads = [v for v in ported.result.verdicts if v.kind == VerdictKind.GRADIENT]
+    if grads:
+        lines.append(f"       compared: the output, and the gradients of the input and of {len(grads) - 1} weights "
+                     f"({sum(v.passed for v in grads)} of {len(grads)} gradients within tolerance)")
+    for verdict in ported.model_verdicts:
+        if not verdict.passed or verdict.what == MODEL_OUTPUT:
+            m = verdict.metrics
+            numbers = f"  max abs {m['max_abs']:.2e}" if "max_abs" in m else ""
+            lines.append(f"{'PASS' if verdict.passed else 'FAIL':5}  {verdict.what}{numbers}")
+    if ported.diverged:
+        lines.append(f"the model first differs from the case at {ported.diverged}")
+    if ported.keras_error:
+        lines.append(f"NOT PORTED: {ported.keras_error}; the case is written ({ported.case_path}) and passes")
+        return lines
+    if not ported.passed:
+        lines.append(f"NOT PORTED: the case is written ({ported.case_path}); fix it or the model and run "
+                     f"`harness run {ported.case_path}`")
+        return lines
+    lines.append(f"PORTED: the Keras model is {ported.keras_path} (input channels-last, "
+                 f"{keras_input_shape_text(ported)}); load it with:")
+    lines += [f"    {line}" for line in load_instructions(ported)]
+    if (note := output_note(ported)) is not None:
+        lines.append(note)
+    return lines
+
+
+def command(spec: str, weights: str | None, input_shape: str | None, out: str | None) -> int:
+    """`harness port`: 0 when ported and verified, 1 when the verification or the save of the Keras model failed
+    (the case is written), 2 when the model cannot be ported as asked (its module or factory fails too)."""
+    try:
+        shape = parse_shape(input_shape) if input_shape else None
+        ported = port(spec, weights, shape, out)
+    except (PortError, CaseError) as e:
+        print(f"harness port: {e}", file=sys.stderr)
+        return 2
+    for line in report_lines(ported):
+        print(line)
+    return 0 if ported.passed else 1
