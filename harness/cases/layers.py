@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.blocks import Block, Layer, all_blocks, get_block, network_block
+from harness.blocks import REGISTRY, Block, Layer, get_block, network_block
 from harness.cases.arrays import read_weights
 from harness.cases.fields import check_keys
 from harness.cases.model import LAYER_KEYS, PORT_KEYS
@@ -71,9 +71,9 @@ def read_ported(block: Block, item: dict, params: dict[str, Any]) -> tuple[froze
 
 
 def case_block(raw: dict) -> Block | None:
-    """The registered block a case names, or None (none named, or an unknown name: reported by _layers)."""
+    """The registered block a case names, or None (none named, or an unknown name: reported by case_layers)."""
     name = raw.get("block")
-    return all_blocks().get(name) if isinstance(name, str) else None
+    return REGISTRY.get(name) if isinstance(name, str) else None
 
 
 def is_network(raw: dict) -> bool:
@@ -99,15 +99,15 @@ def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
             raise CaseError(f"a {block.name} case needs `{key}`: a non-empty list of {{block, params, weights}}",
                             field=key)
         return layer_list(items, base, key), True
-    network = network_block().name
     if block is not None and block.nested:
+        network = network_block().name
         raise CaseError(f"{block.name} is a layer of a {network}, not a case by itself: write block: {network}, "
                         f"layers: [{{block: {block.name}, layers: [...]}}, ...]", field="block")
     if "layers" in raw:
-        raise CaseError(f"`layers` is only for block: {network}", field="layers")
+        raise CaseError(f"`layers` is only for block: {network_block().name}", field="layers")
     if "block" not in raw:
-        raise CaseError(f"missing; allowed: a registered block name (see `python -m harness list`) or {network}",
-                        field="block")
+        raise CaseError("missing; allowed: a registered block name (see `python -m harness list`) or "
+                        f"{network_block().name}", field="block")
     block = get_block(raw["block"])
     params = normalise_params(block.params, raw.get("params"))
     return [Layer(block, params, read_weights(raw.get("weights"), base, block, "weights"),

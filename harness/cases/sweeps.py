@@ -32,7 +32,7 @@ def read_sweep(raw: Any) -> dict[str, list[Any]]:
 
 
 def apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
-    """The case mapping with one sweep combination (whose keys _sweep_check accepted) written into it.
+    """The case mapping with one sweep combination (whose keys sweep_check accepted) written into it.
 
     A sweep never writes into something that is not a mapping (`params: true`): that stays as written, for its
     own check to report.
@@ -50,7 +50,7 @@ def apply_sweep(raw: dict, combo: dict[str, Any], sequential: bool) -> dict:
             out["mode"] = value
         elif sequential:
             layers_key = network_key(raw)
-            m = re.fullmatch(rf"{layers_key}\.(\d+)\.(\w+)", key)  # a valid key: _sweep_check has seen it
+            m = re.fullmatch(rf"{layers_key}\.(\d+)\.(\w+)", key)  # a valid key: sweep_check has seen it
             layers = [dict(item) if isinstance(item, dict) else item for item in out[layers_key]]
             idx, name = int(m.group(1)), m.group(2)
             if isinstance(layers[idx], dict):
@@ -87,13 +87,13 @@ def sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
         try:
             block = get_block(item.get("block") if isinstance(item, dict) else None)
         except CaseError:
-            return lambda v: v  # a bad layer: reported by _layers, at its own field
+            return lambda v: v  # a bad layer: reported by case_layers, at its own field
         name, prefix = m.group(2), f"{layers_key}.{m.group(1)}."
     else:
         try:
             block = get_block(raw.get("block"))
         except CaseError:
-            return lambda v: v  # no or an unknown block: reported by _layers
+            return lambda v: v  # no or an unknown block: reported by case_layers
         name, prefix = key, ""
     param = next((p for p in block.params if p.name == name), None)
     if param is None:

@@ -14,7 +14,8 @@ from harness.core.tolerance import Tolerance
 from harness.core.verdicts import Verdict, VerdictKind
 
 
-def _fmt_shape(shape: tuple[int, ...]) -> str:
+def format_shape(shape: tuple[int, ...]) -> str:
+    """A shape as messages write it: [2, 3, 28, 28]."""
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
@@ -27,7 +28,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what
     shapes = {"shape_" + na: list(a.shape), "shape_" + nb: list(b.shape)}
     if a.shape != b.shape:
         return Verdict(what, False, "shape",
-                       f"shape mismatch: {na} {_fmt_shape(a.shape)} vs {nb} {_fmt_shape(b.shape)}", shapes, kind=kind)
+                       f"shape mismatch: {na} {format_shape(a.shape)} vs {nb} {format_shape(b.shape)}", shapes,
+                       kind=kind)
     a64 = a.astype(np.float64)
     b64 = b.astype(np.float64)
     n = a64.size
@@ -68,7 +70,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what
                        f"max rel {metrics['max_rel']:.3g}", metrics, kind=kind)
     lines = [
         f"values differ: {n_bad} of {n} elements ({metrics['pct_bad']:.3g}%) outside {tolerance.describe()}",
-        f"shapes: {na} {_fmt_shape(a.shape)}, {nb} {_fmt_shape(b.shape)} (channels-first)",
+        f"shapes: {na} {format_shape(a.shape)}, {nb} {format_shape(b.shape)} (channels-first)",
         f"max abs error {metrics['max_abs']:.6g}, max rel error {metrics['max_rel']:.6g}",
         f"worst element at {list(worst)}: {na}={a64[worst]:.9g}, {nb}={b64[worst]:.9g}",
     ]

@@ -11,14 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.compare import format_shape
 from harness.core.tolerance import EPS
 from harness.core.verdicts import Verdict, VerdictKind
 
 SAMPLE = VerdictKind.SAMPLE
-
-
-def _fmt_shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 def binomial_interval(n: int, p: float, sigmas: float = 5.0) -> tuple[float, float]:
@@ -76,7 +73,7 @@ def _shape_metrics(x: np.ndarray, y: np.ndarray, rate: float) -> dict[str, Any]:
 
 def _shape_mismatch(what: str, x: np.ndarray, y: np.ndarray, metrics: dict[str, Any]) -> Verdict:
     return Verdict(what, False, "shape",
-                   f"shape mismatch: output {_fmt_shape(np.shape(y))} vs input {_fmt_shape(np.shape(x))}", metrics,
+                   f"shape mismatch: output {format_shape(np.shape(y))} vs input {format_shape(np.shape(x))}", metrics,
                    kind=SAMPLE)
 
 
@@ -119,7 +116,7 @@ def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what
         return _shape_mismatch(what, x, y, metrics)
     if np.ndim(x) < 3:
         return Verdict(what, False, "shape",
-                       f"channel-wise dropout needs (N, C, ...) arrays, got {_fmt_shape(np.shape(x))}", metrics,
+                       f"channel-wise dropout needs (N, C, ...) arrays, got {format_shape(np.shape(x))}", metrics,
                        kind=SAMPLE)
     sample = _Sample.of(x, y, rate, ulps)
     per_channel = (*sample.x.shape[:2], -1)

@@ -33,7 +33,6 @@ from harness.engine.build import (
 from harness.engine.forward import compare_outputs
 from harness.engine.judge import judge
 from harness.engine.result import Result, point_result
-from harness.engine.tolerances import point_tolerance
 from harness.engine.training import training_verdicts
 
 
@@ -106,8 +105,7 @@ def _run_point(point: Point, device: str, keep_outputs: bool) -> Result:
             result.verdicts.append(localize.layer_by_layer_verdict(curves))
         located = localize.locate(point, curves, result.verdicts)
         if third_opinion.wanted(point, result.verdicts):  # which side is right: the float64 reference's opinion
-            result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1],
-                                                     point_tolerance)
+            result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1])
         if point.mode == "train" or point.checks != ("forward",):  # gradients, optimiser steps, running statistics
             result.verdicts += training_verdicts(point, device, x, modules, layers)
         result.status, result.message = judge(point, result.verdicts)

@@ -21,7 +21,6 @@ ported means.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,8 @@ from harness.cases import Point
 from harness.core.compare import compare
 from harness.core.errors import CaseError
 from harness.core.frameworks import to_numpy
-from harness.core.tolerance import Tolerance
 from harness.core.verdicts import Verdict, VerdictKind
+from harness.engine.tolerances import point_tolerance
 
 TORCH_VS_REFERENCE = "torch vs reference"
 KERAS_VS_REFERENCE = "keras vs reference"
@@ -68,9 +67,9 @@ def reference_outputs(point: Point, x: np.ndarray, weights: list[dict[str, np.nd
 
 
 def opinion(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]], torch_out: np.ndarray,
-            keras_out: np.ndarray, tolerance_for: Callable[[Any, np.ndarray], Tolerance]) -> list[Verdict]:
+            keras_out: np.ndarray) -> list[Verdict]:
     """The verdicts "torch vs reference" and "keras vs reference" (or one "reference" verdict saying why there is
-    none). `weights`: copied_weights(); `tolerance_for(point, expected)` is the runner's tolerance rule."""
+    none), under the point's own tolerance. `weights`: copied_weights()."""
     try:
         reference = reference_outputs(point, x, weights)[-1]
     except Exception as e:  # noqa: BLE001 - a missing or failing reference is information, never the test's error
@@ -83,7 +82,7 @@ def opinion(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]], t
         asked = " (expect.reference asks for one: this check could not be made)" if point.expect_reference else ""
         return [Verdict(UNAVAILABLE, not point.expect_reference, "unavailable", f"no third opinion: {why}{asked}",
                         kind=VerdictKind.REFERENCE)]
-    tolerance = tolerance_for(point, reference)
+    tolerance = point_tolerance(point, reference)
     return [compare(torch_out, reference, tolerance, TORCH_VS_REFERENCE, ("torch", "reference"),
                     kind=VerdictKind.REFERENCE),
             compare(keras_out, reference, tolerance, KERAS_VS_REFERENCE, ("keras", "reference"),

@@ -264,7 +264,7 @@ def _header(point: Point, device: str) -> list[str]:
 
 
 def _footer(point: Point) -> list[str]:
-    """How the runner compares the two outputs (harness.engine.run.compare_outputs and _tolerance_for)."""
+    """How the runner compares the two outputs (harness.engine.forward.compare_outputs, harness.engine.tolerances)."""
     dtype = point.input.dtype
     if point.tolerance is not None:
         tol = f"atol={point.tolerance.atol:g}, rtol={point.tolerance.rtol:g} (set by the case)"
