@@ -11,13 +11,16 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     convolution,
     dense,
     dropout,
+    graph,
+    merging,
     normalization,
     pooling,
     reshaping,
 )
 from harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference, SkeletonWriter
-from harness.blocks.planning import MAX_ELEMENTS, Layer, plan
-from harness.blocks.registry import REGISTRY, all_blocks, get_block, network_block, register
+from harness.blocks.graph import functional_model
+from harness.blocks.planning import MAX_ELEMENTS, NETWORK_INPUT, Layer, plan, run_layers
+from harness.blocks.registry import REGISTRY, all_blocks, get_block, graph_block, network_block, register
 from harness.blocks.site import (
     Site,
     StateConvention,
@@ -28,6 +31,7 @@ from harness.blocks.site import (
     sublayer_path,
 )
 
-__all__ = ["BENCHMARK_INPUT", "MAX_ELEMENTS", "REGISTRY", "Block", "KnownDifference", "Layer", "Site",
-           "SkeletonWriter", "StateConvention", "WeightCopy", "all_blocks", "find_keras_layer", "get_block",
-           "network_block", "parameter_path", "plan", "register", "resolve_path", "sublayer_path"]
+__all__ = ["BENCHMARK_INPUT", "MAX_ELEMENTS", "NETWORK_INPUT", "REGISTRY", "Block", "KnownDifference", "Layer", "Site",
+           "SkeletonWriter", "StateConvention", "WeightCopy", "all_blocks", "find_keras_layer", "functional_model",
+           "get_block", "graph_block", "network_block", "parameter_path", "plan", "register", "resolve_path",
+           "run_layers", "sublayer_path"]

@@ -91,10 +91,24 @@ class Block:
     # A case of this block is a whole network: its nested `layers` are the point's layers, built, run and compared
     # one by one (per-layer localisation, per-layer weights). Only at the top of a case, never nested.
     holds_network: ClassVar[bool] = False
+    # A network block whose layers are the named nodes of a directed acyclic graph, each naming its inputs
+    # (`graph`); False: a chain (`sequential`).
+    graph: ClassVar[bool] = False
+    # How many inputs the block takes: 1, or None for two or more (an add, a concatenation: nodes of a graph). A
+    # block of several inputs is given them all in its Site (`in_shapes`, `in_layouts`); its PyTorch module is
+    # called with them as arguments, its Keras layer with their list (as Keras's merging layers are).
+    arity: ClassVar[int | None] = 1
     # The case `make bench` times (benchmarks/test_block_speed.py): params and input beside `block`.
     benchmark: ClassVar[dict[str, Any]] = {"input": BENCHMARK_INPUT}
 
     # --- semantics -------------------------------------------------------------------------------------------
+    def check_arity(self, site: Site, count: int) -> None:
+        """Refuse a node given a number of inputs the block does not take."""
+        if self.arity == 1 and count != 1:
+            raise Refusal(f"{self.name} takes one input, got {count}", field="inputs")
+        if self.arity is None and count < 2:
+            raise Refusal(f"{self.name} takes two or more inputs, got {count}", field="inputs")
+
     def check_input(self, site: Site) -> None:
         rank = site.rank
         if rank < 2 or (self.ranks is not None and rank not in self.ranks):
@@ -186,6 +200,17 @@ class Block:
     # pooling, where global pooling does not take it).
     torch_types: ClassVar[tuple[str, ...]] = ()
     torch_fallback_types: ClassVar[tuple[str, ...]] = ()
+    # The PyTorch functions and tensor methods (by name: "add", "cat", "mul") whose calls in a model's forward
+    # `params_from_call` reads (harness port's graph capture). Functional forms of a module (F.relu for nn.ReLU) are
+    # read as that module and need not be listed.
+    torch_functions: ClassVar[tuple[str, ...]] = ()
+
+    def params_from_call(self, function: str, args: tuple, kwargs: dict[str, Any],
+                         in_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
+        """The case `params` of a call of `function` (one of `torch_functions`) in a model's forward, given its
+        non-tensor arguments as written (`args`, with None where a tensor input stands; `kwargs`) and its tensor
+        inputs' channels-first shapes. Raises Refusal naming what has no translation."""
+        raise NotImplementedError(f"{self.name} cannot be read from a function call")
 
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
         """The case `params` (as a person would write them in YAML) describing a PyTorch module of one of

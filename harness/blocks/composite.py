@@ -149,8 +149,9 @@ class _Composite(Block):
 
     def check_input(self, site: Site) -> None:
         super().check_input(site)
-        if not site.params["layers"]:
-            raise Refusal(f"a {self.name} needs a non-empty `layers`: a list of {{block, params}}", field="layers")
+        key = next(iter(self.nested))  # the list a composite cannot do without (`layers`, a graph's `nodes`)
+        if not site.params[key]:
+            raise Refusal(f"a {self.name} needs a non-empty `{key}`: a list of {{block, params}}", field=key)
 
     def largest_array(self, site: Site) -> int:
         return max((layer.block.largest_array(s) for layer, s in self._nested_sites(site)), default=0)

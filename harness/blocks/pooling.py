@@ -411,9 +411,19 @@ class GlobalAvgPool2D(_GlobalPool):
     doc = "Mean over H and W of each channel."
     op, keras_class, torch_class, onnx_type = "avg", "GlobalAveragePooling2D", "AdaptiveAvgPool2d", "GlobalAveragePool"
     torch_types = ("AdaptiveAvgPool2d",)
+    torch_functions = ("mean",)  # x.mean((2, 3), keepdim=...): a squeeze-and-excite's or a head's pooling
 
     def reduction_length(self, site: Site) -> int:
         return site.in_shape[2] * site.in_shape[3]
+
+    def params_from_call(self, function: str, args: tuple, kwargs: dict[str, Any],
+                         in_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
+        dims = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        dims = sorted(d % 4 for d in dims) if isinstance(dims, (list, tuple)) else dims
+        if len(in_shapes[0]) != 4 or dims != [2, 3] or kwargs.get("dtype") is not None:
+            raise Refusal(f"mean over dims {dims} of a rank-{len(in_shapes[0])} input: only the mean over H and W "
+                          "(dims 2 and 3) of an (N, C, H, W) tensor is global average pooling", field="mean.dim")
+        return {"keepdims": bool(kwargs.get("keepdim", args[2] if len(args) > 2 else False))}
 
 
 @register

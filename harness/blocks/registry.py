@@ -35,4 +35,9 @@ def all_blocks() -> dict[str, Block]:
 def network_block() -> Block:
     """The block whose cases are whole networks (`holds_network`: `sequential`), for messages that tell a user to
     write one."""
-    return next(block for block in all_blocks().values() if block.holds_network)
+    return next(block for block in all_blocks().values() if block.holds_network and not block.graph)
+
+
+def graph_block() -> Block:
+    """The network block whose layers are a graph's named nodes (`graph`), for the tools that write one."""
+    return next(block for block in all_blocks().values() if block.holds_network and block.graph)

@@ -28,6 +28,10 @@ class Site:
     # flatten: Linear's weight transposed, rows NOT permuted into Keras's (H, W, C) order): the port's naivety lives
     # in each block, beside its correct copies, not in the runner.
     written: frozenset[str] | None = None
+    # A block of several inputs (`Block.arity` other than 1: an add, a concatenation in a graph): every input's
+    # channels-first shape and Keras layout, in order; `in_shape` and `layout` are the first's. Empty for one input.
+    in_shapes: tuple[tuple[int, ...], ...] = ()
+    in_layouts: tuple[Layout, ...] = ()
 
     @property
     def rank(self) -> int:

@@ -8,19 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.blocks import REGISTRY, Block, Layer, get_block, network_block
+from harness.blocks import NETWORK_INPUT, REGISTRY, Block, Layer, get_block, network_block
 from harness.cases.arrays import read_weights
 from harness.cases.fields import check_keys
-from harness.cases.model import LAYER_KEYS, PORT_KEYS
+from harness.cases.model import GRAPH_INPUT, LAYER_KEYS, NODE_KEYS, NODE_NAME_RE, PORT_KEYS
 from harness.core.errors import CaseError, show
 from harness.core.schema import normalise_params
 
 
-def layer_list(items: list, base: Path, key: str, nested: bool = False) -> list[Layer]:
+def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: bool = False) -> list[Layer]:
     """A network's `layers`, or a composite block's nested list (`nested`: a residual's `layers`, `shortcut`),
     each item {block, params, weights} (and a composite's own lists, read the same way, so that a mistake at any
-    depth is located: layers[2].layers[1].params.filters)."""
-    layers = []
+    depth is located: layers[2].layers[1].params.filters). A graph's `nodes` (`graph`) also have a `name` and
+    `inputs` (node_inputs)."""
+    layers: list[Layer] = []
+    names: dict[str, int] = {}
     for i, item in enumerate(items):
         where = f"{key}[{i}]"
         if not isinstance(item, dict) or "block" not in item:
@@ -30,7 +32,8 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False) -> list[
             if block.holds_network:
                 raise CaseError(f"{block.name} cannot be nested", field="block")
             lists = block.nested  # a composite block's keys that hold lists of layers (required?)
-            check_keys(item, LAYER_KEYS + tuple(lists), "")
+            check_keys(item, (NODE_KEYS if graph else LAYER_KEYS) + tuple(lists), "")
+            name, inputs = node_inputs(item, i, names, block) if graph else (None, None)
             params = normalise_params(block.params, item.get("params"))
             for name, required in lists.items():
                 value = item.get(name, None if required else [])
@@ -45,8 +48,56 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False) -> list[
             written, ported = read_ported(block, item, params)
         except CaseError as e:
             raise e.located(field_prefix=where) from None
-        layers.append(Layer(block, params, weights, written, ported))
+        layers.append(Layer(block, params, weights, written, ported, name=name, inputs=inputs))
+        if name is not None:
+            names[name] = i
+    if graph:
+        check_all_used(layers, key)
     return layers
+
+
+def node_inputs(item: dict, index: int, names: dict[str, int], block: Block) -> tuple[str, tuple[int, ...]]:
+    """A graph node's name and the indices of its inputs (NETWORK_INPUT for `input`). `inputs` defaults to the node
+    before it (the input for the first): a chain needs none written."""
+    name = item.get("name")
+    if not isinstance(name, str) or not NODE_NAME_RE.fullmatch(name) or name == GRAPH_INPUT:
+        raise CaseError(f"got {show(name)}; allowed: a name of letters, digits, '_', '.', '-' other than "
+                        f"{GRAPH_INPUT!r}, unique among the nodes", field="name")
+    if name in names:
+        raise CaseError(f"duplicate node name {name!r} (also nodes[{names[name]}])", field="name")
+    written = item.get("inputs", [GRAPH_INPUT] if index == 0 else [index - 1])
+    if isinstance(written, str):
+        written = [written]
+    if not isinstance(written, list) or not written:
+        raise CaseError(f"got {show(written)}; allowed: a non-empty list of node names written before this one, "
+                        f"or {GRAPH_INPUT!r} (the network's input)", field="inputs")
+    inputs = []
+    for j, source in enumerate(written):
+        if isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index:
+            inputs.append(source)  # the default: the node before (an index, never written by hand)
+        elif source == GRAPH_INPUT:
+            inputs.append(NETWORK_INPUT)
+        elif isinstance(source, str) and source in names:
+            inputs.append(names[source])
+        else:
+            raise CaseError(f"got {show(source)}; allowed: {GRAPH_INPUT!r} or the name of a node written before "
+                            "this one (a graph's nodes are listed in an order where each comes after its inputs)",
+                            field=f"inputs[{j}]")
+    if block.arity == 1 and len(inputs) != 1:
+        raise CaseError(f"{block.name} takes one input, got {len(inputs)}", field="inputs")
+    if block.arity is None and len(inputs) < 2:
+        raise CaseError(f"{block.name} joins two or more inputs, got {len(inputs)}", field="inputs")
+    return name, tuple(inputs)
+
+
+def check_all_used(layers: list[Layer], key: str) -> None:
+    """Refuse a node whose output nothing takes: the last node is the graph's output, every other one feeds a later
+    node (a dead branch would be built and run for nothing, and its mistakes never seen)."""
+    used = {j for i, layer in enumerate(layers) for j in layer.input_indices(i)}
+    for i, layer in enumerate(layers[:-1]):
+        if i not in used:
+            raise CaseError(f"node {layer.name!r} feeds no later node and is not the output (the last node): a "
+                            "graph's every node must reach its output", field=f"{key}[{i}].name")
 
 
 def read_ported(block: Block, item: dict, params: dict[str, Any]) -> tuple[frozenset[str], dict[str, Any]]:
@@ -98,7 +149,7 @@ def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
         if not isinstance(items, list) or not items:
             raise CaseError(f"a {block.name} case needs `{key}`: a non-empty list of {{block, params, weights}}",
                             field=key)
-        return layer_list(items, base, key), True
+        return layer_list(items, base, key, graph=block.graph), True
     if block is not None and block.nested:
         network = network_block().name
         raise CaseError(f"{block.name} is a layer of a {network}, not a case by itself: write block: {network}, "

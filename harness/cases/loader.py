@@ -27,7 +27,7 @@ from harness.cases.fields import (
     read_steps,
     read_tolerance,
 )
-from harness.cases.layers import case_layers, is_network
+from harness.cases.layers import case_block, case_layers, is_network, network_key
 from harness.cases.model import (
     CASE_KEYS,
     COMPARES,
@@ -53,6 +53,7 @@ MAX_FILE_BYTES = 16 << 20  # a case file's size; large arrays belong in .npy fil
 
 def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any], source_yaml: str) -> Point:
     layers, sequential = case_layers(raw, base)
+    graph = sequential and case_block(raw).graph
     spec = read_input(raw.get("input"), base)
     mode = read_choice(raw.get("mode", "eval"), MODES, "mode")
     devices = raw.get("devices")
@@ -81,7 +82,7 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     defaults = read_choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
     native = defaults == "native"
     sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential,
-                            native="common" if native else None)
+                            native="common" if native else None, key=network_key(raw) if sequential else "layers")
     framework_sites = {}
     if ported := [(i, layer) for i, layer in enumerate(layers) if layer.ported]:
         if not native:
@@ -97,7 +98,7 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
                  expect_fails=expect_fails, checks=checks, steps=read_steps(raw.get("steps")), optimizers=optimizers,
                  compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
                  expect_reference=expect_reference,
-                 expect_refuses=expect_refuses, framework_sites=framework_sites)
+                 expect_refuses=expect_refuses, framework_sites=framework_sites, graph=graph)
 
 
 def check_devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:

@@ -17,8 +17,8 @@ from harness.blocks import Layer, Site
 from harness.core.errors import CaseError
 from harness.core.tolerance import Tolerance
 
-CASE_KEYS = ("name", "description", "block", "params", "layers", "input", "weights", "sweep", "mode", "tolerance",
-             "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",
+CASE_KEYS = ("name", "description", "block", "params", "layers", "nodes", "input", "weights", "sweep", "mode",
+             "tolerance", "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",
              "keras_params")
 CHECKS = ("forward", "backward", "train_step")  # `check:` what is compared (forward only by default)
 COMPARES = ("frameworks", "devices")  # `compare:` torch vs keras (default), or each framework's cpu vs gpu
@@ -28,6 +28,9 @@ MAX_STEPS = 100
 # `defaults: native` only: parameters a hand port wrote for one framework alone (merged over `params` there).
 PORT_KEYS = ("torch_params", "keras_params")
 LAYER_KEYS = ("block", "params", "weights", *PORT_KEYS)
+NODE_KEYS = ("name", "inputs", *LAYER_KEYS)  # a graph's nodes: each named, with the names of its inputs
+GRAPH_INPUT = "input"  # in a node's `inputs`: the network's input
+NODE_NAME_RE = re.compile(r"^[\w.\-]+$")
 INPUT_KEYS = ("shape", "dtype", "fill", "seed", "values", "path")
 FILLS = ("normal", "uniform", "arange", "values", "file")
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # a bfloat16 array is ml_dtypes.bfloat16 (NUMPY_DTYPES)
@@ -69,7 +72,7 @@ class Point:
     case: str
     sweep: dict[str, Any]  # the swept keys and their values at this point, as written
     layers: list[Layer]
-    sequential: bool
+    sequential: bool  # a network (its layers compared one by one): a chain, or a graph
     input: InputSpec
     mode: str
     sites: list[Site]
@@ -91,6 +94,12 @@ class Point:
     expect_refuses: str | None = None  # `expect.refuses: TEXT`: Keras's refusal (ValueError) of a hand port says TEXT
     # `defaults: native` with torch_params / keras_params: each framework's own sites (else both build from `sites`)
     framework_sites: dict[str, list[Site]] = field(default_factory=dict)
+    graph: bool = False  # a graph's nodes (each naming its inputs), not a chain of layers
+
+    @property
+    def network_key(self) -> str:
+        """The case key that holds a network's layers: `nodes` in a graph, `layers` in a chain."""
+        return "nodes" if self.graph else "layers"
 
     def sites_for(self, framework: str) -> list[Site]:
         """The sites `framework` ("torch" or "keras") builds its layers from."""
@@ -112,8 +121,10 @@ class Point:
 
     def layer_label(self, index: int) -> str:
         """How messages name layer `index`: `layers[2] (conv2d)` in a network, the block's name in a one-block case."""
-        name = self.layers[index].block.name
-        return f"layers[{index}] ({name})" if self.sequential else name
+        layer = self.layers[index]
+        if layer.name is not None:
+            return f"{self.network_key}[{index}] {layer.name} ({layer.block.name})"
+        return f"layers[{index}] ({layer.block.name})" if self.sequential else layer.block.name
 
     @property
     def sweep_id(self) -> str:

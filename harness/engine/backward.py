@@ -89,7 +89,9 @@ def keras_pass(point: Point, layers: list[Any], x: np.ndarray, r: np.ndarray, de
 # --- tolerances ------------------------------------------------------------------------------------------------
 
 def _out_shapes(point: Point) -> list[tuple[int, ...]]:
-    return [s.in_shape for s in point.sites[1:]] + [point.output_shape]
+    if not point.graph:  # a chain: each layer's output is the next one's input (no block asked again)
+        return [s.in_shape for s in point.sites[1:]] + [point.output_shape]
+    return [layer.block.output_shape(site) for layer, site in zip(point.layers, point.sites)]
 
 
 def backward_reduction_length(point: Point) -> int:
@@ -110,7 +112,7 @@ def weight_reduction_length(point: Point, index: int) -> int:
 
 
 def layer_of(name: str, point: Point) -> int:
-    return int(name[len("layers["):name.index("]")]) if point.sequential else 0
+    return int(name[name.index("[") + 1:name.index("]")]) if point.sequential else 0
 
 
 def gradient_tolerance(point: Point, expected: np.ndarray, reduction_length: int) -> Tolerance:

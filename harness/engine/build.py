@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.blocks import Layer, run_layers
 from harness.cases import Point
 from harness.core.errors import CaseError
 from harness.core.frameworks import TORCH_DTYPES, keras_device, tf, to_numpy, to_torch, torch, torch_device
@@ -88,7 +89,8 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
         for i, (layer, site, module) in enumerate(zip(point.layers, point.sites_for("keras"), modules)):
             with _stage(point, i, "building the Keras layer of"):
                 k = (layer.block.native_keras_layer if point.defaults == "native" else layer.block.keras_layer)(site)
-                k.build(shape_to_channels_last(site.in_shape))
+                k.build(shape_to_channels_last(site.in_shape) if not site.in_shapes
+                        else [shape_to_channels_last(shape) for shape in site.in_shapes])
             with _stage(point, i, "transferring the weights into Keras for"):
                 layer.block.transfer_weights(site, module, k)
             layers.append(k)
@@ -96,26 +98,39 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
 
 
 def torch_chain(point: Point, modules: list[Any], t: Any) -> list[Any]:
-    """Each PyTorch module in turn on the tensor `t`: every layer's output tensor. Autograd is the caller's: the
-    forward comparison runs it under torch.no_grad, harness.engine.training differentiates through it."""
-    outs = []
-    for i, m in enumerate(modules):
+    """Each PyTorch module in turn on the tensor `t` (each on the outputs it takes, in a graph): every layer's output
+    tensor. Autograd is the caller's: the forward comparison runs it under torch.no_grad, harness.engine.training
+    differentiates through it."""
+
+    def call(i: int, layer: Any, args: list[Any]) -> Any:
         with _stage(point, i, "running PyTorch's"):
-            t = m(t)
-        outs.append(t)
-    return outs
+            return modules[i](*args)
+
+    return run_layers(point.layers, t, call)
 
 
 def keras_chain(point: Point, layers: list[Any], t: Any) -> list[Any]:
     """Each Keras layer in turn on the tensor `t` (Keras's layout), with the point's training flag: every layer's
     output tensor. The device and any GradientTape are the caller's."""
     training = point.training("keras")  # the runner's flag (a native-defaults case may leave Keras's own)
-    outs = []
-    for i, k in enumerate(layers):
+
+    def call(i: int, layer: Any, args: list[Any]) -> Any:
         with _stage(point, i, "running Keras's"):
-            t = k(t, training=training)
-        outs.append(t)
-    return outs
+            return layers[i](keras_arguments(layer, args), training=training)
+
+    return run_layers(point.layers, t, call)
+
+
+def keras_arguments(layer: Layer, args: list[Any]) -> Any:
+    """What a Keras layer is called with: its one input, or the list of them (Keras's merging layers)."""
+    return args if layer.block.arity != 1 else args[0]
+
+
+def keras_inputs(point: Point, index: int, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Channels-first arrays fed to layer `index`, each in Keras's layout at that input (its site's layouts)."""
+    site = point.sites_for("keras")[index]
+    layouts = site.in_layouts or (site.layout,)
+    return [layout.to_keras(a) for layout, a in zip(layouts, arrays)]
 
 
 def forward_torch(point: Point, modules: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:

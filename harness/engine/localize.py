@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from harness.blocks import NETWORK_INPUT
 from harness.cases import Point
 from harness.core.compare import compare
 from harness.core.frameworks import keras_device, tf, to_numpy
 from harness.core.tolerance import Tolerance, tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
+from harness.engine.build import keras_arguments, keras_inputs
 from harness.engine.result import Result
 
 WHAT = "first divergent layer"
@@ -44,13 +46,19 @@ def _entry(point: Point, i: int, k: int, verdict: Verdict) -> dict[str, Any]:
             "check": verdict.check}
 
 
-def keras_layer_fed(point: Point, i: int, keras_layer: Any, torch_in: np.ndarray, device: str) -> np.ndarray:
-    """Keras layer i run on PyTorch's channels-first input to it (converted into Keras's layout at that point);
-    its output back in channels-first order."""
+def keras_layer_fed(point: Point, i: int, keras_layer: Any, torch_in: list[np.ndarray], device: str) -> np.ndarray:
+    """Keras layer i run on PyTorch's channels-first inputs to it (each converted into Keras's layout at that
+    point); its output back in channels-first order."""
     site = point.sites_for("keras")[i]
     with keras_device(device):
-        y = keras_layer(tf.constant(site.layout.to_keras(torch_in)), training=point.training("keras"))
+        args = [tf.constant(a) for a in keras_inputs(point, i, torch_in)]
+        y = keras_layer(keras_arguments(point.layers[i], args), training=point.training("keras"))
     return point.layers[i].block.output_layout(site).to_channels_first(to_numpy(y))
+
+
+def torch_inputs(point: Point, i: int, x: np.ndarray, torch_outs: list[np.ndarray]) -> list[np.ndarray]:
+    """PyTorch's channels-first inputs to layer i: the outputs it takes (the network's input for NETWORK_INPUT)."""
+    return [x if j == NETWORK_INPUT else torch_outs[j] for j in point.layers[i].input_indices(i)]
 
 
 def per_layer_curves(point: Point, device: str, keras_layers: list[Any], x: np.ndarray,
@@ -64,7 +72,7 @@ def per_layer_curves(point: Point, device: str, keras_layers: list[Any], x: np.n
         own = max(1, block.reduction_length(site))
         longest = max(longest, own)
         expected = torch_outs[i]
-        fed_in = x if i == 0 else torch_outs[i - 1]
+        fed_in = torch_inputs(point, i, x, torch_outs)
         try:
             alone = keras_layer_fed(point, i, keras_layers[i], fed_in, device)
             verdict = compare(alone, expected, _tolerance(point, expected, own), point.layer_label(i),

@@ -57,18 +57,25 @@ def run_point(point: Point, device: str, timeout_s: float | None = None, *, keep
 
 def _doing(frame: Any) -> str:
     """What the test was doing in `frame` (where a timeout interrupted it), from the runner's innermost step."""
-    steps = {build_torch.__code__: "building the PyTorch module of",
-             build_keras.__code__: "building the Keras layer of", torch_chain.__code__: "running PyTorch's",
-             keras_chain.__code__: "running Keras's", load_weights.__code__: "loading the weights of"}
-    others = {compare_outputs.__code__: "comparing the outputs", InputSpec.make.__code__: "making the input"}
+    # By qualified name: the chains run each layer in a function of their own (`torch_chain.<locals>.call`).
+    steps = {f.__qualname__: what for f, what in (
+        (build_torch, "building the PyTorch module of"), (build_keras, "building the Keras layer of"),
+        (torch_chain, "running PyTorch's"), (keras_chain, "running Keras's"), (load_weights, "loading the weights of"))}
+    steps.update({f"{name}.<locals>.call": what for name, what in steps.items() if name.endswith("_chain")})
+    others = {compare_outputs.__qualname__: "comparing the outputs", InputSpec.make.__qualname__: "making the input"}
     while frame is not None:
-        if frame.f_code in steps:
-            point, i = frame.f_locals.get("point"), frame.f_locals.get("i")
+        name = frame.f_code.co_qualname
+        if name in steps:
+            point = frame.f_locals.get("point") or frame.f_back and frame.f_back.f_locals.get("point")
+            i = frame.f_locals.get("i")
             if isinstance(point, Point) and isinstance(i, int) and i < len(point.layers):
-                return f"{steps[frame.f_code]} {point.layer_label(i)}"
-            return steps[frame.f_code].rsplit(" ", 1)[0]
-        if frame.f_code in others:
-            return others[frame.f_code]
+                return f"{steps[name]} {point.layer_label(i)}"
+            if name.endswith(".<locals>.call"):  # not yet in a layer: the chain's own frame says it
+                frame = frame.f_back
+                continue
+            return steps[name].rsplit(" ", 1)[0]
+        if name in others:
+            return others[name]
         frame = frame.f_back
     return "running the test"
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.blocks import run_layers
 from harness.cases import Point
 from harness.core.compare import compare
 from harness.core.errors import CaseError
@@ -58,12 +59,13 @@ def reference_outputs(point: Point, x: np.ndarray, weights: list[dict[str, np.nd
     harness's defaults). Raises NotImplementedError (a block without a reference) or Refusal (no deterministic
     semantics here).
     """
-    out = np.asarray(x, dtype=np.float64)
-    outs = []
-    for layer, site, layer_weights in zip(point.layers, point.sites_for("torch"), weights):
-        out = np.asarray(layer.block.reference(site, out, layer_weights), dtype=np.float64)
-        outs.append(out)
-    return outs
+    sites = point.sites_for("torch")
+
+    def call(i: int, layer: Any, args: list[np.ndarray]) -> np.ndarray:
+        given = args if layer.block.arity != 1 else args[0]
+        return np.asarray(layer.block.reference(sites[i], given, weights[i]), dtype=np.float64)
+
+    return run_layers(point.layers, np.asarray(x, dtype=np.float64), call)
 
 
 def opinion(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]], torch_out: np.ndarray,

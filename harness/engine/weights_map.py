@@ -46,7 +46,7 @@ def _converter(copy: WeightCopy) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _label(point: Point, i: int, name: str) -> str:
-    return f"layers[{i}].{name}" if point.sequential else name
+    return f"{point.network_key}[{i}].{name}" if point.sequential else name
 
 
 def mapped_weights(point: Point, modules: list[Any], layers: list[Any]

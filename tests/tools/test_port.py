@@ -27,7 +27,7 @@ from harness.core.frameworks import keras, torch
 from harness.core.layout import Layout
 from harness.core.tolerance import default_tolerance
 from harness.core.verdicts import VerdictKind
-from harness.tools.port import Ported, PortError, keras_custom_objects, leaves_of, load_model, output_note, port_model
+from harness.tools.port import Ported, PortError, keras_custom_objects, load_model, output_note, port_model
 
 MODELS = textwrap.dedent('''
     import torch
@@ -144,6 +144,11 @@ MODELS = textwrap.dedent('''
         # Gate: no block; AdaptiveAvgPool2d(3) on 7x7: a block reads it, but refuses; MaxPool2d with dilation too.
         return nn.Sequential(nn.Conv2d(3, 4, 3), Gate(), nn.Sequential(nn.AdaptiveAvgPool2d(3), Gate()),
                              nn.MaxPool2d(2, dilation=2), nn.Flatten(), nn.Linear(4, 2))
+
+
+    def mixed_gate():
+        torch.manual_seed(2)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), Gate(), nn.Flatten(), nn.Linear(4 * 7 * 7, 2))
 
 
     def stops_early():
@@ -285,7 +290,6 @@ def test_an_unsupported_layer_is_named_with_its_place(models: Path, tmp_path: Pa
     code, text, err = port(capsys, f"{models}:recurrent", "--out", str(tmp_path / "o"))
     assert code == 2
     assert "1.1: torch.nn.LSTM has no block" in err
-    assert "supported: " in err and "Conv2d" in err and "Linear" in err
     assert not (tmp_path / "o").exists(), "nothing is written for a model that cannot be ported"
 
 
@@ -304,26 +308,26 @@ def test_a_planted_difference_in_a_conv_forward_is_not_passed(models: Path, tmp_
     code, text, _ = port(capsys, f"{models}:planted", "--input-shape", "2,3,8,8", "--out", str(out))
     assert code == 1
     assert "PASS   " in text  # the case: torch vs keras
-    assert "the model first differs from the case at layers[2] (conv2d, the model's 2): the module computes " \
-           "something else than its block conv2d" in text
+    assert "the model first differs from the case at nodes[2] 2 (conv2d), the model's 2: the case's conv2d with the " \
+           "params written computes something else than the model's call" in text
     assert "NOT PORTED" in text
     assert (out / "planted.yaml").is_file() and not (out / "planted.keras").exists()
 
 
-def test_a_skip_connection_in_forward_is_not_passed(models: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    code, text, _ = port(capsys, f"{models}:Skip", "--input-shape", "2,4,6,6", "--out", str(tmp_path / "o"))
-    assert code == 1
-    assert "note: (the model) is a Skip, not an nn.Sequential" in text
-    assert "at layers[1] (relu, the model's act): the model feeds this module other values" in text
-
-
-def test_a_functional_flatten_is_not_passed(models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, text, _ = port(capsys, f"{models}:FunctionalFlatten", "--input-shape", "2,1,8,8", "--out",
-                         str(tmp_path / "o"))
-    assert code == 1
-    assert ("layers[3] (dense, the model's classifier): the model feeds it shape [2, 36], but the case gives it the "
-            "output of layers[2] (max_pool2d), shape [2, 4, 3, 3]") in text
+@pytest.mark.parametrize(("factory", "shape", "joins"), [("Skip", "2,4,6,6", "1 add"),
+                                                          ("FunctionalFlatten", "2,1,8,8", "1 flatten"),
+                                                          ("shared", "2,4", "2 tanh"),
+                                                          ("mixed_gate", "2,3,9,9", "1 multiply")])
+def test_a_forward_that_is_not_a_chain_of_its_modules_ports_as_a_graph(models: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str],
+                                                                       factory: str, shape: str, joins: str) -> None:
+    """A skip connection, a functional flatten, a module called twice, a layer of the user's own whose forward is
+    made of calls blocks read (x * sigmoid(x)): each a node of the graph the capture records."""
+    out = tmp_path / "o"
+    code, text, err = port(capsys, f"{models}:{factory}", "--input-shape", shape, "--out", str(out))
+    assert code == 0, text + err
+    assert joins in text.splitlines()[0] and "PORTED" in text
+    assert (out / f"{factory}.keras").is_file()  # reloaded and matched: tests/tools/test_port_graph.py
 
 
 @pytest.mark.parametrize(("spec", "extra", "message"), [
@@ -335,7 +339,6 @@ def test_a_functional_flatten_is_not_passed(models: Path, tmp_path: Path, capsys
     ("{models}:planted", ("--input-shape", "2,x"), "expected N,C,H,W"),
     ("{models}:planted", ("--input-shape", "2,5,8,8"), "the model refused an input of shape [2, 5, 8, 8]"),
     ("{models}:planted", ("--weights", "{lenet_weights}", "--input-shape", "2,3,8,8"), "does not fit the model"),
-    ("{models}:shared", (), "1: torch.nn.Tanh is called 2 times by the model's forward"),
 ])
 def test_what_cannot_be_ported_says_why(models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         spec: str, extra: tuple[str, ...], message: str) -> None:
@@ -457,21 +460,20 @@ def test_an_error_in_the_users_code_is_one_line_with_exit_2(models: Path, tmp_pa
 def test_every_layer_that_cannot_be_ported_is_named_in_one_run(models: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Layers no block reads and layers whose block refuses them, in the model's order, in one message; where the
-    forward stops at a layer (an LSTM's tuple), the layers it did not reach are named as not checked."""
+    forward fails (an LSTM's tuple fed to a Linear), the modules no block reads are named before the failure."""
     code, _, err = port(capsys, f"{models}:mixed_problems", "--input-shape", "2,3,9,9", "--out", str(tmp_path / "o"))
     assert code == 2
     lines = err.removeprefix("harness port: ").splitlines()
-    assert [line.split(":")[0] for line in lines] == ["1", "2.0", "2.1", "3", "supported"], err
-    assert lines[0].startswith("1: ") and lines[0].endswith(".Gate has no block")  # the module's name may vary
-    assert lines[1].startswith("2.0: torch.nn.AdaptiveAvgPool2d has no exact translation (global_avg_pool2d: ")
-    assert "avg_pool2d: the input's 7x7 is not a multiple of output_size 3x3" in lines[1]
-    assert lines[3].startswith("3: torch.nn.MaxPool2d has no exact translation (max_pool2d: ")
-    assert "Keras pooling has no dilation" in lines[3]
+    assert [line.split(":")[0] for line in lines] == ["2.0", "3"], err  # the Gates port: x * sigmoid(x)
+    assert lines[0].startswith("2.0: torch.nn.AdaptiveAvgPool2d has no exact translation (global_avg_pool2d: ")
+    assert "avg_pool2d: the input's 7x7 is not a multiple of output_size 3x3" in lines[0]
+    assert lines[1].startswith("3: torch.nn.MaxPool2d has no exact translation (max_pool2d: ")
+    assert "Keras pooling has no dilation" in lines[1]
     assert not (tmp_path / "o").exists()
     code, _, err = port(capsys, f"{models}:stops_early", "--out", str(tmp_path / "o"))
     assert code == 2
     assert "1: torch.nn.LSTM has no block" in err
-    assert "2, 3: not checked (the model's forward failed in 2 (torch.nn.Linear): TypeError: " in err
+    assert "the model refused an input of shape [2, 4] in 2: TypeError: " in err
 
 
 def test_a_model_ending_in_flatten_says_its_feature_order(models: Path, tmp_path: Path,
@@ -507,18 +509,6 @@ def test_the_output_note_says_how_the_keras_output_is_laid_out() -> None:
     assert note((2, 4), Layout()) is None
 
 
-def test_the_note_on_a_container_that_is_not_an_nn_sequential_is_true() -> None:
-    """No note for an nn.Sequential subclass that keeps its forward; one that names an nn.Sequential with a forward
-    of its own as such; none for a ModuleList (it has no forward: its owner's forward calls its layers)."""
-    models: dict[str, object] = {}
-    exec(MODELS, models)  # noqa: S102 - the test's own source
-    assert leaves_of(models["Stack"](torch.nn.ReLU()))[1] == []
-    [note] = leaves_of(models["OwnStack"](torch.nn.ReLU()))[1]
-    assert note.startswith("(the model) is a OwnStack, an nn.Sequential with its own forward: its layers are taken")
-    [note] = leaves_of(models["Listed"]())[1]
-    assert note.startswith("(the model) is a Listed, not an nn.Sequential: ")
-
-
 def test_adaptive_pooling_to_a_divisor_of_its_input_is_window_pooling(models: Path, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """AdaptiveAvgPool2d(4) on 8x8 is AvgPool2d(2); AdaptiveMaxPool2d((2, None)) on 4x4 is MaxPool2d((2, 1));
@@ -527,9 +517,9 @@ def test_adaptive_pooling_to_a_divisor_of_its_input_is_window_pooling(models: Pa
     code, text, err = port(capsys, f"{models}:adaptive", "--input-shape", "2,3,8,8", "--out", str(out))
     assert code == 0, text + err
     case = (out / "adaptive.yaml").read_text(encoding="utf-8")
-    assert "{block: avg_pool2d, params: {pool_size: 2}}  # 1: torch.nn.AdaptiveAvgPool2d" in case
-    assert "{block: max_pool2d, params: {pool_size: [2, 1]}}  # 2: torch.nn.AdaptiveMaxPool2d" in case
-    assert "{block: global_avg_pool2d, params: {keepdims: true}}  # 3: torch.nn.AdaptiveAvgPool2d" in case
+    assert "block: avg_pool2d, params: {pool_size: 2}, inputs: ['0']}  # 1: torch.nn.AdaptiveAvgPool2d" in case
+    assert "block: max_pool2d, params: {pool_size: [2, 1]}, inputs: ['1']}  # 2: torch.nn.AdaptiveMaxPool2d" in case
+    assert "global_avg_pool2d, params: {keepdims: true}, inputs: ['2']}  # 3: torch.nn.AdaptiveAvgPool2d" in case
     assert _reproduces(out / "adaptive.keras", load_model(f"{models}:adaptive"), (3, 3, 8, 8), 27)
 
 

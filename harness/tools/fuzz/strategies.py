@@ -20,7 +20,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from harness.blocks import Block, all_blocks, get_block, network_block
+from harness.blocks import Block, all_blocks, get_block, graph_block, network_block
 from harness.cases import MODES, Point, load_case
 from harness.core.errors import CaseError
 from harness.core.schema import Param
@@ -119,7 +119,8 @@ def layer_strategy(draw: Callable[..., Any], block: Block, rank: int, depth: int
     if params:
         layer["params"] = params
     for key, required in block.nested.items():
-        plain = [b for name, b in all_blocks().items() if name not in _composites() and rank in _ranks(b)]
+        plain = [b for name, b in all_blocks().items()
+                 if name not in _composites() and rank in _ranks(b) and b.arity == 1]
         items = draw(st.lists(st.sampled_from(plain), min_size=1 if required else 0, max_size=MAX_NESTED))
         if items or required:
             layer[key] = [draw(layer_strategy(b, rank, depth + 1)) for b in items]
@@ -145,8 +146,18 @@ def block_case_strategy(draw: Callable[..., Any], block: Block, dtypes: tuple[st
     rank = draw(st.sampled_from(_ranks(block)))
     shape = draw(shape_strategy(rank))
     layer = draw(layer_strategy(block, rank))
-    body = _network([layer]) if block.nested else layer
+    if block.arity != 1:  # a join is a node of a graph: here of copies of the input
+        count = block.arity or draw(st.integers(2, 3))
+        body = _graph([{"name": "join", **layer, "inputs": ["input"] * count}])
+    else:
+        body = _network([layer]) if block.nested else layer
     return _case(body, shape, draw(_common(dtypes)))
+
+
+def _graph(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A graph case's body: the network block whose layers are named nodes, with `nodes`."""
+    graph = graph_block()
+    return {"block": graph.name, next(iter(graph.nested)): nodes}
 
 
 def _output_rank(case: dict[str, Any]) -> int | None:
@@ -164,7 +175,7 @@ def _network(layers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @st.composite
-def network_case_strategy(draw: Callable[..., Any], dtypes: tuple[str, ...]) -> dict[str, Any]:
+def network_case_strategy(draw: Callable[..., Any], dtypes: tuple[str, ...], graph: bool = False) -> dict[str, Any]:
     """A random small network of registered blocks: each next block is one that accepts the rank the network has so
     far (by the loader's shape semantics); a network the loader refuses stops growing (and counts as invalid)."""
     common = draw(_common(dtypes))
@@ -172,18 +183,38 @@ def network_case_strategy(draw: Callable[..., Any], dtypes: tuple[str, ...]) -> 
     layers: list[dict[str, Any]] = []
     rank: int | None = 4
     for _ in range(draw(st.integers(1, MAX_LAYERS))):
-        candidates = [b for b in all_blocks().values() if rank in _ranks(b) and not b.holds_network]
+        candidates = [b for b in all_blocks().values() if rank in _ranks(b) and not b.holds_network and b.arity == 1]
         if rank is None or not candidates:
             break
         layers.append(draw(layer_strategy(draw(st.sampled_from(candidates)), rank)))
         rank = _output_rank(_case(_network(layers), shape, common))
-    return _case(_network(layers), shape, common)
+    return _case(_network(layers), shape, common) if not graph else _joined(draw, layers, shape, common, rank)
+
+
+def _joined(draw: Callable[..., Any], layers: list[dict[str, Any]], shape: list[int], common: dict[str, Any],
+            rank: int | None) -> dict[str, Any]:
+    """The drawn chain as a graph's named nodes, its last node joined with itself (or with the input where the
+    shapes agree) by a drawn join."""
+    nodes = [{"name": f"n{i}", **layer} for i, layer in enumerate(layers)]
+    joins = [b for b in all_blocks().values() if b.arity != 1 and rank is not None and rank in _ranks(b)]
+    if nodes and joins:
+        last = nodes[-1]["name"]
+        other = draw(st.sampled_from([last, "input"]))
+        join = draw(st.sampled_from(joins))
+        nodes.append({"name": "join", **draw(layer_strategy(join, rank)), "inputs": [last, other]})
+        case = _case(_graph(nodes), shape, common)
+        if _output_rank(case) is not None or other == last:
+            return case
+        nodes[-1]["inputs"] = [last, last]  # the input's shape differs from the chain's: join the chain with itself
+    return _case(_graph(nodes), shape, common)
 
 
 def case_strategy(block: str, dtypes: tuple[str, ...] = DEFAULT_DTYPES) -> st.SearchStrategy[dict[str, Any]]:
     """Case mappings for `block`: random networks for the block that holds one (sequential), else cases of it."""
     found = get_block(block)
-    return network_case_strategy(dtypes) if found.holds_network else block_case_strategy(found, dtypes)
+    if found.holds_network:
+        return network_case_strategy(dtypes, graph=found.graph)
+    return block_case_strategy(found, dtypes)
 
 
 def fuzzable_blocks() -> list[str]:

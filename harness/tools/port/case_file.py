@@ -1,6 +1,6 @@
 """The case file `harness port` writes: DIR/<name>.yaml and its weights in DIR/weights/.
 
-A sequential of the model's layers with their params, each layer's weights in DIR/weights/ as .npz in PyTorch's
+A graph of the model's nodes with their params and inputs, each node's weights in DIR/weights/ as .npz in PyTorch's
 layout under the block's `weight_names`, the input shape, and `check: [forward, backward]`. It is an ordinary
 case: `harness run DIR` and `harness show` work on it. It is written in every outcome, so that it can be read,
 fixed and rerun; what an earlier run left (its <name>.keras and weights/NN_*.npz) is removed first
@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.blocks import Block
 from harness.core.frameworks import to_numpy, torch
 from harness.tools.port.keras_model import partial_keras_path
-from harness.tools.port.model import Leaf
+from harness.tools.port.translate import Mapped
 
 
 def _plain(value: Any) -> Any:
@@ -59,29 +58,33 @@ def clear_earlier_run(out: Path, name: str) -> None:
                 path.unlink()
 
 
-def write_case(out: Path, name: str, spec: str | None, leaves: list[Leaf], mapped: list[tuple[Block, dict]],
-               shape: tuple[int, ...], dtype: str) -> Path:
+def write_case(out: Path, name: str, spec: str | None, mapped: list[Mapped], shape: tuple[int, ...],
+               dtype: str) -> Path:
     """DIR/<name>.yaml and DIR/weights/*.npz (PyTorch layout, the block's weight_names); the case's path. `spec` is
     the MODULE:FACTORY the model came from, None for a model ported from Python (port_model)."""
     (out / "weights").mkdir(parents=True, exist_ok=True)
     written_by = f"`harness port {spec}`" if spec is not None else "harness.tools.port.port_model"
-    lines = [f"# Written by {written_by}: each layer is the module named in its comment, its weights",
-             "# PyTorch-layout arrays in weights/. Run it again with `harness run` on this file.",
+    lines = [f"# Written by {written_by}: each node is the call named in its comment (module path or",
+             "# function, and source line), its weights PyTorch-layout arrays in weights/. Run it again with",
+             "# `harness run` on this file.",
              f"- name: {name}",
              f"  description: {json.dumps(f'{spec or name}, ported by harness port')}",  # a JSON string is YAML too
-             "  block: sequential",
-             "  layers:"]
-    for i, (leaf, (block, params)) in enumerate(zip(leaves, mapped)):
-        item: dict[str, Any] = {"block": block.name}
-        if params:
-            item["params"] = _plain(params)
-        arrays = {n: to_numpy(getattr(leaf.module, n)) for n in block.weight_names
-                  if isinstance(getattr(leaf.module, n, None), torch.Tensor)}
+             "  block: graph",
+             "  nodes:"]
+    for i, node in enumerate(mapped):
+        item: dict[str, Any] = {"name": node.name, "block": node.block.name}
+        if node.params:
+            item["params"] = _plain(node.params)
+        item["inputs"] = node.inputs
+        module = node.node.module
+        arrays = {n: to_numpy(getattr(module, n)) for n in node.block.weight_names
+                  if isinstance(getattr(module, n, None), torch.Tensor)} if module is not None else {}
         if arrays:
-            file = f"weights/{i:02d}_{block.name}.npz"
+            file = f"weights/{i:02d}_{node.block.name}.npz"
             np.savez(out / file, **arrays)
             item["weights"] = {"path": file}
-        lines.append(f"    - {_flow(item)}  # {leaf.where}: {leaf.type_name}")
+        what = f": {node.node.type_name}" if module is not None else ""
+        lines.append(f"    - {_flow(item)}  # {node.node.at(node.node.where + what)}")
     lines += [f"  input: {_flow({'shape': list(shape), 'dtype': dtype, 'seed': 0})}",
               "  check: [forward, backward]", ""]
     path = out / f"{name}.yaml"

@@ -3,12 +3,14 @@ model out.
 
 `port` loads the model (harness.tools.port.model) and its weights and hands it to `port_model`, which a test or a
 script may call with an nn.Module built in Python:
-1. the model's leaf modules and the probe run (harness.tools.port.model);
-2. each leaf's block and params (harness.tools.port.translate);
+1. the model loaded (harness.tools.port.model); batch-norm statistics at their initial values calibrated on a copy
+   (harness.tools.port.calibrate); its forward traced and run once, each node's value recorded
+   (harness.tools.port.capture);
+2. each node's block, params and inputs (harness.tools.port.translate);
 3. the case file and its weights, written in every outcome (harness.tools.port.case_file);
 4. two verdicts, both needed: the case through the same loader and runner as every case (harness.cases.load_file,
    harness.engine.run_point): PyTorch against Keras, forward and gradients, a failed network saying where it first
-   diverges; and the case against the model itself (harness.tools.port.verify.model_verdicts);
+   diverges; and the case against the model itself, node by node (harness.tools.port.verify.model_verdicts);
 5. on success, the Keras model saved and reloaded (harness.tools.port.keras_model).
 `report_lines` is what `harness port` prints of the outcome (`Ported`); `command` is the CLI's entry point, with
 its exit status.
@@ -17,19 +19,22 @@ its exit status.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
-from harness.cases import RefusedPoint, load_file
+from harness.cases import InputSpec, RefusedPoint, load_file
 from harness.core.errors import CaseError
 from harness.core.frameworks import torch
 from harness.core.verdicts import VerdictKind
 from harness.engine import result_lines, run_point
+from harness.tools.port.calibrate import calibrate_batch_norms, copy_if_uncalibrated
+from harness.tools.port.capture import capture
 from harness.tools.port.case_file import case_name, clear_earlier_run, write_case
 from harness.tools.port.keras_model import keras_input_shape_text, load_instructions, output_note, save_keras
-from harness.tools.port.model import PortError, exception_text, leaves_of, load_model, load_weights, model_dtype
+from harness.tools.port.model import PortError, exception_text, load_model, load_weights, model_dtype
 from harness.tools.port.ported import Ported
 from harness.tools.port.translate import readers, translate
-from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts
+from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts, worst_headroom
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -45,26 +50,35 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None, out: str | Path | None = None,
-               name: str | None = None, spec: str | None = None) -> Ported:
+               name: str | None = None, spec: str | None = None, calibrate: bool = True) -> Ported:
     """Port an nn.Module (module doc, steps 1-5), put in eval mode first. `input_shape` is channels-first, batch
     included (None: only a model that starts with nn.Linear fixes it); `out` the folder the case and the Keras model
     go in (default ported/<name>); `name` the case's name and its files' (default: the model's class name); `spec`
-    the MODULE:FACTORY the model came from, said in the case file and in messages (`port` passes it). Raises
-    PortError when it cannot be ported as asked."""
+    the MODULE:FACTORY the model came from, said in the case file and in messages (`port` passes it); `calibrate`:
+    batch-norm statistics still at their initial values are set on a copy from a few forward passes first
+    (harness.tools.port.calibrate). Raises PortError when it cannot be ported as asked; then nothing is written."""
     if not isinstance(model, torch.nn.Module):
         raise PortError(f"a {type(model).__name__} is not an nn.Module")
     name = name if name is not None else case_name(type(model).__name__)
     model.eval()
     dtype = model_dtype(model)
-    leaves, notes = leaves_of(model)
-    if not leaves:
+    by_type = readers()
+    if input_shape is None and not any(not isinstance(m, torch.nn.Identity) for m in model.modules()
+                                       if not list(m.children())):
         raise PortError(f"{spec or name}: the model has no layers")
-    leaves, mapped, shape, x, model_out = translate(leaves, readers(), input_shape, model, dtype)
+    shape = input_shape or default_shape(model)
+    notes = []
+    if calibrate and (note := calibrate_batch_norms(model := copy_if_uncalibrated(model), shape, dtype)):
+        notes.append(note)
+    x = InputSpec(shape=shape, dtype=dtype, seed=0).make()  # the case's own input: `input: {shape, dtype, seed: 0}`
+    captured = capture(model, x, set(by_type))
+    mapped = translate(captured, by_type)
+    model_out = captured.by_name()[captured.outputs[0]].value
     out = Path(out) if out is not None else Path("ported") / name
     clear_earlier_run(out, name)
-    case_path = write_case(out, name, spec, leaves, mapped, shape, dtype)
-    ported = Ported(case_path, name, shape, leaves, [block.name for block, _ in mapped], notes=notes,
-                    output_shape=tuple(model_out.shape))
+    case_path = write_case(out, name, spec, mapped, shape, dtype)
+    ported = Ported(case_path, name, shape, mapped, [m.block.name for m in mapped], notes=notes,
+                    output_shape=tuple(model_out.shape), model=model)
     entries, error = load_file(case_path)
     if error is not None or not entries or entries[0].error is not None:
         raise PortError(f"the written case does not load: {error or entries[0].error}")
@@ -72,8 +86,9 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     if isinstance(point, RefusedPoint):
         raise PortError(f"the written case is refused: {point.error}")
     ported.output_layout = point.layers[-1].block.output_layout(point.sites[-1])
-    ported.result = run_point(point, "cpu")
-    ported.model_verdicts, ported.diverged = model_verdicts(point, leaves, model_out, x)
+    ported.result = run_point(point, "cpu", timeout_s=0)
+    ported.model_verdicts, ported.diverged = model_verdicts(point, mapped, model_out, x)
+    ported.worst_headroom = worst_headroom(ported.model_verdicts)
     if ported.passed:
         try:
             ported.keras_path, ported.custom_objects = save_keras(point, out, name, x)
@@ -83,19 +98,30 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     return ported
 
 
+def default_shape(model: torch.nn.Module) -> tuple[int, ...]:
+    """The input shape when --input-shape is not given: only a model whose first layer is nn.Linear fixes it."""
+    first = next((m for m in model.modules() if not list(m.children())), None)
+    if isinstance(first, torch.nn.Linear):
+        return 2, first.in_features
+    kind = type(first).__name__ if first is not None else "nothing"
+    raise PortError(f"give --input-shape N,C,H,W: the model's first layer ({kind}) does not fix its input's size")
+
+
 def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
-         out: str | Path | None = None) -> Ported:
+         out: str | Path | None = None, calibrate: bool = True) -> Ported:
     """Port the model `spec` (MODULE:FACTORY) names, with the state_dict `weights` loaded into it when given (module
     doc). Raises PortError when it cannot be ported as asked."""
     model = load_model(spec)
     if weights is not None:
         load_weights(model, weights)
-    return port_model(model, input_shape, out, name=case_name(spec), spec=spec)
+    return port_model(model, input_shape, out, name=case_name(spec), spec=spec, calibrate=calibrate)
 
 
 def report_lines(ported: Ported) -> list[str]:
     """What `harness port` prints after the run: the verdicts, where it diverged, or how to load the model."""
-    lines = [f"case: {ported.case_path} ({len(ported.leaves)} layers: {' > '.join(ported.blocks)})"]
+    counts = Counter(ported.blocks)
+    summary = ", ".join(f"{n} {block}" for block, n in counts.most_common())
+    lines = [f"case: {ported.case_path} ({len(ported.blocks)} nodes: {summary})"]
     lines += [f"note: {note}" for note in ported.notes]
     lines += result_lines(ported.result, quiet=False)
     grads = [v for v in ported.result.verdicts if v.kind == VerdictKind.GRADIENT]
@@ -124,12 +150,12 @@ def report_lines(ported: Ported) -> list[str]:
     return lines
 
 
-def command(spec: str, weights: str | None, input_shape: str | None, out: str | None) -> int:
+def command(spec: str, weights: str | None, input_shape: str | None, out: str | None, calibrate: bool = True) -> int:
     """`harness port`: 0 when ported and verified, 1 when the verification or the save of the Keras model failed
     (the case is written), 2 when the model cannot be ported as asked (its module or factory fails too)."""
     try:
         shape = parse_shape(input_shape) if input_shape else None
-        ported = port(spec, weights, shape, out)
+        ported = port(spec, weights, shape, out, calibrate)
     except (PortError, CaseError) as e:
         print(f"harness port: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The Keras model `harness port` saves once the case passes both verdicts, and how to load it.
 
-keras.Sequential of the runner's own Keras layers (the transferred weights) behind a channels-last keras.Input,
+A Keras functional model of the runner's own Keras layers (the transferred weights) wired as the case's graph
+behind a channels-last keras.Input (harness.blocks.functional_model),
 saved as DIR/<name>.keras (`save_keras`): under a temporary name, moved into place once reloaded and found to give
 the same output, so that a failed save leaves no partial file. Harness layers in it that Keras cannot find by
 itself are listed (`keras_custom_objects`) in the load instructions (`load_instructions`), and a NOTE says where
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.blocks import functional_model
 from harness.cases import Point
 from harness.core.frameworks import keras, to_numpy
 from harness.core.layout import flatten_permutation, shape_to_channels_last
@@ -46,13 +48,12 @@ def keras_custom_objects(model: Any) -> dict[str, type]:
 
 
 def save_keras(point: Point, out: Path, name: str, x: np.ndarray) -> tuple[Path, dict[str, type]]:
-    """The runner's Keras layers of the point (PyTorch's weights transferred) as one keras.Sequential behind a
+    """The runner's Keras layers of the point (PyTorch's weights transferred) as one functional keras.Model behind a
     channels-last input, saved as DIR/<name>.keras; reloaded at once, it must give the same output."""
     modules = build_torch(point, "cpu")
     layers = build_keras(point, modules, "cpu")
     expected = forward_keras(point, layers, x, "cpu")[-1]
-    model = keras.Sequential([keras.Input(shape=shape_to_channels_last(point.input.shape)[1:],
-                                          dtype=point.input.dtype), *layers], name=name)
+    model = functional_model(point.layers, point.sites, layers, name=name)
     custom = keras_custom_objects(model)
     path, partial = out / f"{name}.keras", partial_keras_path(out, name)
     # Saved under another name in the same folder and moved into place (os.replace: atomic) once it has reloaded

@@ -1,4 +1,4 @@
-"""The user's PyTorch model for `harness port`: loading it, its leaf modules, and the probe run.
+"""The user's PyTorch model for `harness port`: loading it and its weights.
 
 - Loading. MODULE is a dotted module name (found from the current directory too, as `python -m` finds it) or a
   path to a .py file; FACTORY a callable taking no arguments that returns an nn.Module, or an attribute that is one
@@ -6,12 +6,6 @@
   MODULE:FACTORY and the exception (`exception_text`). `--weights` loads a state_dict (torch.load with
   weights_only=True: no pickled code runs) with strict key checking. The model's weights must be float32 or
   float64 (`model_dtype`).
-- Its leaves. The model is walked down to its leaf modules (`leaves_of`): nn.Sequential containers are flattened,
-  and any other container is taken as a chain of its leaves *in the order its forward calls them*, which the probe
-  run records. nn.Identity computes nothing and is left out.
-- The probe run (`probe`): the model itself on the case's input, with forward pre-hooks that record a copy of each
-  leaf's input (taken before an in-place module overwrites it) and the order of the calls. Its output, and each
-  leaf's real input, are what the translation and the verification read.
 """
 
 from __future__ import annotations
@@ -21,48 +15,16 @@ import importlib.util
 import inspect
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from harness.core.frameworks import TORCH_DTYPE_NAMES, to_numpy, torch
+from harness.core.frameworks import TORCH_DTYPE_NAMES, torch
 
 PORTED_DTYPES = ("float32", "float64")  # the models `port` takes: their weights' dtype (TORCH_DTYPE_NAMES)
 
 
 class PortError(Exception):
     """The model cannot be ported as asked (not found, unsupported layers, a bad state_dict); says where."""
-
-
-class ForwardError(PortError):
-    """The model's forward raised on the probe input: in `leaf` (None: between its leaves), with `error`."""
-
-    def __init__(self, message: str, leaf: Leaf | None, error: str) -> None:
-        super().__init__(message)
-        self.leaf, self.error = leaf, error
-
-
-@dataclass
-class Leaf:
-    """One leaf module of the model, as the probe run saw it."""
-
-    path: str  # "features.3"; "" for a model that is itself one layer
-    module: Any
-    inputs: list[np.ndarray] = field(default_factory=list)  # one per call (a leaf must be called exactly once)
-    order: int = -1  # its place among the calls of the probe run
-
-    @property
-    def where(self) -> str:
-        return self.path or "(the model itself)"
-
-    @property
-    def type_name(self) -> str:
-        cls = type(self.module)
-        if getattr(torch.nn, cls.__name__, None) is cls:
-            return f"torch.nn.{cls.__name__}"
-        return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def load_model(spec: str) -> Any:
@@ -174,68 +136,3 @@ def model_dtype(model: Any) -> str:
         raise PortError(f"the model's weights are {', '.join(sorted(map(str, float_dtypes)))}; the harness ports "
                         "float32 or float64 models")
     return dtype
-
-
-def leaves_of(model: Any) -> tuple[list[Leaf], list[str]]:
-    """The model's leaf modules with their paths (nn.Identity left out), and notes on containers whose forward is not
-    nn.Sequential's (their leaves are taken in the order the forward calls them)."""
-    leaves, notes = [], []
-
-    def walk(module: Any, path: str) -> None:
-        children = list(module.named_children())
-        if not children:
-            if not isinstance(module, torch.nn.Identity):
-                leaves.append(Leaf(path, module))
-            return
-        forward = type(module).forward
-        # A subclass of nn.Sequential that keeps its forward is one; a ModuleList or ModuleDict has no forward (that
-        # of the module holding it calls its layers, and has its note).
-        if forward is not torch.nn.Sequential.forward and forward is not torch.nn.Module.forward:
-            kind = ("an nn.Sequential with its own forward" if isinstance(module, torch.nn.Sequential)
-                    else "not an nn.Sequential")
-            notes.append(f"{path or '(the model)'} is a {type(module).__name__}, {kind}: its layers are taken in the "
-                         "order its forward calls them, and the comparison with the model itself checks that they "
-                         "form a chain")
-        for name, child in children:
-            walk(child, f"{path}.{name}" if path else name)
-
-    walk(model, "")
-    return leaves, notes
-
-
-def probe(model: Any, leaves: list[Leaf], x: np.ndarray) -> np.ndarray:
-    """Run the model on `x` (in the mode it is in), recording a copy of each leaf's input as the leaf is called;
-    the output. Recorded before the call and copied: an in-place module (ReLU(inplace=True)) overwrites its input,
-    so an input read after it, or an array sharing the tensor's memory, would hold the module's output."""
-    calls: list[Leaf] = []
-    running: list[Leaf] = []  # the leaf being called, if any: where a failing forward stopped
-
-    def before(leaf: Leaf) -> Any:
-        def record(module: Any, args: tuple) -> None:
-            if leaf.order < 0:
-                leaf.order = len(calls)
-            calls.append(leaf)
-            running.append(leaf)
-            leaf.inputs.append(to_numpy(args[0]).copy() if args and isinstance(args[0], torch.Tensor) else None)
-        return record
-
-    def after(module: Any, args: tuple, output: Any) -> None:
-        running.pop()
-
-    handles = [hook for leaf in leaves for hook in (leaf.module.register_forward_pre_hook(before(leaf)),
-                                                    leaf.module.register_forward_hook(after))]
-    try:
-        with torch.no_grad():
-            out = model(torch.from_numpy(x.copy()))  # a copy: the model may write into its input
-    except Exception as e:  # noqa: BLE001 - the user's forward refused the input
-        leaf = running[-1] if running else None
-        error = exception_text(e)
-        at = f"in {leaf.where} ({leaf.type_name}): " if leaf is not None else ""
-        raise ForwardError(f"the model refused an input of shape {list(x.shape)}: {at}{error} (give --input-shape "
-                           "N,C,H,W as the model expects)", leaf, error) from None
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not isinstance(out, torch.Tensor):
-        raise PortError(f"the model returned a {type(out).__name__}; the harness ports models with one tensor output")
-    return to_numpy(out).copy()

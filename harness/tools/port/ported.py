@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.core.layout import Layout
 from harness.core.verdicts import Verdict
-from harness.tools.port.model import Leaf
+from harness.tools.port.translate import Mapped
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Ported:
     case_path: Path
     name: str
     input_shape: tuple[int, ...]  # channels-first, batch included
-    leaves: list[Leaf]
+    nodes: list[Mapped]  # the case's nodes, with the model's calls they come from
     blocks: list[str]
     result: Any = None  # the runner's Result of the case
     model_verdicts: list[Verdict] = field(default_factory=list)  # the model itself vs the case's PyTorch modules
@@ -33,6 +33,8 @@ class Ported:
     notes: list[str] = field(default_factory=list)
     output_shape: tuple[int, ...] = ()  # the model's, channels-first
     output_layout: Layout | None = None  # how the Keras model's output maps onto it
+    model: Any = None  # the nn.Module ported: the user's, or its calibrated copy (harness.tools.port.calibrate)
+    worst_headroom: float | None = None  # the largest error / tolerance of the case-vs-model checks (1: the edge)
 
     @property
     def passed(self) -> bool:

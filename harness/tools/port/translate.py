@@ -1,35 +1,64 @@
-"""From the model's leaf modules to blocks, for `harness port`: which block reads each leaf, and its case params.
+"""From the captured graph to blocks, for `harness port`: which block reads each node, and its case params.
 
-Each leaf must be read by a registered block: the blocks declare the PyTorch classes they read (`torch_types`,
-matched by class name as the blocks themselves check) and translate a module into case params
-(`params_from_torch(module, in_shape)`, given the leaf's real input shape from the probe run). Every leaf that
-cannot be ported is named with its place in the model, all of them at once (`translate`): without a block
-(`features.3: torch.nn.LSTM has no block`), refused by its block (`has no exact translation`), called more than
-once or not with a tensor, or not reached because the model's forward failed first.
+Every node maps to a registered block or is named as what cannot be ported, all of them in one run:
+- a module call: the blocks that declare its class (`torch_types`, then `torch_fallback_types`) translate it with
+  `params_from_torch(module, in_shape)`, given its real input shape from the capture run;
+- a function or method call that a block declares (`torch_functions`: `+`, `*`, `torch.cat`, `x.mean`): that block's
+  `params_from_call`;
+- a functional form of a module (`F.relu`, `torch.flatten`, `F.adaptive_avg_pool2d`, `x.view(n, -1)`): read as that
+  module (FUNCTIONAL_MODULES: which call is which torch.nn module is PyTorch's fact, not a block's);
+- an alias (nn.Identity, `x.contiguous()`, `F.dropout` in eval) passes its input on; shape arithmetic (`x.size(0)`)
+  is metadata.
+Anything else is a line naming the node's place in the model (module path and source line) and why.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-import numpy as np
+import math
+from dataclasses import dataclass
+from typing import Any
 
 from harness.blocks import Block, all_blocks
-from harness.cases import InputSpec
 from harness.core.errors import CaseError, Refusal
 from harness.core.frameworks import torch
-from harness.tools.port.model import ForwardError, Leaf, PortError, probe
+from harness.tools.port.capture import FUNCTION_NAMES, METHOD_NAMES, Captured, CapturedNode
+from harness.tools.port.model import PortError
+
+F = torch.nn.functional
+nn = torch.nn
+# A functional call and the torch.nn module that computes the same, built from the call's arguments (the tensor
+# passed as None). Methods by name.
+FUNCTIONAL_MODULES: dict[Any, Any] = {
+    F.relu: lambda x, inplace=False: nn.ReLU(), torch.relu: lambda x: nn.ReLU(), "relu": lambda x: nn.ReLU(),
+    "relu_": lambda x: nn.ReLU(), F.relu6: lambda x, inplace=False: nn.ReLU6(),
+    torch.sigmoid: lambda x: nn.Sigmoid(), F.sigmoid: lambda x: nn.Sigmoid(), "sigmoid": lambda x: nn.Sigmoid(),
+    torch.tanh: lambda x: nn.Tanh(), "tanh": lambda x: nn.Tanh(),
+    F.hardsigmoid: lambda x, inplace=False: nn.Hardsigmoid(), F.hardswish: lambda x, inplace=False: nn.Hardswish(),
+    F.silu: lambda x, inplace=False: nn.SiLU(), F.gelu: lambda x, approximate="none": nn.GELU(approximate),
+    F.leaky_relu: lambda x, negative_slope=0.01, inplace=False: nn.LeakyReLU(negative_slope),
+    F.softmax: lambda x, dim=None, _stacklevel=3, dtype=None: nn.Softmax(dim),
+    F.adaptive_avg_pool2d: lambda x, output_size: nn.AdaptiveAvgPool2d(output_size),
+    F.adaptive_max_pool2d: lambda x, output_size, return_indices=False: nn.AdaptiveMaxPool2d(output_size),
+    F.avg_pool2d: lambda x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None: nn.AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override),
+    F.max_pool2d: lambda x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False:
+    nn.MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode),
+    torch.flatten: lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
+    "flatten": lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
+}
+DROPOUTS = (F.dropout, "dropout")  # F.dropout(x, p, training): an alias when not training
+RESHAPES = ("view", "reshape", torch.reshape)  # read as a flatten where they flatten each sample
 
 
-class Translation(NamedTuple):
-    """The model as a chain of blocks: its leaves in the order its forward calls them, each one's block and params,
-    the input shape (channels-first, batch included), the case's input and the model's output on it."""
+@dataclass
+class Mapped:
+    """A node of the case: its name, its block and params, the names of its input nodes, and the captured node."""
 
-    leaves: list[Leaf]
-    mapped: list[tuple[Block, dict]]
-    input_shape: tuple[int, ...]
-    x: np.ndarray
-    model_out: np.ndarray
+    name: str
+    block: Block
+    params: dict[str, Any]
+    inputs: list[str]
+    node: CapturedNode
 
 
 def readers() -> dict[str, list[Block]]:
@@ -44,91 +73,157 @@ def readers() -> dict[str, list[Block]]:
     return by_type
 
 
-def _supported_text(by_type: dict[str, list[Block]]) -> str:
-    return ", ".join(sorted(by_type))
+def function_readers() -> dict[str, Block]:
+    """Each function name a block reads (`torch_functions`), and that block."""
+    return {name: block for block in all_blocks().values() for name in block.torch_functions}
 
 
-def no_block(leaf: Leaf, by_type: dict[str, list[Block]]) -> str | None:
-    """A line naming the leaf and its place in the model when no block reads its class; None when one does."""
-    cls = type(leaf.module)
-    if cls.__name__ in by_type:
-        return None
-    base = next((c for c in cls.__mro__[1:] if c.__module__.startswith("torch.nn") and c.__name__ in by_type), None)
-    why = (f" (it subclasses torch.nn.{base.__name__}, but its forward may differ: only the class itself is read)"
-           if base is not None else "")
-    return f"{leaf.where}: {leaf.type_name} has no block{why}"
-
-
-def default_shape(leaves: list[Leaf]) -> tuple[int, ...]:
-    """The input shape when --input-shape is not given: only a model that starts with nn.Linear fixes it."""
-    first = leaves[0].module if leaves else None
-    if isinstance(first, torch.nn.Linear):
-        return 2, first.in_features
-    kind = type(first).__name__ if first is not None else "nothing"
-    raise PortError(f"give --input-shape N,C,H,W: the model's first layer ({kind}) does not fix its input's size")
-
-
-def translate(leaves: list[Leaf], by_type: dict[str, list[Block]], input_shape: tuple[int, ...] | None,
-              model: Any, dtype: str) -> Translation:
-    """Each leaf's block and params, the leaves in the order the forward calls them; the input shape, the case's
-    input and the model's output on it. Else PortError naming, in the model's order and in one run, every leaf that
-    cannot be ported: those no block reads and those whose block refuses them."""
-    problems = {i: line for i, leaf in enumerate(leaves) if (line := no_block(leaf, by_type)) is not None}
-    # The supported classes follow the lines when a leaf has no block.
-    supported = [f"supported: {_supported_text(by_type)}"] if problems else []
-    try:
-        shape = input_shape or default_shape(leaves)
-    except PortError:
-        if problems:
-            raise PortError("\n".join([*problems.values(), *supported])) from None
-        raise
-    x = InputSpec(shape=shape, dtype=dtype, seed=0).make()  # the case's own input: `input: {shape, dtype, seed: 0}`
-    # The model runs with its unsupported layers too: the others need their real input shapes to be translated.
-    stopped: PortError | None = None
-    try:
-        model_out = probe(model, leaves, x)
-    except PortError as e:
-        if not problems:
-            raise
-        stopped = e  # most likely an unsupported layer's doing (an LSTM's tuple): said after those
-    unchecked = []
-    mapped: dict[int, tuple[Block, dict]] = {}
-    for i, leaf in enumerate(leaves):
-        if i in problems:
-            continue
-        if isinstance(stopped, ForwardError) and (not leaf.inputs or leaf is stopped.leaf):
-            unchecked.append(leaf.where)  # not reached, or the forward failed in it
-        elif len(leaf.inputs) != 1:
-            problems[i] = (f"{leaf.where}: {leaf.type_name} is called {len(leaf.inputs)} times by the model's "
-                           "forward; a layer of a chain is called once")
-        elif leaf.inputs[0] is None:
-            problems[i] = f"{leaf.where}: {leaf.type_name} is not called with a tensor as its first argument"
-        else:
-            try:
-                mapped[i] = block_for(leaf, tuple(leaf.inputs[0].shape), by_type)
-            except PortError as e:
-                problems[i] = str(e)
-    if unchecked:
-        at = f"in {stopped.leaf.where} ({stopped.leaf.type_name})" if stopped.leaf else "between its layers"
-        problems[len(leaves)] = (f"{', '.join(unchecked)}: not checked (the model's forward failed {at}: "
-                                 f"{stopped.error})")
-    if problems:
-        raise PortError("\n".join([*(problems[i] for i in sorted(problems)), *supported]))
-    order = sorted(range(len(leaves)), key=lambda i: leaves[i].order)
-    return Translation([leaves[i] for i in order], [mapped[i] for i in order], shape, x, model_out)
-
-
-def block_for(leaf: Leaf, in_shape: tuple[int, ...], by_type: dict[str, list[Block]]) -> tuple[Block, dict]:
-    """The block that reads the leaf, and its case params; PortError naming the leaf's place otherwise."""
+def block_for_module(module: Any, where: str, in_shape: tuple[int, ...], by_type: dict[str, list[Block]]
+                     ) -> tuple[Block, dict]:
+    """The block that reads the module, and its case params; PortError naming its place otherwise."""
+    cls = type(module)
+    if cls.__name__ not in by_type:
+        base = next((c for c in cls.__mro__[1:] if c.__module__.startswith("torch.nn") and c.__name__ in by_type),
+                    None)
+        why = (f" (it subclasses torch.nn.{base.__name__}, but its forward may differ: only the class itself is "
+               "read)" if base is not None else "")
+        raise PortError(f"{where}: {_type_name(cls)} has no block{why}")
     refusals = []
-    for block in by_type[type(leaf.module).__name__]:  # `no_block` has named the leaves no block reads
+    for block in by_type[cls.__name__]:
         try:
-            params = block.params_from_torch(leaf.module, in_shape)
+            return block, block.params_from_torch(module, in_shape)
         except (Refusal, CaseError) as e:
             refusals.append(f"{block.name}: {e.message}")
-            continue
         except NotImplementedError as e:
             refusals.append(f"{block.name}: {e}")
+    raise PortError(f"{where}: {_type_name(cls)} has no exact translation ({'; '.join(refusals)})")
+
+
+def _type_name(cls: type) -> str:
+    return f"torch.nn.{cls.__name__}" if getattr(torch.nn, cls.__name__, None) is cls else \
+        f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _call_target(node: CapturedNode) -> Any:
+    return node.target  # a function object for call_function, the method's name for call_method
+
+
+def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mapped]:
+    """Each node's block, params and inputs, in the order the forward runs them. Else PortError naming, in the
+    model's order and in one run, every node that cannot be ported."""
+    functions = function_readers()
+    nodes = captured.by_name()
+    alias: dict[str, str] = {captured.input: captured.input}
+    meta: set[str] = set()
+    problems: list[str] = []
+    mapped: list[Mapped] = []
+    used_names: set[str] = set()
+
+    def source_of(name: str) -> str:
+        while name in alias and alias[name] != name:
+            name = alias[name]
+        return name
+
+    for node in captured.nodes:
+        if node.op == "placeholder":
             continue
-        return block, params
-    raise PortError(f"{leaf.where}: {leaf.type_name} has no exact translation ({'; '.join(refusals)})")
+        if not node.is_tensor:
+            if node.op == "call_module":  # a module that returns a tuple (an LSTM) is no layer of a block
+                try:
+                    block_for_module(node.module, node.where, (), by_type)
+                    problems.append(node.at(f"{node.where}: {node.type_name} returns a {type(node.value).__name__}, "
+                                            "not a tensor"))
+                except PortError as e:
+                    problems.append(node.at(str(e)))
+                continue
+            meta.add(node.name)  # x.size(0), x.shape: shape arithmetic for a view
+            continue
+        tensor_inputs = [n for n in node.inputs if n not in meta]
+        if node.alias_of is not None:
+            alias[node.name] = node.alias_of
+            continue
+        in_shapes = [tuple(nodes[n].value.shape) if n in nodes else None for n in tensor_inputs]
+        try:
+            block, params, tensor_inputs = _read(node, tensor_inputs, in_shapes, by_type, functions, nodes)
+        except _Alias:
+            alias[node.name] = tensor_inputs[0]
+            continue
+        except PortError as e:
+            problems.append(node.at(str(e)))
+            continue
+        name = _case_name(node, used_names)
+        mapped.append(Mapped(name, block, params, [source_of(n) for n in tensor_inputs], node))
+    if captured.output_structure != "tensor" or len(captured.outputs) != 1:
+        problems.append(f"the model returns {captured.output_structure} of {len(captured.outputs)} tensors; the "
+                        "harness ports models with one tensor output")
+    elif mapped and source_of(captured.outputs[0]) != mapped[-1].node.name:
+        problems.append(f"the model's output is {captured.outputs[0]}, not the last node computed "
+                        f"({mapped[-1].node.name}): a graph's output is its last node")
+    if problems:
+        raise PortError("\n".join(problems))
+    if not mapped:
+        raise PortError("the model computes nothing: its output is its input")
+    by_node = {m.node.name: m.name for m in mapped}
+    for m in mapped:
+        m.inputs = ["input" if n == captured.input else by_node[n] for n in m.inputs]
+    return mapped
+
+
+class _Alias(Exception):
+    """The node passes its input on unchanged (a dropout call in eval mode)."""
+
+
+def _read(node: CapturedNode, inputs: list[str], in_shapes: list[Any], by_type: dict[str, list[Block]],
+          functions: dict[str, Block], nodes: dict[str, CapturedNode]) -> tuple[Block, dict, list[str]]:
+    where = node.where
+    if node.op == "call_module":
+        if len(inputs) != 1:
+            raise PortError(f"{where}: {node.type_name} is called with {len(inputs)} tensors; a module of a block "
+                            "takes one")
+        block, params = block_for_module(node.module, where, in_shapes[0], by_type)
+        return block, params, inputs
+    if node.op == "get_attr":
+        raise PortError(f"{where}: a parameter or buffer used directly in forward ({node.target}) has no block")
+    target = _call_target(node)
+    name = (FUNCTION_NAMES.get(target) if node.op == "call_function" else METHOD_NAMES.get(target))
+    if name is not None and name in functions:
+        block = functions[name]
+        try:
+            return block, block.params_from_call(name, node.args, node.kwargs, in_shapes), inputs
+        except (Refusal, CaseError) as e:
+            raise PortError(f"{where}: {block.name} has no exact translation ({e.message})") from None
+    if target in DROPOUTS:
+        training = node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True)
+        if not training:
+            raise _Alias
+        raise PortError(f"{where}: a dropout call in training mode (the port runs the model in eval mode)")
+    if target in RESHAPES:
+        out = tuple(node.value.shape)
+        if len(in_shapes[0]) > 2 and out == (in_shapes[0][0], math.prod(in_shapes[0][1:])):
+            module = nn.Flatten()
+        else:
+            raise PortError(f"{where}: a reshape from {list(in_shapes[0])} to {list(out)} has no block (only "
+                            "flattening each sample, x.view(x.size(0), -1), is read)")
+    elif target in FUNCTIONAL_MODULES:
+        try:
+            module = FUNCTIONAL_MODULES[target](*node.args, **node.kwargs)
+        except TypeError as e:
+            raise PortError(f"{where}: its arguments cannot be read ({e})") from None
+    else:
+        shown = getattr(target, "__name__", target)
+        raise PortError(f"{where}: {shown} has no block")
+    if len(inputs) != 1:
+        raise PortError(f"{where}: called with {len(inputs)} tensors where its module takes one")
+    block, params = block_for_module(module, where, in_shapes[0], by_type)
+    return block, params, inputs
+
+
+def _case_name(node: CapturedNode, used: set[str]) -> str:
+    """The node's name in the case: its module path (a shared module's later calls: `.call2`, ...) or fx's name."""
+    base = node.target if node.op == "call_module" else node.name
+    name = base if node.calls == 1 else f"{base}.call{node.calls}"
+    k = 2
+    while name in used or name == "input":
+        name, k = f"{base}.{k}", k + 1
+    used.add(name)
+    return name

@@ -17,7 +17,7 @@ from typing import Any
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.core.layout
-from harness.blocks import parameter_path
+from harness.blocks import NETWORK_INPUT, parameter_path
 from harness.cases import InputSpec, Point, display_path
 from harness.core.frameworks import DEVICES, gpu_unavailable_reason
 from harness.core.layout import CHANNELS_LAST, shape_to_channels_last
@@ -159,7 +159,7 @@ def _torch_script(point: Point, modules: list[Any], device: str) -> str:
     bf16 = point.input.dtype == "bfloat16"  # torch.from_numpy and Tensor.numpy() have no bfloat16: via float32
     tensor = "torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)" if bf16 else "torch.from_numpy(x)"
     run = ["with torch.no_grad():", f"    t = {tensor}.to({string_literal(_torch_device(device))})"]
-    run += [f"    t = t{i}(t)" for i in range(len(modules))]
+    run += _graph_calls(point, "t", "t", "") if point.graph else [f"    t = t{i}(t)" for i in range(len(modules))]
     run.append("torch_out = t.detach().cpu()" + (".float().numpy().astype(ml_dtypes.bfloat16)" if bf16 else ".numpy()")
                + "  # channels-first")
     head = [*_stdlib(ctx, *_BF16_IMPORT * bf16), "import numpy as np", "import torch"]
@@ -180,7 +180,9 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
         node = keras_node(klayer, ctx)
         kbuild += [*_layer_comment(point, i, 4), *(line for n in ctx.take_notes() for line in comment_lines(n, 4))]
         kbuild.append(f"    k{i} = {format_source(node, 4)}")
-        kbuild.append(f"    k{i}.build({tuple(shape_to_channels_last(site.in_shape))!r})  # channels-last input shape")
+        shapes = ([tuple(shape_to_channels_last(shape)) for shape in site.in_shapes] if site.in_shapes
+                  else tuple(shape_to_channels_last(site.in_shape)))
+        kbuild.append(f"    k{i}.build({shapes!r})  # channels-last input shape")
         kbuild += [f"    {line}" for line in _keras_transfer(point, i, module, klayer, ctx)]
     training = point.training("keras")  # the case's mode; None: Keras's default (defaults: native, mode not written)
     first, last = point.sites[0].layout, point.layers[-1].block.output_layout(point.sites[-1])
@@ -200,7 +202,8 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
                 "# (C, H, W) order to compare",
                 f"keras_out = {last!r}.to_channels_first(keras.ops.convert_to_numpy(y))"]
     run = [f"with tf.device({_keras_device(device)}):", f"    y = tf.constant({to_keras})  # {note}"]
-    run += [f"    y = k{i}(y, training={training})" for i in range(len(klayers))]
+    run += (_graph_calls(point, "k", "y", f", training={training}") if point.graph
+            else [f"    y = k{i}(y, training={training})" for i in range(len(klayers))])
     run += back
     head = [*_stdlib(ctx, "import os", *_BF16_IMPORT * (point.input.dtype == "bfloat16")), "",
             'os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is imported: the harness runs Keras on '
@@ -220,6 +223,17 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
             *kbuild, "",
             f"# Run channels-last, training={training} (mode: {point.mode})", *run]
     return "\n".join(head + body) + "\n"
+
+
+def _graph_calls(point: Point, prefix: str, variable: str, extra: str) -> list[str]:
+    """A graph's calls, each node on the outputs it takes (`o3 = t3(o1, o2)`; a Keras join takes their list), the
+    last node's output left in `variable`."""
+    lines = []
+    for i, layer in enumerate(point.layers):
+        args = ["x_in" if j == NETWORK_INPUT else f"o{j}" for j in layer.input_indices(i)]
+        given = ", ".join(args) if prefix == "t" or layer.block.arity == 1 else f"[{', '.join(args)}]"
+        lines.append(f"    o{i} = {prefix}{i}({given}{extra})  # {layer.name}")
+    return [f"    x_in = {variable}", *lines, f"    {variable} = o{len(point.layers) - 1}"]
 
 
 def _built(point: Point, device: str) -> tuple[list[Any], list[Any]]:

@@ -1,0 +1,237 @@
+"""`harness port` on models that are graphs, not chains: residual adds, concatenations, squeeze-and-excite gates, a
+module called twice, functional calls in forward, traced with torch.fx and verified node by node.
+
+Each hand-written model ports (the case passes PyTorch against Keras, the case's modules reproduce the model's own
+values node by node, and the saved .keras reloads and matches the model on a new input); what cannot be ported is
+named with its place, every such node in one run, and nothing is written. Planted mistakes in the graph's
+translation are each caught: a concatenation along the wrong axis, a flatten after a channels-last tensor without
+the permutation, an add whose operands are laid out differently, a dropped squeeze-and-excite gate, and a residual
+add that vanishes in a network whose activations are tiny.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.blocks import get_block
+from harness.core.frameworks import keras, torch
+from harness.core.layout import CHANNELS_LAST, to_channels_first, to_channels_last
+from harness.tools.port import PortError, port_model
+
+translate_module = importlib.import_module("harness.tools.port.translate")  # the package exports its function
+
+nn = torch.nn
+F = torch.nn.functional
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)  # called twice: two nodes
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn(self.stem(x)))
+        out = self.bn2(self.conv(x))
+        out += x
+        out = self.relu(out)
+        return self.fc(torch.flatten(self.pool(out), 1))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc1 = nn.Conv2d(8, 2, 1)
+        self.fc2 = nn.Conv2d(2, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(x))
+        s = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        return (x * s).mean((2, 3))
+
+
+class Concat(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = nn.Linear(6 * 3 * 3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([self.a(x), self.b(x)], dim=1)
+        y = F.max_pool2d(y, 2)
+        return self.fc(y.view(y.size(0), -1))
+
+
+class Unsupported(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.LayerNorm(4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).permute(0, 2, 3, 1)
+        return self.fc(self.norm(y)) * 0.5
+
+
+class DictOutput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.conv(x)}
+
+
+def _reloaded_matches(ported: Any, shape: tuple[int, ...]) -> float:
+    """The saved .keras in this process, reloaded, on a new input: its max abs difference from the model's output."""
+    model = keras.models.load_model(ported.keras_path, custom_objects=ported.custom_objects)
+    x = np.random.default_rng(7).standard_normal(shape).astype("float32")
+    with torch.no_grad():
+        expected = ported.model(torch.from_numpy(x)).numpy()
+    got = np.asarray(model(to_channels_last(x)))
+    got = to_channels_first(got) if got.ndim > 2 else got
+    return float(np.max(np.abs(got - expected)))
+
+
+@pytest.mark.parametrize(("model", "shape", "joins"), [
+    (Residual, (2, 3, 8, 8), {"add": 1}),
+    (SqueezeExcite, (2, 3, 6, 5), {"multiply": 1}),
+    (Concat, (2, 3, 6, 6), {"concatenate": 1}),
+])
+def test_a_graph_model_ports_and_its_keras_file_reproduces_it(model: type, shape: tuple[int, ...],
+                                                              joins: dict[str, int], tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    ported = port_model(model(), shape, out=tmp_path, name="m")
+    assert ported.passed, (ported.result.message, ported.diverged, ported.keras_error)
+    for block, count in joins.items():
+        assert ported.blocks.count(block) == count, ported.blocks
+    assert ported.worst_headroom is not None and ported.worst_headroom < 1
+    assert _reloaded_matches(ported, shape) < 1e-4
+
+
+def test_a_module_called_twice_is_two_nodes_and_functional_calls_are_read(tmp_path: Path) -> None:
+    ported = port_model(Residual(), (2, 3, 8, 8), out=tmp_path, name="m")
+    names = [m.name for m in ported.nodes]
+    assert "relu" in names and "relu.call2" in names  # the shared nn.ReLU, called twice
+    assert ported.blocks[-2:] == ["flatten", "dense"]  # torch.flatten(x, 1) read as the flatten block
+    text = (tmp_path / "m.yaml").read_text()
+    assert "block: graph" in text and "inputs: [bn2, relu]" in text  # `out += x`: the add's operands by name
+
+
+def test_batch_norm_statistics_are_calibrated_on_a_copy(tmp_path: Path) -> None:
+    model = Residual()
+    ported = port_model(model, (2, 3, 8, 8), out=tmp_path, name="m")
+    assert any("initial statistics" in note for note in ported.notes)
+    assert int(model.bn.num_batches_tracked) == 0  # the user's model untouched
+    assert ported.model is not model and float(ported.model.bn.running_var.mean()) != 1.0
+
+
+def test_every_node_that_cannot_be_ported_is_named_in_one_run_and_nothing_is_written(tmp_path: Path) -> None:
+    with pytest.raises(PortError) as e:
+        port_model(Unsupported(), (2, 3, 4, 4), out=tmp_path / "out", name="m")
+    lines = str(e.value).splitlines()
+    assert any(".permute()" in line and "test_port_graph.py" in line for line in lines), lines
+    assert any(line.startswith("norm") and "LayerNorm has no block" in line for line in lines), lines
+    assert any("constant operand" in line for line in lines), lines  # `* 0.5`
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dict_output_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(PortError, match="returns a dict"):
+        port_model(DictOutput(), (1, 3, 4, 4), out=tmp_path, name="m")
+
+
+# --- planted mistakes ---------------------------------------------------------------------------------------------
+
+def test_planted_a_concatenation_along_the_wrong_axis_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    block = get_block("concatenate")
+    monkeypatch.setattr(type(block), "keras_layer", lambda self, site: keras.layers.Concatenate(axis=1))  # H, not C
+    ported = port_model(Concat(), (2, 3, 6, 6), out=tmp_path, name="m")
+    assert not ported.passed and ported.keras_path is None
+
+
+def test_planted_a_flatten_after_channels_last_without_the_permutation_is_caught(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(type(get_block("flatten")), "output_layout", lambda self, site: CHANNELS_LAST)
+    ported = port_model(Concat(), (2, 3, 6, 6), out=tmp_path, name="m")
+    assert not ported.passed and ported.result.status == "failed"
+
+
+class _SwapHW(keras.layers.Layer):
+    """An add whose second operand reaches it transposed (H and W swapped): the same shape on a square input."""
+
+    def call(self, xs: list[Any]) -> Any:
+        return xs[0] + keras.ops.transpose(xs[1], (0, 2, 1, 3))
+
+
+def test_planted_an_add_with_an_operand_in_another_layout_is_caught(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(type(get_block("add")), "keras_layer", lambda self, site: _SwapHW())
+    ported = port_model(Residual(), (2, 3, 8, 8), out=tmp_path, name="m")
+    assert not ported.passed
+    assert "add" in ported.result.message  # the first divergent node is named
+
+
+def test_planted_a_dropped_squeeze_excite_gate_is_caught_by_the_model_check(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The translation reads the gate `x * s` as `x + s`: PyTorch and Keras agree on the case, but the case is not
+    the model."""
+    real = translate_module._read
+
+    def drop_gate(node: Any, inputs: list[str], *args: Any) -> Any:
+        if node.op in ("call_function", "call_method") and getattr(node.target, "__name__", "") == "mul":
+            return get_block("add"), {}, inputs
+        return real(node, inputs, *args)
+
+    monkeypatch.setattr(translate_module, "_read", drop_gate)
+    ported = port_model(SqueezeExcite(), (2, 3, 6, 5), out=tmp_path, name="m")
+    assert ported.result.status == "passed"  # the frameworks agree on the (wrong) case
+    assert not ported.passed and ported.diverged is not None and ported.keras_path is None
+
+
+class Tiny(nn.Module):
+    """Activations around 1e-9: a tolerance with an absolute floor of 1e-6 would pass anything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 3, 1)
+        self.b = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            for conv in (self.a, self.b):
+                conv.weight.mul_(1e-5)
+                conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return self.b(y) + y
+
+
+def test_planted_a_vanished_residual_add_is_caught_however_small_the_activations(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    real = translate_module._read
+
+    def drop_add(node: Any, inputs: list[str], *args: Any) -> Any:
+        if node.op == "call_function" and getattr(node.target, "__name__", "") == "add":
+            raise translate_module._Alias  # the sum read as its first operand
+        return real(node, inputs, *args)
+
+    assert port_model(Tiny(), (2, 3, 4, 4), out=tmp_path / "ok", name="m").passed
+    monkeypatch.setattr(translate_module, "_read", drop_add)
+    ported = port_model(Tiny(), (2, 3, 4, 4), out=tmp_path / "bad", name="m")
+    assert not ported.passed and "output" in (ported.diverged or "")
