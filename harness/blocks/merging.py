@@ -86,9 +86,10 @@ class _Merge(Block):
         """A graph whose two branches of the input are joined by this block (a join is a node of a graph)."""
         line = writer.line
         lines = line(0, f"- name: {self.name}_case", "unique in its file; part of the test id")
-        lines += line(2, "block: graph", f"a {self.name} is a node of a graph, joining the nodes it names")
+        lines += line(2, "block: graph", f"`{self.name}` is a node of a graph, joining the nodes it names")
         lines += line(2, "nodes:", "each {name, block, params, inputs}; inputs default: the node before")
-        lines += line(4, "- {name: a, block: conv2d, params: {filters: 4, kernel_size: 3, padding: 1}, inputs: [input]}")
+        lines += line(4, "- {name: a, block: conv2d, params: {filters: 4, kernel_size: 3, padding: 1}, "
+                         "inputs: [input]}")
         lines += line(4, "- {name: b, block: conv2d, params: {filters: 4, kernel_size: 1}, inputs: [input]}")
         lines += line(4, "- name: join", "the output: the last node")
         lines += line(6, f"block: {self.name}", self.doc)

@@ -48,13 +48,15 @@ NETWORK_INPUT = -1  # in Layer.inputs: the network's input (an index one before 
 
 def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, seed: int,
          sequential: bool, layout: Layout = CHANNELS_LAST, key: str = "layers",
-         native: str | None = None) -> tuple[list[Site], tuple[int, ...]]:
+         native: str | None = None, max_elements: int = MAX_ELEMENTS) -> tuple[list[Site], tuple[int, ...]]:
     """Walk the layers' shape semantics: one Site per layer, and the final channels-first output shape.
 
     Raises Refusal (field located at the layer: `key[i]`) for what cannot work or cannot be compared. A composite
     block plans its nested lists with this too, from its own input `layout`, under their own `key`.
     `native` (`defaults: native`): "common" gives the sites the params written for both frameworks (Site.written
     set), "torch" or "keras" that framework's own (its torch_params / keras_params applied); None: harness mode.
+    `max_elements`: the budget of every array (a case's `max_elements` raises it, as `harness port` writes for a
+    model with larger weights).
     """
     shape0, layout0 = tuple(shape), layout
     sites: list[Site] = []
@@ -77,7 +79,7 @@ def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, see
                               "before it: the frameworks' random masks differ, so nothing after it can be compared",
                               field="block")
             out = layer.block.output_shape(site)
-            _check_budget(layer.block, site, out)
+            _check_budget(layer.block, site, out, max_elements)
         except CaseError as e:
             if e.field == "input.shape" and sources[0] != NETWORK_INPUT:
                 e = CaseError(f"{e.message} (the output of {key}[{sources[0]}])", field="block")
@@ -88,15 +90,16 @@ def plan(layers: list[Layer], shape: tuple[int, ...], dtype: str, mode: str, see
     return sites, (shapes[-1] if shapes else shape)
 
 
-def _check_budget(block: Block, site: Site, out: tuple[int, ...]) -> None:
-    """Refuse a layer whose output, padded input or weights would exceed MAX_ELEMENTS, before anything runs."""
-    if math.prod(out) > MAX_ELEMENTS:
+def _check_budget(block: Block, site: Site, out: tuple[int, ...], limit: int) -> None:
+    """Refuse a layer whose output, padded input or weights would exceed the budget, before anything runs."""
+    raise_it = "; a case may raise it with `max_elements`" if limit == MAX_ELEMENTS else " (the case's max_elements)"
+    if math.prod(out) > limit:
         raise Refusal(f"{block.name}'s output {list(out)} would have {math.prod(out):,} elements; the limit is "
-                      f"{MAX_ELEMENTS:,}", field="params")
+                      f"{limit:,}{raise_it}", field="params")
     need = block.largest_array(site)
-    if need > MAX_ELEMENTS:
+    if need > limit:
         raise Refusal(f"{block.name} would make an array of {need:,} elements (its padded input or weights); the "
-                      f"limit is {MAX_ELEMENTS:,}", field="params")
+                      f"limit is {limit:,}{raise_it}", field="params")
 
 
 def run_layers(layers: list[Layer], x: Any, call: Callable[[int, Layer, list[Any]], Any]) -> list[Any]:

@@ -121,7 +121,7 @@ def npy_header(path: Path, fld: str) -> tuple[tuple[int, ...], np.dtype]:
         raise CaseError(f"cannot read {path.name} as a .npy array: {e}", field=fld) from None
 
 
-def npy_header_of(f: Any, name: str, fld: str) -> tuple[tuple[int, ...], np.dtype]:
+def npy_header_of(f: Any, name: str, fld: str, limit: int = MAX_ELEMENTS) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype of the .npy array that open binary file `f` starts with, checked against the limits."""
     try:
         version = np.lib.format.read_magic(f)
@@ -135,9 +135,9 @@ def npy_header_of(f: Any, name: str, fld: str) -> tuple[tuple[int, ...], np.dtyp
     if dtype.kind not in "biuf":
         raise CaseError(f"{name} holds {dtype} values; allowed: a numeric (bool, integer or float) array",
                         field=fld)
-    if math.prod(shape) > MAX_ELEMENTS:
+    if math.prod(shape) > limit:
         raise CaseError(f"{name} has shape {list(shape)}, {math.prod(shape):,} elements; the limit is "
-                        f"{MAX_ELEMENTS:,}", field=fld)
+                        f"{limit:,}", field=fld)
     return tuple(shape), dtype
 
 
@@ -153,7 +153,7 @@ def load_npy(path: Path, fld: str) -> np.ndarray:
     return file_budget().once(("npy", str(path)), None, math.prod(shape), make, fld)
 
 
-def read_weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
+def read_weights(raw: Any, base: Path, block: Block, fld: str, limit: int = MAX_ELEMENTS) -> Path | None:
     if raw is None:
         return None
     if not block.weight_names:
@@ -170,7 +170,7 @@ def read_weights(raw: Any, base: Path, block: Block, fld: str) -> Path | None:
         with zipfile.ZipFile(path) as archive:  # every array's header, before any data is read (a zip bomb)
             for member in archive.namelist():
                 with archive.open(member) as f:
-                    npy_header_of(f, f"{path.name}:{member}", f"{fld}.path")
+                    npy_header_of(f, f"{path.name}:{member}", f"{fld}.path", limit)
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise CaseError(f"cannot read {path.name}: {e}", field=f"{fld}.path") from None
     unknown = names - set(block.weight_names)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.blocks import NETWORK_INPUT, REGISTRY, Block, Layer, get_block, network_block
+from harness.blocks import MAX_ELEMENTS, NETWORK_INPUT, REGISTRY, Block, Layer, get_block, network_block
 from harness.cases.arrays import read_weights
 from harness.cases.fields import check_keys
 from harness.cases.model import GRAPH_INPUT, LAYER_KEYS, NODE_KEYS, NODE_NAME_RE, PORT_KEYS
@@ -16,7 +16,8 @@ from harness.core.errors import CaseError, show
 from harness.core.schema import normalise_params
 
 
-def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: bool = False) -> list[Layer]:
+def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: bool = False,
+               limit: int = MAX_ELEMENTS) -> list[Layer]:
     """A network's `layers`, or a composite block's nested list (`nested`: a residual's `layers`, `shortcut`),
     each item {block, params, weights} (and a composite's own lists, read the same way, so that a mistake at any
     depth is located: layers[2].layers[1].params.filters). A graph's `nodes` (`graph`) also have a `name` and
@@ -40,11 +41,11 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: b
                 if not isinstance(value, list) or (required and not value):
                     raise CaseError(f"{block.name} needs `{name}`: a {'non-empty ' if required else ''}list of "
                                     "{block, params}", field=name)
-                params[name] = tuple(layer_list(value, base, name, nested=True))
+                params[name] = tuple(layer_list(value, base, name, nested=True, limit=limit))
             if nested and "weights" in item:  # the runner loads weight files into its top-level modules only
                 raise CaseError(f"a layer inside {key} cannot read a weights file yet; give the network's weights "
                                 "by layer at the top level", field="weights")
-            weights = read_weights(item.get("weights"), base, block, "weights")
+            weights = read_weights(item.get("weights"), base, block, "weights", limit)
             written, ported = read_ported(block, item, params)
         except CaseError as e:
             raise e.located(field_prefix=where) from None
@@ -149,7 +150,7 @@ def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
         if not isinstance(items, list) or not items:
             raise CaseError(f"a {block.name} case needs `{key}`: a non-empty list of {{block, params, weights}}",
                             field=key)
-        return layer_list(items, base, key, graph=block.graph), True
+        return layer_list(items, base, key, graph=block.graph, limit=read_max_elements(raw.get("max_elements"))), True
     if block is not None and block.nested:
         network = network_block().name
         raise CaseError(f"{block.name} is a layer of a {network}, not a case by itself: write block: {network}, "
@@ -161,5 +162,17 @@ def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
                         f"{network_block().name}", field="block")
     block = get_block(raw["block"])
     params = normalise_params(block.params, raw.get("params"))
-    return [Layer(block, params, read_weights(raw.get("weights"), base, block, "weights"),
+    limit = read_max_elements(raw.get("max_elements"))
+    return [Layer(block, params, read_weights(raw.get("weights"), base, block, "weights", limit),
                   *read_ported(block, raw, params))], False
+
+
+def read_max_elements(raw: Any) -> int:
+    """`max_elements`: the budget of every array the case makes, raised above the default (MAX_ELEMENTS) for a large
+    model's weights; a case written by hand rarely needs it."""
+    if raw is None:
+        return MAX_ELEMENTS
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < MAX_ELEMENTS:
+        raise CaseError(f"got {show(raw)}; allowed: an integer of at least {MAX_ELEMENTS:,} (the default budget)",
+                        field="max_elements")
+    return raw

@@ -27,7 +27,7 @@ from harness.cases.fields import (
     read_steps,
     read_tolerance,
 )
-from harness.cases.layers import case_block, case_layers, is_network, network_key
+from harness.cases.layers import case_block, case_layers, is_network, network_key, read_max_elements
 from harness.cases.model import (
     CASE_KEYS,
     COMPARES,
@@ -81,8 +81,10 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
         check_devices_comparison(raw, devices, checks)
     defaults = read_choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
     native = defaults == "native"
+    max_elements = read_max_elements(raw.get("max_elements"))
     sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential,
-                            native="common" if native else None, key=network_key(raw) if sequential else "layers")
+                            native="common" if native else None, key=network_key(raw) if sequential else "layers",
+                            max_elements=max_elements)
     framework_sites = {}
     if ported := [(i, layer) for i, layer in enumerate(layers) if layer.ported]:
         if not native:
@@ -90,7 +92,8 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
             key = next(k for k in PORT_KEYS if k.removesuffix("_params") in layer.ported)
             raise CaseError("is only read with defaults: native (what a hand port wrote for one framework)",
                             field=f"layers[{i}].{key}" if sequential else key)
-        framework_sites = {fw: plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential, native=fw)[0]
+        framework_sites = {fw: plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential, native=fw,
+                                    max_elements=max_elements)[0]
                            for fw in FRAMEWORKS}
     return Point(file=file, case=name, sweep=sweep, layers=layers, sequential=sequential, input=spec, mode=mode,
                  sites=sites, output_shape=out_shape, tolerance=tolerance, expect_shape=expect_shape,
@@ -98,7 +101,8 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
                  expect_fails=expect_fails, checks=checks, steps=read_steps(raw.get("steps")), optimizers=optimizers,
                  compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
                  expect_reference=expect_reference,
-                 expect_refuses=expect_refuses, framework_sites=framework_sites, graph=graph)
+                 expect_refuses=expect_refuses, framework_sites=framework_sites, graph=graph,
+                 max_elements=max_elements)
 
 
 def check_devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:

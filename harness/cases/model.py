@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.blocks import Layer, Site
+from harness.blocks import MAX_ELEMENTS, Layer, Site
 from harness.core.errors import CaseError
 from harness.core.tolerance import Tolerance
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "nodes", "input", "weights", "sweep", "mode",
              "tolerance", "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",
-             "keras_params")
+             "keras_params", "max_elements")
 CHECKS = ("forward", "backward", "train_step")  # `check:` what is compared (forward only by default)
 COMPARES = ("frameworks", "devices")  # `compare:` torch vs keras (default), or each framework's cpu vs gpu
 DEFAULTS = ("harness", "native")  # `defaults:` every parameter explicit (default), or only those written
@@ -94,6 +94,7 @@ class Point:
     expect_refuses: str | None = None  # `expect.refuses: TEXT`: Keras's refusal (ValueError) of a hand port says TEXT
     # `defaults: native` with torch_params / keras_params: each framework's own sites (else both build from `sites`)
     framework_sites: dict[str, list[Site]] = field(default_factory=dict)
+    max_elements: int = MAX_ELEMENTS  # `max_elements:` the budget of every array (harness.blocks.plan)
     graph: bool = False  # a graph's nodes (each naming its inputs), not a chain of layers
 
     @property

@@ -35,6 +35,7 @@ from harness.core.frameworks import keras_device, tf, to_numpy, to_torch, torch,
 from harness.core.tolerance import Tolerance, tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine.build import keras_chain, torch_chain
+from harness.engine.node_gradients import node_gradient_verdicts
 from harness.engine.weights_map import Trainable
 
 RANDOM_FILLS = ("normal", "uniform")
@@ -145,7 +146,29 @@ def backward_verdicts(point: Point, device: str, x: np.ndarray, modules: list[An
         k = weight_reduction_length(point, layer_of(trainable.name, point))
         verdicts.append(in_keras_layout(compare(to_numpy(kg), expected, gradient_tolerance(point, expected, k),
                                                  what, ("keras", "torch"), kind=VerdictKind.GRADIENT), trainable))
+    if point.sequential and len(point.layers) > 1 and point.mode == "eval" and any(not v.passed for v in verdicts):
+        verdicts = explained_by_kinks(point, device, x, modules, layers, trainables, verdicts)
     return verdicts
+
+
+def explained_by_kinks(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
+                       trainables: list[Trainable], verdicts: list[Verdict]) -> list[Verdict]:
+    """A network's end-to-end gradients differ: its gradients node by node decide (harness.engine.node_gradients).
+    Where every node agrees, the end-to-end differences are the kinks' (ReLU's 0 evaluated on different sides within
+    rounding): those verdicts pass, saying so. Else the nodes that differ are named after them."""
+    summary, failing = node_gradient_verdicts(point, device, x, modules, layers, trainables)
+    if not summary.passed:
+        return [*verdicts, summary, *failing]
+    explained = []
+    for v in verdicts:
+        if not v.passed and v.check == "values":
+            v = dataclasses.replace(v, passed=True, check="kinks", message=(
+                f"differs end to end ({v.message.splitlines()[0]}), but every node's gradient agrees fed the same "
+                "values: the difference comes from activations within rounding of a kink (ReLU's 0, ReLU6's 6), "
+                "which the two forward passes evaluate on different sides (harness.engine.node_gradients)"))
+            v.metrics["kinks"] = True
+        explained.append(v)
+    return [*explained, summary]
 
 
 def in_keras_layout(verdict: Verdict, trainable: Trainable) -> Verdict:

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "harness"
 MAX_LINES = 450
 # The modules of harness/blocks/ that are the blocks' shared machinery, not a family: others may import them.
 BLOCK_MACHINERY = {"harness.blocks", "harness.blocks.base", "harness.blocks.site", "harness.blocks.registry",
-                   "harness.blocks.planning", "harness.blocks.reference", "harness.blocks.keras_layers"}
+                   "harness.blocks.planning", "harness.blocks.reference", "harness.blocks.keras_layers",
+                   "harness.blocks.torch_calls"}
 
 
 @pytest.fixture(scope="module")

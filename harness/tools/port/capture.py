@@ -18,7 +18,6 @@ source line).
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,20 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.blocks.torch_calls import IDENTITY_METHODS
 from harness.core.frameworks import to_numpy, torch
 from harness.tools.port.model import PortError, exception_text
 
 fx = torch.fx
 HARNESS_DIR = str(Path(__file__).resolve().parents[2])  # the harness package's folder
-
-# Functions and methods that are the same operation, by the name a block's `torch_functions` gives.
-FUNCTION_NAMES: dict[Any, str] = {operator.add: "add", operator.iadd: "add", torch.add: "add",
-                                  operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
-                                  torch.cat: "cat", torch.concat: "cat", torch.mean: "mean"}
-METHOD_NAMES = {"add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "mean": "mean"}
-# Calls that return their input unchanged (in eval mode): their node is an alias.
-IDENTITY_METHODS = ("contiguous", "clone", "detach")
-
 
 @dataclass
 class CapturedNode:

@@ -59,9 +59,10 @@ def clear_earlier_run(out: Path, name: str) -> None:
 
 
 def write_case(out: Path, name: str, spec: str | None, mapped: list[Mapped], shape: tuple[int, ...],
-               dtype: str) -> Path:
+               dtype: str, max_elements: int | None = None) -> Path:
     """DIR/<name>.yaml and DIR/weights/*.npz (PyTorch layout, the block's weight_names); the case's path. `spec` is
-    the MODULE:FACTORY the model came from, None for a model ported from Python (port_model)."""
+    the MODULE:FACTORY the model came from, None for a model ported from Python (port_model); `max_elements` the
+    budget the case needs where the model's arrays exceed the default (harness.blocks.MAX_ELEMENTS)."""
     (out / "weights").mkdir(parents=True, exist_ok=True)
     written_by = f"`harness port {spec}`" if spec is not None else "harness.tools.port.port_model"
     lines = [f"# Written by {written_by}: each node is the call named in its comment (module path or",
@@ -86,7 +87,10 @@ def write_case(out: Path, name: str, spec: str | None, mapped: list[Mapped], sha
         what = f": {node.node.type_name}" if module is not None else ""
         lines.append(f"    - {_flow(item)}  # {node.node.at(node.node.where + what)}")
     lines += [f"  input: {_flow({'shape': list(shape), 'dtype': dtype, 'seed': 0})}",
-              "  check: [forward, backward]", ""]
+              "  check: [forward, backward]"]
+    if max_elements is not None:  # the model's own weights or activations are larger than the default budget
+        lines.append(f"  max_elements: {max_elements}  # the model's largest array, with room for padding")
+    lines.append("")
     path = out / f"{name}.yaml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

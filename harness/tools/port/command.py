@@ -22,18 +22,20 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from harness.blocks import MAX_ELEMENTS
 from harness.cases import InputSpec, RefusedPoint, load_file
 from harness.core.errors import CaseError
-from harness.core.frameworks import torch
+from harness.core.frameworks import keras, torch
 from harness.core.verdicts import VerdictKind
 from harness.engine import result_lines, run_point
+from harness.tools.crosscheck.litert import export_tflite
 from harness.tools.port.calibrate import calibrate_batch_norms, copy_if_uncalibrated
 from harness.tools.port.capture import capture
 from harness.tools.port.case_file import case_name, clear_earlier_run, write_case
 from harness.tools.port.keras_model import keras_input_shape_text, load_instructions, output_note, save_keras
 from harness.tools.port.model import PortError, exception_text, load_model, load_weights, model_dtype
 from harness.tools.port.ported import Ported
-from harness.tools.port.translate import readers, translate
+from harness.tools.port.translate import Mapped, readers, translate
 from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts, worst_headroom
 
 
@@ -50,13 +52,16 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None, out: str | Path | None = None,
-               name: str | None = None, spec: str | None = None, calibrate: bool = True) -> Ported:
+               name: str | None = None, spec: str | None = None, calibrate: bool = True,
+               tflite: bool = False) -> Ported:
     """Port an nn.Module (module doc, steps 1-5), put in eval mode first. `input_shape` is channels-first, batch
     included (None: only a model that starts with nn.Linear fixes it); `out` the folder the case and the Keras model
     go in (default ported/<name>); `name` the case's name and its files' (default: the model's class name); `spec`
     the MODULE:FACTORY the model came from, said in the case file and in messages (`port` passes it); `calibrate`:
     batch-norm statistics still at their initial values are set on a copy from a few forward passes first
-    (harness.tools.port.calibrate). Raises PortError when it cannot be ported as asked; then nothing is written."""
+    (harness.tools.port.calibrate); `tflite`: the saved Keras model is also exported to DIR/<name>.tflite and run on
+    LiteRT's interpreter against the model's output (harness.tools.crosscheck.litert). Raises PortError when it
+    cannot be ported as asked; then nothing is written."""
     if not isinstance(model, torch.nn.Module):
         raise PortError(f"a {type(model).__name__} is not an nn.Module")
     name = name if name is not None else case_name(type(model).__name__)
@@ -76,7 +81,7 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     model_out = captured.by_name()[captured.outputs[0]].value
     out = Path(out) if out is not None else Path("ported") / name
     clear_earlier_run(out, name)
-    case_path = write_case(out, name, spec, mapped, shape, dtype)
+    case_path = write_case(out, name, spec, mapped, shape, dtype, budget(model, mapped))
     ported = Ported(case_path, name, shape, mapped, [m.block.name for m in mapped], notes=notes,
                     output_shape=tuple(model_out.shape), model=model)
     entries, error = load_file(case_path)
@@ -95,7 +100,20 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
         except Exception as e:  # noqa: BLE001 - Keras's serialisation or the disk: said in one line, exit 1
             why = str(e) if isinstance(e, PortError) else exception_text(e)
             ported.keras_error = f"cannot save the Keras model as {out / f'{name}.keras'}: {why}"
+    if tflite and ported.keras_path is not None:
+        model = keras.models.load_model(ported.keras_path, custom_objects=ported.custom_objects)
+        ported.tflite_verdict = export_tflite(model, out / f"{name}.tflite", point.sites[0].layout.to_keras(x),
+                                              ported.output_layout.to_keras(model_out), ported.output_layout)
     return ported
+
+
+def budget(model: torch.nn.Module, mapped: list[Mapped]) -> int | None:
+    """The `max_elements` a port of the model needs where its largest weight or activation exceeds the default
+    budget (which is for hostile case files; a model's own weights are the user's): twice the largest, for padded
+    copies. None where the default serves."""
+    largest = max([t.numel() for t in (*model.parameters(), *model.buffers())]
+                  + [m.node.value.size for m in mapped], default=0)
+    return 2 * largest if 2 * largest > MAX_ELEMENTS else None
 
 
 def default_shape(model: torch.nn.Module) -> tuple[int, ...]:
@@ -108,13 +126,13 @@ def default_shape(model: torch.nn.Module) -> tuple[int, ...]:
 
 
 def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
-         out: str | Path | None = None, calibrate: bool = True) -> Ported:
+         out: str | Path | None = None, calibrate: bool = True, tflite: bool = False) -> Ported:
     """Port the model `spec` (MODULE:FACTORY) names, with the state_dict `weights` loaded into it when given (module
     doc). Raises PortError when it cannot be ported as asked."""
     model = load_model(spec)
     if weights is not None:
         load_weights(model, weights)
-    return port_model(model, input_shape, out, name=case_name(spec), spec=spec, calibrate=calibrate)
+    return port_model(model, input_shape, out, name=case_name(spec), spec=spec, calibrate=calibrate, tflite=tflite)
 
 
 def report_lines(ported: Ported) -> list[str]:
@@ -135,6 +153,11 @@ def report_lines(ported: Ported) -> list[str]:
             lines.append(f"{'PASS' if verdict.passed else 'FAIL':5}  {verdict.what}{numbers}")
     if ported.diverged:
         lines.append(f"the model first differs from the case at {ported.diverged}")
+    if (v := ported.tflite_verdict) is not None:
+        numbers = f"  max abs {v.metrics['max_abs']:.2e}" if "max_abs" in v.metrics else ""
+        lines.append(f"{'PASS' if v.passed else 'FAIL':5}  tflite (LiteRT interpreter) vs the model{numbers}")
+        if not v.passed:
+            lines.append(f"       {v.message}")
     if ported.keras_error:
         lines.append(f"NOT PORTED: {ported.keras_error}; the case is written ({ported.case_path}) and passes")
         return lines
@@ -150,12 +173,13 @@ def report_lines(ported: Ported) -> list[str]:
     return lines
 
 
-def command(spec: str, weights: str | None, input_shape: str | None, out: str | None, calibrate: bool = True) -> int:
+def command(spec: str, weights: str | None, input_shape: str | None, out: str | None, calibrate: bool = True,
+            tflite: bool = False) -> int:
     """`harness port`: 0 when ported and verified, 1 when the verification or the save of the Keras model failed
     (the case is written), 2 when the model cannot be ported as asked (its module or factory fails too)."""
     try:
         shape = parse_shape(input_shape) if input_shape else None
-        ported = port(spec, weights, shape, out, calibrate)
+        ported = port(spec, weights, shape, out, calibrate, tflite)
     except (PortError, CaseError) as e:
         print(f"harness port: {e}", file=sys.stderr)
         return 2

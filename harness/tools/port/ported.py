@@ -35,8 +35,10 @@ class Ported:
     output_layout: Layout | None = None  # how the Keras model's output maps onto it
     model: Any = None  # the nn.Module ported: the user's, or its calibrated copy (harness.tools.port.calibrate)
     worst_headroom: float | None = None  # the largest error / tolerance of the case-vs-model checks (1: the edge)
+    tflite_verdict: Verdict | None = None  # `--tflite`: the exported .tflite on LiteRT against the model
 
     @property
     def passed(self) -> bool:
         return (self.result is not None and self.result.status == "passed"
-                and all(v.passed for v in self.model_verdicts) and self.keras_error is None)
+                and all(v.passed for v in self.model_verdicts) and self.keras_error is None
+                and (self.tflite_verdict is None or self.tflite_verdict.passed))

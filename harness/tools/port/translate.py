@@ -19,35 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.blocks import Block, all_blocks
+from harness.blocks.torch_calls import (
+    FUNCTION_NAMES,
+    FUNCTIONAL_MODULES,
+    METHOD_NAMES,
+    RESHAPES,
+    eval_identity_position,
+)
 from harness.core.errors import CaseError, Refusal
 from harness.core.frameworks import torch
-from harness.tools.port.capture import FUNCTION_NAMES, METHOD_NAMES, Captured, CapturedNode
+from harness.tools.port.capture import Captured, CapturedNode
 from harness.tools.port.model import PortError
-
-F = torch.nn.functional
-nn = torch.nn
-# A functional call and the torch.nn module that computes the same, built from the call's arguments (the tensor
-# passed as None). Methods by name.
-FUNCTIONAL_MODULES: dict[Any, Any] = {
-    F.relu: lambda x, inplace=False: nn.ReLU(), torch.relu: lambda x: nn.ReLU(), "relu": lambda x: nn.ReLU(),
-    "relu_": lambda x: nn.ReLU(), F.relu6: lambda x, inplace=False: nn.ReLU6(),
-    torch.sigmoid: lambda x: nn.Sigmoid(), F.sigmoid: lambda x: nn.Sigmoid(), "sigmoid": lambda x: nn.Sigmoid(),
-    torch.tanh: lambda x: nn.Tanh(), "tanh": lambda x: nn.Tanh(),
-    F.hardsigmoid: lambda x, inplace=False: nn.Hardsigmoid(), F.hardswish: lambda x, inplace=False: nn.Hardswish(),
-    F.silu: lambda x, inplace=False: nn.SiLU(), F.gelu: lambda x, approximate="none": nn.GELU(approximate),
-    F.leaky_relu: lambda x, negative_slope=0.01, inplace=False: nn.LeakyReLU(negative_slope),
-    F.softmax: lambda x, dim=None, _stacklevel=3, dtype=None: nn.Softmax(dim),
-    F.adaptive_avg_pool2d: lambda x, output_size: nn.AdaptiveAvgPool2d(output_size),
-    F.adaptive_max_pool2d: lambda x, output_size, return_indices=False: nn.AdaptiveMaxPool2d(output_size),
-    F.avg_pool2d: lambda x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-    divisor_override=None: nn.AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override),
-    F.max_pool2d: lambda x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False:
-    nn.MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode),
-    torch.flatten: lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
-    "flatten": lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
-}
-DROPOUTS = (F.dropout, "dropout")  # F.dropout(x, p, training): an alias when not training
-RESHAPES = ("view", "reshape", torch.reshape)  # read as a flatten where they flatten each sample
 
 
 @dataclass
@@ -186,21 +168,24 @@ def _read(node: CapturedNode, inputs: list[str], in_shapes: list[Any], by_type: 
         raise PortError(f"{where}: a parameter or buffer used directly in forward ({node.target}) has no block")
     target = _call_target(node)
     name = (FUNCTION_NAMES.get(target) if node.op == "call_function" else METHOD_NAMES.get(target))
+    if name is not None and name in functions and len(inputs) == 1 and functions[name].arity is None:
+        raise _Alias  # a join of one tensor (DenseNet's first torch.cat of a one-tensor list): that tensor
     if name is not None and name in functions:
         block = functions[name]
         try:
             return block, block.params_from_call(name, node.args, node.kwargs, in_shapes), inputs
         except (Refusal, CaseError) as e:
             raise PortError(f"{where}: {block.name} has no exact translation ({e.message})") from None
-    if target in DROPOUTS:
-        training = node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True)
+    if (position := eval_identity_position(target)) is not None:
+        training = node.kwargs.get("training", node.args[position] if len(node.args) > position else True)
         if not training:
             raise _Alias
-        raise PortError(f"{where}: a dropout call in training mode (the port runs the model in eval mode)")
+        raise PortError(f"{where}: a call that is random in training mode, with training=True (the port runs the "
+                        "model in eval mode)")
     if target in RESHAPES:
         out = tuple(node.value.shape)
         if len(in_shapes[0]) > 2 and out == (in_shapes[0][0], math.prod(in_shapes[0][1:])):
-            module = nn.Flatten()
+            module = torch.nn.Flatten()
         else:
             raise PortError(f"{where}: a reshape from {list(in_shapes[0])} to {list(out)} has no block (only "
                             "flattening each sample, x.view(x.size(0), -1), is read)")

@@ -1,0 +1,71 @@
+"""A network's gradients node by node (harness.engine.node_gradients): where the end-to-end gradients of a network
+differ, each node's vector-Jacobian product, both frameworks fed the same values, decides. All agree: the end-to-end
+differences pass, explained (kinks). One differs: the point fails and that node is named. Planted: a join whose Keras
+gradient is wrong for one operand (its forward exact) is caught and located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.blocks import get_block
+from harness.cases import load_file
+from harness.core.frameworks import keras, tf
+from harness.core.tolerance import Tolerance
+from harness.engine import backward, run_point
+from harness.engine.build import build_keras, build_torch
+from harness.engine.node_gradients import WHAT, node_gradient_verdicts
+from harness.engine.training import mapped_weights
+
+GRAPHS = Path(__file__).resolve().parents[2] / "cases" / "graphs.yaml"
+
+
+def _point(name: str, sweep: str = "") -> Any:
+    entries, error = load_file(GRAPHS)
+    assert error is None
+    entry = next(e for e in entries if e.name == name)
+    return next(p for p in entry.points if sweep in p.sweep_id)
+
+
+def test_every_node_of_a_shipped_graph_agrees() -> None:
+    point = _point("residual_add", "mode=eval")
+    modules = build_torch(point, "cpu")
+    layers = build_keras(point, modules, "cpu")
+    trainables, _, _ = mapped_weights(point, modules, layers)
+    summary, failing = node_gradient_verdicts(point, "cpu", point.input.make(), modules, layers, trainables)
+    assert summary.passed and not failing, summary.message
+    assert summary.metrics["compared"] > len(point.layers)  # inputs and weights of every node
+
+
+def test_end_to_end_differences_that_every_node_explains_pass_with_the_reason(monkeypatch: pytest.MonkeyPatch
+                                                                              ) -> None:
+    """An end-to-end tolerance of zero fails on rounding alone; node by node (their own tolerances) all agree."""
+    point = _point("residual_add", "mode=eval")
+    monkeypatch.setattr(backward, "gradient_tolerance", lambda p, e, k: Tolerance(0.0, 0.0))
+    result = run_point(point, "cpu")
+    assert result.status == "passed", result.message
+    explained = [v for v in result.verdicts if v.check == "kinks"]
+    assert explained and all("every node's gradient agrees" in v.message for v in explained)
+    assert any(v.what == WHAT and v.passed for v in result.verdicts)
+
+
+class _WrongGradientAdd(keras.layers.Layer):
+    """x0 + x1 exactly, but the gradient of x1 doubled: a backward-only mistake."""
+
+    def call(self, xs: list[Any]) -> Any:
+        @tf.custom_gradient
+        def add(a: Any, b: Any) -> Any:
+            return a + b, lambda g: (g, 2 * g)
+
+        return add(xs[0], xs[1])
+
+
+def test_planted_a_join_with_a_wrong_gradient_is_caught_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    point = _point("residual_add", "mode=eval")
+    monkeypatch.setattr(type(get_block("add")), "keras_layer", lambda self, site: _WrongGradientAdd())
+    result = run_point(point, "cpu")
+    assert result.status == "failed"
+    assert "grad input 1 of nodes[8] add (add)" in result.message, result.message
