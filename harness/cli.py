@@ -258,7 +258,14 @@ def cmd_new(args: argparse.Namespace) -> int:
 def cmd_port(args: argparse.Namespace) -> int:
     from harness.tools.port import command
 
-    return command(args.spec, args.weights, args.input_shape, args.out)
+    return command(args.spec, args.weights, args.input_shape, args.out, calibrate=not args.no_calibrate,
+                   tflite=args.tflite)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.tools.crosscheck import command
+
+    return command(args.spec, args.artefact, args.input_shape, args.weights, args.seeds, args.layout, args.tolerance_k)
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -383,7 +390,31 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
                                                                "(needed unless the model starts with nn.Linear)")
     prt.add_argument("--out", metavar="DIR", help="where the case, its weights and the .keras model go (default "
                                                   "ported/FACTORY)")
+    prt.add_argument("--no-calibrate", action="store_true",
+                     help="keep batch-norm statistics at their initial values (by default a copy of a model whose "
+                          "batch norms never tracked a batch gets statistics from a few random forward passes, so "
+                          "that its activations do not vanish)")
+    prt.add_argument("--tflite", action="store_true",
+                     help="also export the verified Keras model to DIR/FACTORY.tflite and check it on LiteRT's "
+                          "interpreter against the PyTorch model")
     prt.set_defaults(func=cmd_port)
+    ver = sub.add_parser(
+        "verify", help="check a model converted by other means (.keras, SavedModel, .tflite) against its PyTorch model",
+        description="Run a PyTorch model and a model converted from it by other means (nobuco, onnx2tf, by hand: a "
+                    ".keras file, a SavedModel folder, or a .tflite file on LiteRT's interpreter) on seeded inputs and "
+                    "compare each output and, but for a .tflite, the input gradient. The input layout (NCHW or NHWC) "
+                    "follows from the artefact's declared input; a functional .keras model is aligned layer by layer "
+                    "to name the first layer that departs. Exit status 0 within tolerance, 1 on a mismatch, 2 on bad "
+                    "input.")
+    ver.add_argument("spec", metavar="MODULE:FACTORY", help="the PyTorch model, as for harness port")
+    ver.add_argument("artefact", metavar="ARTEFACT", help="a .keras file, a SavedModel folder or a .tflite file")
+    ver.add_argument("--input-shape", metavar="N,C,H,W", required=True, help="PyTorch's input shape, with the batch")
+    ver.add_argument("--weights", metavar="STATE_DICT", help="a saved state_dict (torch.save(model.state_dict()))")
+    ver.add_argument("--seeds", type=int, default=3, metavar="N", help="inputs from default_rng(0 .. N-1) (default 3)")
+    ver.add_argument("--layout", choices=("auto", "nchw", "nhwc"), default="auto", help="the artefact's input layout")
+    ver.add_argument("--tolerance-k", type=int, default=4096, metavar="K",
+                     help="the reduction length of the tolerance rule for the whole model (default 4096)")
+    ver.set_defaults(func=cmd_verify)
     fz = sub.add_parser(
         "fuzz", help="search for cases PyTorch and Keras disagree on, drawn from a block's parameter schema",
         description="Draw cases for BLOCK from its declared parameters and input ranks (or random small networks "

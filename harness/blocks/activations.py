@@ -89,6 +89,7 @@ def selu_reference(x: np.ndarray) -> np.ndarray:
 
 class _Activation(Block):
     family = "activations"
+    any_layout = True  # elementwise: any layout
     torch_factory: Callable[[dict[str, Any]], torch.nn.Module]
     keras_factory: Callable[[dict[str, Any], str], keras.Layer]
     reference_function: Callable[[dict[str, Any], np.ndarray], np.ndarray]
@@ -247,6 +248,7 @@ def torch_implicit_softmax_dim(rank: int) -> int:
 
 @register
 class Softmax(Block):
+    any_layout = True  # along an axis the layout maps
     name = "softmax"
     family = "activations"
     doc = "exp(x) / sum(exp(x)) along axis (channels-first axis; default 1, the channels)."

@@ -98,6 +98,9 @@ class Block:
     # block of several inputs is given them all in its Site (`in_shapes`, `in_layouts`); its PyTorch module is
     # called with them as arguments, its Keras layer with their list (as Keras's merging layers are).
     arity: ClassVar[int | None] = 1
+    # Takes an input in any Keras layout (`Layout.axes` set, after a permute in a PyTorch model): an elementwise block,
+    # or one whose axis the layout maps. Others take channels-last (or flattened) inputs only (`check_input`).
+    any_layout: ClassVar[bool] = False
     # The case `make bench` times (benchmarks/test_block_speed.py): params and input beside `block`.
     benchmark: ClassVar[dict[str, Any]] = {"input": BENCHMARK_INPUT}
 
@@ -110,6 +113,10 @@ class Block:
             raise Refusal(f"{self.name} takes two or more inputs, got {count}", field="inputs")
 
     def check_input(self, site: Site) -> None:
+        if not self.any_layout and not all(layout.standard for layout in (site.in_layouts or (site.layout,))):
+            raise Refusal(f"{self.name} takes a channels-last Keras tensor; its input is held as "
+                          f"{site.layout.describe()} after a permute: permute back to (N, C, ...) first",
+                          field="input.shape")
         rank = site.rank
         if rank < 2 or (self.ranks is not None and rank not in self.ranks):
             want = " or ".join(str(r) for r in self.ranks) if self.ranks else ">= 2"
@@ -209,8 +216,14 @@ class Block:
                          in_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
         """The case `params` of a call of `function` (one of `torch_functions`) in a model's forward, given its
         non-tensor arguments as written (`args`, with None where a tensor input stands; `kwargs`) and its tensor
-        inputs' channels-first shapes. Raises Refusal naming what has no translation."""
+        inputs' channels-first shapes; a parameter of the model used directly in the call (ConvNeXt's
+        `self.layer_scale * x`) stands as its NumPy value. Raises Refusal naming what has no translation."""
         raise NotImplementedError(f"{self.name} cannot be read from a function call")
+
+    def weights_from_call(self, args: tuple) -> dict[str, Any]:
+        """The block's weights (PyTorch layout, under `weight_names`) from a call's parameter operands (NumPy values
+        among `args`): none by default."""
+        return {}
 
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
         """The case `params` (as a person would write them in YAML) describing a PyTorch module of one of

@@ -93,36 +93,55 @@ class Dense(Block):
     params = (
         Param("units", "int", minimum=1, doc="number of output features"),
         Param("use_bias", "bool", True, doc="add a learned bias per output feature"),
+        Param("axis", "choice", 1, choices=(1, -1), doc="the axis of the features: 1, the channels (nn.Linear after a "
+              "flatten, or on channels); -1, the last (nn.Linear on a rank > 2 tensor, as ConvNeXt's after a "
+              "permute to channels-last)"),
     )
+    any_layout = True  # on the axis the layout maps, which must be Keras's last (Dense's)
+
+    @staticmethod
+    def _axis(site: Site) -> int:
+        return site.params["axis"] % site.rank
+
+    def check_input(self, site: Site) -> None:
+        super().check_input(site)
+        keras_axis = site.layout.keras_axis(self._axis(site), site.rank)
+        if keras_axis != site.rank - 1:
+            raise Refusal(f"the features (axis {site.params['axis']}) are axis {keras_axis} of Keras's "
+                          f"{site.layout.describe()} tensor, and Keras's Dense acts on the last: no translation",
+                          field="params.axis")
 
     def output_shape(self, site: Site) -> tuple[int, ...]:
-        n, _, *rest = site.in_shape
-        return n, site.params["units"], *rest
+        shape = list(site.in_shape)
+        shape[self._axis(site)] = site.params["units"]
+        return tuple(shape)
 
     def output_layout(self, site: Site) -> Layout:
-        return Layout()
+        return Layout() if site.layout.standard else site.layout  # a flatten's order is taken up by the kernel
 
     def reduction_length(self, site: Site) -> int:
-        return site.in_shape[1]
+        return site.in_shape[self._axis(site)]
 
     def largest_array(self, site: Site) -> int:
-        return site.params["units"] * site.in_shape[1]
+        return site.params["units"] * site.in_shape[self._axis(site)]
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         return self.linear_on_channels(site, bias=site.params["use_bias"])
 
-    @staticmethod
-    def linear_on_channels(site: Site, **kwargs: Any) -> torch.nn.Module:
-        linear = torch.nn.Linear(site.in_shape[1], site.params["units"], **kwargs)
-        return linear if site.rank == 2 else TorchChannelsLinear(linear)
+    @classmethod
+    def linear_on_channels(cls, site: Site, **kwargs: Any) -> torch.nn.Module:
+        axis = cls._axis(site)
+        linear = torch.nn.Linear(site.in_shape[axis], site.params["units"], **kwargs)
+        return linear if axis == site.rank - 1 else TorchChannelsLinear(linear)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return keras.layers.Dense(site.params["units"], use_bias=site.params["use_bias"], dtype=site.dtype)
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
-        rows = np.moveaxis(np.asarray(x, np.float64), 1, -1)  # features last; every other axis is a row
+        axis = self._axis(site)
+        rows = np.moveaxis(np.asarray(x, np.float64), axis, -1)  # features last; every other axis is a row
         out = onnx_op("Gemm", rows.reshape(-1, rows.shape[-1]), weights["weight"], weights.get("bias"), transB=1)
-        return np.moveaxis(out.reshape(*rows.shape[:-1], site.params["units"]), -1, 1)
+        return np.moveaxis(out.reshape(*rows.shape[:-1], site.params["units"]), -1, axis)
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         # Both frameworks default to a bias. On a rank > 2 input the channels axis is the layout's business, not a
@@ -135,13 +154,12 @@ class Dense(Block):
     torch_types = ("Linear",)
 
     def params_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
-        if len(in_shape) != 2:
-            raise Refusal(f"nn.Linear on a rank-{len(in_shape)} input {list(in_shape)} acts on its last axis; the "
-                          "harness's dense acts on the channels axis (axis 1): no translation", field="Linear")
-        if module.in_features != in_shape[1]:
-            raise Refusal(f"Linear(in_features={module.in_features}) receives {in_shape[1]} features "
+        if module.in_features != in_shape[-1]:
+            raise Refusal(f"Linear(in_features={module.in_features}) receives {in_shape[-1]} features "
                           f"(input {list(in_shape)})", field="Linear.in_features")
-        return {"units": int(module.out_features), "use_bias": module.bias is not None}
+        # nn.Linear acts on the last axis: the channels of a rank-2 input, else (after a permute) the last.
+        axis = {"axis": -1} if len(in_shape) > 2 else {}
+        return {"units": int(module.out_features), "use_bias": module.bias is not None, **axis}
 
     def torch_parameters(self, module: torch.nn.Module) -> dict[str, Any]:
         linear = module.linear if isinstance(module, TorchChannelsLinear) else module

@@ -57,6 +57,7 @@ class _Dropout(Block):
 
 @register
 class Dropout(_Dropout):
+    any_layout = True  # elementwise
     name = "dropout"
     benchmark = {"params": {"rate": 0.5}, "mode": "train", "input": BENCHMARK_INPUT}
     doc = "Zero each element with probability rate in train mode, scaling survivors by 1/(1-rate); identity in eval."

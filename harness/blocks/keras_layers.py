@@ -205,3 +205,46 @@ class KerasBatchStatisticsNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         return super().call(inputs, training=True, mask=mask)
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class ChannelScale(keras.layers.Layer):
+    """x times a learned factor per element of `axis` (the channels): ConvNeXt's layer scale, which Keras has no
+    layer for."""
+
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def build(self, input_shape: tuple) -> None:
+        self.weight = self.add_weight(shape=(input_shape[self.axis],), initializer="ones", name="weight")
+
+    def call(self, x: Any) -> Any:
+        shape = [1] * len(x.shape)
+        shape[self.axis] = -1
+        return x * keras.ops.reshape(keras.ops.cast(self.weight, x.dtype), shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class AxisSlice(keras.layers.Layer):
+    """The elements [start, stop) of one axis (a chunk of the channels, as torch.chunk / torch.narrow take it)."""
+
+    def __init__(self, axis: int, start: int, stop: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis, self.start, self.stop = axis, start, stop
+
+    def call(self, x: Any) -> Any:
+        index = [slice(None)] * len(x.shape)
+        index[self.axis] = slice(self.start, self.stop)
+        return x[tuple(index)]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        shape = list(input_shape)
+        shape[self.axis] = self.stop - self.start
+        return tuple(shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis, "start": self.start, "stop": self.stop}

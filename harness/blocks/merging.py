@@ -64,6 +64,7 @@ class _Merge(Block):
 
     family = "merging"
     arity: ClassVar[int | None] = None
+    any_layout = True  # elementwise, or along an axis the layout maps (all inputs laid out alike)
     benchmark: ClassVar[dict[str, Any]] = _GRAPH_BENCHMARK
 
     def check_input(self, site: Site) -> None:
@@ -115,7 +116,7 @@ class _Merge(Block):
 
 
 def _layout_text(layout: Layout) -> str:
-    return "channels-last" if layout.flattened_from is None else f"flattened from {list(layout.flattened_from)}"
+    return layout.describe()
 
 
 class _Elementwise(_Merge):

@@ -12,17 +12,27 @@ from typing import Any
 
 from harness.core.frameworks import torch
 
+F = torch.nn.functional
+nn = torch.nn
+
 # Functions and methods that are the same operation, by the name a block's `torch_functions` gives.
 FUNCTION_NAMES: dict[Any, str] = {operator.add: "add", operator.iadd: "add", torch.add: "add",
                                   operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
-                                  torch.cat: "cat", torch.concat: "cat", torch.mean: "mean"}
-METHOD_NAMES = {"add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "mean": "mean"}
+                                  torch.cat: "cat", torch.concat: "cat", torch.mean: "mean",
+                                  torch.permute: "permute", torch.narrow: "narrow",
+                                  F.channel_shuffle: "channel_shuffle", torch.channel_shuffle: "channel_shuffle"}
+METHOD_NAMES = {"add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "mean": "mean", "permute": "permute",
+                "narrow": "narrow", "channel_shuffle": "channel_shuffle"}
+# torch.chunk(x, n, dim) and x.chunk(n, dim): a tuple whose pieces (getitem) are read as narrows of x.
+CHUNKS = (torch.chunk, "chunk")
+# The idiom torchvision writes a channel shuffle with (view to (N, g, C/g, H, W), transpose(1, 2), view back), read as
+# this call of its groups.
+SHUFFLE_CALL = "channel_shuffle"
+TRANSPOSES = (torch.transpose, "transpose")
 # Calls that return their input unchanged (in eval mode): their node is an alias.
 IDENTITY_METHODS = ("contiguous", "clone", "detach")
 
 
-F = torch.nn.functional
-nn = torch.nn
 # A functional call and the torch.nn module that computes the same, built from the call's arguments (the tensor
 # passed as None). Methods by name.
 FUNCTIONAL_MODULES: dict[Any, Any] = {

@@ -6,7 +6,9 @@ Import this module before anything else imports keras: the Keras backend is fixe
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -17,10 +19,33 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         "unset KERAS_BACKEND or set it to 'tensorflow'")
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
+# PyTorch first, and triton (where installed: the CUDA builds of torch pull it in) before TensorFlow. triton's
+# libtriton.so carries its own LLVM, whose static initialisers (LLVM's DebugCounter, in PassBuilder.cpp) bind to
+# the LLVM symbols TensorFlow loaded before it and crash in free(): the process dies with SIGSEGV and no message.
+# Measured with torch 2.14.1 (CUDA build), triton 3.8.0 and tensorflow-cpu 2.21.0 on the CPU (.venv-zoo):
+# `import tensorflow; import triton` exits 139, and so do `import tensorflow; import torchvision` and
+# `import tensorflow; import torch._dynamo` (both import triton), and `import torch; import tensorflow; import
+# triton` (torch alone does not load it); the reverse orders exit 0, and TensorFlow's own LLVM (XLA's jit_compile)
+# still runs after triton. A harness user's model imports torchvision, so this module loads triton while TensorFlow
+# is not yet there. It costs 67 to 137 ms where triton is installed (-X importtime, 5 runs), and a find_spec of
+# about 0.1 ms where it is not, as in CI's CPU build of torch.
+import torch  # noqa: E402
+
+# Where TensorFlow is already loaded (a script that imports keras before the harness, as the load lines printed for
+# a ported model do), importing triton here is what would crash (`import keras; import harness.core.frameworks`
+# exits 139 with it): it warns instead, since the crash, if one comes, comes later at an import that says nothing.
+if importlib.util.find_spec("triton") is not None:
+    if "tensorflow" in sys.modules:
+        warnings.warn("TensorFlow was imported before harness.core.frameworks: importing triton later in this process "
+                      "(torchvision and torch._dynamo import it) kills it with SIGSEGV; import the harness, or "
+                      "triton, before TensorFlow", RuntimeWarning, stacklevel=2)
+    else:
+        with contextlib.suppress(ImportError):  # a triton that cannot load here cannot crash a later import either
+            import triton  # noqa: F401
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import torch  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":  # keras was imported elsewhere first, on another backend
     raise RuntimeError(f"Keras runs on {keras.backend.backend()!r}; the harness needs the TensorFlow backend")

@@ -124,31 +124,66 @@ def channel_vector_to_keras(vector: np.ndarray, shape: tuple[int, ...],
     return np.ascontiguousarray(np.broadcast_to(vector, shape))
 
 
+def channels_last_axes(rank: int) -> tuple[int, ...]:
+    """The axes of a channels-first tensor in the order Keras holds them: (0, 2, ..., rank - 1, 1); rank <= 2 as is."""
+    return (0, *range(2, rank), 1) if rank > 2 else tuple(range(rank))
+
+
 @dataclass(frozen=True)
 class Layout:
     """How the Keras tensor at some point of a network maps onto PyTorch's channels-first tensor there.
 
     `flattened_from` is None for a plain channels-last tensor. After a flatten of a per-sample tensor of
     channels-first shape S, it is S: the Keras features are PyTorch's, permuted by `flatten_permutation(S)`.
+    `axes`, where set, is any other order: Keras holds np.transpose(pytorch_tensor, axes). A permute in a PyTorch
+    model (ConvNeXt's (0, 2, 3, 1) to put channels last) changes PyTorch's tensor and leaves Keras's as it is: its
+    layout records where each axis went (`permuted`), so that a layer norm or a linear layer on PyTorch's last axis
+    acts on Keras's last axis too, without a transpose in the Keras model.
     """
 
     flattened_from: tuple[int, ...] | None = None
+    axes: tuple[int, ...] | None = None
+
+    def _order(self, rank: int) -> tuple[int, ...]:
+        return self.axes if self.axes is not None else channels_last_axes(rank)
 
     def to_keras(self, x: np.ndarray) -> np.ndarray:
         if self.flattened_from is None:
-            return np.ascontiguousarray(to_channels_last(x))
+            return np.ascontiguousarray(np.transpose(x, self._order(x.ndim)))
         return np.ascontiguousarray(x[..., flatten_permutation(self.flattened_from)])
 
     def to_channels_first(self, y: np.ndarray) -> np.ndarray:
         if self.flattened_from is None:
-            return np.ascontiguousarray(to_channels_first(y))
+            return np.ascontiguousarray(np.transpose(y, np.argsort(self._order(y.ndim))))
         out = np.empty_like(y)
         out[..., flatten_permutation(self.flattened_from)] = y
         return out
 
+    def keras_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape Keras holds a tensor of channels-first `shape` in."""
+        return tuple(shape) if self.flattened_from is not None else tuple(shape[a] for a in self._order(len(shape)))
+
     def keras_axis(self, axis: int, rank: int) -> int:
         # A flattened tensor is rank 2 and the permutation stays inside axis 1: axes map as they are.
-        return axis % rank if self.flattened_from is not None else axis_to_channels_last(axis, rank)
+        if self.flattened_from is not None:
+            return axis % rank
+        return self._order(rank).index(axis % rank)
+
+    def permuted(self, dims: tuple[int, ...]) -> Layout:
+        """The layout after PyTorch's tensor is permuted by `dims` (torch.permute) and Keras's is left as it is."""
+        inverse = np.argsort(dims)
+        axes = tuple(int(inverse[a]) for a in self._order(len(dims)))
+        return CHANNELS_LAST if axes == channels_last_axes(len(dims)) else Layout(axes=axes)
+
+    @property
+    def standard(self) -> bool:
+        """Channels-last (or a flatten of it): what every block that is not layout-agnostic takes."""
+        return self.axes is None
+
+    def describe(self) -> str:
+        if self.axes is not None:
+            return f"axes {list(self.axes)} of PyTorch's tensor"
+        return "channels-last" if self.flattened_from is None else f"flattened from {list(self.flattened_from)}"
 
 
 CHANNELS_LAST = Layout()

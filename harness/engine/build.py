@@ -17,7 +17,6 @@ from harness.blocks import Layer, run_layers
 from harness.cases import Point
 from harness.core.errors import CaseError
 from harness.core.frameworks import TORCH_DTYPES, keras_device, tf, to_numpy, to_torch, torch, torch_device
-from harness.core.layout import shape_to_channels_last
 
 
 def load_weights(point: Point, modules: list[Any]) -> None:
@@ -89,8 +88,8 @@ def build_keras(point: Point, modules: list[Any], device: str) -> list[Any]:
         for i, (layer, site, module) in enumerate(zip(point.layers, point.sites_for("keras"), modules)):
             with _stage(point, i, "building the Keras layer of"):
                 k = (layer.block.native_keras_layer if point.defaults == "native" else layer.block.keras_layer)(site)
-                k.build(shape_to_channels_last(site.in_shape) if not site.in_shapes
-                        else [shape_to_channels_last(shape) for shape in site.in_shapes])
+                k.build(site.layout.keras_shape(site.in_shape) if not site.in_shapes
+                        else [layout.keras_shape(shape) for layout, shape in zip(site.in_layouts, site.in_shapes)])
             with _stage(point, i, "transferring the weights into Keras for"):
                 layer.block.transfer_weights(site, module, k)
             layers.append(k)

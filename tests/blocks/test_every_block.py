@@ -189,7 +189,8 @@ def test_port_reads_the_blocks_pytorch_module_back_into_a_verified_case(name: st
     (entry,), error = load_file(path)
     assert error is None and entry.error is None, (error, entry.error)
     block, params = get_block(name), entry.points[0].layers[0].params
-    shape = (2, 3) if block.ranks is None or 2 in block.ranks else (2, 3, 8, 8)  # nn.Linear reads a rank-2 input
+    # nn.Linear reads a rank-2 input; the others the skeleton's own (a channel shuffle's channels split in groups)
+    shape = (2, 3) if block.ranks is None or 2 in block.ranks else entry.points[0].input.shape
     (site,), _ = plan([Layer(block, params)], shape, "float32", "eval", 0, False)
     required = dataclasses.replace(site, written=frozenset(p.name for p in block.params if p.required))
     builders = (lambda: block.torch_module(site), lambda: block.native_torch_module(site),

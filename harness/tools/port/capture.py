@@ -40,7 +40,7 @@ class CapturedNode:
     op: str  # fx's opcode: placeholder, call_module, call_function, call_method, get_attr, output
     target: Any  # the module path, the function, or the method name
     inputs: list[str]  # the names of the tensor nodes it reads, in order
-    args: tuple  # its positional arguments with None where a tensor node stands (a list for cat's list of tensors)
+    args: tuple  # its positional arguments with a NodeRef where a node stands (a list for cat's list of tensors)
     kwargs: dict[str, Any]
     module: Any = None  # call_module: the module
     value: Any = None  # its value on the case's input: a NumPy array for a tensor, else the Python value
@@ -136,10 +136,17 @@ def _tensor_nodes(value: Any) -> list[fx.Node]:
     return []
 
 
+@dataclass(frozen=True)
+class NodeRef:
+    """Where another node stands among a call's arguments (the translation puts None or a parameter's value there)."""
+
+    name: str
+
+
 def _blank(value: Any) -> Any:
-    """An argument with None where a node stands (lists kept as lists: cat's tensors)."""
+    """An argument with a NodeRef where a node stands (lists kept as lists: cat's tensors)."""
     if isinstance(value, fx.Node):
-        return None
+        return NodeRef(value.name)
     if isinstance(value, (list, tuple)):
         return type(value)(_blank(v) for v in value)
     return value

@@ -79,7 +79,7 @@ def write_case(out: Path, name: str, spec: str | None, mapped: list[Mapped], sha
         item["inputs"] = node.inputs
         module = node.node.module
         arrays = {n: to_numpy(getattr(module, n)) for n in node.block.weight_names
-                  if isinstance(getattr(module, n, None), torch.Tensor)} if module is not None else {}
+                  if isinstance(getattr(module, n, None), torch.Tensor)} if module is not None else node.arrays
         if arrays:
             file = f"weights/{i:02d}_{node.block.name}.npz"
             np.savez(out / file, **arrays)

@@ -15,20 +15,26 @@ Anything else is a line naming the node's place in the model (module path and so
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from harness.blocks import Block, all_blocks
 from harness.blocks.torch_calls import (
+    CHUNKS,
     FUNCTION_NAMES,
     FUNCTIONAL_MODULES,
     METHOD_NAMES,
     RESHAPES,
+    SHUFFLE_CALL,
+    TRANSPOSES,
     eval_identity_position,
 )
 from harness.core.errors import CaseError, Refusal
 from harness.core.frameworks import torch
-from harness.tools.port.capture import Captured, CapturedNode
+from harness.tools.port.capture import Captured, CapturedNode, NodeRef
 from harness.tools.port.model import PortError
 
 
@@ -41,6 +47,7 @@ class Mapped:
     params: dict[str, Any]
     inputs: list[str]
     node: CapturedNode
+    arrays: dict[str, Any] = field(default_factory=dict)  # weights from the call's parameter operands (a scale)
 
 
 def readers() -> dict[str, list[Block]]:
@@ -55,9 +62,25 @@ def readers() -> dict[str, list[Block]]:
     return by_type
 
 
-def function_readers() -> dict[str, Block]:
-    """Each function name a block reads (`torch_functions`), and that block."""
-    return {name: block for block in all_blocks().values() for name in block.torch_functions}
+def function_readers() -> dict[str, list[Block]]:
+    """Each function name blocks read (`torch_functions`), and those blocks, tried in order (`mul`: multiply, for a
+    product of tensors; scale, for a tensor times a parameter)."""
+    readers: dict[str, list[Block]] = {}
+    for block in all_blocks().values():
+        for name in block.torch_functions:
+            readers.setdefault(name, []).append(block)
+    return readers
+
+
+def _resolved(value: Any, constants: dict[str, Any]) -> Any:
+    """A call's argument with each NodeRef replaced: a parameter's value where the node is one, else None."""
+    if isinstance(value, NodeRef):
+        return constants.get(value.name)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolved(v, constants) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolved(v, constants) for k, v in value.items()}
+    return value
 
 
 def block_for_module(module: Any, where: str, in_shape: tuple[int, ...], by_type: dict[str, list[Block]]
@@ -97,6 +120,9 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
     nodes = captured.by_name()
     alias: dict[str, str] = {captured.input: captured.input}
     meta: set[str] = set()
+    constants: dict[str, Any] = {}
+    chunks: dict[str, tuple[str, int, int, tuple[int, ...]]] = {}  # a chunk: its input, pieces, dim, input shape
+    shuffles: dict[str, tuple[str, int, bool]] = {}  # a channel shuffle begun: its input, groups, transposed yet
     problems: list[str] = []
     mapped: list[Mapped] = []
     used_names: set[str] = set()
@@ -109,6 +135,12 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
     for node in captured.nodes:
         if node.op == "placeholder":
             continue
+        if _target_in(node, CHUNKS):  # its pieces (getitem) are read as narrows of its input
+            dims = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
+            source = source_of(node.inputs[0])
+            chunks[node.name] = (source, int(node.args[1] if len(node.args) > 1 else node.kwargs["chunks"]),
+                                 int(dims), tuple(_value(nodes, captured, source).shape))
+            continue
         if not node.is_tensor:
             if node.op == "call_module":  # a module that returns a tuple (an LSTM) is no layer of a block
                 try:
@@ -120,7 +152,17 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
                 continue
             meta.add(node.name)  # x.size(0), x.shape: shape arithmetic for a view
             continue
-        tensor_inputs = [n for n in node.inputs if n not in meta]
+        if node.op == "get_attr":  # a parameter used directly in forward: an operand of the call that reads it
+            constants[node.name] = node.value
+            continue
+        tensor_inputs = [n for n in node.inputs if n not in meta and n not in constants]
+        node.args, node.kwargs = _resolved(node.args, constants), _resolved(node.kwargs, constants)
+        special = _idioms(node, tensor_inputs, chunks, shuffles, source_of, nodes, captured)
+        if special == "skip":
+            continue
+        if special is not None:
+            name, call_args, tensor_inputs = special
+            node.target, node.op, node.args, node.kwargs = name, "call_method", call_args, {}
         if node.alias_of is not None:
             alias[node.name] = node.alias_of
             continue
@@ -134,7 +176,10 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
             problems.append(node.at(str(e)))
             continue
         name = _case_name(node, used_names)
-        mapped.append(Mapped(name, block, params, [source_of(n) for n in tensor_inputs], node))
+        arrays = block.weights_from_call(node.args) if node.op != "call_module" else {}
+        mapped.append(Mapped(name, block, params, [source_of(n) for n in tensor_inputs], node, arrays))
+    problems += [nodes[name].at(f"{nodes[name].where}: a view to (N, groups, C/groups, H, W) that no transpose(1, 2) "
+                                "and view back complete (a channel shuffle) has no block") for name in shuffles]
     if captured.output_structure != "tensor" or len(captured.outputs) != 1:
         problems.append(f"the model returns {captured.output_structure} of {len(captured.outputs)} tensors; the "
                         "harness ports models with one tensor output")
@@ -151,6 +196,48 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
     return mapped
 
 
+def _target_in(node: CapturedNode, targets: tuple) -> bool:
+    return node.op in ("call_function", "call_method") and any(node.target is t or node.target == t for t in targets
+                                                                if isinstance(t, str) == isinstance(node.target, str))
+
+
+def _value(nodes: dict[str, CapturedNode], captured: Captured, name: str) -> Any:
+    return nodes[name].value if name in nodes else None
+
+
+def _idioms(node: CapturedNode, inputs: list[str], chunks: dict, shuffles: dict, source_of: Any,
+            nodes: dict[str, CapturedNode], captured: Captured) -> Any:
+    """PyTorch idioms read as one call: a piece of a chunk (getitem) as `narrow`; torchvision's channel shuffle
+    (view to (N, g, C/g, H, W), transpose(1, 2), view back) as `channel_shuffle`. Returns (call name, args, tensor
+    inputs) to read the node as, "skip" for a step inside an idiom, or None."""
+    if node.op == "call_function" and node.target is operator.getitem and node.inputs and node.inputs[0] in chunks:
+        source, pieces, dim, shape = chunks[node.inputs[0]]
+        size = shape[dim]
+        step = -(-size // pieces)
+        start = int(node.args[1]) * step
+        return METHOD_NAMES["narrow"], (None, dim, start, min(step, size - start)), [source]
+    if not inputs:
+        return None
+    source = source_of(inputs[0])
+    if _target_in(node, RESHAPES):
+        before, after = tuple(_value(nodes, captured, source).shape), tuple(node.value.shape)
+        if len(before) == 4 and len(after) == 5 and after[0] == before[0] and after[3:] == before[2:] \
+                and after[1] * after[2] == before[1]:
+            shuffles[node.name] = (source, after[1], False)
+            return "skip"
+        if source in shuffles and shuffles[source][2] and after == tuple(
+                _value(nodes, captured, shuffles[source][0]).shape):
+            origin, groups, _ = shuffles.pop(source)
+            return SHUFFLE_CALL, (None, groups), [origin]
+    if _target_in(node, TRANSPOSES) and source in shuffles and not shuffles[source][2]:
+        dims = sorted(int(d) % 5 for d in node.args[1:3])
+        if dims == [1, 2]:
+            origin, groups, _ = shuffles.pop(source)
+            shuffles[node.name] = (origin, groups, True)
+            return "skip"
+    return None
+
+
 class _Alias(Exception):
     """The node passes its input on unchanged (a dropout call in eval mode)."""
 
@@ -164,18 +251,20 @@ def _read(node: CapturedNode, inputs: list[str], in_shapes: list[Any], by_type: 
                             "takes one")
         block, params = block_for_module(node.module, where, in_shapes[0], by_type)
         return block, params, inputs
-    if node.op == "get_attr":
-        raise PortError(f"{where}: a parameter or buffer used directly in forward ({node.target}) has no block")
     target = _call_target(node)
     name = (FUNCTION_NAMES.get(target) if node.op == "call_function" else METHOD_NAMES.get(target))
-    if name is not None and name in functions and len(inputs) == 1 and functions[name].arity is None:
+    readers = functions.get(name, []) if name is not None else []
+    if readers and len(inputs) == 1 and readers[0].arity is None and not any(
+            isinstance(a, np.ndarray) for a in node.args):
         raise _Alias  # a join of one tensor (DenseNet's first torch.cat of a one-tensor list): that tensor
-    if name is not None and name in functions:
-        block = functions[name]
+    refusals = []
+    for block in readers:
         try:
             return block, block.params_from_call(name, node.args, node.kwargs, in_shapes), inputs
         except (Refusal, CaseError) as e:
-            raise PortError(f"{where}: {block.name} has no exact translation ({e.message})") from None
+            refusals.append(f"{block.name}: {e.message}")
+    if refusals:
+        raise PortError(f"{where}: no exact translation ({'; '.join(refusals)})")
     if (position := eval_identity_position(target)) is not None:
         training = node.kwargs.get("training", node.args[position] if len(node.args) > position else True)
         if not training:

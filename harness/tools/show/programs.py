@@ -20,7 +20,7 @@ import harness.core.layout
 from harness.blocks import NETWORK_INPUT, parameter_path
 from harness.cases import InputSpec, Point, display_path
 from harness.core.frameworks import DEVICES, gpu_unavailable_reason
-from harness.core.layout import CHANNELS_LAST, shape_to_channels_last
+from harness.core.layout import CHANNELS_LAST
 from harness.core.spatial import same_padding_1d
 from harness.core.tolerance import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
 from harness.engine import build_keras, build_torch
@@ -180,8 +180,8 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
         node = keras_node(klayer, ctx)
         kbuild += [*_layer_comment(point, i, 4), *(line for n in ctx.take_notes() for line in comment_lines(n, 4))]
         kbuild.append(f"    k{i} = {format_source(node, 4)}")
-        shapes = ([tuple(shape_to_channels_last(shape)) for shape in site.in_shapes] if site.in_shapes
-                  else tuple(shape_to_channels_last(site.in_shape)))
+        shapes = ([layout.keras_shape(shape) for layout, shape in zip(site.in_layouts, site.in_shapes)]
+                  if site.in_shapes else site.layout.keras_shape(site.in_shape))
         kbuild.append(f"    k{i}.build({shapes!r})  # channels-last input shape")
         kbuild += [f"    {line}" for line in _keras_transfer(point, i, module, klayer, ctx)]
     training = point.training("keras")  # the case's mode; None: Keras's default (defaults: native, mode not written)

@@ -1,0 +1,17 @@
+"""`harness verify`: check a model someone converted by other means (nobuco, onnx2tf, by hand) against the PyTorch
+model it came from, end to end; and `export_tflite`, the LiteRT export `harness port --tflite` checks.
+
+By job: what a converted model is to the command (artefact) and its readers, .keras files and SavedModel folders
+(keras_files) and .tflite files on LiteRT's interpreter, with the export (litert); the input and output layouts
+(alignment); the comparator and tolerance as used here (judge); the PyTorch side (torch_side); the checks seed by
+seed (verify); the layer alignment of a Keras model (localize); the command and its report (command).
+
+`harness port` imports `export_tflite` from harness.tools.crosscheck.litert, which imports nothing of
+harness.tools.port (see harness.tools.crosscheck.artefact's doc).
+"""
+
+from harness.tools.crosscheck.command import command, open_artefact, parse_input_shape, report_lines
+from harness.tools.crosscheck.litert import export_tflite
+from harness.tools.crosscheck.verify import Outcome, verify
+
+__all__ = ["Outcome", "command", "export_tflite", "open_artefact", "parse_input_shape", "report_lines", "verify"]
