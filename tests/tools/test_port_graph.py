@@ -165,8 +165,8 @@ def test_planted_a_concatenation_along_the_wrong_axis_is_caught(tmp_path: Path, 
     assert not ported.passed and ported.keras_path is None
 
 
-def test_planted_a_flatten_after_channels_last_without_the_permutation_is_caught(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_planted_a_flatten_after_channels_last_without_the_permutation_is_caught(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(type(get_block("flatten")), "output_layout", lambda self, site: CHANNELS_LAST)
     ported = port_model(Concat(), (2, 3, 6, 6), out=tmp_path, name="m")
     assert not ported.passed and ported.result.status == "failed"
