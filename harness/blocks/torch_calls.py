@@ -23,8 +23,9 @@ FUNCTION_NAMES: dict[Any, str] = {operator.add: "add", operator.iadd: "add", tor
                                   F.channel_shuffle: "channel_shuffle", torch.channel_shuffle: "channel_shuffle"}
 METHOD_NAMES = {"add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "mean": "mean", "permute": "permute",
                 "narrow": "narrow", "channel_shuffle": "channel_shuffle"}
-# torch.chunk(x, n, dim) and x.chunk(n, dim): a tuple whose pieces (getitem) are read as narrows of x.
+# torch.chunk(x, n, dim) and x.chunk(n, dim): a tuple whose pieces (getitem) are read as this call on x.
 CHUNKS = (torch.chunk, "chunk")
+NARROW_CALL = "narrow"
 # The idiom torchvision writes a channel shuffle with (view to (N, g, C/g, H, W), transpose(1, 2), view back), read as
 # this call of its groups.
 SHUFFLE_CALL = "channel_shuffle"
@@ -51,6 +52,8 @@ FUNCTIONAL_MODULES: dict[Any, Any] = {
     F.max_pool2d: lambda x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False:
     nn.MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode),
     torch.flatten: lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
+    F.interpolate: lambda x, size=None, scale_factor=None, mode="nearest", align_corners=None,
+    recompute_scale_factor=None, antialias=False: _upsample(size, scale_factor, mode, align_corners, antialias),
     "flatten": lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
 }
 # Calls that are the identity in eval mode, by function (or method name), and the position of their `training`
@@ -65,3 +68,11 @@ def eval_identity_position(target: Any) -> int | None:
     key = target if not callable(target) else f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
     return EVAL_IDENTITIES.get(target, EVAL_IDENTITIES.get(key))
 RESHAPES: tuple[Any, ...] = ("view", "reshape", torch.reshape)  # read as a flatten where they flatten each sample
+
+
+def _upsample(size: Any, scale_factor: Any, mode: str, align_corners: Any, antialias: bool) -> Any:
+    """F.interpolate as nn.Upsample (the same computation), where it has no antialiasing (nn.Upsample has none)."""
+    if antialias:
+        raise TypeError("antialias=True has no nn.Upsample form")
+    size = tuple(int(d) for d in size) if isinstance(size, (tuple, list)) else size
+    return nn.Upsample(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners)

@@ -34,9 +34,9 @@ from harness.core.compare import compare
 from harness.core.frameworks import keras_device, tf, to_numpy, to_torch, torch, torch_device
 from harness.core.tolerance import Tolerance, tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
-from harness.engine.build import keras_chain, torch_chain
+from harness.engine.build import build_keras, build_torch, keras_chain, torch_chain
 from harness.engine.node_gradients import node_gradient_verdicts
-from harness.engine.weights_map import Trainable
+from harness.engine.weights_map import Trainable, mapped_weights
 
 RANDOM_FILLS = ("normal", "uniform")
 LOSS_STREAM = 1  # the third word of the loss weights' seed: keeps R's stream apart from the inputs'
@@ -126,7 +126,18 @@ def gradient_tolerance(point: Point, expected: np.ndarray, reduction_length: int
 def backward_verdicts(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
                       trainables: list[Trainable]) -> list[Verdict]:
     """`check: backward`: the gradients of L = sum(output * R) with respect to the input and every trainable
-    weight (`trainables`, the mapping of `modules` and `layers`), PyTorch against Keras (module doc)."""
+    weight (`trainables`, the mapping of `modules` and `layers`), PyTorch against Keras (module doc). A network's
+    end-to-end differences in float32 or narrower are then explained or located (`explained_by_rounding`)."""
+    verdicts = end_to_end_verdicts(point, device, x, modules, layers, trainables)
+    if (point.sequential and len(point.layers) > 1 and point.mode == "eval" and point.input.dtype != "float64"
+            and any(not v.passed and v.check == "values" for v in verdicts)):
+        verdicts = explained_by_rounding(point, device, x, modules, layers, trainables, verdicts)
+    return verdicts
+
+
+def end_to_end_verdicts(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
+                        trainables: list[Trainable]) -> list[Verdict]:
+    """One verdict per gradient of the whole point: "grad input", then "grad <layer>.<weight>" (module doc)."""
     r = loss_weights(point, 0, x.dtype)
     _, _, torch_grads = torch_pass(point, modules, x, r, device, [t.torch_param for t in trainables])
     _, keras_grads = keras_pass(point, layers, x, r, device, [t.keras_variable for t in trainables])
@@ -146,26 +157,44 @@ def backward_verdicts(point: Point, device: str, x: np.ndarray, modules: list[An
         k = weight_reduction_length(point, layer_of(trainable.name, point))
         verdicts.append(in_keras_layout(compare(to_numpy(kg), expected, gradient_tolerance(point, expected, k),
                                                  what, ("keras", "torch"), kind=VerdictKind.GRADIENT), trainable))
-    if point.sequential and len(point.layers) > 1 and point.mode == "eval" and any(not v.passed for v in verdicts):
-        verdicts = explained_by_kinks(point, device, x, modules, layers, trainables, verdicts)
     return verdicts
 
 
-def explained_by_kinks(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
-                       trainables: list[Trainable], verdicts: list[Verdict]) -> list[Verdict]:
-    """A network's end-to-end gradients differ: its gradients node by node decide (harness.engine.node_gradients).
-    Where every node agrees, the end-to-end differences are the kinks' (ReLU's 0 evaluated on different sides within
-    rounding): those verdicts pass, saying so. Else the nodes that differ are named after them."""
+def float64_twin(point: Point) -> Point:
+    """The point in float64: the same case, weights (drawn in float32 and widened, or read from the files) and input
+    drawn in float64."""
+    return dataclasses.replace(point, input=dataclasses.replace(point.input, dtype="float64"),
+                               sites=[dataclasses.replace(s, dtype="float64") for s in point.sites],
+                               framework_sites={fw: [dataclasses.replace(s, dtype="float64") for s in sites]
+                                                for fw, sites in point.framework_sites.items()})
+
+
+def explained_by_rounding(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
+                          trainables: list[Trainable], verdicts: list[Verdict]) -> list[Verdict]:
+    """A network's end-to-end gradients differ in float32: the same gradients in float64, and every node's gradient
+    with both frameworks fed the same values (harness.engine.node_gradients), decide. Both agree: the float32
+    difference is rounding that flipped activations across a kink (ReLU's 0 evaluated on different sides by the two
+    forward passes, so that an element's whole upstream gradient flows in one framework only); those verdicts pass,
+    saying so. Else they fail, with the float64 verdicts and the nodes that differ after them."""
     summary, failing = node_gradient_verdicts(point, device, x, modules, layers, trainables)
-    if not summary.passed:
-        return [*verdicts, summary, *failing]
+    wide = float64_twin(point)
+    wide_modules = build_torch(wide, device)
+    wide_layers = build_keras(wide, wide_modules, device)
+    wide_verdicts = end_to_end_verdicts(wide, device, wide.input.make(), wide_modules, wide_layers,
+                                        mapped_weights(wide, wide_modules, wide_layers)[0])
+    wide_failed = [dataclasses.replace(v, what=f"{v.what} in float64") for v in wide_verdicts if not v.passed]
+    if not summary.passed or wide_failed:
+        return [*verdicts, *wide_failed, summary, *failing]
+    worst = max((v.metrics["max_abs"] / v.metrics["atol"] for v in wide_verdicts
+                 if v.metrics.get("max_abs") is not None and v.metrics.get("atol")), default=0.0)
     explained = []
     for v in verdicts:
         if not v.passed and v.check == "values":
             v = dataclasses.replace(v, passed=True, check="kinks", message=(
-                f"differs end to end ({v.message.splitlines()[0]}), but every node's gradient agrees fed the same "
-                "values: the difference comes from activations within rounding of a kink (ReLU's 0, ReLU6's 6), "
-                "which the two forward passes evaluate on different sides (harness.engine.node_gradients)"))
+                f"differs end to end in {point.input.dtype} ({v.message.splitlines()[0]}), but in float64 the "
+                f"frameworks agree end to end (worst error {worst:.2g} of the tolerance) and every node's gradient "
+                "agrees fed the same values: the difference is rounding that flips activations across a kink "
+                "(ReLU's 0), which the two forward passes evaluate on different sides (harness.engine.node_gradients)"))
             v.metrics["kinks"] = True
         explained.append(v)
     return [*explained, summary]
@@ -177,5 +206,3 @@ def in_keras_layout(verdict: Verdict, trainable: Trainable) -> Verdict:
         "(channels-first)", f"(Keras's layout of {trainable.keras_path}; PyTorch's converted by the weight "
         "transfer's conversion)")
     return verdict
-
-

@@ -516,7 +516,7 @@ def test_params_from_torch_round_trip(make: Callable, name: str, params: dict, s
     (lambda: torch.nn.Softplus(threshold=10.0), (2, 3), "Softplus.threshold"),
     (lambda: torch.nn.Flatten(start_dim=2), (2, 3, 4, 4), "Flatten.start_dim"),
     (lambda: torch.nn.Flatten(1, 2), (2, 3, 4, 4), "Flatten.start_dim"),
-    (lambda: torch.nn.Linear(4, 5), (2, 3, 4, 4), "Linear"),
+    (lambda: torch.nn.Linear(4, 5), (2, 3, 4, 6), "Linear.in_features"),
     (lambda: torch.nn.Linear(4, 5), (2, 6), "Linear.in_features"),
     (lambda: torch.nn.Dropout2d(0.5), (2, 3, 4), "Dropout2d"),
     (lambda: torch.nn.Dropout(1.0), (2, 3), "Dropout.p"),

@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.blocks import get_block
 from harness.cases import load_file
 from harness.core.frameworks import keras, tf
+from harness.core.layout import to_channels_last
 from harness.core.tolerance import Tolerance
 from harness.engine import backward, run_point
 from harness.engine.build import build_keras, build_torch
@@ -42,13 +44,16 @@ def test_every_node_of_a_shipped_graph_agrees() -> None:
 
 def test_end_to_end_differences_that_every_node_explains_pass_with_the_reason(monkeypatch: pytest.MonkeyPatch
                                                                               ) -> None:
-    """An end-to-end tolerance of zero fails on rounding alone; node by node (their own tolerances) all agree."""
+    """An end-to-end tolerance of zero in float32 fails on rounding alone; in float64 (its own tolerance) and node by
+    node all agree."""
     point = _point("residual_add", "mode=eval")
-    monkeypatch.setattr(backward, "gradient_tolerance", lambda p, e, k: Tolerance(0.0, 0.0))
+    real = backward.gradient_tolerance
+    monkeypatch.setattr(backward, "gradient_tolerance", lambda p, e, k: Tolerance(0.0, 0.0)
+                        if p.input.dtype == "float32" else real(p, e, k))
     result = run_point(point, "cpu")
     assert result.status == "passed", result.message
     explained = [v for v in result.verdicts if v.check == "kinks"]
-    assert explained and all("every node's gradient agrees" in v.message for v in explained)
+    assert explained and all("in float64 the frameworks agree" in v.message for v in explained)
     assert any(v.what == WHAT and v.passed for v in result.verdicts)
 
 
@@ -69,3 +74,15 @@ def test_planted_a_join_with_a_wrong_gradient_is_caught_and_named(monkeypatch: p
     result = run_point(point, "cpu")
     assert result.status == "failed"
     assert "grad input 1 of nodes[8] add (add)" in result.message, result.message
+
+
+def test_planted_a_mistake_of_the_end_to_end_machinery_is_not_explained_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loss weights given to Keras in PyTorch's order, not Keras's layout: every node agrees (their own loss
+    weights are right), but the float64 end-to-end gradients differ too: not rounding, a failure."""
+    point = _point("residual_add", "mode=eval")
+    monkeypatch.setattr(backward, "keras_loss_weights", lambda p, r: np.ascontiguousarray(r.reshape(
+        to_channels_last(r).shape)))
+    result = run_point(point, "cpu")
+    assert result.status == "failed"
+    assert any(v.what == "grad input in float64" and not v.passed for v in result.verdicts)
+    assert not any(v.check == "kinks" for v in result.verdicts)

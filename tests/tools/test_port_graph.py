@@ -79,12 +79,11 @@ class Unsupported(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.norm = nn.LayerNorm(4)
-        self.fc = nn.Linear(4, 4)
+        self.norm = nn.GroupNorm(2, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x).permute(0, 2, 3, 1)
-        return self.fc(self.norm(y)) * 0.5
+        y = torch.flip(self.norm(self.conv(x)), [2])
+        return y * 0.5
 
 
 class DictOutput(nn.Module):
@@ -144,15 +143,28 @@ def test_every_node_that_cannot_be_ported_is_named_in_one_run_and_nothing_is_wri
     with pytest.raises(PortError) as e:
         port_model(Unsupported(), (2, 3, 4, 4), out=tmp_path / "out", name="m")
     lines = str(e.value).splitlines()
-    assert any(".permute()" in line and "test_port_graph.py" in line for line in lines), lines
-    assert any(line.startswith("norm") and "LayerNorm has no block" in line for line in lines), lines
+    assert any(line.startswith("flip(): flip has no block (test_port_graph.py:") for line in lines), lines
+    assert any(line.startswith("norm: torch.nn.GroupNorm has no block") for line in lines), lines
     assert any("constant operand" in line for line in lines), lines  # `* 0.5`
     assert not (tmp_path / "out").exists()
 
 
-def test_a_dict_output_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(PortError, match="returns a dict"):
-        port_model(DictOutput(), (1, 3, 4, 4), out=tmp_path, name="m")
+class TwoOutputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(x)
+        return y, torch.sigmoid(y)
+
+
+def test_a_dict_of_one_tensor_ports_as_that_tensor_and_several_outputs_are_refused(tmp_path: Path) -> None:
+    """torchvision's segmentation models return {"out": tensor}: the case and the Keras model give the tensor."""
+    ported = port_model(DictOutput(), (1, 3, 4, 4), out=tmp_path / "one", name="m")
+    assert ported.passed and any("returns a dict (keys out) holding one tensor" in n for n in ported.notes)
+    with pytest.raises(PortError, match="returns a tuple of 2 tensors"):
+        port_model(TwoOutputs(), (1, 3, 4, 4), out=tmp_path / "two", name="m")
 
 
 # --- planted mistakes ---------------------------------------------------------------------------------------------
@@ -235,3 +247,21 @@ def test_planted_a_vanished_residual_add_is_caught_however_small_the_activations
     monkeypatch.setattr(translate_module, "_read", drop_add)
     ported = port_model(Tiny(), (2, 3, 4, 4), out=tmp_path / "bad", name="m")
     assert not ported.passed and "output" in (ported.diverged or "")
+
+
+def test_a_node_the_loader_refuses_leaves_nothing_written(tmp_path: Path) -> None:
+    """nn.Linear on the width of an (N, C, H, W) tensor: read as a dense on the last axis, which Keras's Dense cannot
+    take from a channels-last tensor; refused with the node's field, and the folder is left as it was."""
+    with pytest.raises(PortError, match=r"nodes\[1\]\.params\.axis.*Keras's Dense acts on the last"):
+        port_model(nn.Sequential(nn.Conv2d(3, 4, 1), nn.Linear(5, 2)), (2, 3, 4, 5), out=tmp_path / "out", name="m")
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_hears_each_stage_and_every_node(tmp_path: Path) -> None:
+    heard: list[tuple[str, int, int]] = []
+    ported = port_model(Concat(), (2, 3, 6, 6), out=tmp_path, name="m",
+                        progress=lambda stage, done=0, total=0: heard.append((stage, done, total)))
+    stages = [stage for stage, _, _ in heard]
+    assert stages[0] == "tracing the model" and stages[-1] == "saving the Keras model"
+    nodes = [(done, total) for stage, done, total in heard if stage == "the case against the model"]
+    assert nodes == [(i, len(ported.nodes)) for i in range(len(ported.nodes))]

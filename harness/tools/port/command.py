@@ -18,6 +18,7 @@ its exit status.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import Counter
 from pathlib import Path
@@ -35,6 +36,7 @@ from harness.tools.port.case_file import case_name, clear_earlier_run, write_cas
 from harness.tools.port.keras_model import keras_input_shape_text, load_instructions, output_note, save_keras
 from harness.tools.port.model import PortError, exception_text, load_model, load_weights, model_dtype
 from harness.tools.port.ported import Ported
+from harness.tools.port.progress import ProgressFn, StageBar, silent
 from harness.tools.port.translate import Mapped, readers, translate
 from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts, worst_headroom
 
@@ -53,15 +55,16 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None, out: str | Path | None = None,
                name: str | None = None, spec: str | None = None, calibrate: bool = True,
-               tflite: bool = False) -> Ported:
+               tflite: bool = False, progress: ProgressFn = silent) -> Ported:
     """Port an nn.Module (module doc, steps 1-5), put in eval mode first. `input_shape` is channels-first, batch
     included (None: only a model that starts with nn.Linear fixes it); `out` the folder the case and the Keras model
     go in (default ported/<name>); `name` the case's name and its files' (default: the model's class name); `spec`
     the MODULE:FACTORY the model came from, said in the case file and in messages (`port` passes it); `calibrate`:
     batch-norm statistics still at their initial values are set on a copy from a few forward passes first
     (harness.tools.port.calibrate); `tflite`: the saved Keras model is also exported to DIR/<name>.tflite and run on
-    LiteRT's interpreter against the model's output (harness.tools.crosscheck.litert). Raises PortError when it
-    cannot be ported as asked; then nothing is written."""
+    LiteRT's interpreter against the model's output (harness.tools.crosscheck.litert); `progress(stage, done,
+    total)` hears what it is doing (harness.tools.port.progress). Raises PortError when it cannot be ported as
+    asked; then nothing is written."""
     if not isinstance(model, torch.nn.Module):
         raise PortError(f"a {type(model).__name__} is not an nn.Module")
     name = name if name is not None else case_name(type(model).__name__)
@@ -76,8 +79,13 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     if calibrate and (note := calibrate_batch_norms(model := copy_if_uncalibrated(model), shape, dtype)):
         notes.append(note)
     x = InputSpec(shape=shape, dtype=dtype, seed=0).make()  # the case's own input: `input: {shape, dtype, seed: 0}`
+    progress("tracing the model")
     captured = capture(model, x, set(by_type))
+    progress(f"reading its {len(captured.nodes)} nodes")
     mapped = translate(captured, by_type)
+    if captured.output_structure != "tensor":
+        notes.append(f"the model returns {captured.output_structure} holding one tensor: the case and the Keras "
+                     "model give that tensor")
     model_out = captured.by_name()[captured.outputs[0]].value
     out = Path(out) if out is not None else Path("ported") / name
     clear_earlier_run(out, name)
@@ -85,22 +93,31 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     ported = Ported(case_path, name, shape, mapped, [m.block.name for m in mapped], notes=notes,
                     output_shape=tuple(model_out.shape), model=model)
     entries, error = load_file(case_path)
-    if error is not None or not entries or entries[0].error is not None:
-        raise PortError(f"the written case does not load: {error or entries[0].error}")
+    refused = error or (entries[0].error if entries else "no case") or (
+        entries[0].points[0].error if isinstance(entries[0].points[0], RefusedPoint) else None)
+    if refused is not None:  # a node's translation the loader refuses (a Linear on the width of an NCHW tensor)
+        clear_earlier_run(out, name)
+        case_path.unlink(missing_ok=True)
+        for folder in (out / "weights", out):  # left as it was: the folders too, where this run made them
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise PortError(f"the model's case is refused: {refused}")
     point = entries[0].points[0]
-    if isinstance(point, RefusedPoint):
-        raise PortError(f"the written case is refused: {point.error}")
     ported.output_layout = point.layers[-1].block.output_layout(point.sites[-1])
+    progress(f"running the case: PyTorch against Keras, {len(mapped)} nodes")
     ported.result = run_point(point, "cpu", timeout_s=0)
-    ported.model_verdicts, ported.diverged = model_verdicts(point, mapped, model_out, x)
+    ported.model_verdicts, ported.diverged = model_verdicts(
+        point, mapped, model_out, x, lambda done, total: progress("the case against the model", done, total))
     ported.worst_headroom = worst_headroom(ported.model_verdicts)
     if ported.passed:
+        progress("saving the Keras model")
         try:
             ported.keras_path, ported.custom_objects = save_keras(point, out, name, x)
         except Exception as e:  # noqa: BLE001 - Keras's serialisation or the disk: said in one line, exit 1
             why = str(e) if isinstance(e, PortError) else exception_text(e)
             ported.keras_error = f"cannot save the Keras model as {out / f'{name}.keras'}: {why}"
     if tflite and ported.keras_path is not None:
+        progress("exporting to TFLite and running it on LiteRT")
         model = keras.models.load_model(ported.keras_path, custom_objects=ported.custom_objects)
         ported.tflite_verdict = export_tflite(model, out / f"{name}.tflite", point.sites[0].layout.to_keras(x),
                                               ported.output_layout.to_keras(model_out), ported.output_layout)
@@ -126,13 +143,15 @@ def default_shape(model: torch.nn.Module) -> tuple[int, ...]:
 
 
 def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
-         out: str | Path | None = None, calibrate: bool = True, tflite: bool = False) -> Ported:
+         out: str | Path | None = None, calibrate: bool = True, tflite: bool = False,
+         progress: ProgressFn = silent) -> Ported:
     """Port the model `spec` (MODULE:FACTORY) names, with the state_dict `weights` loaded into it when given (module
     doc). Raises PortError when it cannot be ported as asked."""
     model = load_model(spec)
     if weights is not None:
         load_weights(model, weights)
-    return port_model(model, input_shape, out, name=case_name(spec), spec=spec, calibrate=calibrate, tflite=tflite)
+    return port_model(model, input_shape, out, name=case_name(spec), spec=spec, calibrate=calibrate, tflite=tflite,
+                      progress=progress)
 
 
 def report_lines(ported: Ported) -> list[str]:
@@ -179,7 +198,8 @@ def command(spec: str, weights: str | None, input_shape: str | None, out: str | 
     (the case is written), 2 when the model cannot be ported as asked (its module or factory fails too)."""
     try:
         shape = parse_shape(input_shape) if input_shape else None
-        ported = port(spec, weights, shape, out, calibrate, tflite)
+        with StageBar() as progress:
+            ported = port(spec, weights, shape, out, calibrate, tflite, progress)
     except (PortError, CaseError) as e:
         print(f"harness port: {e}", file=sys.stderr)
         return 2

@@ -19,14 +19,13 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from harness.blocks import Block, all_blocks
 from harness.blocks.torch_calls import (
     CHUNKS,
     FUNCTION_NAMES,
     FUNCTIONAL_MODULES,
     METHOD_NAMES,
+    NARROW_CALL,
     RESHAPES,
     SHUFFLE_CALL,
     TRANSPOSES,
@@ -119,7 +118,6 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
     functions = function_readers()
     nodes = captured.by_name()
     alias: dict[str, str] = {captured.input: captured.input}
-    meta: set[str] = set()
     constants: dict[str, Any] = {}
     chunks: dict[str, tuple[str, int, int, tuple[int, ...]]] = {}  # a chunk: its input, pieces, dim, input shape
     shuffles: dict[str, tuple[str, int, bool]] = {}  # a channel shuffle begun: its input, groups, transposed yet
@@ -150,12 +148,14 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
                 except PortError as e:
                     problems.append(node.at(str(e)))
                 continue
-            meta.add(node.name)  # x.size(0), x.shape: shape arithmetic for a view
+            # x.size(0), x.shape: shape arithmetic (a view's, an interpolation's size), fixed as the case's input
+            # shape is: read as its value
+            constants[node.name] = node.value
             continue
         if node.op == "get_attr":  # a parameter used directly in forward: an operand of the call that reads it
             constants[node.name] = node.value
             continue
-        tensor_inputs = [n for n in node.inputs if n not in meta and n not in constants]
+        tensor_inputs = [n for n in node.inputs if n not in constants]
         node.args, node.kwargs = _resolved(node.args, constants), _resolved(node.kwargs, constants)
         special = _idioms(node, tensor_inputs, chunks, shuffles, source_of, nodes, captured)
         if special == "skip":
@@ -180,10 +180,10 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
         mapped.append(Mapped(name, block, params, [source_of(n) for n in tensor_inputs], node, arrays))
     problems += [nodes[name].at(f"{nodes[name].where}: a view to (N, groups, C/groups, H, W) that no transpose(1, 2) "
                                 "and view back complete (a channel shuffle) has no block") for name in shuffles]
-    if captured.output_structure != "tensor" or len(captured.outputs) != 1:
+    if len(captured.outputs) != 1:
         problems.append(f"the model returns {captured.output_structure} of {len(captured.outputs)} tensors; the "
                         "harness ports models with one tensor output")
-    elif mapped and source_of(captured.outputs[0]) != mapped[-1].node.name:
+    elif mapped and not problems and source_of(captured.outputs[0]) != mapped[-1].node.name:
         problems.append(f"the model's output is {captured.outputs[0]}, not the last node computed "
                         f"({mapped[-1].node.name}): a graph's output is its last node")
     if problems:
@@ -215,7 +215,7 @@ def _idioms(node: CapturedNode, inputs: list[str], chunks: dict, shuffles: dict,
         size = shape[dim]
         step = -(-size // pieces)
         start = int(node.args[1]) * step
-        return METHOD_NAMES["narrow"], (None, dim, start, min(step, size - start)), [source]
+        return NARROW_CALL, (None, dim, start, min(step, size - start)), [source]
     if not inputs:
         return None
     source = source_of(inputs[0])
@@ -254,8 +254,8 @@ def _read(node: CapturedNode, inputs: list[str], in_shapes: list[Any], by_type: 
     target = _call_target(node)
     name = (FUNCTION_NAMES.get(target) if node.op == "call_function" else METHOD_NAMES.get(target))
     readers = functions.get(name, []) if name is not None else []
-    if readers and len(inputs) == 1 and readers[0].arity is None and not any(
-            isinstance(a, np.ndarray) for a in node.args):
+    if readers and len(inputs) == 1 and readers[0].arity is None and node.args \
+            and isinstance(node.args[0], (list, tuple)):
         raise _Alias  # a join of one tensor (DenseNet's first torch.cat of a one-tensor list): that tensor
     refusals = []
     for block in readers:

@@ -14,6 +14,8 @@ activations may be tiny (1e-9), and a tolerance with an absolute floor would pas
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from harness.cases import Point
@@ -40,10 +42,10 @@ def relative_tolerance(dtype: str, reduction_length: int, expected: np.ndarray) 
                      f"values' size {scale:.3g}")
 
 
-def model_verdicts(point: Point, mapped: list[Mapped], model_out: np.ndarray, x: np.ndarray
-                   ) -> tuple[list[Verdict], str | None]:
+def model_verdicts(point: Point, mapped: list[Mapped], model_out: np.ndarray, x: np.ndarray,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[list[Verdict], str | None]:
     """The model's own values (the capture) against the case's PyTorch modules, node by node and at the end; and
-    the first place where they differ, in words (None where they agree)."""
+    the first place where they differ, in words (None where they agree). `progress(done, total)` hears each node."""
     try:
         modules = build_torch(point, "cpu")
         outs = forward_torch(point, modules, x, "cpu")
@@ -53,6 +55,8 @@ def model_verdicts(point: Point, mapped: list[Mapped], model_out: np.ndarray, x:
     values = {"input": x, **{m.name: m.node.value for m in mapped}}
     verdicts, first = [], None
     for i, (m, layer, site) in enumerate(zip(mapped, point.layers, point.sites)):
+        if progress is not None:
+            progress(i, len(mapped))
         label = f"{point.layer_label(i)}, the model's {m.node.where}"
         args = [torch.from_numpy(np.array(values[name])) for name in m.inputs]  # copies: in-place modules
         with torch.no_grad():
