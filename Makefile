@@ -75,3 +75,23 @@ clean:
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir reports/site
 	@echo "open reports/site/index.html"
+
+# The model zoo as a benchmark: torchvision's models (random weights) through `harness port`, each in its own
+# process, then each saved .keras reloaded in a fresh process: reports/zoo/zoo.json and zoo.md. Its own venv,
+# .venv-zoo (requirements-zoo.txt: torch 2.14.1 and torchvision 0.29.1, a CUDA build of about 5.5 GB that runs on
+# the CPU), since torchvision does not import beside requirements.lock's torch 2.13.0. ZOO_ARGS: e.g.
+# `--models resnet18 alexnet --timeout 300`, or `--fx-census` for what torch.fx and torch.export make of each model.
+.PHONY: zoo
+ZOO_VENV := .venv-zoo
+ZOO_STAMP := $(ZOO_VENV)/.installed-requirements-zoo.txt
+ZOO_ARGS ?=
+
+$(ZOO_STAMP): requirements-zoo.txt pyproject.toml
+	$(PYTHON) -m venv $(ZOO_VENV)
+	$(ZOO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-zoo.txt
+	$(ZOO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(ZOO_VENV)/.installed-*
+	touch $@
+
+zoo: $(ZOO_STAMP)
+	$(ZOO_VENV)/bin/python scripts/zoo.py --out reports/zoo $(ZOO_ARGS)

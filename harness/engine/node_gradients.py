@@ -43,28 +43,13 @@ def _trainables_of(point: Point, index: int, trainables: list[Trainable]) -> lis
     return [t for t in trainables if t.name.startswith(prefix)]
 
 
-def _node(point: Point, device: str, i: int, inputs: list[np.ndarray], module: Any, layer: Any,
-          own: list[Trainable]) -> list[Verdict]:
+def _node_verdicts(point: Point, i: int, inputs: list[np.ndarray], torch_grads: list[Any], keras_grads: list[Any],
+                   own: list[tuple[Trainable, Any, Any]], out_shape: tuple[int, ...]) -> list[Verdict]:
     """The verdicts of node i's vector-Jacobian product: each input's gradient, each trainable weight's."""
     block, site = point.layers[i].block, point.sites[i]
-    ts = [to_torch(a).to(torch_device(device)).requires_grad_(True) for a in inputs]
-    y = module(*ts)
-    r = np.random.default_rng([point.input.seed, i, NODE_STREAM]).standard_normal(tuple(y.shape)).astype(
-        inputs[0].dtype)
-    torch_grads = torch.autograd.grad((y * to_torch(r).to(y.device)).sum(), [*ts, *(t.torch_param for t in own)],
-                                      allow_unused=True)
     layouts = site.in_layouts or (site.layout,)
-    with keras_device(device):
-        xs = [tf.constant(a) for a in keras_inputs(point, i, inputs)]
-        with tf.GradientTape() as tape:
-            for xk in xs:
-                tape.watch(xk)
-            out = layer(keras_arguments(point.layers[i], xs), training=point.training("keras"))
-            loss = tf.reduce_sum(out * block.output_layout(site).to_keras(r))
-        keras_grads = tape.gradient(loss, [*xs, *(t.keras_variable for t in own)])
     label = point.layer_label(i)
     forward_k = max(1, block.reduction_length(site))
-    out_shape = tuple(y.shape)
     fan_out = math.ceil(forward_k * math.prod(out_shape[1:]) / max(1, math.prod(site.in_shape[1:])))
     verdicts = []
     for j, (tg, kg, layout) in enumerate(zip(torch_grads, keras_grads, layouts)):
@@ -73,7 +58,7 @@ def _node(point: Point, device: str, i: int, inputs: list[np.ndarray], module: A
         tolerance = tolerance_for(point.input.dtype, max(forward_k, fan_out), expected, point.tolerance)
         verdicts.append(compare(got, expected, tolerance, f"grad input {j} of {label}", ("keras", "torch"),
                                 kind=VerdictKind.GRADIENT))
-    for trainable, tg, kg in zip(own, torch_grads[len(ts):], keras_grads[len(xs):]):
+    for trainable, tg, kg in own:
         if tg is None or kg is None:
             continue  # the end-to-end verdicts say which framework gave none
         expected = trainable.convert(to_numpy(tg))
@@ -86,15 +71,43 @@ def _node(point: Point, device: str, i: int, inputs: list[np.ndarray], module: A
 
 def node_gradient_verdicts(point: Point, device: str, x: np.ndarray, modules: list[Any], layers: list[Any],
                            trainables: list[Trainable]) -> tuple[Verdict, list[Verdict]]:
-    """One summary verdict (WHAT) and the failing nodes' own verdicts (module doc)."""
+    """One summary verdict (WHAT) and the failing nodes' own verdicts (module doc).
+
+    All nodes in one differentiated pass per framework: every node is fed its own copies of PyTorch's values
+    (leaves of the pass), and the loss is the sum over the nodes of sum(output_i * R_i); since no node's output
+    reaches another's input, the gradient with respect to node i's input copies (and weights) is node i's own
+    vector-Jacobian product with R_i, and one backward pass gives them all."""
     torch_outs = forward_torch(point, modules, x, device)
+    inputs = [torch_inputs(point, i, x, torch_outs) for i in range(len(point.layers))]
+    rs = [np.random.default_rng([point.input.seed, i, NODE_STREAM]).standard_normal(out.shape).astype(out.dtype)
+          for i, out in enumerate(torch_outs)]
+    ts = [[to_torch(a).to(torch_device(device)).requires_grad_(True) for a in node] for node in inputs]
+    loss = sum((modules[i](*ts[i]) * to_torch(r).to(torch_device(device))).sum() for i, r in enumerate(rs))
+    flat_t = [t for node in ts for t in node]
+    torch_grads = torch.autograd.grad(loss, [*flat_t, *(t.torch_param for t in trainables)], allow_unused=True)
+    training = point.training("keras")
+    with keras_device(device):
+        xs = [[tf.constant(a) for a in keras_inputs(point, i, node)] for i, node in enumerate(inputs)]
+        with tf.GradientTape() as tape:
+            for node in xs:
+                for xk in node:
+                    tape.watch(xk)
+            keras_loss = tf.add_n([tf.reduce_sum(layers[i](keras_arguments(point.layers[i], xs[i]), training=training)
+                                                 * point.layers[i].block.output_layout(point.sites[i]).to_keras(r))
+                                   for i, r in enumerate(rs)])
+        flat_k = [xk for node in xs for xk in node]
+        keras_grads = tape.gradient(keras_loss, [*flat_k, *(t.keras_variable for t in trainables)])
+    weights = {t.name: (t, tg, kg) for t, tg, kg in zip(trainables, torch_grads[len(flat_t):],
+                                                         keras_grads[len(flat_k):])}
     failing: list[Verdict] = []
-    compared = 0
-    for i in range(len(point.layers)):
-        node = _node(point, device, i, torch_inputs(point, i, x, torch_outs), modules[i], layers[i],
-                     _trainables_of(point, i, trainables))
-        compared += len(node)
-        failing += [v for v in node if not v.passed]
+    compared, at = 0, 0
+    for i, node in enumerate(inputs):
+        own = [weights[t.name] for t in _trainables_of(point, i, trainables)]
+        verdicts = _node_verdicts(point, i, node, list(torch_grads[at:at + len(node)]),
+                                  list(keras_grads[at:at + len(node)]), own, tuple(torch_outs[i].shape))
+        at += len(node)
+        compared += len(verdicts)
+        failing += [v for v in verdicts if not v.passed]
     if failing:
         message = (f"{len(failing)} of {compared} node gradients differ, each node fed the same values in both "
                    f"frameworks; the first: {failing[0].what}: {failing[0].message}")

@@ -79,10 +79,14 @@ def partial_keras_path(out: Path, name: str) -> Path:
 
 def load_instructions(ported: Ported) -> list[str]:
     """How to load the saved model, as Python lines."""
-    lines = ["import keras"]
+    lines = []
     if ported.custom_objects:
+        # The harness's layers first: harness.core.frameworks loads triton (where a CUDA build of torch has it)
+        # before TensorFlow, which a later import of torchvision would otherwise kill the process with.
         modules = sorted({cls.__module__ for cls in ported.custom_objects.values()})
         lines += [f"import {m}" for m in modules]
+    lines.append("import keras")
+    if ported.custom_objects:
         objects = ", ".join(f'"{n}": {c.__module__}.{c.__name__}' for n, c in ported.custom_objects.items())
         lines.append(f'model = keras.models.load_model("{ported.keras_path}", custom_objects={{{objects}}})')
     else:

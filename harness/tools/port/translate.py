@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,7 +188,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
         problems.append(f"the model's output is {captured.outputs[0]}, not the last node computed "
                         f"({mapped[-1].node.name}): a graph's output is its last node")
     if problems:
-        raise PortError("\n".join(problems))
+        raise PortError("\n".join(_counted(problems)))
     if not mapped:
         raise PortError("the model computes nothing: its output is its input")
     by_node = {m.node.name: m.name for m in mapped}
@@ -236,6 +237,13 @@ def _idioms(node: CapturedNode, inputs: list[str], chunks: dict, shuffles: dict,
             shuffles[node.name] = (origin, groups, True)
             return "skip"
     return None
+
+
+def _counted(lines: list[str]) -> list[str]:
+    """Each distinct line once, in order, with how many nodes it stands for (EfficientNet's 16 stochastic-depth
+    calls at one source line are one line, `(16 nodes)`)."""
+    counts = Counter(lines)
+    return [f"{line} ({counts[line]} nodes)" if counts[line] > 1 else line for line in dict.fromkeys(lines)]
 
 
 class _Alias(Exception):
