@@ -123,7 +123,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "if False:",
            "dense bias never copied into Keras"),
     Mutant("dense_on_last_axis", "blocks/dense.py",
-           "return linear if site.rank == 2 else TorchChannelsLinear(linear)",
+           "return linear if axis == site.rank - 1 else TorchChannelsLinear(linear)",
            "return linear",
            "PyTorch's Linear left on the last axis (W of NCHW) of a rank > 2 input"),
     Mutant("flatten_channels_first_format", "blocks/dense.py",

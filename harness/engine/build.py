@@ -23,7 +23,7 @@ def load_weights(point: Point, modules: list[Any]) -> None:
     for i, (layer, module) in enumerate(zip(point.layers, modules)):
         if layer.weights is None:
             continue
-        fld = f"layers[{i}].weights.path" if point.sequential else "weights.path"
+        fld = f"{point.network_key}[{i}].weights.path" if point.sequential else "weights.path"
         params = layer.block.torch_parameters(module)
         with np.load(layer.weights, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

@@ -41,7 +41,8 @@ def _tolerance(point: Point, expected: np.ndarray, reduction_length: int) -> Tol
 
 def _entry(point: Point, i: int, k: int, verdict: Verdict) -> dict[str, Any]:
     m = verdict.metrics
-    return {"layer": i, "block": point.layers[i].block.name, "max_abs": m.get("max_abs"), "max_rel": m.get("max_rel"),
+    return {"layer": i, "block": point.layers[i].block.name, "label": point.layer_label(i),
+            "max_abs": m.get("max_abs"), "max_rel": m.get("max_rel"),
             "atol": m.get("atol"), "rtol": m.get("rtol"), "reduction_length": k, "passed": verdict.passed,
             "check": verdict.check}
 
@@ -99,10 +100,10 @@ def _numbers(e: dict[str, Any]) -> str:
             f"{e['reduction_length']}), max rel {e['max_rel']:.3g}")
 
 
-def _agree(k: int) -> str:
+def _agree(k: int, key: str = "layers") -> str:
     if k == 0:
-        return "it is the first layer"
-    return "layer 0 agrees" if k == 1 else f"layers 0-{k - 1} agree"
+        return f"it is the first {key.removesuffix('s')}"
+    return f"{key.removesuffix('s')} 0 agrees" if k == 1 else f"{key} 0-{k - 1} agree"
 
 
 def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> Verdict:
@@ -110,10 +111,10 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
     alone, chain = _first_failing(curves["layer_by_layer"]), _first_failing(curves["end_to_end"])
     if alone is not None:
         k = alone["layer"]
-        message = (f"layers[{k}] ({alone['block']}): {_numbers(alone)}, fed PyTorch's input to it; "
-                   f"{_agree(k)}")
+        message = (f"{alone['label']}: {_numbers(alone)}, fed PyTorch's input to it; "
+                   f"{_agree(k, point.network_key)}")
         if chain is not None and chain["layer"] != k:
-            message += f"; end to end the outputs first differ after layers[{chain['layer']}] ({chain['block']})"
+            message += f"; end to end the outputs first differ after {chain['label']}"
         return Verdict(WHAT, False, alone["check"], message,
                        {"layer": k, "block": alone["block"], "mode": "layer by layer",
                         **{key: alone[key] for key in ("max_abs", "max_rel", "atol", "rtol", "reduction_length")}},
@@ -121,7 +122,7 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
     if chain is not None:
         k = chain["layer"]
         message = (f"none alone: every layer agrees with PyTorch's when fed PyTorch's input to it; end to "
-                   f"end the outputs first leave the tolerance after layers[{k}] ({chain['block']}): "
+                   f"end the outputs first leave the tolerance after {chain['label']}: "
                    f"{_numbers(chain)}: the small differences of correct layers add up through the network")
         return Verdict(WHAT, False, chain["check"], message,
                        {"layer": k, "block": chain["block"], "mode": "end to end",
@@ -160,7 +161,7 @@ def layer_by_layer_verdict(curves: dict[str, list[dict[str, Any]]]) -> Verdict:
     if failing:
         e = failing[0]
         return Verdict(LAYER_BY_LAYER, False, e["check"],
-                       f"layers[{e['layer']}] ({e['block']}) differs when both frameworks' layer is fed PyTorch's "
+                       f"{e['label']} differs when both frameworks' layer is fed PyTorch's "
                        f"input to it: {_numbers(e)}",
                        {key: e[key] for key in ("layer", "block", "max_abs", "max_rel", "atol", "rtol",
                                                 "reduction_length")}, kind=VerdictKind.LAYERS)

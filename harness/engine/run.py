@@ -101,7 +101,10 @@ def _run_point(point: Point, device: str, keep_outputs: bool) -> Result:
                                        kind=VerdictKind.FORWARD)]
             result.status, result.message = judge(point, result.verdicts)
             return result
-        copied = third_opinion.copied_weights(point, modules)  # before a train-mode forward moves running statistics
+        # The weights the reference gets, taken before a training forward moves running statistics (train mode, or
+        # a hand port's PyTorch module left in its default training mode); otherwise nothing moves them, so they
+        # are copied (in float64: twice a float32 model's size) only when the reference is asked for.
+        copied = third_opinion.copied_weights(point, modules) if point.training("torch") else None
         torch_outs = forward_torch(point, modules, x, device)
         keras_outs = forward_keras(point, layers, x, device)
         result.shapes = {"input": list(x.shape), "torch": list(torch_outs[-1].shape),
@@ -112,7 +115,8 @@ def _run_point(point: Point, device: str, keep_outputs: bool) -> Result:
             result.verdicts.append(localize.layer_by_layer_verdict(curves))
         located = localize.locate(point, curves, result.verdicts)
         if third_opinion.wanted(point, result.verdicts):  # which side is right: the float64 reference's opinion
-            result.verdicts += third_opinion.opinion(point, x, copied, torch_outs[-1], keras_outs[-1])
+            weights = copied if copied is not None else third_opinion.copied_weights(point, modules)
+            result.verdicts += third_opinion.opinion(point, x, weights, torch_outs[-1], keras_outs[-1])
         if point.mode == "train" or point.checks != ("forward",):  # gradients, optimiser steps, running statistics
             result.verdicts += training_verdicts(point, device, x, modules, layers)
         result.status, result.message = judge(point, result.verdicts)

@@ -109,6 +109,9 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     ported.model_verdicts, ported.diverged = model_verdicts(
         point, mapped, model_out, x, lambda done, total: progress("the case against the model", done, total))
     ported.worst_headroom = worst_headroom(ported.model_verdicts)
+    for m in mapped:  # the model's recorded values are checked: not held for the rest of the port and after it
+        m.node.value = None
+    del captured
     if ported.passed:
         progress("saving the Keras model")
         try:
