@@ -34,7 +34,7 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: b
                 raise CaseError(f"{block.name} cannot be nested", field="block")
             lists = block.nested  # a composite block's keys that hold lists of layers (required?)
             check_keys(item, (NODE_KEYS if graph else LAYER_KEYS) + tuple(lists), "")
-            name, inputs = node_inputs(item, i, names, block) if graph else (None, None)
+            node_name, inputs = node_inputs(item, i, names, block) if graph else (None, None)
             params = normalise_params(block.params, item.get("params"))
             for name, required in lists.items():
                 value = item.get(name, None if required else [])
@@ -49,9 +49,9 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: b
             written, ported = read_ported(block, item, params)
         except CaseError as e:
             raise e.located(field_prefix=where) from None
-        layers.append(Layer(block, params, weights, written, ported, name=name, inputs=inputs))
-        if name is not None:
-            names[name] = i
+        layers.append(Layer(block, params, weights, written, ported, name=node_name, inputs=inputs))
+        if node_name is not None:
+            names[node_name] = i
     if graph:
         check_all_used(layers, key)
     return layers

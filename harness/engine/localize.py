@@ -100,6 +100,12 @@ def _numbers(e: dict[str, Any]) -> str:
             f"{e['reduction_length']}), max rel {e['max_rel']:.3g}")
 
 
+def _label(entry: dict[str, Any]) -> str:
+    """How a curve's entry names its layer: its point's label (`nodes[4] head (add)`), or, in an entry without one
+    (a results file written before graphs), `layers[K] (block)`."""
+    return entry.get("label") or f"layers[{entry['layer']}] ({entry['block']})"
+
+
 def _agree(k: int, key: str = "layers") -> str:
     if k == 0:
         return f"it is the first {key.removesuffix('s')}"
@@ -111,10 +117,10 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
     alone, chain = _first_failing(curves["layer_by_layer"]), _first_failing(curves["end_to_end"])
     if alone is not None:
         k = alone["layer"]
-        message = (f"{alone['label']}: {_numbers(alone)}, fed PyTorch's input to it; "
+        message = (f"{_label(alone)}: {_numbers(alone)}, fed PyTorch's input to it; "
                    f"{_agree(k, point.network_key)}")
         if chain is not None and chain["layer"] != k:
-            message += f"; end to end the outputs first differ after {chain['label']}"
+            message += f"; end to end the outputs first differ after {_label(chain)}"
         return Verdict(WHAT, False, alone["check"], message,
                        {"layer": k, "block": alone["block"], "mode": "layer by layer",
                         **{key: alone[key] for key in ("max_abs", "max_rel", "atol", "rtol", "reduction_length")}},
@@ -122,7 +128,7 @@ def first_divergence(point: Point, curves: dict[str, list[dict[str, Any]]]) -> V
     if chain is not None:
         k = chain["layer"]
         message = (f"none alone: every layer agrees with PyTorch's when fed PyTorch's input to it; end to "
-                   f"end the outputs first leave the tolerance after {chain['label']}: "
+                   f"end the outputs first leave the tolerance after {_label(chain)}: "
                    f"{_numbers(chain)}: the small differences of correct layers add up through the network")
         return Verdict(WHAT, False, chain["check"], message,
                        {"layer": k, "block": chain["block"], "mode": "end to end",
@@ -161,7 +167,7 @@ def layer_by_layer_verdict(curves: dict[str, list[dict[str, Any]]]) -> Verdict:
     if failing:
         e = failing[0]
         return Verdict(LAYER_BY_LAYER, False, e["check"],
-                       f"{e['label']} differs when both frameworks' layer is fed PyTorch's "
+                       f"{_label(e)} differs when both frameworks' layer is fed PyTorch's "
                        f"input to it: {_numbers(e)}",
                        {key: e[key] for key in ("layer", "block", "max_abs", "max_rel", "atol", "rtol",
                                                 "reduction_length")}, kind=VerdictKind.LAYERS)

@@ -1,5 +1,7 @@
 """`harness port` on models that are graphs, not chains: residual adds, concatenations, squeeze-and-excite gates, a
-module called twice, functional calls in forward, traced with torch.fx and verified node by node.
+module called twice, functional calls in forward, a ConvNeXt block (permutes, LayerNorm and Linear on the last axis,
+layer scale), ShuffleNet's unit (torch.chunk, the channel-shuffle idiom), a dict output, traced with torch.fx and
+verified node by node.
 
 Each hand-written model ports (the case passes PyTorch against Keras, the case's modules reproduce the model's own
 values node by node, and the saved .keras reloads and matches the model on a new input); what cannot be ported is
@@ -75,6 +77,51 @@ class Concat(nn.Module):
         return self.fc(y.view(y.size(0), -1))
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt LayerNorm2d: over the channels of (N, C, H, W), written with permutes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ConvNeXtLike(nn.Module):
+    """A ConvNeXt block: permute to channels-last, LayerNorm and Linear on the last axis, permute back, layer scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 2, stride=2), LayerNorm2d(8, eps=1e-6))
+        self.dwconv = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.norm = nn.LayerNorm(8, eps=1e-6)
+        self.pw1, self.pw2 = nn.Linear(8, 32), nn.Linear(32, 8)
+        self.layer_scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pw2(F.gelu(self.pw1(self.norm(y)))).permute(0, 3, 1, 2)
+        x = self.layer_scale * y + x
+        return self.head(x.mean((2, 3)))
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet v2's unit: torch.chunk, one half transformed, torch.cat, torchvision's channel-shuffle idiom."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.stem(x).chunk(2, dim=1)
+        out = torch.cat((x1, self.branch(x2)), dim=1)
+        b, c, h, w = out.size()
+        out = torch.transpose(out.view(b, 2, c // 2, h, w), 1, 2).contiguous()
+        return out.view(b, c, h, w)
+
+
 class Unsupported(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -110,6 +157,8 @@ def _reloaded_matches(ported: Any, shape: tuple[int, ...]) -> float:
     (Residual, (2, 3, 8, 8), {"add": 1}),
     (SqueezeExcite, (2, 3, 6, 5), {"multiply": 1}),
     (Concat, (2, 3, 6, 6), {"concatenate": 1}),
+    (ConvNeXtLike, (2, 3, 8, 8), {"permute": 2, "layer_norm": 2, "scale": 1, "add": 1}),
+    (ShuffleUnit, (2, 3, 6, 5), {"narrow": 2, "concatenate": 1, "channel_shuffle": 1}),
 ])
 def test_a_graph_model_ports_and_its_keras_file_reproduces_it(model: type, shape: tuple[int, ...],
                                                               joins: dict[str, int], tmp_path: Path) -> None:
