@@ -97,9 +97,11 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-        # A subclass of a class a block reads too: named as such (its forward may differ), not traced into.
-        if any(c.__name__ in self.read_types and c.__module__.startswith("torch.nn") or c is type(m)
-               and c.__name__ in self.read_types for c in type(m).__mro__):
+        if type(m).__name__ in self.read_types:  # a class a block reads (by name, as the blocks match it)
+            return True
+        # A subclass of one of torch.nn's classes that a block reads: kept whole and named as such (its forward may
+        # differ), not traced into.
+        if any(c.__name__ in self.read_types and c.__module__.startswith("torch.nn") for c in type(m).__mro__[1:]):
             return True
         return super().is_leaf_module(m, qualname)
 

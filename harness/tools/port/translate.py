@@ -109,10 +109,6 @@ def _type_name(cls: type) -> str:
         f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _call_target(node: CapturedNode) -> Any:
-    return node.target  # a function object for call_function, the method's name for call_method
-
-
 def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mapped]:
     """Each node's block, params and inputs, in the order the forward runs them. Else PortError naming, in the
     model's order and in one run, every node that cannot be ported."""
@@ -138,7 +134,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
             dims = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
             source = source_of(node.inputs[0])
             chunks[node.name] = (source, int(node.args[1] if len(node.args) > 1 else node.kwargs["chunks"]),
-                                 int(dims), tuple(_value(nodes, captured, source).shape))
+                                 int(dims), tuple(_value(nodes, source).shape))
             continue
         if not node.is_tensor:
             if node.op == "call_module":  # a module that returns a tuple (an LSTM) is no layer of a block
@@ -158,7 +154,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
             continue
         tensor_inputs = [n for n in node.inputs if n not in constants]
         node.args, node.kwargs = _resolved(node.args, constants), _resolved(node.kwargs, constants)
-        special = _idioms(node, tensor_inputs, chunks, shuffles, source_of, nodes, captured)
+        special = _idioms(node, tensor_inputs, chunks, shuffles, source_of, nodes)
         if special == "skip":
             continue
         if special is not None:
@@ -169,7 +165,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
             continue
         in_shapes = [tuple(nodes[n].value.shape) if n in nodes else None for n in tensor_inputs]
         try:
-            block, params, tensor_inputs = _read(node, tensor_inputs, in_shapes, by_type, functions, nodes)
+            block, params, tensor_inputs = _read(node, tensor_inputs, in_shapes, by_type, functions)
         except _Alias:
             alias[node.name] = tensor_inputs[0]
             continue
@@ -198,16 +194,18 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
 
 
 def _target_in(node: CapturedNode, targets: tuple) -> bool:
-    return node.op in ("call_function", "call_method") and any(node.target is t or node.target == t for t in targets
-                                                                if isinstance(t, str) == isinstance(node.target, str))
+    """Whether the node calls one of `targets`: functions (by identity), or methods (by name)."""
+    if node.op == "call_function":
+        return any(node.target is t for t in targets if not isinstance(t, str))
+    return node.op == "call_method" and node.target in [t for t in targets if isinstance(t, str)]
 
 
-def _value(nodes: dict[str, CapturedNode], captured: Captured, name: str) -> Any:
+def _value(nodes: dict[str, CapturedNode], name: str) -> Any:
     return nodes[name].value if name in nodes else None
 
 
 def _idioms(node: CapturedNode, inputs: list[str], chunks: dict, shuffles: dict, source_of: Any,
-            nodes: dict[str, CapturedNode], captured: Captured) -> Any:
+            nodes: dict[str, CapturedNode]) -> Any:
     """PyTorch idioms read as one call: a piece of a chunk (getitem) as `narrow`; torchvision's channel shuffle
     (view to (N, g, C/g, H, W), transpose(1, 2), view back) as `channel_shuffle`. Returns (call name, args, tensor
     inputs) to read the node as, "skip" for a step inside an idiom, or None."""
@@ -221,13 +219,13 @@ def _idioms(node: CapturedNode, inputs: list[str], chunks: dict, shuffles: dict,
         return None
     source = source_of(inputs[0])
     if _target_in(node, RESHAPES):
-        before, after = tuple(_value(nodes, captured, source).shape), tuple(node.value.shape)
+        before, after = tuple(_value(nodes, source).shape), tuple(node.value.shape)
         if len(before) == 4 and len(after) == 5 and after[0] == before[0] and after[3:] == before[2:] \
                 and after[1] * after[2] == before[1]:
             shuffles[node.name] = (source, after[1], False)
             return "skip"
         if source in shuffles and shuffles[source][2] and after == tuple(
-                _value(nodes, captured, shuffles[source][0]).shape):
+                _value(nodes, shuffles[source][0]).shape):
             origin, groups, _ = shuffles.pop(source)
             return SHUFFLE_CALL, (None, groups), [origin]
     if _target_in(node, TRANSPOSES) and source in shuffles and not shuffles[source][2]:
@@ -251,7 +249,9 @@ class _Alias(Exception):
 
 
 def _read(node: CapturedNode, inputs: list[str], in_shapes: list[Any], by_type: dict[str, list[Block]],
-          functions: dict[str, Block], nodes: dict[str, CapturedNode]) -> tuple[Block, dict, list[str]]:
+          functions: dict[str, list[Block]]) -> tuple[Block, dict, list[str]]:
+    """The block that reads the node, its params and its tensor inputs; PortError naming why none does, _Alias for a
+    call that passes its input on."""
     where = node.where
     if node.op == "call_module":
         if len(inputs) != 1:
@@ -259,7 +259,7 @@ def _read(node: CapturedNode, inputs: list[str], in_shapes: list[Any], by_type: 
                             "takes one")
         block, params = block_for_module(node.module, where, in_shapes[0], by_type)
         return block, params, inputs
-    target = _call_target(node)
+    target = node.target  # a function object for call_function, the method's name for call_method
     name = (FUNCTION_NAMES.get(target) if node.op == "call_function" else METHOD_NAMES.get(target))
     readers = functions.get(name, []) if name is not None else []
     if readers and len(inputs) == 1 and readers[0].arity is None and node.args \
