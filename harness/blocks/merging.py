@@ -231,7 +231,9 @@ def _tensors_only(name: str, args: tuple, kwargs: dict[str, Any], allowed: dict[
     """Refuse a call with a constant operand (x + 3) or a keyword the block does not take at another value."""
     constants = [a for a in args if a is not None]
     if constants:
-        raise Refusal(f"{name} with a constant operand ({constants[0]!r}) has no block: only tensors are joined",
+        what = (f"a parameter of shape {list(constants[0].shape)}" if isinstance(constants[0], np.ndarray)
+                else repr(constants[0]))
+        raise Refusal(f"{name} with a constant operand ({what}) has no block: only tensors are joined",
                       field=f"{name}.other")
     for key, value in kwargs.items():
         if key not in allowed or value != allowed[key]:

@@ -314,3 +314,27 @@ def test_progress_hears_each_stage_and_every_node(tmp_path: Path) -> None:
     assert stages[0] == "tracing the model" and stages[-1] == "saving the Keras model"
     nodes = [(done, total) for stage, done, total in heard if stage == "the case against the model"]
     assert nodes == [(i, len(ported.nodes)) for i in range(len(ported.nodes))]
+
+
+class TupleModule(nn.Module):
+    """A module that returns a tuple (as nn.MultiheadAttention does), read by getitem."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+        self.pos = nn.Parameter(torch.zeros(1, 3, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.attention(x, x, x)
+        return self.fc(out) + self.pos
+
+
+def test_what_follows_a_module_returning_a_tuple_is_not_a_traceback(tmp_path: Path) -> None:
+    """Its pieces are not named again (the module is); a parameter operand is said by its shape, not printed."""
+    with pytest.raises(PortError) as e:
+        port_model(TupleModule(), (2, 3, 4), out=tmp_path / "out", name="m")
+    lines = str(e.value).splitlines()
+    assert lines[0].startswith("attention: torch.nn.MultiheadAttention has no block"), lines
+    assert not any("getitem" in line for line in lines), lines
+    assert any("a parameter of shape [1, 3, 2]" in line for line in lines), lines

@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from harness.blocks import Block, all_blocks
 from harness.blocks.torch_calls import (
     CHUNKS,
@@ -119,6 +121,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
     chunks: dict[str, tuple[str, int, int, tuple[int, ...]]] = {}  # a chunk: its input, pieces, dim, input shape
     shuffles: dict[str, tuple[str, int, bool]] = {}  # a channel shuffle begun: its input, groups, transposed yet
     problems: list[str] = []
+    unported: set[str] = set()  # nodes named as problems, or read from one: what follows them is not named again
     mapped: list[Mapped] = []
     used_names: set[str] = set()
 
@@ -138,6 +141,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
             continue
         if not node.is_tensor:
             if node.op == "call_module":  # a module that returns a tuple (an LSTM) is no layer of a block
+                unported.add(node.name)
                 try:
                     block_for_module(node.module, node.where, (), by_type)
                     problems.append(node.at(f"{node.where}: {node.type_name} returns a {type(node.value).__name__}, "
@@ -163,7 +167,14 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
         if node.alias_of is not None:
             alias[node.name] = node.alias_of
             continue
-        in_shapes = [tuple(nodes[n].value.shape) if n in nodes else None for n in tensor_inputs]
+        given = [nodes[n].value if n in nodes else None for n in tensor_inputs]
+        if not all(isinstance(v, np.ndarray) for v in given):  # a piece of a tuple (attention's output, weights)
+            unported.add(node.name)
+            if not any(source_of(n) in unported for n in tensor_inputs):  # else its producer is named already
+                problems.append(node.at(f"{node.where}: reads a {type(given[0]).__name__} that is not a tensor (from "
+                                        f"{tensor_inputs[0]})"))
+            continue
+        in_shapes = [tuple(v.shape) for v in given]
         try:
             block, params, tensor_inputs = _read(node, tensor_inputs, in_shapes, by_type, functions)
         except _Alias:
@@ -171,6 +182,7 @@ def translate(captured: Captured, by_type: dict[str, list[Block]]) -> list[Mappe
             continue
         except PortError as e:
             problems.append(node.at(str(e)))
+            unported.add(node.name)
             continue
         name = _case_name(node, used_names)
         arrays = block.weights_from_call(node.args) if node.op != "call_module" else {}
