@@ -366,6 +366,14 @@ MUTANTS: tuple[Mutant, ...] = (
            "p[\"start\"], p[\"start\"] + p[\"length\"],",
            "p[\"start\"] + 1, p[\"start\"] + p[\"length\"] + 1,",
            "a chunk's channels sliced one further along in Keras"),
+    Mutant("mish_as_silu", "blocks/activations.py",
+           'lambda p, dt: keras.layers.Activation("mish", dtype=dt),',
+           'lambda p, dt: keras.layers.Activation("silu", dtype=dt),',
+           "mish ported as swish: both smooth ReLUs, close near 0"),
+    Mutant("softsign_as_tanh", "blocks/activations.py",
+           'lambda p, dt: keras.layers.Activation("softsign", dtype=dt),',
+           'lambda p, dt: keras.layers.Activation("tanh", dtype=dt),',
+           "softsign ported as tanh: both odd and bounded by 1"),
 )
 
 # No change at all: it must survive, or the check could not tell a mutant from the real harness.

@@ -218,6 +218,12 @@ def _softplus_from_torch(module: torch.nn.Module) -> dict[str, Any]:
     return {}
 
 
+_activation("mish", "x * tanh(softplus(x)).", lambda p: torch.nn.Mish(),
+            lambda p, dt: keras.layers.Activation("mish", dtype=dt),
+            reference=lambda p, x: x * np.tanh(np.logaddexp(0.0, x)), torch_type="Mish")
+_activation("softsign", "x / (1 + |x|).", lambda p: torch.nn.Softsign(),
+            lambda p, dt: keras.layers.Activation("softsign", dtype=dt),
+            reference=lambda p, x: x / (1.0 + np.abs(x)), torch_type="Softsign")
 _activation("softplus", "log(1 + exp(x)).", lambda p: torch.nn.Softplus(),
             lambda p, dt: keras.layers.Activation("softplus", dtype=dt),
             reference=lambda p, x: onnx_op("Softplus", x), torch_type="Softplus", from_torch=_softplus_from_torch)
