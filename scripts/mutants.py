@@ -374,6 +374,14 @@ MUTANTS: tuple[Mutant, ...] = (
            'lambda p, dt: keras.layers.Activation("softsign", dtype=dt),',
            'lambda p, dt: keras.layers.Activation("tanh", dtype=dt),',
            "softsign ported as tanh: both odd and bounded by 1"),
+    Mutant("celu_as_elu", "blocks/keras_layers.py",
+           "return keras.ops.celu(x, alpha=self.alpha)",
+           "return keras.ops.elu(x, alpha=self.alpha)",
+           "CELU ported as ELU with the same alpha: exp(x) where CELU has exp(x / alpha)"),
+    Mutant("hard_tanh_fixed_bounds", "blocks/keras_layers.py",
+           "return keras.ops.clip(x, self.min_value, self.max_value)",
+           "return keras.ops.clip(x, -1.0, 1.0)",
+           "Hardtanh ported as Keras's hard_tanh, whose bounds are -1 and 1 whatever PyTorch's were"),
 )
 
 # No change at all: it must survive, or the check could not tell a mutant from the real harness.

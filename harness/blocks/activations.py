@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference
+from harness.blocks.keras_layers import CELU, Clip
 from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register
 from harness.blocks.site import Site, WeightCopy
@@ -122,12 +123,12 @@ def _activation(name: str, doc: str, torch_factory: Callable, keras_factory: Cal
                 params: tuple[Param, ...] = (), *, reference: Callable, torch_type: str,
                 native_torch: Callable | None = None, native_keras: Callable | None = None,
                 from_torch: Callable = lambda module: {},
-                known_differences: tuple[KnownDifference, ...] = ()) -> type[Block]:
+                known_differences: tuple[KnownDifference, ...] = (), base: type = _Activation) -> type[Block]:
     """Register an activation. `native_torch(site)` / `native_keras(site)` build the layer from the parameters the
     case wrote (Site.written_args); without them the native builders are the harness's own (nothing to leave to a
     default); `from_torch(module)` gives the case params of a `torch_type` module; `known_differences` are
-    Block.known_differences."""
-    cls = type(name, (_Activation,), {
+    Block.known_differences; `base` a subclass of _Activation where the block checks its input further."""
+    cls = type(name, (base,), {
         "name": name, "doc": doc, "params": params, "torch_types": (torch_type,),
         "torch_factory": staticmethod(torch_factory), "keras_factory": staticmethod(keras_factory),
         "reference_function": staticmethod(reference),
@@ -224,6 +225,41 @@ _activation("mish", "x * tanh(softplus(x)).", lambda p: torch.nn.Mish(),
 _activation("softsign", "x / (1 + |x|).", lambda p: torch.nn.Softsign(),
             lambda p, dt: keras.layers.Activation("softsign", dtype=dt),
             reference=lambda p, x: x / (1.0 + np.abs(x)), torch_type="Softsign")
+_activation("celu", "x if x > 0 else alpha * (exp(x / alpha) - 1).",
+            lambda p: torch.nn.CELU(alpha=p["alpha"]), lambda p, dt: CELU(alpha=p["alpha"], dtype=dt),
+            (Param("alpha", "float", 1.0, minimum=0.0, open_minimum=True, doc="scale of the negative part"),),
+            # exp of the negative part only: the positive one is x (and would overflow for a small alpha).
+            reference=lambda p, x: np.where(x > 0, x, p["alpha"] * np.expm1(np.minimum(x, 0) / p["alpha"])),
+            torch_type="CELU",
+            from_torch=lambda m: {"alpha": float(m.alpha)})
+
+
+class TorchHardTanh(torch.nn.Hardtanh):
+    """nn.Hardtanh with only its two bounds as arguments (its constructor's deprecated min_value/max_value aside), so
+    that `harness show` prints it from its attributes."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        super().__init__(min_val, max_val)
+
+
+class _Bounded(_Activation):
+    """hard_tanh: its bounds must be in order."""
+
+    def check_input(self, site: Site) -> None:
+        super().check_input(site)
+        if not site.params["min_val"] < site.params["max_val"]:
+            raise Refusal(f"min_val {site.params['min_val']} must be below max_val {site.params['max_val']}",
+                          field="params.max_val")
+
+
+_activation("hard_tanh", "min(max(x, min_val), max_val) (PyTorch's Hardtanh; -1 and 1 by default).",
+            lambda p: TorchHardTanh(p["min_val"], p["max_val"]),
+            lambda p, dt: Clip(p["min_val"], p["max_val"], dtype=dt),
+            (Param("min_val", "float", -1.0, doc="the lower bound"),
+             Param("max_val", "float", 1.0, doc="the upper bound")),
+            reference=lambda p, x: np.clip(x, p["min_val"], p["max_val"]), torch_type="Hardtanh",
+            native_torch=lambda s: torch.nn.Hardtanh(**s.written_args(min_val="min_val", max_val="max_val")),
+            from_torch=lambda m: {"min_val": float(m.min_val), "max_val": float(m.max_val)}, base=_Bounded)
 _activation("softplus", "log(1 + exp(x)).", lambda p: torch.nn.Softplus(),
             lambda p, dt: keras.layers.Activation("softplus", dtype=dt),
             reference=lambda p, x: onnx_op("Softplus", x), torch_type="Softplus", from_torch=_softplus_from_torch)

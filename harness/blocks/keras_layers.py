@@ -248,3 +248,35 @@ class AxisSlice(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis, "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class CELU(keras.layers.Layer):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)) with its alpha (keras.ops.celu): Keras has the activation
+    but no layer that keeps an alpha other than 1 in its config."""
+
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alpha = alpha
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.celu(x, alpha=self.alpha)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class Clip(keras.layers.Layer):
+    """min(max(x, min_value), max_value) (keras.ops.clip): PyTorch's Hardtanh with its bounds, which Keras's
+    hard_tanh (fixed at -1 and 1) and ReLU (a lower bound of 0) cannot take."""
+
+    def __init__(self, min_value: float = -1.0, max_value: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.min_value, self.max_value = min_value, max_value
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.clip(x, self.min_value, self.max_value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "min_value": self.min_value, "max_value": self.max_value}
