@@ -163,6 +163,26 @@ class _Composite(Block):
                 return name
         return None
 
+    # --- builders: each framework's container of the nested blocks' own layers (`_torch`, `_keras`), built by the
+    # nested blocks' harness or native builders --------------------------------------------------------------------
+    def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> Any:
+        raise NotImplementedError
+
+    def _keras(self, site: Site, build: Callable[[Block, Site], Any]) -> Any:
+        raise NotImplementedError
+
+    def torch_module(self, site: Site) -> Any:
+        return self._torch(site, lambda block, s: block.torch_module(s))
+
+    def keras_layer(self, site: Site) -> Any:
+        return self._keras(site, lambda block, s: block.keras_layer(s))
+
+    def native_torch_module(self, site: Site) -> Any:
+        return self._torch(site, lambda block, s: block.native_torch_module(s))
+
+    def native_keras_layer(self, site: Site) -> Any:
+        return self._keras(site, lambda block, s: block.native_keras_layer(s))
+
     @staticmethod
     def _built(branch: Branch, build: Callable[[Block, Site], Any]) -> list[Any]:
         return [build(layer.block, s) for layer, s in zip(branch.layers, branch.sites)]
@@ -241,17 +261,6 @@ class Residual(_Composite):
         return KerasResidual(**{attr: self._built(branches[key], build) for key, attr in BRANCHES.items()},
                              dtype=site.dtype)
 
-    def torch_module(self, site: Site) -> TorchResidual:
-        return self._torch(site, lambda block, s: block.torch_module(s))
-
-    def keras_layer(self, site: Site) -> KerasResidual:
-        return self._keras(site, lambda block, s: block.keras_layer(s))
-
-    def native_torch_module(self, site: Site) -> TorchResidual:
-        return self._torch(site, lambda block, s: block.native_torch_module(s))
-
-    def native_keras_layer(self, site: Site) -> KerasResidual:
-        return self._keras(site, lambda block, s: block.native_keras_layer(s))
 
     def torch_parameters(self, module: TorchResidual) -> dict[str, Any]:
         """The nested layers' weights, named `<branch>.<index>.<name>` (`layers.0.weight`, `shortcut.1.bias`)."""
@@ -342,17 +351,6 @@ class Sequential(_Composite):
     def _keras(self, site: Site, build: Callable[[Block, Site], Any]) -> keras.Sequential:
         return keras.Sequential(self._built(self.branches(site)["layers"], build))
 
-    def torch_module(self, site: Site) -> torch.nn.Sequential:
-        return self._torch(site, lambda block, s: block.torch_module(s))
-
-    def keras_layer(self, site: Site) -> keras.Sequential:
-        return self._keras(site, lambda block, s: block.keras_layer(s))
-
-    def native_torch_module(self, site: Site) -> torch.nn.Sequential:
-        return self._torch(site, lambda block, s: block.native_torch_module(s))
-
-    def native_keras_layer(self, site: Site) -> keras.Sequential:
-        return self._keras(site, lambda block, s: block.native_keras_layer(s))
 
     def torch_parameters(self, module: torch.nn.Sequential) -> dict[str, Any]:
         """The layers' weights, named `layers.<index>.<name>`."""

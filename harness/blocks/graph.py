@@ -103,17 +103,6 @@ class Graph(_Composite):
         branch = self.branches(site)["nodes"]
         return functional_model(branch.layers, branch.sites, self._built(branch, build))
 
-    def torch_module(self, site: Site) -> TorchGraph:
-        return self._torch(site, lambda block, s: block.torch_module(s))
-
-    def keras_layer(self, site: Site) -> Any:
-        return self._keras(site, lambda block, s: block.keras_layer(s))
-
-    def native_torch_module(self, site: Site) -> TorchGraph:
-        return self._torch(site, lambda block, s: block.native_torch_module(s))
-
-    def native_keras_layer(self, site: Site) -> Any:
-        return self._keras(site, lambda block, s: block.native_keras_layer(s))
 
     def torch_parameters(self, module: TorchGraph) -> dict[str, Any]:
         """The nodes' weights, named `nodes.<index>.<name>`."""

@@ -24,7 +24,6 @@ from harness.blocks.registry import get_block, register
 from harness.blocks.site import Site
 from harness.core.errors import Refusal
 from harness.core.frameworks import keras, torch
-from harness.core.layout import Layout
 from harness.core.schema import Param
 
 # Two inputs of the benchmark's size: the block's input and a copy of it (benchmarks build them as a graph).
@@ -72,7 +71,7 @@ class _Merge(Block):
         layouts = set(site.in_layouts)
         if len(layouts) > 1:
             raise Refusal(f"{self.name}'s inputs are laid out differently in Keras ("
-                          + ", ".join(_layout_text(layout) for layout in site.in_layouts)
+                          + ", ".join(layout.describe() for layout in site.in_layouts)
                           + "): a flattened tensor in Keras's (H, W, C) feature order cannot be joined elementwise "
                           "with one in another order", field="inputs")
 
@@ -113,10 +112,6 @@ class _Merge(Block):
                 "nodes": [{"name": "a", "block": "relu", "inputs": ["input"]},
                           {"name": "b", "block": "sigmoid", "inputs": ["input"]},
                           {"name": "join", "block": self.name, "inputs": ["a", "b"]}]}
-
-
-def _layout_text(layout: Layout) -> str:
-    return layout.describe()
 
 
 class _Elementwise(_Merge):
