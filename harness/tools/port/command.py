@@ -28,7 +28,7 @@ from harness.cases import InputSpec, RefusedPoint, load_file
 from harness.core.errors import CaseError
 from harness.core.frameworks import keras, torch
 from harness.core.verdicts import VerdictKind
-from harness.engine import result_lines, run_point
+from harness.engine import StageError, build_torch, result_lines, run_point
 from harness.tools.crosscheck.litert import export_tflite
 from harness.tools.port.calibrate import calibrate_batch_norms, copy_if_uncalibrated
 from harness.tools.port.capture import capture
@@ -106,8 +106,13 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     ported.output_layout = point.layers[-1].block.output_layout(point.sites[-1])
     progress(f"running the case: PyTorch against Keras, {len(mapped)} nodes")
     ported.result = run_point(point, "cpu", timeout_s=0)
+    try:  # once, for the check against the model and for the Keras model's weights
+        modules = build_torch(point, "cpu")
+    except (StageError, CaseError):
+        modules = None  # model_verdicts says why they cannot be built
     ported.model_verdicts, ported.diverged = model_verdicts(
-        point, mapped, model_out, x, lambda done, total: progress("the case against the model", done, total))
+        point, mapped, model_out, x, lambda done, total: progress("the case against the model", done, total),
+        modules)
     ported.worst_headroom = worst_headroom(ported.model_verdicts)
     for m in mapped:  # the model's recorded values are checked: not held for the rest of the port and after it
         m.node.value = None
@@ -115,7 +120,7 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     if ported.passed:
         progress("saving the Keras model")
         try:
-            ported.keras_path, ported.custom_objects = save_keras(point, out, name, x)
+            ported.keras_path, ported.custom_objects = save_keras(point, out, name, x, modules)
         except Exception as e:  # noqa: BLE001 - Keras's serialisation or the disk: said in one line, exit 1
             why = str(e) if isinstance(e, PortError) else exception_text(e)
             ported.keras_error = f"cannot save the Keras model as {out / f'{name}.keras'}: {why}"

@@ -47,10 +47,12 @@ def keras_custom_objects(model: Any) -> dict[str, type]:
     return found
 
 
-def save_keras(point: Point, out: Path, name: str, x: np.ndarray) -> tuple[Path, dict[str, type]]:
+def save_keras(point: Point, out: Path, name: str, x: np.ndarray, modules: list[Any] | None = None
+               ) -> tuple[Path, dict[str, type]]:
     """The runner's Keras layers of the point (PyTorch's weights transferred) as one functional keras.Model behind a
-    channels-last input, saved as DIR/<name>.keras; reloaded at once, it must give the same output."""
-    modules = build_torch(point, "cpu")
+    channels-last input, saved as DIR/<name>.keras; reloaded at once, it must give the same output. `modules`: the
+    case's PyTorch modules where the caller has built them (their weights are what Keras gets)."""
+    modules = modules if modules is not None else build_torch(point, "cpu")
     layers = build_keras(point, modules, "cpu")
     expected = forward_keras(point, layers, x, "cpu")[-1]
     model = functional_model(point.layers, point.sites, layers, name=name)

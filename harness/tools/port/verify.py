@@ -15,6 +15,7 @@ activations may be tiny (1e-9), and a tolerance with an absolute floor would pas
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,11 +44,13 @@ def relative_tolerance(dtype: str, reduction_length: int, expected: np.ndarray) 
 
 
 def model_verdicts(point: Point, mapped: list[Mapped], model_out: np.ndarray, x: np.ndarray,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[list[Verdict], str | None]:
+                   progress: Callable[[int, int], None] | None = None, modules: list[Any] | None = None
+                   ) -> tuple[list[Verdict], str | None]:
     """The model's own values (the capture) against the case's PyTorch modules, node by node and at the end; and
-    the first place where they differ, in words (None where they agree). `progress(done, total)` hears each node."""
+    the first place where they differ, in words (None where they agree). `progress(done, total)` hears each node;
+    `modules`: the case's PyTorch modules where the caller has built them (they are only run, in eval mode)."""
     try:
-        modules = build_torch(point, "cpu")
+        modules = modules if modules is not None else build_torch(point, "cpu")
         outs = forward_torch(point, modules, x, "cpu")
     except (StageError, CaseError) as e:
         message = f"the case's PyTorch modules cannot run: {e}"
