@@ -110,7 +110,7 @@ class Block:
         if self.arity == 1 and count != 1:
             raise Refusal(f"{self.name} takes one input, got {count}", field="inputs")
         if self.arity is None and count < 2:
-            raise Refusal(f"{self.name} takes two or more inputs, got {count}", field="inputs")
+            raise Refusal(f"{self.name} joins two or more inputs, got {count}", field="inputs")
 
     def check_input(self, site: Site) -> None:
         if not self.any_layout and not all(layout.standard for layout in (site.in_layouts or (site.layout,))):

@@ -34,7 +34,7 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: b
                 raise CaseError(f"{block.name} cannot be nested", field="block")
             lists = block.nested  # a composite block's keys that hold lists of layers (required?)
             check_keys(item, (NODE_KEYS if graph else LAYER_KEYS) + tuple(lists), "")
-            node_name, inputs = node_inputs(item, i, names, block) if graph else (None, None)
+            node_name, inputs = node_inputs(item, i, names) if graph else (None, None)
             params = normalise_params(block.params, item.get("params"))
             for name, required in lists.items():
                 value = item.get(name, None if required else [])
@@ -57,16 +57,19 @@ def layer_list(items: list, base: Path, key: str, nested: bool = False, graph: b
     return layers
 
 
-def node_inputs(item: dict, index: int, names: dict[str, int], block: Block) -> tuple[str, tuple[int, ...]]:
+def node_inputs(item: dict, index: int, names: dict[str, int]) -> tuple[str, tuple[int, ...]]:
     """A graph node's name and the indices of its inputs (NETWORK_INPUT for `input`). `inputs` defaults to the node
-    before it (the input for the first): a chain needs none written."""
+    before it (the input for the first): a chain needs none written. How many a block takes is its own check
+    (Block.check_arity, when the graph is planned)."""
     name = item.get("name")
     if not isinstance(name, str) or not NODE_NAME_RE.fullmatch(name) or name == GRAPH_INPUT:
         raise CaseError(f"got {show(name)}; allowed: a name of letters, digits, '_', '.', '-' other than "
                         f"{GRAPH_INPUT!r}, unique among the nodes", field="name")
     if name in names:
         raise CaseError(f"duplicate node name {name!r} (also nodes[{names[name]}])", field="name")
-    written = item.get("inputs", [GRAPH_INPUT] if index == 0 else [index - 1])
+    if "inputs" not in item:  # the node before it; for the first, index - 1 is NETWORK_INPUT
+        return name, (index - 1,)
+    written = item["inputs"]
     if isinstance(written, str):
         written = [written]
     if not isinstance(written, list) or not written:
@@ -74,9 +77,7 @@ def node_inputs(item: dict, index: int, names: dict[str, int], block: Block) -> 
                         f"or {GRAPH_INPUT!r} (the network's input)", field="inputs")
     inputs = []
     for j, source in enumerate(written):
-        if isinstance(source, int) and not isinstance(source, bool) and 0 <= source < index:
-            inputs.append(source)  # the default: the node before (an index, never written by hand)
-        elif source == GRAPH_INPUT:
+        if source == GRAPH_INPUT:
             inputs.append(NETWORK_INPUT)
         elif isinstance(source, str) and source in names:
             inputs.append(names[source])
@@ -84,10 +85,6 @@ def node_inputs(item: dict, index: int, names: dict[str, int], block: Block) -> 
             raise CaseError(f"got {show(source)}; allowed: {GRAPH_INPUT!r} or the name of a node written before "
                             "this one (a graph's nodes are listed in an order where each comes after its inputs)",
                             field=f"inputs[{j}]")
-    if block.arity == 1 and len(inputs) != 1:
-        raise CaseError(f"{block.name} takes one input, got {len(inputs)}", field="inputs")
-    if block.arity is None and len(inputs) < 2:
-        raise CaseError(f"{block.name} joins two or more inputs, got {len(inputs)}", field="inputs")
     return name, tuple(inputs)
 
 

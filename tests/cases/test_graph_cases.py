@@ -62,7 +62,7 @@ def test_a_join_is_no_layer_of_a_sequential(tmp_path: Path) -> None:
     (entry,) = _load(tmp_path, {"name": "s", "block": "sequential", "input": {"shape": [2, 3, 6, 6]},
                                 "layers": [{k: v for k, v in STEM.items() if k != "name"}, {"block": "add"}]})
     problem = entry.error or entry.points[0].error
-    assert problem.field == "layers[1].inputs" and "add takes two or more inputs, got 1" in problem.message
+    assert problem.field == "layers[1].inputs" and "add joins two or more inputs, got 1" in problem.message
 
 
 def test_inputs_default_to_the_node_before_and_name_the_network_input(tmp_path: Path) -> None:
