@@ -47,32 +47,48 @@ class Subsample2D(keras.layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
-class Padding2D(keras.layers.Layer):
-    """Pads an NHWC tensor's height and width as PyTorch's padding_mode does (reflect, replicate, circular).
+@keras.saving.register_keras_serializable(package="harness")
+class SpatialPadding(keras.layers.Layer):
+    """Pads the spatial axes of a channels-last tensor (N, *spatial, C), one (before, after) pair per spatial axis
+    (1-D, 2-D, 3-D alike), as PyTorch's padding modes do: `constant` (the `value`, through keras.ops.pad's
+    constant_values: exact), `reflect`, `replicate`, `circular`.
 
-    Keras has no such layer and TensorFlow's pad no edge or wrap mode: rows and columns are gathered by index,
-    the indices being numpy.pad's of an arange (an exact copy, whatever the dtype).
+    Keras has no such layer and TensorFlow's pad no edge or wrap mode: for those three, each axis is gathered by
+    index, the indices being numpy.pad's of an arange in the mode's pattern (KERAS_INDEX_MODES; an exact copy,
+    whatever the dtype).
     """
 
-    def __init__(self, padding: Pads, mode: str, **kwargs: Any) -> None:
+    def __init__(self, padding: Any, mode: str = "constant", value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.padding = tuple(tuple(p) for p in padding)
+        self.padding = tuple(tuple(int(a) for a in p) for p in padding)
         self.mode = mode
+        self.value = float(value)
 
     def call(self, x: Any) -> Any:
-        h, w = _static_hw(x, "Padding2D")
-        index_mode = KERAS_INDEX_MODES[self.mode]
-        rows = np.pad(np.arange(h), self.padding[0], mode=index_mode)
-        cols = np.pad(np.arange(w), self.padding[1], mode=index_mode)
-        return keras.ops.take(keras.ops.take(x, rows, axis=1), cols, axis=2)
+        if self.mode == "constant":
+            spec = [[0, 0], *([before, after] for before, after in self.padding), [0, 0]]
+            return keras.ops.pad(x, spec, constant_values=self.value)
+        index_mode = KERAS_INDEX_MODES[self.mode]  # looked up at each call: tests plant a wrong pattern here
+        for axis, pair in enumerate(self.padding, start=1):
+            size = x.shape[axis]
+            if size is None:
+                raise ValueError(f"{type(self).__name__} needs known spatial sizes, got input shape {tuple(x.shape)}")
+            if any(pair):
+                x = keras.ops.take(x, np.pad(np.arange(int(size)), pair, mode=index_mode), axis=axis)
+        return x
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        n, h, w, c = input_shape
-        (t, b), (left, r) = self.padding
-        return n, None if h is None else h + t + b, None if w is None else w + left + r, c
+        spatial = tuple(None if s is None else s + before + after
+                        for s, (before, after) in zip(input_shape[1:-1], self.padding))
+        return input_shape[0], *spatial, input_shape[-1]
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "padding": self.padding, "mode": self.mode}
+        return {**super().get_config(), "padding": self.padding, "mode": self.mode, "value": self.value}
+
+
+class Padding2D(SpatialPadding):
+    """SpatialPadding of an NHWC tensor's height and width: ((top, bottom), (left, right)). The name under which
+    convolution's padding_mode layers were saved (.keras files name the class), kept for them."""
 
 
 class InsertZeros2D(keras.layers.Layer):
