@@ -84,8 +84,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "if False:",
            "ceil mode keeps a last window that would start in the right padding (PyTorch drops it)"),
     Mutant("pad_order_top_first", "core/spatial.py",
-           "return left, right, top, bottom",
-           "return top, bottom, left, right",
+           "for before, after in reversed(pads):",
+           "for before, after in pads:",
            "torch.nn.functional.pad given (top, bottom, left, right): it wants the last axis first"),
     # --- blocks/convolution.py ----------------------------------------------------------------------------------
     Mutant("conv_bias_dropped", "blocks/convolution.py",

@@ -29,8 +29,10 @@ class Param:
 
     kind:
       int      an integer >= `minimum`
-      pair     an int or [h, w] of ints >= `minimum` -> (h, w)
-      padding  an int >= 0, [h, w] of ints >= 0, "valid" or "same" -> "valid" | "same" | (h, w)
+      pair     an int or [h, w] of ints >= `minimum` -> (h, w); with `size` 1 or 3 (a 1-D or 3-D block's spatial
+               axes), an int or [l] -> (l,), an int or [d, h, w] -> (d, h, w)
+      padding  an int >= 0, [h, w] of ints >= 0, "valid" or "same" -> "valid" | "same" | (h, w) (`size` values
+               as for pair)
       float    a number in [minimum, maximum] (an end excluded where open_minimum / open_maximum says so)
       bool     true or false
       choice   one of `choices`
@@ -47,6 +49,12 @@ class Param:
     open_maximum: bool = False  # a float must be < maximum (Adam's betas: 1 divides by zero)
     choices: tuple[Any, ...] = ()
     default_text: str = ""  # how to show a default that depends on other parameters (e.g. "pool_size")
+    size: int = 2  # how many values a pair or padding holds: one per spatial axis of the block (1, 2 or 3)
+
+    @property
+    def axes_text(self) -> str:
+        """The list a pair or padding is written as: [h, w], or [l] and [d, h, w] for 1-D and 3-D blocks."""
+        return {1: "[l]", 2: "[h, w]", 3: "[d, h, w]"}.get(self.size, f"[{self.size} values]")
 
     @property
     def required(self) -> bool:
@@ -56,10 +64,12 @@ class Param:
         lo = "" if self.minimum is None else f" {'>' if self.open_minimum else '>='} {self.minimum:g}"
         if self.kind == "int":
             return f"an integer{lo}"
+        count = {1: "one such integer", 2: "two such integers", 3: "three such integers"}.get(self.size,
+                                                                                             "such integers")
         if self.kind == "pair":
-            return f"an integer{lo} or a list [h, w] of two such integers"
+            return f"an integer{lo} or a list {self.axes_text} of {count}"
         if self.kind == "padding":
-            return 'an integer >= 0, a list [h, w] of two such integers, "valid" or "same"'
+            return f'an integer >= 0, a list {self.axes_text} of {count}, "valid" or "same"'
         if self.kind == "float":
             hi = "" if self.maximum is None else f" {'<' if self.open_maximum else '<='} {self.maximum:g}"
             return f"a number{lo}{' and' if lo and hi else ''}{hi}"
@@ -89,17 +99,17 @@ class Param:
             return self._int_ok(v), v
         if kind == "pair":
             if self._int_ok(v):
-                return True, (v, v)
-            if isinstance(v, (list, tuple)) and len(v) == 2 and all(self._int_ok(x) for x in v):
-                return True, (int(v[0]), int(v[1]))
+                return True, (v,) * self.size
+            if isinstance(v, (list, tuple)) and len(v) == self.size and all(self._int_ok(x) for x in v):
+                return True, tuple(int(x) for x in v)
             return False, None
         if kind == "padding":
             if v in ("valid", "same"):
                 return True, v
             if _is_int(v) and v >= 0:
-                return True, (v, v)
-            if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v):
-                return True, (int(v[0]), int(v[1]))
+                return True, (v,) * self.size
+            if isinstance(v, (list, tuple)) and len(v) == self.size and all(_is_int(x) and x >= 0 for x in v):
+                return True, tuple(int(x) for x in v)
             return False, None
         if kind == "float":
             ok = _is_number(v) and v == v and (self.minimum is None or v > self.minimum or (

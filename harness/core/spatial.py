@@ -1,11 +1,15 @@
-"""Size and padding arithmetic shared by the spatial blocks (convolution, pooling). Pure integers, no frameworks."""
+"""Size and padding arithmetic shared by the spatial blocks (convolution, pooling). Pure integers, no frameworks.
+
+Rank-generic: a size, kernel, stride or dilation is a tuple with one value per spatial axis ((l,) for 1-D blocks,
+(h, w) for 2-D, (d, h, w) for 3-D), a padding one (before, after) pair per spatial axis in the same order."""
 
 from __future__ import annotations
 
 import math
 
 Pair = tuple[int, int]
-Pads = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+Sizes = tuple[int, ...]  # one value per spatial axis: (h, w) in 2-D
+Pads = tuple[Pair, ...]  # one (before, after) per spatial axis: ((top, bottom), (left, right)) in 2-D
 
 
 def same_padding_1d(size: int, kernel: int, stride: int, dilation: int = 1) -> Pair:
@@ -18,14 +22,16 @@ def same_padding_1d(size: int, kernel: int, stride: int, dilation: int = 1) -> P
     return total // 2, total - total // 2
 
 
-def resolve_padding(padding: str | Pair, size: Pair, kernel: Pair, stride: Pair, dilation: Pair = (1, 1)) -> Pads:
-    """The explicit ((top, bottom), (left, right)) zero/-inf padding that a padding parameter means."""
+def resolve_padding(padding: str | Sizes, size: Sizes, kernel: Sizes, stride: Sizes,
+                    dilation: Sizes | None = None) -> Pads:
+    """The explicit ((top, bottom), (left, right)) zero/-inf padding that a padding parameter means (one pair per
+    spatial axis of `size`; dilation 1 where None)."""
+    dilation = dilation if dilation is not None else (1,) * len(size)
     if padding == "valid":
-        return (0, 0), (0, 0)
+        return tuple((0, 0) for _ in size)
     if padding == "same":
-        return tuple(same_padding_1d(*args) for args in zip(size, kernel, stride, dilation))  # type: ignore[return-value]
-    ph, pw = padding  # type: ignore[misc]
-    return (ph, ph), (pw, pw)
+        return tuple(same_padding_1d(*args) for args in zip(size, kernel, stride, dilation))
+    return tuple((p, p) for p in padding)
 
 
 def output_size_1d(size: int, kernel: int, stride: int, pads: Pair, dilation: int = 1) -> int:
@@ -35,18 +41,23 @@ def output_size_1d(size: int, kernel: int, stride: int, pads: Pair, dilation: in
     return span // stride + 1 if span >= 0 else 0
 
 
-def output_size(size: Pair, kernel: Pair, stride: Pair, pads: Pads, dilation: Pair = (1, 1)) -> Pair:
-    return tuple(output_size_1d(*args) for args in zip(size, kernel, stride, pads, dilation))  # type: ignore[return-value]
+def output_size(size: Sizes, kernel: Sizes, stride: Sizes, pads: Pads, dilation: Sizes | None = None) -> Sizes:
+    dilation = dilation if dilation is not None else (1,) * len(size)
+    return tuple(output_size_1d(*args) for args in zip(size, kernel, stride, pads, dilation))
 
 
 def is_symmetric(pads: Pads) -> bool:
     return all(before == after for before, after in pads)
 
 
-def torch_pad_arg(pads: Pads) -> tuple[int, int, int, int]:
-    """((top, bottom), (left, right)) -> the (left, right, top, bottom) order of torch.nn.functional.pad."""
-    (top, bottom), (left, right) = pads
-    return left, right, top, bottom
+def torch_pad_arg(pads: Pads) -> tuple[int, ...]:
+    """((top, bottom), (left, right)) -> the (left, right, top, bottom) order of torch.nn.functional.pad: the last
+    axis first, for any number of spatial axes ((front, back), (top, bottom), (left, right) -> left, right, top,
+    bottom, front, back)."""
+    flat: list[int] = []
+    for before, after in reversed(pads):
+        flat += [before, after]
+    return tuple(flat)
 
 
 def ceil_output_size_1d(size: int, kernel: int, stride: int, pads: Pair) -> int:

@@ -44,10 +44,11 @@ def param_strategy(param: Param, rank: int) -> st.SearchStrategy[Any]:
     if kind == "int":
         return ints
     if kind == "pair":
-        return st.one_of(ints, st.lists(ints, min_size=2, max_size=2))
+        return st.one_of(ints, st.lists(ints, min_size=param.size, max_size=param.size))
     if kind == "padding":
         small = st.integers(0, 2)
-        return st.one_of(st.sampled_from(["valid", "same"]), small, st.lists(small, min_size=2, max_size=2))
+        return st.one_of(st.sampled_from(["valid", "same"]), small,
+                         st.lists(small, min_size=param.size, max_size=param.size))
     if kind == "float":
         lo = float(param.minimum) if param.minimum is not None else -FLOAT_SPAN / 2
         hi = float(param.maximum) if param.maximum is not None else lo + FLOAT_SPAN
