@@ -28,17 +28,16 @@ class Mutant:
 MUTANTS: tuple[Mutant, ...] = (
     # --- core/layout.py: the NCHW/NHWC and weight-layout conversions --------------------------------------------
     Mutant("conv_kernel_3210", "core/layout.py",
-           "return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))",
-           "return np.ascontiguousarray(weight.transpose(3, 2, 1, 0))",
+           "return np.ascontiguousarray(weight.transpose(*range(2, weight.ndim), 1, 0))",
+           "return np.ascontiguousarray(weight.transpose(*reversed(range(2, weight.ndim)), 1, 0))",
            "conv kernel transposed (3, 2, 1, 0): kh and kw swapped, hidden by square kernels"),
     Mutant("conv_kernel_not_transposed", "core/layout.py",
-           "return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))",
-           "return np.ascontiguousarray(weight.reshape(weight.shape[2], weight.shape[3], weight.shape[1], "
-           "weight.shape[0]))",
+           "return np.ascontiguousarray(weight.transpose(*range(2, weight.ndim), 1, 0))",
+           "return np.ascontiguousarray(weight.reshape(*weight.shape[2:], weight.shape[1], weight.shape[0]))",
            "conv kernel reshaped to Keras's shape instead of transposed: right shape, scrambled values"),
     Mutant("conv_transpose_kernel_in_out_swapped", "core/layout.py",
-           "return np.ascontiguousarray(np.transpose(weight, (2, 3, 1, 0)))",
-           "return np.ascontiguousarray(np.transpose(weight, (2, 3, 0, 1)))",
+           "return np.ascontiguousarray(np.transpose(weight, (*range(2, weight.ndim), 1, 0)))",
+           "return np.ascontiguousarray(np.transpose(weight, (*range(2, weight.ndim), 0, 1)))",
            "Conv2DTranspose's kernel taken for (kh, kw, in, out), like Conv2D's"),
     Mutant("depthwise_kernel_multiplier_first", "core/layout.py",
            "split = weight.reshape(rows // depth_multiplier, depth_multiplier, kh, kw)",

@@ -36,16 +36,18 @@ def axis_to_channels_last(axis: int, rank: int) -> int:
 
 
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
-    """Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out).
+    """Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out); any spatial rank alike
+    (Conv1d's [out, in/groups, l] -> Conv1D's (l, in/groups, out), Conv3d's [out, in/groups, d, h, w] -> Conv3D's
+    (d, h, w, in/groups, out)).
 
     Not (3, 2, 1, 0): that also swaps kh and kw, which a square kernel hides.
     """
-    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
+    return np.ascontiguousarray(weight.transpose(*range(2, weight.ndim), 1, 0))
 
 
 def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Inverse of `conv_kernel_to_keras`."""
-    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+    return np.ascontiguousarray(kernel.transpose(kernel.ndim - 1, kernel.ndim - 2, *range(kernel.ndim - 2)))
 
 
 def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int) -> np.ndarray:
@@ -66,19 +68,35 @@ def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
 
 
 def conv_transpose_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
-    """ConvTranspose2d weight [in, out, kh, kw] -> Keras Conv2DTranspose kernel (kh, kw, out, in).
+    """ConvTranspose2d weight [in, out, kh, kw] -> Keras Conv2DTranspose kernel (kh, kw, out, in); any spatial rank
+    alike ([in, out, l] -> (l, out, in), [in, out, d, h, w] -> (d, h, w, out, in)).
 
     The permutation of `conv_kernel_to_keras`: each framework stores its transposed kernel with in and out swapped
     relative to its convolution kernel, and neither flips it spatially (both scatter x[i] * w[u] to output
     i*stride + u*dilation - crop). Taking Keras's kernel for (kh, kw, in, out) swaps in and out, which a layer
     with as many outputs as inputs hides.
     """
-    return np.ascontiguousarray(np.transpose(weight, (2, 3, 1, 0)))
+    return np.ascontiguousarray(np.transpose(weight, (*range(2, weight.ndim), 1, 0)))
 
 
 def conv_transpose_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Inverse of `conv_transpose_kernel_to_keras`."""
-    return np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
+    return np.ascontiguousarray(np.transpose(kernel, (kernel.ndim - 1, kernel.ndim - 2, *range(kernel.ndim - 2))))
+
+
+def group_slice(array: np.ndarray, groups: int, group: int) -> np.ndarray:
+    """The `group`-th of `groups` equal slices of axis 0: a grouped layer's share of a per-channel vector or of a
+    weight whose first axis is split by group. ConvTranspose2d(groups=g)'s weight [in, out/g, kh, kw] holds group
+    j's kernel in rows j*in/g to (j+1)*in/g (its out/g columns are that group's outputs), its bias group j's
+    outputs in j*out/g to (j+1)*out/g: both split along axis 0 (not axis 1, which is already per group)."""
+    size = array.shape[0] // groups
+    return np.ascontiguousarray(array[group * size:(group + 1) * size])
+
+
+def grouped_conv_transpose_kernel_to_keras(weight: np.ndarray, groups: int, group: int) -> np.ndarray:
+    """ConvTranspose weight [in, out/groups, *k] -> group `group`'s Keras transposed-convolution kernel
+    (*k, out/groups, in/groups): its rows of the weight (`group_slice`), then `conv_transpose_kernel_to_keras`."""
+    return conv_transpose_kernel_to_keras(group_slice(weight, groups, group))
 
 
 def dense_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
