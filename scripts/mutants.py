@@ -169,12 +169,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "return KerasAveragePoolingSumOverCount(k, s, full, pads if include else NO_PADS, dtype=dtype)",
            "return KerasAveragePoolingSumOverCount(k, s, full, full if include else NO_PADS, dtype=dtype)",
            "ceil mode's overhang counted in the divisor with count_include_pad (PyTorch counts up to the padding)"),
-    # --- blocks/reshaping.py ------------------------------------------------------------------------------------
-    Mutant("zero_pad_torch_order_top_first", "blocks/reshaping.py",
+    # --- blocks/padding.py, blocks/upsampling.py ----------------------------------------------------------------
+    Mutant("zero_pad_torch_order_top_first", "blocks/padding.py",
            'torch.nn.ZeroPad2d(torch_pad_arg(site.params["padding"]))',
            'torch.nn.ZeroPad2d(tuple(a for pair in site.params["padding"] for a in pair))',
            "ZeroPad2d given (top, bottom, left, right): it wants (left, right, top, bottom)"),
-    Mutant("upsampling_align_corners_ignored_keras", "blocks/reshaping.py",
+    Mutant("upsampling_align_corners_ignored_keras", "blocks/upsampling.py",
            'BilinearUpSampling2D(p["size"], p["align_corners"], dtype=site.dtype)',
            'BilinearUpSampling2D(p["size"], False, dtype=site.dtype)',
            "bilinear align_corners=True mapped to Keras's half-pixel bilinear"),

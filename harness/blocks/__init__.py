@@ -15,8 +15,9 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     graph,
     merging,
     normalization,
+    padding,
     pooling,
-    reshaping,
+    upsampling,
 )
 from harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference, SkeletonWriter
 from harness.blocks.graph import functional_model

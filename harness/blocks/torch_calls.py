@@ -20,7 +20,8 @@ FUNCTION_NAMES: dict[Any, str] = {operator.add: "add", operator.iadd: "add", tor
                                   operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
                                   torch.cat: "cat", torch.concat: "cat", torch.mean: "mean",
                                   torch.permute: "permute", torch.narrow: "narrow",
-                                  F.channel_shuffle: "channel_shuffle", torch.channel_shuffle: "channel_shuffle"}
+                                  F.channel_shuffle: "channel_shuffle", torch.channel_shuffle: "channel_shuffle",
+                                  F.pad: "pad"}
 METHOD_NAMES = {"add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "mean": "mean", "permute": "permute",
                 "narrow": "narrow", "channel_shuffle": "channel_shuffle"}
 # torch.chunk(x, n, dim) and x.chunk(n, dim): a tuple whose pieces (getitem) are read as this call on x.

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+import harness.blocks.padding as padding
 import harness.blocks.pooling as pooling
-import harness.blocks.reshaping as reshaping
+import harness.blocks.upsampling as upsampling
 import harness.core.spatial as spatial
 from harness.blocks import Site, get_block
 from harness.blocks.reference import onnx_op
@@ -177,7 +178,7 @@ def test_keras_bilinear_computes_in_float32_whatever_its_dtype() -> None:
     x = _x((2, 3, 5, 4))
     want = _torch_out(torch.nn.Upsample(scale_factor=3, mode="bilinear", align_corners=False), x)
     native = _keras_out(keras.layers.UpSampling2D(3, interpolation="bilinear", dtype="float64"), x)
-    ours = _keras_out(reshaping.BilinearUpSampling2D((3, 3), False, dtype="float64"), x)
+    ours = _keras_out(upsampling.BilinearUpSampling2D((3, 3), False, dtype="float64"), x)
     assert native.dtype == np.float64 and 1e-8 < np.abs(native - want).max() < 1e-5
     np.testing.assert_allclose(ours, want, rtol=1e-14, atol=1e-14)
 
@@ -302,13 +303,13 @@ def torch_avg_overhang_counted(mp: pytest.MonkeyPatch) -> None:
 
 def bilinear_corners_as_keras_half_pixel(mp: pytest.MonkeyPatch) -> None:
     """align_corners=True mapped to Keras's only bilinear, UpSampling2D's half-pixel centres."""
-    mp.setattr(reshaping.UpSampling2D, "keras_layer", lambda self, site: keras.layers.UpSampling2D(
+    mp.setattr(upsampling.UpSampling2D, "keras_layer", lambda self, site: keras.layers.UpSampling2D(
         site.params["size"], interpolation="bilinear", dtype=site.dtype))
 
 
 def zero_pad_torch_top_bottom_first(mp: pytest.MonkeyPatch) -> None:
     """ZeroPad2d given Keras's order flattened, (top, bottom, left, right): it wants (left, right, top, bottom)."""
-    mp.setattr(reshaping.ZeroPadding2D, "torch_module", lambda self, site: torch.nn.ZeroPad2d(
+    mp.setattr(padding.ZeroPadding2D, "torch_module", lambda self, site: torch.nn.ZeroPad2d(
         tuple(a for pair in site.params["padding"] for a in pair)))
 
 
@@ -318,7 +319,7 @@ def zero_pad_keras_top_bottom_swapped(mp: pytest.MonkeyPatch) -> None:
         (top, bottom), (left, right) = site.params["padding"]
         return keras.layers.ZeroPadding2D(((bottom, top), (right, left)), dtype=site.dtype)
 
-    mp.setattr(reshaping.ZeroPadding2D, "keras_layer", keras_layer)
+    mp.setattr(padding.ZeroPadding2D, "keras_layer", keras_layer)
 
 
 PLANTED = [
