@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from harness.blocks.base import Block
-from harness.blocks.convolution import check_in_channels, check_torch_type, native_keras_padding, pair_param
+from harness.blocks.convolution_common import check_in_channels, check_torch_type, native_keras_padding, pair_param
 from harness.blocks.keras_layers import InsertZeros2D
 from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register

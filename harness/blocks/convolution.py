@@ -1,4 +1,5 @@
-"""Convolution: `conv2d`, `depthwise_conv2d` (and, in harness/blocks/conv_transpose.py, `conv2d_transpose`).
+"""Convolution: `conv2d`, `conv1d`, `conv3d`, `depthwise_conv2d` (and, in harness/blocks/conv_transpose.py, the
+transposed ones; in harness/blocks/separable.py, `separable_conv2d`).
 
 conv2d semantics (channels-first): out[n, o, i, j] = bias[o] + sum over the group's input channels c and kernel
 taps (u, v) of w[o, c, u, v] * xpad[n, g*cin_g + c, i*sh + u*dh, j*sw + v*dw], where xpad is the input padded as
@@ -25,6 +26,17 @@ How each framework is made to compute exactly that:
   it: a different padding), but TensorFlow's backend has no `edge` or `wrap` mode (tf.pad: CONSTANT, REFLECT,
   SYMMETRIC only), so one exact gather serves the three modes.
 
+conv1d (N, C, L) and conv3d (N, C, D, H, W) are conv2d with one and three spatial axes: the same sum over the
+kernel taps of each axis, the same padding (TensorFlow's `same` per axis, for any stride and dilation), groups,
+dilation and padding_mode; pairs are written [l] and [d, h, w] (or one integer for every axis). One class computes
+all three (its spatial rank a class attribute): PyTorch's Conv1d / Conv3d, the padding modules of that rank
+(ZeroPad1d, ReflectionPad3d, ...); Keras's Conv1D / Conv3D, with ZeroPadding1D / ZeroPadding3D for numeric
+padding, the harness's SpatialPadding for padding_mode and its Subsample for strides with dilation (Keras's Conv1D
+and Conv3D refuse strides > 1 with dilation > 1 as Conv2D does, measured). Kernels: Conv1d's [out, in/groups, l]
+-> Conv1D's (l, in/groups, out), Conv3d's [out, in/groups, d, h, w] -> (d, h, w, in/groups, out)
+(harness.core.layout.conv_kernel_to_keras). `harness port` reads Conv1d as conv1d and Conv3d as conv3d, a grouped
+one with groups = in_channels included (no depthwise block of those ranks).
+
 depthwise_conv2d is conv2d with groups = in_channels and filters = in_channels * depth_multiplier: output channel
 c*m + q convolves input channel c with its q-th kernel. PyTorch: Conv2d(groups=in_channels); Keras:
 DepthwiseConv2D, kernel (kh, kw, in, m) (harness.core.layout.depthwise_kernel_to_keras). Keras's DepthwiseConv2D takes
@@ -44,56 +56,33 @@ it: its own error is the finding (the runner records it as "refuses the hand por
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 import torch
 
 from harness.blocks.base import BENCHMARK_INPUT, Block
-from harness.blocks.keras_layers import Padding2D, Subsample2D
+from harness.blocks.convolution_common import (
+    AXIS_NAMES,
+    ONNX_PAD_MODES,
+    check_in_channels,
+    check_torch_type,
+    conv_params,
+    keras_zero_padding,
+    native_keras_padding,
+    pair_param,
+    torch_pad_module,
+)
+from harness.blocks.keras_layers import SpatialPadding, Subsample
 from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register
 from harness.blocks.site import Site, WeightCopy, find_keras_layer, parameter_path, sublayer_path
 from harness.core.errors import Refusal
 from harness.core.layout import conv_kernel_to_keras, depthwise_kernel_to_keras
 from harness.core.schema import Param
-from harness.core.spatial import Pads, is_symmetric, output_size, resolve_padding, torch_pad_arg
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-# The index pattern of each PyTorch padding mode, as numpy.pad's mode (Padding2D gathers with it).
-ONNX_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-TORCH_PAD_MODULES = {"zeros": torch.nn.ZeroPad2d, "reflect": torch.nn.ReflectionPad2d,
-                     "replicate": torch.nn.ReplicationPad2d, "circular": torch.nn.CircularPad2d}
-
-
-def native_keras_padding(padding: Any, kernel: tuple[int, int], layer: str) -> str:
-    """A hand port's Keras padding: 'valid'/'same' as written, 0 -> 'valid', kernel // 2 -> 'same'."""
-    if padding in ("valid", "same"):
-        return padding
-    if padding == (0, 0):
-        return "valid"
-    if padding == (kernel[0] // 2, kernel[1] // 2):
-        return "same"
-    raise Refusal(f"Keras's {layer} has only padding 'valid' and 'same': a hand port writes 0 as 'valid' and "
-                  f"kernel_size // 2 = {[k // 2 for k in kernel]} as 'same', and cannot write {list(padding)} "
-                  "(the harness's own mode pads explicitly)", field="params.padding")
-
-
-def pair_param(value: tuple[int, int]) -> int | list[int]:
-    """A pair as a person writes it in YAML: 3 for (3, 3), [3, 2] otherwise."""
-    return int(value[0]) if value[0] == value[1] else [int(v) for v in value]
-
-
-def check_torch_type(module: Any, block: Block) -> None:
-    if type(module).__name__ not in block.torch_types:
-        raise Refusal(f"{type(module).__name__} is not a {' or '.join(block.torch_types)}", field="module")
-
-
-def check_in_channels(module: Any, in_shape: tuple[int, ...]) -> None:
-    if len(in_shape) != 4 or in_shape[1] != module.in_channels:
-        raise Refusal(f"{type(module).__name__}(in_channels={module.in_channels}) cannot take an input of shape "
-                      f"{list(in_shape)} (channels-first, rank 4)", field="in_channels")
+from harness.core.spatial import Pads, is_symmetric, output_size, resolve_padding
 
 
 @register
@@ -102,25 +91,16 @@ class Conv2D(Block):
     benchmark = {"params": {"filters": 32, "kernel_size": 3, "padding": "same"}, "input": BENCHMARK_INPUT}
     family = "convolution"
     doc = "2-D convolution (cross-correlation) of an (N, C, H, W) input, with groups, dilation and padding_mode."
+    spatial: ClassVar[int] = 2  # spatial axes: conv1d and conv3d are this class with 1 and 3
     ranks = (4,)
     weight_names = ("weight", "bias")
     torch_types = ("Conv2d",)
-    params = (
-        Param("filters", "int", minimum=1, doc="number of output channels"),
-        Param("kernel_size", "pair", minimum=1, doc="kernel height and width"),
-        Param("strides", "pair", (1, 1), minimum=1, default_text="1", doc="step between windows, height and width"),
-        Param("padding", "padding", (0, 0), default_text="0",
-              doc="cells on both sides (int or [h, w]); 'valid' = none; 'same' = TensorFlow's same"),
-        Param("padding_mode", "choice", "zeros", choices=PADDING_MODES,
-              doc="what the padding holds, as PyTorch's padding_mode: zeros, reflect (mirror, edge not repeated), "
-                  "replicate (edge repeated), circular (wrap around)"),
-        Param("dilation_rate", "pair", (1, 1), minimum=1, default_text="1", doc="spacing between kernel taps"),
-        Param("groups", "int", 1, minimum=1,
-              doc="channel groups: in and out channels split into this many independent convolutions"),
-        Param("use_bias", "bool", True, doc="add a learned bias per output channel"),
-    )
+    params = conv_params(2)
     keras_refuses_stride_with_dilation = True  # keras.layers.Conv2D does; DepthwiseConv2D decomposes itself
     keras_conv_type: type = keras.layers.Conv2D
+    torch_conv_type: ClassVar[type] = torch.nn.Conv2d
+    # Whether a grouped module with groups = in_channels is left to depthwise_conv2d (no depthwise block in 1-D/3-D).
+    depthwise_elsewhere: ClassVar[bool] = True
 
     def channels(self, site: Site) -> tuple[int, int]:
         """(output channels, groups) at this site."""
@@ -145,7 +125,7 @@ class Conv2D(Block):
         self._check_channels(site)
         size, pads = self._geometry(site)
         mode = p["padding_mode"]
-        for axis, length, (before, after) in zip(("height", "width"), size, pads):
+        for axis, length, (before, after) in zip(AXIS_NAMES[self.spatial], size, pads):
             if mode == "reflect" and max(before, after) >= length:
                 raise Refusal(f"padding_mode reflect needs a padding smaller than the input (PyTorch refuses more: "
                               f"the mirror image would run off the input): padding {before}, {after} on the "
@@ -156,22 +136,22 @@ class Conv2D(Block):
                               f"{axis}", field="params.padding_mode")
         out = output_size(size, p["kernel_size"], p["strides"], pads, p["dilation_rate"])
         if min(out) <= 0:
-            kh, kw = p["kernel_size"]
-            dh, dw = p["dilation_rate"]
+            def by(values: Any) -> str:
+                return "x".join(str(v) for v in values)
+            spans = [(k - 1) * d + 1 for k, d in zip(p["kernel_size"], p["dilation_rate"])]
             raise Refusal(
-                f"the kernel {kh}x{kw} (dilation {dh}x{dw}: spans {(kh - 1) * dh + 1}x{(kw - 1) * dw + 1}) is larger "
-                f"than the padded input {size[0] + sum(pads[0])}x{size[1] + sum(pads[1])}: no output",
+                f"the kernel {by(p['kernel_size'])} (dilation {by(p['dilation_rate'])}: spans {by(spans)}) is larger "
+                f"than the padded input {by(n + sum(pair) for n, pair in zip(size, pads))}: no output",
                 field="params.kernel_size")
         return site.in_shape[0], self.channels(site)[0], *out
 
     def reduction_length(self, site: Site) -> int:
-        kh, kw = site.params["kernel_size"]
-        return site.in_shape[1] // self.channels(site)[1] * kh * kw
+        return site.in_shape[1] // self.channels(site)[1] * math.prod(site.params["kernel_size"])
 
     def largest_array(self, site: Site) -> int:
-        (size_h, size_w), ((top, bottom), (left, right)) = self._geometry(site)
+        size, pads = self._geometry(site)
         n, c = site.in_shape[:2]
-        return max(n * c * (size_h + top + bottom) * (size_w + left + right),
+        return max(n * c * math.prod(length + before + after for length, (before, after) in zip(size, pads)),
                    self.channels(site)[0] * self.reduction_length(site))
 
     # --- builders --------------------------------------------------------------------------------------------
@@ -180,28 +160,29 @@ class Conv2D(Block):
         _, pads = self._geometry(site)
         filters, groups = self.channels(site)
         mode = p["padding_mode"]
+        conv = self.torch_conv_type
         common = dict(in_channels=site.in_shape[1], out_channels=filters, kernel_size=p["kernel_size"],
                       stride=p["strides"], dilation=p["dilation_rate"], groups=groups, bias=p["use_bias"])
-        if p["padding"] == "same" and p["strides"] == (1, 1):
-            return torch.nn.Conv2d(padding="same", padding_mode=mode, **common)
+        if p["padding"] == "same" and all(s == 1 for s in p["strides"]):
+            return conv(padding="same", padding_mode=mode, **common)
         if is_symmetric(pads):
-            return torch.nn.Conv2d(padding=(pads[0][0], pads[1][0]), padding_mode=mode, **common)
-        return torch.nn.Sequential(TORCH_PAD_MODULES[mode](torch_pad_arg(pads)), torch.nn.Conv2d(padding=0, **common))
+            return conv(padding=tuple(before for before, _ in pads), padding_mode=mode, **common)
+        return torch.nn.Sequential(torch_pad_module(mode, pads), conv(padding=0, **common))
 
     def _keras_conv(self, site: Site, strides: Any, padding: str) -> keras.Layer:
         p = site.params
-        return keras.layers.Conv2D(filters=p["filters"], kernel_size=p["kernel_size"], strides=strides,
-                                   padding=padding, dilation_rate=p["dilation_rate"], groups=p["groups"],
-                                   use_bias=p["use_bias"], dtype=site.dtype)
+        return self.keras_conv_type(filters=p["filters"], kernel_size=p["kernel_size"], strides=strides,
+                                    padding=padding, dilation_rate=p["dilation_rate"], groups=p["groups"],
+                                    use_bias=p["use_bias"], dtype=site.dtype)
 
     def _keras_padding(self, site: Site, pads: Pads) -> list[keras.Layer]:
         """The explicit padding before a `valid` Keras convolution: none, zeros, or PyTorch's padding_mode."""
         layers: list[keras.Layer] = []
         if any(any(pair) for pair in pads):
             if site.params["padding_mode"] == "zeros":
-                layers.append(keras.layers.ZeroPadding2D(padding=pads, dtype=site.dtype))
+                layers.append(keras_zero_padding(pads, site.dtype))
             else:
-                layers.append(Padding2D(pads, site.params["padding_mode"], dtype=site.dtype))
+                layers.append(SpatialPadding(pads, site.params["padding_mode"], dtype=site.dtype))
         return layers
 
     def keras_runs_stride_1(self, site: Site) -> bool:
@@ -219,14 +200,14 @@ class Conv2D(Block):
         layers = self._keras_padding(site, pads)
         if strided_and_dilated:
             layers += [self._keras_conv(site, 1, "valid"),
-                       Subsample2D(p["strides"], dtype=site.dtype)]
+                       Subsample(p["strides"], dtype=site.dtype)]
         else:
             layers.append(self._keras_conv(site, p["strides"], "valid"))
         return layers[0] if len(layers) == 1 else keras.Sequential(layers)
 
     def _torch_conv(self, module: torch.nn.Module) -> torch.nn.Module:
         if isinstance(module, torch.nn.Sequential):
-            return next(m for m in module if isinstance(m, torch.nn.Conv2d))
+            return next(m for m in module if isinstance(m, self.torch_conv_type))
         return module
 
     def torch_parameters(self, module: torch.nn.Module) -> dict[str, Any]:
@@ -248,17 +229,17 @@ class Conv2D(Block):
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         p = site.params
         _, pads = self._geometry(site)
-        (top, bottom), (left, right) = pads
+        befores, afters = [before for before, _ in pads], [after for _, after in pads]
         attrs: dict[str, Any] = dict(strides=list(p["strides"]), dilations=list(p["dilation_rate"]),
                                      group=self.channels(site)[1])
         if p["padding_mode"] != "zeros" and any(any(pair) for pair in pads):
-            x = onnx_op("Pad", x, np.array([0, 0, top, left, 0, 0, bottom, right], dtype=np.int64),
+            x = onnx_op("Pad", x, np.array([0, 0, *befores, 0, 0, *afters], dtype=np.int64),
                         mode=ONNX_PAD_MODES[p["padding_mode"]])
-            attrs["pads"] = [0, 0, 0, 0]
+            attrs["pads"] = [0] * (2 * self.spatial)
         elif p["padding"] == "same":
             attrs["auto_pad"] = "SAME_UPPER"  # ONNX computes TensorFlow's same itself
         else:
-            attrs["pads"] = [top, left, bottom, right]
+            attrs["pads"] = [*befores, *afters]
         return onnx_op("Conv", x, weights["weight"], weights.get("bias"), **attrs)
 
     # --- native defaults -------------------------------------------------------------------------------------
@@ -276,7 +257,7 @@ class Conv2D(Block):
         args = self._native_torch_common(site)
         if "groups" in site.written_names:
             args["groups"] = site.params["groups"]
-        return torch.nn.Conv2d(out_channels=site.params["filters"], **args)
+        return self.torch_conv_type(out_channels=site.params["filters"], **args)
 
     def _native_keras_common(self, site: Site, layer: str) -> dict[str, Any]:
         p, written = site.params, site.written_names
@@ -290,27 +271,28 @@ class Conv2D(Block):
         return args
 
     def native_keras_layer(self, site: Site) -> keras.Layer:
-        args = self._native_keras_common(site, "Conv2D")
+        args = self._native_keras_common(site, self.keras_conv_type.__name__)
         if "groups" in site.written_names:
             args["groups"] = site.params["groups"]
-        return keras.layers.Conv2D(filters=site.params["filters"], **args)
+        return self.keras_conv_type(filters=site.params["filters"], **args)
 
     # --- porting a PyTorch model -------------------------------------------------------------------------------
-    def _common_from_torch(self, module: torch.nn.Conv2d, in_shape: tuple[int, ...]) -> dict[str, Any]:
+    def _common_from_torch(self, module: torch.nn.Module, in_shape: tuple[int, ...]) -> dict[str, Any]:
         """kernel_size, strides, padding, padding_mode, dilation_rate, use_bias of a Conv2d, non-defaults only."""
         check_torch_type(module, self)
-        check_in_channels(module, in_shape)
+        check_in_channels(module, in_shape, self.spatial + 2)
+        ones, zeros = (1,) * self.spatial, (0,) * self.spatial
         params: dict[str, Any] = {"kernel_size": pair_param(module.kernel_size)}
-        if tuple(module.stride) != (1, 1):
+        if tuple(module.stride) != ones:
             params["strides"] = pair_param(module.stride)
         padding = module.padding
         if isinstance(padding, str):
             params["padding"] = padding  # PyTorch's 'same' exists at stride 1 only, where it is TensorFlow's
-        elif tuple(padding) != (0, 0):
+        elif tuple(padding) != zeros:
             params["padding"] = pair_param(padding)
         if module.padding_mode != "zeros":
             params["padding_mode"] = module.padding_mode
-        if tuple(module.dilation) != (1, 1):
+        if tuple(module.dilation) != ones:
             params["dilation_rate"] = pair_param(module.dilation)
         if module.bias is None:
             params["use_bias"] = False
@@ -320,13 +302,44 @@ class Conv2D(Block):
         """A Conv2d's params. A depthwise one (groups = in_channels > 1) is read by depthwise_conv2d instead, so
         that exactly one block reads each module."""
         check_torch_type(module, self)
-        if module.groups > 1 and module.groups == module.in_channels:
+        if self.depthwise_elsewhere and module.groups > 1 and module.groups == module.in_channels:
             raise Refusal(f"Conv2d(groups={module.groups}) with groups = in_channels is a depthwise convolution: "
                           "read it as depthwise_conv2d", field="groups")
         params = {"filters": module.out_channels, **self._common_from_torch(module, in_shape)}
         if module.groups != 1:
             params["groups"] = module.groups
         return params
+
+
+@register
+class Conv1D(Conv2D):
+    name = "conv1d"
+    benchmark = {"params": {"filters": 32, "kernel_size": 3, "padding": "same"}, "input": {"shape": [8, 32, 1024]}}
+    doc = ("1-D convolution (cross-correlation) of an (N, C, L) input (sequences, audio), with groups, dilation and "
+           "padding_mode.")
+    spatial = 1
+    ranks = (3,)
+    torch_types = ("Conv1d",)
+    params = conv_params(1)
+    keras_conv_type = keras.layers.Conv1D
+    torch_conv_type = torch.nn.Conv1d
+    depthwise_elsewhere = False
+
+
+@register
+class Conv3D(Conv2D):
+    name = "conv3d"
+    benchmark = {"params": {"filters": 16, "kernel_size": 3, "padding": "same"},
+                 "input": {"shape": [2, 16, 16, 32, 32]}}
+    doc = ("3-D convolution (cross-correlation) of an (N, C, D, H, W) input (volumes, video), with groups, dilation "
+           "and padding_mode.")
+    spatial = 3
+    ranks = (5,)
+    torch_types = ("Conv3d",)
+    params = conv_params(3)
+    keras_conv_type = keras.layers.Conv3D
+    torch_conv_type = torch.nn.Conv3d
+    depthwise_elsewhere = False
 
 
 @register

@@ -21,30 +21,30 @@ KERAS_INDEX_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wra
 # ONNX Pad's name for each mode (the reference's; kept apart from Keras's table so one cannot hide the other).
 
 
-def _static_hw(x: Any, who: str) -> tuple[int, int]:
-    h, w = x.shape[1], x.shape[2]
-    if h is None or w is None:
-        raise ValueError(f"{who} needs a known height and width, got input shape {tuple(x.shape)}")
-    return int(h), int(w)
+@keras.saving.register_keras_serializable(package="harness")
+class Subsample(keras.layers.Layer):
+    """Keeps every stride-th cell of each spatial axis of a channels-last tensor (N, *spatial, C), one stride per
+    spatial axis (1-D, 2-D, 3-D alike): the stride of a Keras conv run at stride 1 (Keras refuses strides with
+    dilation)."""
 
-
-class Subsample2D(keras.layers.Layer):
-    """Keeps every stride-th row and column of an NHWC tensor (stride for a dilated Keras conv)."""
-
-    def __init__(self, strides: tuple[int, int], **kwargs: Any) -> None:
+    def __init__(self, strides: tuple[int, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.strides = tuple(strides)
 
     def call(self, x: Any) -> Any:
-        return x[:, :: self.strides[0], :: self.strides[1], :]
+        return x[(slice(None), *(slice(None, None, s) for s in self.strides), slice(None))]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        n, h, w, c = input_shape
-        sh, sw = self.strides
-        return n, None if h is None else -(-h // sh), None if w is None else -(-w // sw), c
+        spatial = tuple(None if n is None else -(-n // s) for n, s in zip(input_shape[1:-1], self.strides))
+        return input_shape[0], *spatial, input_shape[-1]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "strides": self.strides}
+
+
+class Subsample2D(Subsample):
+    """Subsample of an NHWC tensor's rows and columns: the name under which convolution's strided, dilated layers
+    were saved (.keras files name the class), kept for them."""
 
 
 @keras.saving.register_keras_serializable(package="harness")
@@ -91,30 +91,43 @@ class Padding2D(SpatialPadding):
     convolution's padding_mode layers were saved (.keras files name the class), kept for them."""
 
 
-class InsertZeros2D(keras.layers.Layer):
-    """Puts stride - 1 zeros between consecutive rows and between consecutive columns of an NHWC tensor (h, w ->
-    (h-1)*sh + 1, (w-1)*sw + 1): a transposed convolution with strides is the stride-1 one of this tensor (for
-    Keras's Conv2DTranspose, which refuses strides with dilation)."""
+@keras.saving.register_keras_serializable(package="harness")
+class InsertZeros(keras.layers.Layer):
+    """Puts stride - 1 zeros between consecutive cells of each spatial axis of a channels-last tensor (N, *spatial,
+    C), one stride per spatial axis (n -> (n-1)*s + 1; in 2-D between rows and between columns): a transposed
+    convolution with strides is the stride-1 one of this tensor (for Keras's transposed convolutions, which refuse
+    strides with dilation)."""
 
-    def __init__(self, strides: tuple[int, int], **kwargs: Any) -> None:
+    def __init__(self, strides: tuple[int, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.strides = tuple(strides)
 
     def call(self, x: Any) -> Any:
-        h, w = _static_hw(x, "InsertZeros2D")
-        sh, sw = self.strides
+        sizes = [x.shape[axis] for axis in range(1, len(self.strides) + 1)]
+        if any(n is None for n in sizes):
+            raise ValueError(f"{type(self).__name__} needs known spatial sizes, got input shape {tuple(x.shape)}")
         c = x.shape[-1]
-        cells = keras.ops.reshape(x, (-1, h, 1, w, 1, c))
-        spaced = keras.ops.pad(cells, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
-        return keras.ops.reshape(spaced, (-1, h * sh, w * sw, c))[:, : (h - 1) * sh + 1, : (w - 1) * sw + 1, :]
+        # Each cell followed by a new axis of size 1, padded at its end to the stride, then folded back.
+        cells = keras.ops.reshape(x, (-1, *(part for n in sizes for part in (int(n), 1)), c))
+        spec = [[0, 0]]
+        for s in self.strides:
+            spec += [[0, 0], [0, s - 1]]
+        spaced = keras.ops.pad(cells, [*spec, [0, 0]])
+        folded = keras.ops.reshape(spaced, (-1, *(int(n) * s for n, s in zip(sizes, self.strides)), c))
+        return folded[(slice(None), *(slice(0, (int(n) - 1) * s + 1) for n, s in zip(sizes, self.strides)),
+                       slice(None))]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        n, h, w, c = input_shape
-        sh, sw = self.strides
-        return n, None if h is None else (h - 1) * sh + 1, None if w is None else (w - 1) * sw + 1, c
+        spatial = tuple(None if n is None else (n - 1) * s + 1 for n, s in zip(input_shape[1:-1], self.strides))
+        return input_shape[0], *spatial, input_shape[-1]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "strides": self.strides}
+
+
+class InsertZeros2D(InsertZeros):
+    """InsertZeros of an NHWC tensor's rows and columns: the name under which conv2d_transpose's layers were saved
+    (.keras files name the class), kept for them."""
 
 
 def pads_minus(outer: Pads, inner: Pads) -> Pads:

@@ -63,7 +63,7 @@ def replicate_as_reflect(mp: pytest.MonkeyPatch) -> None:
 
 def circular_padded_with_zeros_in_keras(mp: pytest.MonkeyPatch) -> None:
     """Keras has no padding_mode: the hand port's ZeroPadding2D."""
-    mp.setattr(convolution, "Padding2D",
+    mp.setattr(convolution, "SpatialPadding",
                lambda padding, mode, dtype: keras.layers.ZeroPadding2D(padding, dtype=dtype))
 
 
