@@ -6,6 +6,7 @@ layers. Importing the package registers every family; a new family's module goes
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend and TF logging before keras is imported)
 from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     activations,
+    activations_ops,
     axes,
     composite,
     conv_transpose,

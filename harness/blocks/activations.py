@@ -1,5 +1,6 @@
 """Activations: `relu`, `tanh`, `sigmoid`, `softmax`, `leaky_relu`, `prelu`, `elu`, `gelu`, `silu`, `softplus`,
-`hard_sigmoid`, `relu6`, `hard_swish`, `selu`.
+`mish`, `softsign`, `celu`, `hard_tanh`, `relu6`, `hard_swish`, `selu` (`log_softmax`, `threshold`,
+`thresholded_relu` and `hard_sigmoid`, whose parameters Keras's layers cannot take, are in activations_ops.py).
 
 Elementwise on any rank >= 2, except softmax, which normalises along `axis` of the channels-first tensor
 (default 1, the channels) and is given to Keras as the matching channels-last axis. Every parameter is
@@ -26,11 +27,6 @@ passed explicitly to both frameworks, because their defaults differ:
 - softplus: log(1 + exp(x)). PyTorch returns x above its threshold 20, TensorFlow above -log(eps) + 2 (17.9 in
   float32, 38 in float64). In float32 both are within an ulp of the exact value there; in float64 PyTorch's
   cut-off is off by log(1 + exp(-x)), up to 2.1e-9 just above 20, where TensorFlow is exact.
-- hard_sigmoid: relu6(x + 3) / 6, i.e. 0 for x <= -3, 1 for x >= 3, x/6 + 1/2 between: PyTorch's Hardsigmoid
-  and Keras 3's hard_sigmoid (keras/src/backend/tensorflow/nn.py: relu6(x + 3) / 6). Keras 2 (tf.keras,
-  keras/backend.py) defined hard_sigmoid as clip(0.2 x + 0.5, 0, 1) (0 below -2.5, 1 above 2.5): up to 1/12
-  (0.0833, at x = +-2.5) away; a model saved with Keras 2 computes that. ONNX's HardSigmoid defaults to
-  alpha 0.2, beta 0.5 too.
 - relu6: min(max(x, 0), 6) (torch.nn.ReLU6, tf.nn.relu6).
 - hard_swish: x * relu6(x + 3) / 6 (torch.nn.Hardswish; keras.activations.hard_silu, registered as 'hard_silu'
   and 'hard_swish'; Keras computes x * (relu6(x + 3) / 6), PyTorch (x * relu6(x + 3)) / 6: 1 ulp apart).
@@ -46,7 +42,7 @@ passed explicitly to both frameworks, because their defaults differ:
 References (`reference`): ONNX's reference runtime where its operator carries the block's constants exactly
 (Relu, Tanh, Sigmoid, Softmax, Softplus, PRelu with the slope as a float64 input, Clip with float64 bounds),
 NumPy otherwise, because ONNX's FLOAT attributes are float32 (LeakyRelu's alpha 0.01, Elu's alpha, Selu's
-constants, HardSigmoid's 1/6 would be rounded), HardSwish and Gelu are function ops whose bodies hold float32
+constants would be rounded), HardSwish and Gelu are function ops whose bodies hold float32
 constants, and its Erf evaluates in float32 (np.vectorize(math.erf, otypes=["f"])): each is 1e-8..6e-8 away in
 float64, where the frameworks agree to 1e-16.
 """
@@ -263,11 +259,6 @@ _activation("hard_tanh", "min(max(x, min_val), max_val) (PyTorch's Hardtanh; -1 
 _activation("softplus", "log(1 + exp(x)).", lambda p: torch.nn.Softplus(),
             lambda p, dt: keras.layers.Activation("softplus", dtype=dt),
             reference=lambda p, x: onnx_op("Softplus", x), torch_type="Softplus", from_torch=_softplus_from_torch)
-_activation("hard_sigmoid", "relu6(x + 3) / 6: 0 below -3, 1 above 3, x/6 + 1/2 between (not Keras 2's 0.2 x + 0.5).",
-            lambda p: torch.nn.Hardsigmoid(),
-            lambda p, dt: keras.layers.Activation("hard_sigmoid", dtype=dt),
-            # ONNX HardSigmoid's alpha attribute is float32: 1/6 would be 0.1666666716.
-            reference=lambda p, x: np.clip(x + 3.0, 0.0, 6.0) / 6.0, torch_type="Hardsigmoid")
 _activation("relu6", "min(max(x, 0), 6).", lambda p: torch.nn.ReLU6(),
             lambda p, dt: keras.layers.Activation("relu6", dtype=dt),
             reference=lambda p, x: onnx_op("Clip", x, np.array(0.0), np.array(6.0)), torch_type="ReLU6",

@@ -46,6 +46,11 @@ FUNCTIONAL_MODULES: dict[Any, Any] = {
     F.silu: lambda x, inplace=False: nn.SiLU(), F.gelu: lambda x, approximate="none": nn.GELU(approximate),
     F.leaky_relu: lambda x, negative_slope=0.01, inplace=False: nn.LeakyReLU(negative_slope),
     F.softmax: lambda x, dim=None, _stacklevel=3, dtype=None: nn.Softmax(dim),
+    F.log_softmax: lambda x, dim=None, _stacklevel=3, dtype=None: _uncast(nn.LogSoftmax(dim), dtype),
+    torch.log_softmax: lambda x, dim, dtype=None: _uncast(nn.LogSoftmax(dim), dtype),
+    "log_softmax": lambda x, dim, dtype=None: _uncast(nn.LogSoftmax(dim), dtype),
+    F.threshold: lambda x, threshold, value, inplace=False: nn.Threshold(threshold, value),
+    torch.threshold: lambda x, threshold, value: nn.Threshold(threshold, value),
     F.adaptive_avg_pool2d: lambda x, output_size: nn.AdaptiveAvgPool2d(output_size),
     F.adaptive_max_pool2d: lambda x, output_size, return_indices=False: nn.AdaptiveMaxPool2d(output_size),
     F.avg_pool2d: lambda x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -69,6 +74,13 @@ def eval_identity_position(target: Any) -> int | None:
     key = target if not callable(target) else f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
     return EVAL_IDENTITIES.get(target, EVAL_IDENTITIES.get(key))
 RESHAPES: tuple[Any, ...] = ("view", "reshape", torch.reshape)  # read as a flatten where they flatten each sample
+
+
+def _uncast(module: Any, dtype: Any) -> Any:
+    """The module of a call that has no `dtype` (log_softmax's dtype casts the input first: no module does that)."""
+    if dtype is not None:
+        raise TypeError(f"dtype={dtype} casts the input first, which the module has no form of")
+    return module
 
 
 def _upsample(size: Any, scale_factor: Any, mode: str, align_corners: Any, antialias: bool) -> Any:
