@@ -413,6 +413,22 @@ MUTANTS: tuple[Mutant, ...] = (
            'return torch.nn.Hardsigmoid() if is_torch_hard_sigmoid(p) else TorchHardSigmoid(p["alpha"], p["beta"])',
            "return torch.nn.Hardsigmoid()",
            "any hard sigmoid ported as nn.Hardsigmoid, whatever its alpha and beta"),
+    Mutant("stochastic_depth_element_wise", "blocks/stochastic_depth.py",
+           'shape = (keras.ops.shape(x)[0], *[1] * (rank - 1)) if self.mode == "row" else (1,) * rank',
+           "shape = keras.ops.shape(x)",
+           "stochastic depth ported as element-wise dropout (keras.layers.Dropout on the residual branch)"),
+    Mutant("stochastic_depth_not_rescaled", "blocks/stochastic_depth.py",
+           "noise.div_(survival)",
+           "pass  # survivors left as they are",
+           "stochastic depth's surviving samples not scaled by 1 / (1 - p)"),
+    Mutant("stochastic_depth_batch_as_row", "blocks/stochastic_depth.py",
+           'if self.mode == "row" else (1,) * rank',
+           "if self.mode else (1,) * rank",
+           "torchvision's mode ignored: batch mode drawn per sample, as row mode"),
+    Mutant("alpha_dropout_as_dropout", "blocks/dropout.py",
+           'return keras.layers.AlphaDropout(site.params["rate"], seed=site.seed, dtype=site.dtype)',
+           'return keras.layers.Dropout(site.params["rate"], seed=site.seed, dtype=site.dtype)',
+           "AlphaDropout ported as plain Dropout: dropped inputs 0 instead of SELU's saturation, no affine fix"),
 )
 
 # No change at all: it must survive, or the check could not tell a mutant from the real harness.

@@ -18,6 +18,7 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     normalization,
     padding,
     pooling,
+    stochastic_depth,
     upsampling,
 )
 from harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference, SkeletonWriter

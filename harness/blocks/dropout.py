@@ -1,4 +1,4 @@
-"""Dropout: `dropout`, `spatial_dropout2d`.
+"""Dropout: `dropout`, `spatial_dropout2d`, `alpha_dropout`.
 
 eval mode: the identity in both frameworks. train mode:
 - `dropout` zeroes each element with probability `rate` and scales survivors by 1/(1-rate) (torch.nn.Dropout,
@@ -8,9 +8,18 @@ eval mode: the identity in both frameworks. train mode:
   shape is (N, 1, 1, C)). Rank 4 only: Keras's layer refuses anything else, and PyTorch's Dropout2d takes a 3-D
   input as (N, C, L) with a warning that this will change to an unbatched (C, H, W), and a 2-D one as (N, C)
   elements with a deprecation warning.
+- `alpha_dropout` (SELU networks) sets each element with probability `rate` to SELU's negative saturation value
+  alpha' = -scale * alpha = -1.7580993408473766 and then applies the affine correction that keeps zero mean and unit
+  variance: a kept x becomes a*x + b, a dropped one a*alpha' + b, with a = ((1-rate)(1 + rate alpha'^2))^-1/2 and
+  b = -a alpha' rate (torch.nn.AlphaDropout, keras.layers.AlphaDropout). Both frameworks compute exactly this: at
+  rate 0.3 in float64 both give a = 0.8609526162463561, b = 0.4540920681370629 and dropped outputs
+  -1.0595481589864801, bit for bit the formula (measured; keras/src/layers/regularization/alpha_dropout.py writes
+  it, PyTorch's ATen Dropout.cpp is compiled: read off its outputs). Any rank; rate 0 is the identity in both, and
+  Keras refuses rate 1 (0 ** -0.5), which the schema excludes.
 The two frameworks' random masks cannot match, so the runner checks each framework's sample with the block's
-`check_sample` (compare.check_dropout_sample, compare.check_channel_dropout_sample): every output is 0 or
-input/(1-rate), the fraction dropped (elements, or channels) lies in the exact binomial interval for `rate` at the
+`check_sample` (samples.check_dropout_sample, samples.check_channel_dropout_sample,
+samples.check_alpha_dropout_sample): every output is 0 or input/(1-rate) (alpha dropout: a*x + b or
+a*alpha' + b), the fraction dropped (elements, or channels) lies in the exact binomial interval for `rate` at the
 false-alarm rate of 5 normal sigmas (samples.binomial_interval), and for the spatial form no channel is partly
 dropped. A PyTorch module starts in training mode and a Keras call defaults to inference: the harness sets both from
 the case's `mode`.
@@ -31,7 +40,7 @@ from harness.blocks.base import BENCHMARK_INPUT, Block
 from harness.blocks.registry import register
 from harness.blocks.site import Site
 from harness.core.errors import Refusal
-from harness.core.samples import check_channel_dropout_sample, check_dropout_sample
+from harness.core.samples import check_alpha_dropout_sample, check_channel_dropout_sample, check_dropout_sample
 from harness.core.schema import Param
 from harness.core.verdicts import Verdict
 
@@ -130,3 +139,34 @@ class SpatialDropout2D(_Dropout):
 
     def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
         return check_channel_dropout_sample(x, y, site.params["rate"], what)
+
+
+@register
+class AlphaDropout(_Dropout):
+    any_layout = True  # elementwise
+    name = "alpha_dropout"
+    benchmark = {"params": {"rate": 0.1}, "mode": "train", "input": BENCHMARK_INPUT}
+    doc = ("Alpha dropout (SELU networks): in train mode each element is set with probability rate to SELU's "
+           "saturation alpha', then a*x + b keeps mean 0 and variance 1; identity in eval.")
+    params = (Param("rate", "float", minimum=0.0, maximum=0.99, doc="probability of setting an element to alpha'"),)
+    torch_types = ("AlphaDropout",)
+    sample_rule = ("harness.core.samples.check_alpha_dropout_sample: every output is a*x + b (kept) or a*alpha' + b "
+                   "(dropped), a = ((1-rate)(1 + rate alpha'^2))^-1/2, b = -a alpha' rate, alpha' = "
+                   "-1.7580993408473766, within 4 ulp of |a x| + |b|, and the dropped fraction lies in the exact "
+                   "binomial interval for rate (samples.binomial_interval, 5 normal sigmas); an output that both "
+                   "could be (x near alpha') is not counted")
+
+    def torch_module(self, site: Site) -> torch.nn.Module:
+        return torch.nn.AlphaDropout(p=site.params["rate"])
+
+    def keras_layer(self, site: Site) -> keras.Layer:
+        return keras.layers.AlphaDropout(site.params["rate"], seed=site.seed, dtype=site.dtype)
+
+    def native_torch_module(self, site: Site) -> torch.nn.Module:
+        return torch.nn.AlphaDropout(site.written_params["rate"])
+
+    def native_keras_layer(self, site: Site) -> keras.Layer:
+        return keras.layers.AlphaDropout(site.written_params["rate"], seed=site.seed, dtype=site.dtype)
+
+    def check_sample(self, site: Site, x: np.ndarray, y: np.ndarray, what: str) -> Verdict:
+        return check_alpha_dropout_sample(x, y, site.params["rate"], what)

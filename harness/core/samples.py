@@ -145,3 +145,108 @@ def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what
                    f"dropped-channel fraction {channel_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} "
                    f"channels); every channel all zero or all scaled by 1/(1-rate) (max rel error "
                    f"{sample.scale_err:.3g})", metrics, kind=SAMPLE)
+
+
+def check_unit_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, unit: str,
+                              ulps: float = 4.0) -> Verdict:
+    """What can be compared of one sample of a dropout whose draw is one unit (stochastic depth): `unit` "samples"
+    draws once per sample (row mode: each sample along axis 0 is zeroed whole or kept whole), "batch" once per call
+    (the whole tensor is zeroed or kept). Every output is 0 or x/(1-rate) (at rate 1 every output is 0: nothing is
+    kept, nothing divided), no unit is partly zeroed, and the fraction of dropped units lies in the 5-sigma binomial
+    interval for `rate` over the units holding a non-zero input.
+
+    In batch mode a call is one Bernoulli draw: its interval is [0, 1] for any rate strictly between 0 and 1, so one
+    sample checks the drop's form and scale, and the rate only at rate 0 (always kept) and 1 (always dropped).
+    """
+    metrics = {**_shape_metrics(x, y, rate), "unit": unit}
+    if np.shape(x) != np.shape(y):
+        return _shape_mismatch(what, x, y, metrics)
+    with np.errstate(divide="ignore", invalid="ignore"):  # rate 1: x / 0, and no output may be kept
+        sample = _Sample.of(x, y, rate, ulps)
+    units = (sample.x.shape[0] if unit == "samples" else 1, -1)
+    n_live = sample.live.reshape(units).sum(-1)
+    n_dropped = sample.dropped.reshape(units).sum(-1)
+    counted = n_live > 0
+    n = int(counted.sum())
+    partial = (n_dropped > 0) & (n_dropped < n_live)
+    frac = float((counted & (n_dropped == n_live)).sum()) / n if n else 0.0
+    lo, hi = binomial_interval(n, rate)
+    metrics.update(n=n, zero_fraction=frac, interval=[lo, hi], n_bad=int(sample.neither.sum()),
+                   n_partial=int(partial.sum()), max_scale_rel_error=sample.scale_err)
+    if sample.neither.any():
+        return sample.wrong_outputs(what, rate, ulps, metrics)
+    if partial.any():
+        first = int(np.argmax(partial))
+        where = f"sample {first}" if unit == "samples" else "the batch"
+        return Verdict(what, False, "sample",
+                       f"{int(partial.sum())} of {n} {unit} partly zeroed: this dropout zeroes a whole unit "
+                       f"({'sample' if unit == 'samples' else 'batch'}) or none of it; {where}: "
+                       f"{int(n_dropped[first])} of {int(n_live[first])} non-zero inputs zeroed (an element-wise "
+                       f"{'or per-sample ' if unit == 'batch' else ''}drop?)", metrics, kind=SAMPLE)
+    if not lo <= frac <= hi:
+        return Verdict(what, False, "sample",
+                       f"dropped fraction {frac:.4f} of {n} {unit} is outside the 5-sigma interval [{lo:.4f}, "
+                       f"{hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
+    return Verdict(what, True, "ok",
+                   f"dropped fraction {frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} {unit}); every "
+                   f"{'sample' if unit == 'samples' else 'batch'} all zero or all scaled by 1/(1-rate) (max rel "
+                   f"error {sample.scale_err:.3g})", metrics, kind=SAMPLE)
+
+
+# SELU's constants (Klambauer et al. 2017), as both torch.nn.AlphaDropout and keras.layers.AlphaDropout take them:
+# alpha' = -scale * alpha is SELU's negative saturation value, where alpha dropout sets a dropped input.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_SATURATION = -SELU_SCALE * SELU_ALPHA
+
+
+def alpha_dropout_affine(rate: float) -> tuple[float, float]:
+    """The affine correction (a, b) of alpha dropout at `rate`, in float64: a kept input x becomes a*x + b, a dropped
+    one a*alpha' + b, so that zero mean and unit variance are kept: a = ((1 - rate)(1 + rate alpha'^2))^-1/2,
+    b = -a alpha' rate."""
+    a = ((1.0 - rate) * (1.0 + rate * SELU_SATURATION ** 2)) ** -0.5
+    return a, -a * SELU_SATURATION * rate
+
+
+def check_alpha_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, ulps: float = 4.0) -> Verdict:
+    """What can be compared of one alpha-dropout sample: every output is a*x + b (kept) or a*alpha' + b (dropped;
+    alpha_dropout_affine), within `ulps` of the output's dtype of the terms' magnitudes (|a x| + |b|: the rounding of
+    the product and the sum), and the dropped fraction lies in the 5-sigma binomial interval for `rate`.
+
+    Every input counts (a dropped zero is distinguishable from a kept one), except where a*x + b and a*alpha' + b
+    lie within the tolerance of each other (x near alpha'): such an output is either.
+    """
+    metrics = _shape_metrics(x, y, rate)
+    if np.shape(x) != np.shape(y):
+        return _shape_mismatch(what, x, y, metrics)
+    x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    a, b = alpha_dropout_affine(rate)
+    kept_value, dropped_value = a * x64 + b, a * SELU_SATURATION + b
+    eps = ulps * EPS.get(np.asarray(y).dtype.name, EPS["float64"])
+    kept = np.abs(y64 - kept_value) <= eps * (np.abs(a * x64) + abs(b))
+    dropped = np.abs(y64 - dropped_value) <= eps * (abs(a * SELU_SATURATION) + abs(b))
+    neither = ~kept & ~dropped
+    counted = kept ^ dropped
+    n = int(counted.sum())
+    frac = float((dropped & counted).sum()) / n if n else 0.0
+    lo, hi = binomial_interval(n, rate)
+    errors = np.where(kept, np.abs(y64 - kept_value) / (np.abs(a * x64) + abs(b)),
+                      np.abs(y64 - dropped_value) / (abs(a * SELU_SATURATION) + abs(b)))
+    max_rel_error = float(np.max(errors[counted])) if n else 0.0  # of the counted outputs, against their value
+    metrics.update(n=n, zero_fraction=frac, interval=[lo, hi], n_bad=int(neither.sum()), a=a, b=b,
+                   dropped_value=dropped_value, max_scale_rel_error=max_rel_error)
+    if neither.any():
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(neither)), x64.shape))
+        return Verdict(what, False, "sample",
+                       f"{int(neither.sum())} of {x64.size} outputs are neither a*x+b nor a*alpha'+b (rate {rate}: "
+                       f"a={a:.9g}, b={b:.9g}, a*alpha'+b={dropped_value:.9g}, within {ulps:g} ulp); first at "
+                       f"{list(idx)}: input={x64[idx]:.9g}, output={y64[idx]:.9g}, expected {kept_value[idx]:.9g} "
+                       f"or {dropped_value:.9g}", metrics, kind=SAMPLE)
+    if not lo <= frac <= hi:
+        return Verdict(what, False, "sample",
+                       f"dropped fraction {frac:.4f} of {n} inputs is outside the 5-sigma interval [{lo:.4f}, "
+                       f"{hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
+    return Verdict(what, True, "ok",
+                   f"dropped fraction {frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n}); kept a*x+b, dropped "
+                   f"a*alpha'+b = {dropped_value:.6g} (a={a:.6g}, b={b:.6g}; max rel error {max_rel_error:.3g})",
+                   metrics, kind=SAMPLE)
