@@ -18,6 +18,7 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     normalization,
     padding,
     pooling,
+    resize,
     stochastic_depth,
     upsampling,
 )

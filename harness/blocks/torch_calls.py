@@ -61,6 +61,8 @@ FUNCTIONAL_MODULES: dict[Any, Any] = {
     F.interpolate: lambda x, size=None, scale_factor=None, mode="nearest", align_corners=None,
     recompute_scale_factor=None, antialias=False: _upsample(size, scale_factor, mode, align_corners, antialias),
     "flatten": lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
+    F.pixel_shuffle: lambda x, upscale_factor: nn.PixelShuffle(upscale_factor),  # F.pixel_shuffle is torch's
+    F.pixel_unshuffle: lambda x, downscale_factor: nn.PixelUnshuffle(downscale_factor),
 }
 # Calls that are the identity in eval mode, by function (or method name), and the position of their `training`
 # argument: an alias when it is false. torchvision's stochastic depth (EfficientNet, ConvNeXt) by its qualified name:
