@@ -39,6 +39,13 @@ def keras_zero_padding(pads: Pads, dtype: str) -> keras.Layer:
     return {2: keras.layers.ZeroPadding2D, 3: keras.layers.ZeroPadding3D}[len(pads)](padding=pads, dtype=dtype)
 
 
+def keras_cropping(cut: Pads, dtype: str) -> keras.Layer:
+    """Keras's own cropping layer of the rank of `cut`, (before, after) per spatial axis (Cropping1D takes one pair)."""
+    if len(cut) == 1:
+        return keras.layers.Cropping1D(cropping=cut[0], dtype=dtype)
+    return {2: keras.layers.Cropping2D, 3: keras.layers.Cropping3D}[len(cut)](cropping=cut, dtype=dtype)
+
+
 def native_keras_padding(padding: Any, kernel: Sizes, layer: str) -> str:
     """A hand port's Keras padding: 'valid'/'same' as written, 0 -> 'valid', kernel // 2 -> 'same'."""
     if padding in ("valid", "same"):

@@ -103,19 +103,22 @@ class InsertZeros(keras.layers.Layer):
         self.strides = tuple(strides)
 
     def call(self, x: Any) -> Any:
-        sizes = [x.shape[axis] for axis in range(1, len(self.strides) + 1)]
-        if any(n is None for n in sizes):
-            raise ValueError(f"{type(self).__name__} needs known spatial sizes, got input shape {tuple(x.shape)}")
-        c = x.shape[-1]
-        # Each cell followed by a new axis of size 1, padded at its end to the stride, then folded back.
-        cells = keras.ops.reshape(x, (-1, *(part for n in sizes for part in (int(n), 1)), c))
-        spec = [[0, 0]]
-        for s in self.strides:
-            spec += [[0, 0], [0, s - 1]]
-        spaced = keras.ops.pad(cells, [*spec, [0, 0]])
-        folded = keras.ops.reshape(spaced, (-1, *(int(n) * s for n, s in zip(sizes, self.strides)), c))
-        return folded[(slice(None), *(slice(0, (int(n) - 1) * s + 1) for n, s in zip(sizes, self.strides)),
-                       slice(None))]
+        # One axis at a time (TensorFlow pads tensors of rank 6 at most): each cell followed by a new axis of size
+        # 1, padded at its end to the stride, folded back, the trailing zeros cut.
+        for axis, s in enumerate(self.strides, start=1):
+            n = x.shape[axis]
+            if n is None:
+                raise ValueError(f"{type(self).__name__} needs known spatial sizes, got input shape {tuple(x.shape)}")
+            if s == 1:
+                continue
+            shape = list(x.shape)
+            cells = keras.ops.expand_dims(x, axis + 1)
+            spec = [[0, 0]] * (len(shape) + 1)
+            spec[axis + 1] = [0, s - 1]
+            spaced = keras.ops.pad(cells, spec)
+            folded = keras.ops.reshape(spaced, (-1, *shape[1:axis], int(n) * s, *shape[axis + 1:]))
+            x = folded[(slice(None),) * axis + (slice(0, (int(n) - 1) * s + 1),)]
+        return x
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         spatial = tuple(None if n is None else (n - 1) * s + 1 for n, s in zip(input_shape[1:-1], self.strides))

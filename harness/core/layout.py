@@ -84,19 +84,22 @@ def conv_transpose_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(kernel, (kernel.ndim - 1, kernel.ndim - 2, *range(kernel.ndim - 2))))
 
 
-def group_slice(array: np.ndarray, groups: int, group: int) -> np.ndarray:
-    """The `group`-th of `groups` equal slices of axis 0: a grouped layer's share of a per-channel vector or of a
-    weight whose first axis is split by group. ConvTranspose2d(groups=g)'s weight [in, out/g, kh, kw] holds group
-    j's kernel in rows j*in/g to (j+1)*in/g (its out/g columns are that group's outputs), its bias group j's
-    outputs in j*out/g to (j+1)*out/g: both split along axis 0 (not axis 1, which is already per group)."""
-    size = array.shape[0] // groups
-    return np.ascontiguousarray(array[group * size:(group + 1) * size])
+def grouped_conv_transpose_kernel_to_keras(weight: np.ndarray, groups: int) -> np.ndarray:
+    """Grouped ConvTranspose2d weight [in, out/groups, kh, kw] -> the harness's GroupedConvTranspose kernel
+    (groups, kh, kw, out/groups, in/groups), group j's Keras transposed-convolution kernel at [j]; any spatial rank
+    alike. PyTorch keeps group j's kernel in rows j*in/g .. (j+1)*in/g (consecutive input channels, as its groups
+    take them): the rows split as (groups, in/groups), not (in/groups, groups), which would give each group every
+    g-th channel's kernel; then each group's [in/g, out/g, kh, kw] as `conv_transpose_kernel_to_keras`."""
+    rows, out_per_group, *kernel = weight.shape
+    split = weight.reshape(groups, rows // groups, out_per_group, *kernel)  # [g, in/g, out/g, kh, kw]
+    return np.ascontiguousarray(np.transpose(split, (0, *range(3, split.ndim), 2, 1)))
 
 
-def grouped_conv_transpose_kernel_to_keras(weight: np.ndarray, groups: int, group: int) -> np.ndarray:
-    """ConvTranspose weight [in, out/groups, *k] -> group `group`'s Keras transposed-convolution kernel
-    (*k, out/groups, in/groups): its rows of the weight (`group_slice`), then `conv_transpose_kernel_to_keras`."""
-    return conv_transpose_kernel_to_keras(group_slice(weight, groups, group))
+def grouped_conv_transpose_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of `grouped_conv_transpose_kernel_to_keras`."""
+    groups, *taps, out_per_group, in_per_group = kernel.shape
+    per_group = np.transpose(kernel, (0, kernel.ndim - 1, kernel.ndim - 2, *range(1, kernel.ndim - 2)))
+    return np.ascontiguousarray(per_group.reshape(groups * in_per_group, out_per_group, *taps))
 
 
 def dense_kernel_to_keras(weight: np.ndarray) -> np.ndarray:

@@ -150,8 +150,8 @@ def transposed_same_odd_cell_cropped_first(mp: pytest.MonkeyPatch) -> None:
 
 def transposed_zeros_not_inserted(mp: pytest.MonkeyPatch) -> None:
     """The stride dropped where Keras runs a strided, dilated transposed convolution as a stride-1 one."""
-    mp.setattr(keras_layers.InsertZeros2D, "call", lambda self, x: x)
-    mp.setattr(keras_layers.InsertZeros2D, "compute_output_shape", lambda self, shape: shape)
+    mp.setattr(keras_layers.InsertZeros, "call", lambda self, x: x)
+    mp.setattr(keras_layers.InsertZeros, "compute_output_shape", lambda self, shape: shape)
 
 
 @dataclass
@@ -358,7 +358,7 @@ def test_a_strided_1x1_transposed_convolution_is_run_without_tensorflows_crashin
     """TensorFlow 2.21's oneDNN CPU kernels for the gradient of a Conv2DTranspose with a 1x1 kernel and a stride
     corrupt the heap on a batch of one (glibc aborts: "corrupted size vs. prev_size", "double free", segfaults):
     measured with the layer alone, 200 gradient steps crashed every time, and in `make mutation` 8 of 69 runs of the
-    shipped cases died. The harness builds it as stride 1 on zero-inserted input (InsertZeros2D), which computes
+    shipped cases died. The harness builds it as stride 1 on zero-inserted input (InsertZeros), which computes
     the same. A child process runs such a point's backward check 40 times (before the workaround it died within
     about 30) and must survive; the Keras layer must hold no strided Conv2DTranspose."""
     import subprocess
@@ -371,7 +371,7 @@ def test_a_strided_1x1_transposed_convolution_is_run_without_tensorflows_crashin
     layer = get_block("conv2d_transpose").keras_layer(site)
     convs = [sub for sub in getattr(layer, "layers", [layer]) if isinstance(sub, keras.layers.Conv2DTranspose)]
     assert [tuple(c.strides) for c in convs] == [(1, 1)]
-    assert any(isinstance(sub, keras_layers.InsertZeros2D) for sub in layer.layers)
+    assert any(isinstance(sub, keras_layers.InsertZeros) for sub in layer.layers)
     child = subprocess.run([sys.executable, "-c", REPEAT, str(tmp_path / "case.yaml"), "40"], capture_output=True,
                            text=True, timeout=600)
     assert child.returncode == 0 and "survived" in child.stdout, (child.returncode, child.stderr[-2000:])
@@ -381,6 +381,18 @@ def test_insert_zeros_2d() -> None:
     x = np.arange(1.0, 7.0).reshape(1, 2, 3, 1)
     got = to_numpy(keras_layers.InsertZeros2D((2, 3), dtype="float64")(x))[0, :, :, 0]
     np.testing.assert_array_equal(got, [[1, 0, 0, 2, 0, 0, 3], [0] * 7, [4, 0, 0, 5, 0, 0, 6]])
+
+
+@pytest.mark.parametrize("strides", [(3,), (2, 1, 3)])
+def test_insert_zeros_and_subsample_of_any_rank(strides: tuple[int, ...]) -> None:
+    """InsertZeros puts stride - 1 zeros between the cells of each spatial axis (3-D: one axis at a time, TensorFlow
+    pads rank 6 at most); Subsample keeps every stride-th cell: its inverse."""
+    x = np.random.default_rng(0).standard_normal((2, *(4, 3, 5)[:len(strides)], 3))
+    got = to_numpy(keras_layers.InsertZeros(strides, dtype="float64")(x))
+    want = np.zeros((2, *((n - 1) * s + 1 for n, s in zip(x.shape[1:-1], strides)), 3))
+    want[(slice(None), *(slice(None, None, s) for s in strides))] = x
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(to_numpy(keras_layers.Subsample(strides, dtype="float64")(got)), x)
 
 
 # --- the reference against both frameworks -------------------------------------------------------------------
@@ -468,6 +480,15 @@ ROUND_TRIPS = [
      (2, 3, 5, 6)),
     ("conv2d_transpose", lambda: torch.nn.ConvTranspose2d(2, 3, (3, 2), stride=(1, 2), dilation=(2, 1),
                                                           output_padding=(1, 0), bias=False), (1, 2, 4, 5)),
+    ("conv2d_transpose", lambda: torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2), (1, 4, 3, 4)),
+    ("conv1d", lambda: torch.nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2, padding_mode="reflect"),
+     (2, 4, 11)),
+    ("conv1d", lambda: torch.nn.Conv1d(3, 3, 4, padding="same", groups=3), (1, 3, 9)),
+    ("conv3d", lambda: torch.nn.Conv3d(2, 4, (3, 1, 2), stride=(1, 2, 1), padding=(1, 0, 1), bias=False),
+     (1, 2, 4, 5, 6)),
+    ("conv1d_transpose", lambda: torch.nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1, groups=2), (2, 4, 5)),
+    ("conv3d_transpose", lambda: torch.nn.ConvTranspose3d(2, 3, (2, 3, 2), stride=(2, 1, 2), output_padding=(1, 0, 0)),
+     (1, 2, 3, 4, 3)),
 ]
 
 
@@ -499,7 +520,8 @@ def test_params_from_torch_round_trip(block_name: str, factory: Callable, in_sha
 @pytest.mark.parametrize(("block_name", "module", "field", "says"), [
     ("conv2d", torch.nn.Conv2d(3, 6, 3, groups=3), "groups", "read it as depthwise_conv2d"),
     ("depthwise_conv2d", torch.nn.Conv2d(4, 4, 3, groups=2), "groups", "read it as conv2d"),
-    ("conv2d_transpose", torch.nn.ConvTranspose2d(4, 4, 3, groups=2), "groups", "has no groups"),
+    ("conv1d_transpose", torch.nn.ConvTranspose2d(4, 4, 3), "module", "ConvTranspose2d is not a ConvTranspose1d"),
+    ("conv3d", torch.nn.Conv3d(4, 4, 3), "in_channels", "(channels-first, rank 5)"),
     ("conv2d", torch.nn.ConvTranspose2d(4, 4, 3), "module", "ConvTranspose2d is not a Conv2d"),
     ("conv2d_transpose", torch.nn.Conv2d(4, 4, 3), "module", "Conv2d is not a ConvTranspose2d"),
     ("conv2d", torch.nn.Conv2d(3, 4, 3), "in_channels", "cannot take an input of shape [1, 5, 8, 8]"),

@@ -21,6 +21,8 @@ from harness.core.layout import (
     depthwise_kernel_to_keras,
     depthwise_kernel_to_torch,
     flatten_permutation,
+    grouped_conv_transpose_kernel_to_keras,
+    grouped_conv_transpose_kernel_to_torch,
     shape_to_channels_last,
     to_channels_first,
     to_channels_last,
@@ -284,3 +286,54 @@ def test_conv_transpose_kernel_is_not_flipped_and_in_out_matter() -> None:
     layer.kernel.assign(conv_transpose_kernel_to_keras(weight))
     np.testing.assert_allclose(_keras_output(layer, x), expected, rtol=1e-12, atol=1e-12)
 
+
+
+@pytest.mark.parametrize(("spatial", "kernel", "size"), [(1, (3,), (7,)), (3, (2, 3, 1), (3, 4, 5))])
+def test_conv_kernels_of_any_rank_match_torch_and_round_trip(spatial: int, kernel: tuple, size: tuple) -> None:
+    """Conv1d [out, in, l] -> Conv1D (l, in, out) and Conv3d [out, in, d, h, w] -> Conv3D (d, h, w, in, out); their
+    transposes [in, out, ...] -> (..., out, in): both frameworks agree in float64 through the conversions, with
+    3 inputs, 5 outputs and a non-cubic kernel (a swap of in/out or of spatial axes changes the shape)."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, *size))
+    torch.manual_seed(9)
+    for torch_cls, keras_cls, convert, back in (
+            (getattr(torch.nn, f"Conv{spatial}d"), getattr(keras.layers, f"Conv{spatial}D"), conv_kernel_to_keras,
+             conv_kernel_to_torch),
+            (getattr(torch.nn, f"ConvTranspose{spatial}d"), getattr(keras.layers, f"Conv{spatial}DTranspose"),
+             conv_transpose_kernel_to_keras, conv_transpose_kernel_to_torch)):
+        conv = torch_cls(3, 5, kernel, bias=False).double()
+        with torch.no_grad():
+            expected = to_numpy(conv(torch.from_numpy(x)))
+        layer = keras_cls(5, kernel, use_bias=False, dtype="float64")
+        layer.build((1, *size, 3))
+        weight = to_numpy(conv.weight)
+        layer.kernel.assign(convert(weight))
+        np.testing.assert_allclose(_keras_output(layer, x), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(back(convert(weight)), weight)
+
+
+def test_grouped_conv_transpose_kernel_matches_torch_and_round_trips() -> None:
+    """ConvTranspose2d(6, 9, groups=3)'s weight [6, 3, kh, kw] -> (3, kh, kw, out/g, in/g): group j's Keras kernel at
+    [j] computes PyTorch's group j on its channel slice (float64); the rows split as (groups, in/groups): split the
+    other way, each group gets every third channel's kernel and other values."""
+    g, cin, cout, kh, kw = 3, 6, 9, 3, 2
+    torch.manual_seed(10)
+    conv = torch.nn.ConvTranspose2d(cin, cout, (kh, kw), stride=2, groups=g, bias=False).double()
+    x = np.random.default_rng(10).standard_normal((2, cin, 4, 5))
+    with torch.no_grad():
+        expected = to_numpy(conv(torch.from_numpy(x)))
+    weight = to_numpy(conv.weight)
+    kernel = grouped_conv_transpose_kernel_to_keras(weight, g)
+    assert kernel.shape == (g, kh, kw, cout // g, cin // g)
+    np.testing.assert_array_equal(grouped_conv_transpose_kernel_to_torch(kernel), weight)
+    wrong = np.ascontiguousarray(np.transpose(weight.reshape(cin // g, g, cout // g, kh, kw).swapaxes(0, 1),
+                                              (0, 3, 4, 2, 1)))
+    for candidate, agrees in ((kernel, True), (wrong, False)):
+        parts = []
+        for j in range(g):
+            layer = keras.layers.Conv2DTranspose(cout // g, (kh, kw), strides=2, use_bias=False, dtype="float64")
+            layer.build((1, 4, 5, cin // g))
+            layer.kernel.assign(candidate[j])
+            parts.append(_keras_output(layer, x[:, j * cin // g:(j + 1) * cin // g]))
+        got = np.concatenate(parts, axis=1)
+        assert np.allclose(got, expected, rtol=1e-12, atol=1e-12) == agrees
