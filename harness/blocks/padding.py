@@ -255,7 +255,7 @@ class _Pad(Block):
     def native_keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
         if p["padding_mode"] != "constant" or p["value"] != 0.0:
-            what = f"{p['mode']} padding" if p["padding_mode"] != "constant" else f"padding with {p['value']:g}"
+            what = f"{p['padding_mode']} padding" if p["padding_mode"] != "constant" else f"padding with {p['value']:g}"
             raise Refusal(f"Keras has no layer for {what} (only ZeroPadding{self.spatial}D: zeros)",
                           field="params.padding_mode" if p["padding_mode"] != "constant" else "params.value")
         layer = getattr(keras.layers, f"ZeroPadding{self.spatial}D")

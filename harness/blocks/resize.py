@@ -14,9 +14,10 @@ computation matches them to 1e-14; tests/blocks/test_padding_resizing.py):
   the dtype (nearest_idx: the scale and the product are C floats), and an axis whose length is unchanged is copied
   and one exactly doubled reads i // 2 whatever the given factor (nearest_idx's two shortcuts: scale_factor=1.3 on 3
   rows copies them). This is ONNX Resize's asymmetric + floor, except where the float32 product rounds across an
-  integer (29 of 3,393 size pairs up to 39 -> 89: 2 -> 82 reads input 0 at output 41, float64's floor reads 1).
+  integer (ONNX's reference runtime differs at 72 of 3,393 size pairs n <= 39, m <= 89: 2 -> 82 reads input 0 at
+  output 41 in PyTorch, 1 in float64).
 - `nearest-exact`: min(floor((i + 0.5) * scale), n - 1), also in float32 (ONNX's half_pixel + round_prefer_ceil but
-  at 82 of 3,471 size pairs). It is what TensorFlow's nearest computes (half-pixel centres): Keras's own
+  at 119 of 3,471 size pairs). It is what TensorFlow's nearest computes (half-pixel centres): Keras's own
   Resizing(interpolation='nearest') equals it wherever scale = n / m (measured: 0 difference).
 - `bilinear`: source x = scale * (i + 0.5) - 0.5 clamped at 0 (or i * scale with align_corners), the two cells
   floor(x) and floor(x) + 1 (the last one repeating) weighed 1 - t and t; an axis whose length is unchanged is copied
@@ -26,9 +27,10 @@ computation matches them to 1e-14; tests/blocks/test_padding_resizing.py):
 - `bicubic`: x as for bilinear but not clamped, t = x - floor(x), the four cells floor(x) - 1 .. floor(x) + 2
   clamped into [0, n - 1] (upsample_get_value_bounded), weighed by Keys' cubic convolution with a = -0.75
   (get_cubic_upsample_coefficients). ONNX Resize's cubic with cubic_coeff_a = -0.75 and exclude_outside = 0 (edge
-  padding) is the same. Keras's Resizing('bicubic') is TensorFlow's ScaleAndTranslate keyscubic kernel: a = -0.5,
-  taps outside the image dropped and the rest renormalised (measured 6.5e-7 from that formula at integer ratios,
-  2.2e-3 at others; 0.27 from PyTorch's bicubic on N(0, 1) data).
+  padding) is the same. Keras's Resizing('bicubic') is TensorFlow's ScaleAndTranslate with its keyscubic kernel,
+  a = -0.5 (tensorflow/core/kernels/image/sampling_kernels.h), taps outside the image dropped and the rest
+  renormalised (measured: within 6.5e-7 of that formula at factors 2 and 4, 1e-3 at 3 and non-integer ratios;
+  0.27 from PyTorch's bicubic on N(0, 1) data).
 
 How the harness makes Keras compute it: Keras's own keras.layers.Resizing where it computes the same (bilinear
 without align_corners, scale n / m on both axes, float32 and below; nearest-exact with scale n / m; nearest by whole

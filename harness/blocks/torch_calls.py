@@ -59,7 +59,8 @@ FUNCTIONAL_MODULES: dict[Any, Any] = {
     nn.MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode),
     torch.flatten: lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
     F.interpolate: lambda x, size=None, scale_factor=None, mode="nearest", align_corners=None,
-    recompute_scale_factor=None, antialias=False: _upsample(size, scale_factor, mode, align_corners, antialias),
+    recompute_scale_factor=None, antialias=False: _upsample(size, scale_factor, mode, align_corners, antialias,
+                                                            recompute_scale_factor),
     "flatten": lambda x, start_dim=0, end_dim=-1: nn.Flatten(start_dim, end_dim),
     F.pixel_shuffle: lambda x, upscale_factor: nn.PixelShuffle(upscale_factor),  # F.pixel_shuffle is torch's
     F.pixel_unshuffle: lambda x, downscale_factor: nn.PixelUnshuffle(downscale_factor),
@@ -85,9 +86,12 @@ def _uncast(module: Any, dtype: Any) -> Any:
     return module
 
 
-def _upsample(size: Any, scale_factor: Any, mode: str, align_corners: Any, antialias: bool) -> Any:
-    """F.interpolate as nn.Upsample (the same computation), where it has no antialiasing (nn.Upsample has none)."""
+def _upsample(size: Any, scale_factor: Any, mode: str, align_corners: Any, antialias: bool,
+              recompute_scale_factor: Any = None) -> Any:
+    """F.interpolate as nn.Upsample (the same computation), where it has no antialiasing (nn.Upsample has none);
+    recompute_scale_factor kept: with a factor that is not m / n it moves the sampling points."""
     if antialias:
         raise TypeError("antialias=True has no nn.Upsample form")
     size = tuple(int(d) for d in size) if isinstance(size, (tuple, list)) else size
-    return nn.Upsample(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners)
+    return nn.Upsample(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+                       recompute_scale_factor=recompute_scale_factor)
