@@ -12,6 +12,7 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     conv_transpose,
     convolution,
     dense,
+    depth_space,
     dropout,
     graph,
     merging,
