@@ -544,6 +544,15 @@ MUTANTS: tuple[Mutant, ...] = (
            "for axis, s in enumerate(self.strides, start=1):",
            "for axis, s in enumerate(self.strides[:1], start=1):",
            "zeros inserted along the first spatial axis only (a 2-D loop left at one axis)"),
+    Mutant("separable_pointwise_kernel_not_transposed", "blocks/separable.py",
+           "at + \"pointwise_kernel\",\n                             conv_kernel_to_keras)]",
+           "at + \"pointwise_kernel\",\n"
+           "                             lambda w: w.reshape(1, 1, w.shape[1], w.shape[0]))]",
+           "separable's pointwise kernel [filters, C*m, 1, 1] reshaped to (1, 1, C*m, filters), not transposed"),
+    Mutant("separable_depthwise_bias_in_torch", "blocks/separable.py",
+           "depthwise = Conv2D.torch_module(self, self._depthwise_site(site))",
+           "depthwise = Conv2D.torch_module(self, site)",
+           "the depthwise Conv2d left with PyTorch's default bias=True: a second bias Keras's SeparableConv2D lacks"),
 )
 
 # No change at all: it must survive, or the check could not tell a mutant from the real harness.

@@ -20,6 +20,7 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     padding,
     pooling,
     resize,
+    separable,
     stochastic_depth,
     upsampling,
 )
