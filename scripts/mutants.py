@@ -129,18 +129,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "return keras.layers.Flatten(dtype=site.dtype)",
            'return keras.layers.Flatten(data_format="channels_first", dtype=site.dtype)',
            "Keras Flatten(data_format='channels_first') taken as the fix for the flatten order"),
-    # --- blocks/pooling.py --------------------------------------------------------------------------------------
+    # --- blocks/pooling.py, blocks/pooling_layers.py, blocks/global_pooling.py ---------------------------------
     Mutant("pool_stride_defaults_to_1", "blocks/pooling.py",
            's = p["strides"] or k',
            's = p["strides"] or (1, 1)',
            "pooling strides default to 1 instead of pool_size (in the shared geometry: both frameworks)"),
     Mutant("max_pool_zero_padding_keras", "blocks/pooling.py",
-           "return keras.Sequential([ConstantPadding2D(full, NEG_INF, dtype=site.dtype),",
-           "return keras.Sequential([keras.layers.ZeroPadding2D(full, dtype=site.dtype),",
+           "return keras.Sequential([PoolPadding(full, NEG_INF, dtype=site.dtype),\n",
+           "return keras.Sequential([PoolPadding(full, 0.0, dtype=site.dtype),\n",
            "max pooling padded with zeros instead of -inf"),
     Mutant("max_pool_zero_padding_torch", "blocks/pooling.py",
-           "torch.nn.ConstantPad2d(torch_pad_arg(full), NEG_INF)",
-           "torch.nn.ZeroPad2d(torch_pad_arg(full))",
+           'pad = getattr(torch.nn, f"ConstantPad{spatial}d")(torch_pad_arg(full), NEG_INF)',
+           'pad = getattr(torch.nn, f"ZeroPad{spatial}d")(torch_pad_arg(full))',
            "PyTorch's explicit max-pool padding with zeros instead of -inf"),
     Mutant("avg_count_include_pad_inverted", "blocks/pooling.py",
            'include = site.params["count_include_pad"]',
@@ -154,20 +154,20 @@ MUTANTS: tuple[Mutant, ...] = (
            'Param("count_include_pad", "bool", False,',
            'Param("count_include_pad", "bool", True,',
            "count_include_pad defaulting to PyTorch's true (in the schema: both frameworks)"),
-    Mutant("global_pool_keepdims_ignored", "blocks/pooling.py",
+    Mutant("global_pool_keepdims_ignored", "blocks/pooling_layers.py",
            "return pooled if self.keepdims else torch.flatten(pooled, 1)",
            "return torch.flatten(pooled, 1)",
            "global pooling's keepdims ignored on the PyTorch side"),
     Mutant("max_pool_ceil_mode_ignored_keras", "blocks/pooling.py",
            """        k, s, pads, full = self.padded_geometry(site)
-        if site.params["padding"] in ("valid", "same") and full == pads:""",
+        d = self.dilation(site)""",
            """        k, s, pads = self.geometry(site)
         full = pads
-        if site.params["padding"] in ("valid", "same") and full == pads:""",
+        d = self.dilation(site)""",
            "ceil_mode ignored on the Keras side of max pooling (Keras has no switch: floor mode)"),
     Mutant("avg_ceil_overhang_counted", "blocks/pooling.py",
-           "return KerasAveragePoolingSumOverCount(k, s, full, pads if include else NO_PADS, dtype=dtype)",
-           "return KerasAveragePoolingSumOverCount(k, s, full, full if include else NO_PADS, dtype=dtype)",
+           "return PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), dtype=dtype)",
+           "return PoolSumOverCount(k, s, full, full if include else _no_pads(self.spatial), dtype=dtype)",
            "ceil mode's overhang counted in the divisor with count_include_pad (PyTorch counts up to the padding)"),
     # --- blocks/padding.py, blocks/upsampling.py ----------------------------------------------------------------
     Mutant("zero_pad_torch_order_top_first", "blocks/padding.py",
@@ -553,6 +553,20 @@ MUTANTS: tuple[Mutant, ...] = (
            "depthwise = Conv2D.torch_module(self, self._depthwise_site(site))",
            "depthwise = Conv2D.torch_module(self, site)",
            "the depthwise Conv2d left with PyTorch's default bias=True: a second bias Keras's SeparableConv2D lacks"),
+    # --- pooling, issue 15: adaptive windows, dilation, 1-D and 3-D ------------------------------------------------
+    Mutant("adaptive_floor_end_index", "core/spatial.py",
+           "end = 1 + ((index + 1) * size - 1) // out",
+           "end = ((index + 1) * size) // out",
+           "adaptive pooling's window end rounded down (floor) instead of up: PyTorch's windows overlap by a cell"),
+    Mutant("max_pool_dilation_ignored_keras", "blocks/pooling.py",
+           "if any(dd != 1 for dd in d) or not self.keras_has_kernel(site):",
+           "if not self.keras_has_kernel(site):",
+           "MaxPool2d(dilation=...) ported as Keras's MaxPooling2D, which has no dilation: the taps become adjacent"),
+    Mutant("pool3d_keras_channels_first_axes", "blocks/pooling.py",
+           "return getattr(keras.layers, self.keras_class)(k, s, padding=padding, dtype=site.dtype)",
+           "return getattr(keras.layers, self.keras_class)(k, s, padding=padding, dtype=site.dtype, "
+           "data_format='channels_first' if self.spatial == 3 else None)",
+           "Keras's 3-D pooling told channels_first on the channels-last tensor: it pools (D, H, W)'s H, W and C"),
 )
 
 # No change at all: it must survive, or the check could not tell a mutant from the real harness.

@@ -14,6 +14,7 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     dense,
     depth_space,
     dropout,
+    global_pooling,
     graph,
     merging,
     normalization,

@@ -51,6 +51,18 @@ FUNCTIONAL_MODULES: dict[Any, Any] = {
     "log_softmax": lambda x, dim, dtype=None: _uncast(nn.LogSoftmax(dim), dtype),
     F.threshold: lambda x, threshold, value, inplace=False: nn.Threshold(threshold, value),
     torch.threshold: lambda x, threshold, value: nn.Threshold(threshold, value),
+    F.adaptive_avg_pool1d: lambda x, output_size: nn.AdaptiveAvgPool1d(output_size),
+    F.adaptive_avg_pool3d: lambda x, output_size: nn.AdaptiveAvgPool3d(output_size),
+    F.adaptive_max_pool1d: lambda x, output_size, return_indices=False: nn.AdaptiveMaxPool1d(output_size),
+    F.adaptive_max_pool3d: lambda x, output_size, return_indices=False: nn.AdaptiveMaxPool3d(output_size),
+    F.avg_pool1d: lambda x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True:
+    nn.AvgPool1d(kernel_size, stride, padding, ceil_mode, count_include_pad),
+    F.avg_pool3d: lambda x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None: nn.AvgPool3d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override),
+    F.max_pool1d: lambda x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False:
+    nn.MaxPool1d(kernel_size, stride, padding, dilation, return_indices, ceil_mode),
+    F.max_pool3d: lambda x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False:
+    nn.MaxPool3d(kernel_size, stride, padding, dilation, return_indices, ceil_mode),
     F.adaptive_avg_pool2d: lambda x, output_size: nn.AdaptiveAvgPool2d(output_size),
     F.adaptive_max_pool2d: lambda x, output_size, return_indices=False: nn.AdaptiveMaxPool2d(output_size),
     F.avg_pool2d: lambda x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,

@@ -90,3 +90,24 @@ def ceil_overhang(size: Pair, kernel: Pair, stride: Pair, pads: Pads) -> Pair:
     """(bottom, right) overhang of the last ceil_mode windows: padding these extra cells (with -inf for max, or
     uncounted zeros for average) and pooling in floor mode gives ceil mode's windows exactly."""
     return tuple(ceil_overhang_1d(*args) for args in zip(size, kernel, stride, pads))  # type: ignore[return-value]
+
+
+# --- pooling's own: dilated windows, PyTorch's adaptive windows -----------------------------------------------
+def effective_kernel(kernel: Sizes, dilation: Sizes) -> Sizes:
+    """The span of a dilated window on each axis: (k - 1) * d + 1 cells."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+
+
+def adaptive_window(index: int, size: int, out: int) -> Pair:
+    """The input cells [start, end) that output cell `index` of PyTorch's adaptive pooling from `size` to `out` cells
+    covers: start = floor(index * size / out), end = ceil((index + 1) * size / out), in the integer forms of
+    aten/src/ATen/native/AdaptivePooling.h (start_index, end_index). Windows may overlap, and with out > size
+    several output cells read the same input cell."""
+    start = (index // out) * size + ((index % out) * size) // out
+    end = 1 + ((index + 1) * size - 1) // out
+    return start, end
+
+
+def adaptive_windows(size: int, out: int) -> list[Pair]:
+    """Every adaptive_window of an axis pooled from `size` to `out` cells, in order."""
+    return [adaptive_window(i, size, out) for i in range(out)]
