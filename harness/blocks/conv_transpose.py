@@ -56,7 +56,8 @@ col2im shape check): there the reference crops and extends the full transposed c
 Native defaults (`defaults: native`): each framework's own layer with only the parameters the case wrote
 (harness/blocks/convolution.py says how a hand port writes Keras's padding). ConvTranspose2d takes no string
 padding: 'same' is refused on the PyTorch side ('valid' becomes 0). Keras's own refusals (strides > 1 with
-dilation_rate > 1, output_padding >= strides) are left to it: its own error is the finding.
+dilation_rate > 1, output_padding >= strides, groups: "Unrecognized keyword arguments") are left to it: its own
+error is the finding.
 """
 
 from __future__ import annotations
@@ -350,10 +351,9 @@ class Conv2DTranspose(Block):
     def native_keras_layer(self, site: Site) -> keras.Layer:
         p, written = site.params, site.written_names
         layer = self.keras_conv_type.__name__
-        if "groups" in written and p["groups"] != 1:
-            raise Refusal(f"Keras's {layer} has no groups: groups={p['groups']} cannot be written natively",
-                          field="params.groups")
         args: dict[str, Any] = {"filters": p["filters"], "kernel_size": p["kernel_size"], "dtype": site.dtype}
+        if "groups" in written and p["groups"] != 1:
+            args["groups"] = p["groups"]  # Keras's transposed convolutions take none: its own error is the finding
         args.update(site.written_args(strides="strides", dilation_rate="dilation_rate", use_bias="use_bias"))
         if "padding" in written:
             args["padding"] = native_keras_padding(p["padding"], p["kernel_size"], layer)
