@@ -200,7 +200,7 @@ class _AdaptivePool(Block):
             cls.keras_class = f"Adaptive{keras_word}Pooling{n}D"
             # Global (output 1) and window pooling (a divisor of the input) read the same class first.
             cls.torch_fallback_types = (cls.torch_class,)
-            cls.params = (OutputSizeParam("output_size", "output_size", minimum=1, size=n,
+            cls.params = (OutputSizeParam("output_size", "pair", minimum=1, size=n,
                                     doc="output cells per axis (an int for every axis); null keeps that axis's "
                                         "size"),)
 

@@ -25,7 +25,9 @@ frameworks) over the input padded as `padding` says, the first window at the top
   raise NotFoundError / InvalidArgumentError; 1-D and 2-D pooling and the global 3-D layers run in all four): there
   the harness pools by the window's taps in keras.ops (strided slices added or maximised), and `defaults: native`
   refuses. PyTorch 2.13's CPU avg_pool3d has no float16 or bfloat16 kernel ("not implemented for 'Half'"): such a
-  point errors on the CPU.
+  point errors on the CPU. PyTorch's AvgPool3d, unlike AvgPool1d/2d and MaxPool3d, refuses an input smaller than the
+  window on any axis even where the padding makes room (measured: 1x1x1, window 2, padding 1 raises "input image
+  smaller than kernel size"; avg_pool2d gives 1x1): the harness zero-pads before it there.
 - Average pooling divides by the window size when `count_include_pad` is true (PyTorch's default), and by
   the number of real input cells in the window when false (the harness's default, as ONNX and TensorFlow's
   `same`, tensorflow#45579). Where a framework has no switch for a combination, the harness computes
@@ -361,7 +363,8 @@ class _AvgPool(_WindowPool):
         include = site.params["count_include_pad"]
         native = self.torch_native_padding(k, pads)
         pool = getattr(torch.nn, self.torch_class)
-        if native is not None:
+        # AvgPool3d (only it) refuses an input smaller than the window on some axis, padding or not: pad first there.
+        if native is not None and (self.spatial != 3 or all(n >= kk for n, kk in zip(site.in_shape[2:], k))):
             return pool(k, s, padding=native, ceil_mode=site.params["ceil_mode"], count_include_pad=include)
         if include and full == pads:
             zeros = getattr(torch.nn, f"ZeroPad{self.spatial}d")

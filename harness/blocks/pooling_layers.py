@@ -23,8 +23,9 @@ AXES_LIST = {1: "[l]", 2: "[h, w]", 3: "[d, h, w]"}
 
 
 class OutputSizeParam(Param):
-    """An adaptive pooling's output size (kind `output_size`): an int >= 1 for every axis, or a list of one per axis
-    whose entries may be null (PyTorch's None: that axis keeps its size) -> a tuple (None kept). `size`: the axes."""
+    """An adaptive pooling's output size: a `pair` (an int >= 1 for every axis, or a list of one per axis, `size`
+    axes; the tools draw and write it as one) whose list entries may also be null (PyTorch's None: that axis keeps
+    its size) -> a tuple (None kept)."""
 
     def allowed(self) -> str:
         return f"an integer >= 1 or a list {self.axes_text} of such integers or nulls (null keeps that axis's size)"
