@@ -9,7 +9,8 @@ alike). PyTorch's source coordinates (aten/src/ATen/native/UpSample.h) use a sca
   is 12 rows sampled at (i + 0.5) / 2.5 - 0.5, not at (i + 0.5) * 5 / 12 - 0.5.
 
 The modes (measured against torch 2.13's CPU kernels in float64 on 1,000+ size pairs and factors: the harness's
-computation matches them to 1e-14; tests/blocks/test_padding_resizing.py):
+computation matches them to 1e-14; tests/blocks/test_padding_resizing.py; CUDA's kernels, with their own shortcuts
+and index arithmetic, have not been measured):
 - `nearest` (PyTorch's default): output i reads input min(floor(i * scale), n - 1), computed in float32 whatever
   the dtype (nearest_idx: the scale and the product are C floats), and an axis whose length is unchanged is copied
   and one exactly doubled reads i // 2 whatever the given factor (nearest_idx's two shortcuts: scale_factor=1.3 on 3
