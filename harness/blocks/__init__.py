@@ -16,6 +16,7 @@ from harness.blocks import (  # noqa: F401  (each family registers its blocks)
     dropout,
     global_pooling,
     graph,
+    group_normalization,
     merging,
     normalization,
     padding,

@@ -1,6 +1,8 @@
-"""Normalisation: `batch_norm2d`.
+"""Normalisation: `batch_norm1d` (N, C) and (N, C, L), `batch_norm2d` (N, C, H, W), `batch_norm3d` (N, C, D, H, W);
+group and instance normalisation are in harness/blocks/group_normalization.py.
 
-Semantics (channels-first (N, C, H, W), statistics per channel over N, H and W; n = N*H*W values each):
+Semantics (channels-first, statistics per channel over every axis but the channels: N, then L, H and W or D, H
+and W; n = N * the spatial size values each; the three blocks are one class, `BatchNorm`, by rank):
 
     y = (x - mean) / sqrt(var + epsilon) * weight + bias          (weight = 1, bias = 0 without `affine`)
 
@@ -16,7 +18,9 @@ Semantics (channels-first (N, C, H, W), statistics per channel over N, H and W; 
   track_running_stats=False).
 
 How each framework is made to compute exactly that:
-- momentum: PyTorch's BatchNorm2d takes m as it is (its default 0.1); Keras's BatchNormalization keeps the old
+- PyTorch's BatchNorm1d, BatchNorm2d and BatchNorm3d differ only in the ranks they accept; Keras's
+  BatchNormalization(axis=-1) takes any rank, its channels last.
+- momentum: PyTorch's BatchNormNd takes m as it is (its default 0.1); Keras's BatchNormalization keeps the old
   value's fraction, `moving = moving * momentum + batch * (1 - momentum)` (keras/src/layers/normalization/
   batch_normalization.py), so it is given 1 - m (its default 0.99 is PyTorch's 0.01, not 0.1).
 - epsilon: passed explicitly to both (PyTorch's default 1e-5 is the harness's; Keras's default is 1e-3).
@@ -31,7 +35,10 @@ How each framework is made to compute exactly that:
 
   which `reconcile_variance` adds to Keras's value, in float64 from the batches PyTorch's layer received,
   before comparing it with PyTorch's: the running_var copy declares it (`variance_convention`), and
-  harness.engine.statistics applies it. Nothing else is reconciled: a
+  harness.engine.statistics applies it.
+- batch_norm1d after a flatten ((N, C*H*W): Keras holds the features in its own (H, W, C) order): the weights and
+  running statistics are permuted into Keras's order (harness.core.layout.channel_vector_to_keras), and so is the
+  variance correction. Nothing else is reconciled: a
   wrong momentum or a running mean that differs still fails.
 
 The float64 reference (`reference`) is ONNX's BatchNormalization in eval mode and NumPy in train mode;
@@ -42,8 +49,9 @@ framework's convention.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -55,21 +63,26 @@ from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register
 from harness.blocks.site import Site, StateConvention, WeightCopy
 from harness.core.errors import Refusal
+from harness.core.layout import channel_vector_to_keras
 from harness.core.schema import Param
 
-AXES = (0, 2, 3)  # the axes a channel's statistics reduce over, channels-first
+
+def reduction_axes(rank: int) -> tuple[int, ...]:
+    """The axes a channel's batch statistics reduce over, channels-first: every axis but the channels (1)."""
+    return (0, *range(2, rank))
 
 
 def draw_state(module: torch.nn.Module) -> torch.nn.Module:
-    """`module` (a BatchNorm2d) with its weight, bias, running mean and running variance drawn from PyTorch's global
-    generator, which the runner seeds with input.seed. PyTorch initialises them to 1, 0, 0 and 1, and Keras's
-    BatchNormalization starts from the same values: a case left at PyTorch's init would pass whatever the weight
-    transfer copied (running statistics forgotten, gamma and beta swapped for moving statistics, ...)."""
+    """`module` (a BatchNormNd, InstanceNormNd or GroupNorm) with its weight, bias, running mean and running variance
+    drawn from PyTorch's global generator, which the runner seeds with input.seed. PyTorch initialises them to 1, 0,
+    0 and 1, and Keras's normalisation layers start from the same values: a case left at PyTorch's init would pass
+    whatever the weight transfer copied (running statistics forgotten, gamma and beta swapped for moving statistics,
+    ...)."""
     with torch.no_grad():
         if module.affine:
             module.weight.uniform_(0.5, 1.5)
             module.bias.uniform_(-0.5, 0.5)
-        if module.track_running_stats:
+        if getattr(module, "track_running_stats", False):  # GroupNorm keeps no running statistics
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     # harness show prints the builder as draw_state(torch.nn.BatchNorm2d(...)), so its program draws the same values.
@@ -80,7 +93,8 @@ def draw_state(module: torch.nn.Module) -> torch.nn.Module:
 def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, biased variance) of each channel of a channels-first batch, in float64."""
     x = np.asarray(x, dtype=np.float64)
-    return x.mean(axis=AXES), x.var(axis=AXES)
+    axes = reduction_axes(x.ndim)
+    return x.mean(axis=axes), x.var(axis=axes)
 
 
 def running_statistics(momentum: float, batches: Sequence[np.ndarray], initial_mean: np.ndarray,
@@ -108,31 +122,35 @@ def unbiased_correction(momentum: float, batches: Sequence[np.ndarray]) -> np.nd
     return correction
 
 
-def reconcile_variance(momentum: float, keras_value: np.ndarray, batches: Sequence[np.ndarray]) -> np.ndarray:
+def reconcile_variance(momentum: float, keras_value: np.ndarray, batches: Sequence[np.ndarray],
+                       flattened_from: tuple[int, ...] | None = None) -> np.ndarray:
     """Keras's moving_variance in PyTorch's convention: Keras's biased value plus `unbiased_correction` of the
-    batches the module received (channels-first, as PyTorch saw them)."""
+    batches the module received (channels-first, as PyTorch saw them), put in Keras's feature order after a flatten
+    (`flattened_from`, as in harness.core.layout.Layout)."""
     if not batches:
         return np.asarray(keras_value)
-    return np.asarray(keras_value, np.float64) + unbiased_correction(momentum, batches)
+    correction = unbiased_correction(momentum, batches)
+    if flattened_from is not None:
+        correction = channel_vector_to_keras(correction, correction.shape, flattened_from)
+    return np.asarray(keras_value, np.float64) + correction
 
 
 VARIANCE_NOTE = ("Keras's moving_variance keeps the biased batch variance, PyTorch's running_var the unbiased one; "
                  "compared after adding the exact difference, from the batches PyTorch's layer received")
 
 
-def variance_convention(momentum: float) -> StateConvention:
+def variance_convention(momentum: float, flattened_from: tuple[int, ...] | None = None) -> StateConvention:
     """The running variance's convention difference at `momentum` (PyTorch's semantic momentum)."""
-    return StateConvention(functools.partial(reconcile_variance, momentum), VARIANCE_NOTE)
+    keyword = {} if flattened_from is None else {"flattened_from": flattened_from}
+    return StateConvention(functools.partial(reconcile_variance, momentum, **keyword), VARIANCE_NOTE)
 
 
-@register
-class BatchNorm2D(Block):
-    name = "batch_norm2d"
-    benchmark = {"mode": "train", "input": BENCHMARK_INPUT}
+class BatchNorm(Block):
+    """Batch normalisation of a channels-first tensor of one of `ranks` (PyTorch's `torch_class`); the blocks below
+    differ only in those two."""
+
+    torch_class: ClassVar[str]
     family = "normalization"
-    doc = ("Normalise each channel by its mean and variance over N, H, W (batch statistics in train mode, running "
-           "ones in eval), then scale and shift.")
-    ranks = (4,)
     weight_names = ("weight", "bias", "running_mean", "running_var")
     params = (
         Param("momentum", "float", 0.1, minimum=0.0, maximum=1.0,
@@ -149,11 +167,13 @@ class BatchNorm2D(Block):
                   "trainable=False (which runs BatchNormalization in inference even under training=True)"),
     )
 
+    def _values_per_channel(self, site: Site) -> int:
+        return math.prod(site.in_shape) // site.in_shape[1]
+
     def _uses_batch_statistics(self, site: Site) -> bool:
         return site.mode == "train" or not site.params["track_running_stats"]
 
     def output_shape(self, site: Site) -> tuple[int, ...]:
-        n, _, h, w = site.in_shape
         if site.params["frozen"] and site.written is None:
             raise Refusal("frozen is the hand port's freeze (defaults: native), whose Keras half runs in inference "
                           "mode under training=True: the harness's own mapping has no frozen layer (in eval mode "
@@ -163,7 +183,7 @@ class BatchNorm2D(Block):
                           "refuses it (\"batch_norm eps must be positive during training\") and a constant channel "
                           "would divide by a zero variance; allowed: epsilon > 0 (0 only in eval mode with running "
                           "statistics)", field="params.epsilon")
-        if self._uses_batch_statistics(site) and n * h * w == 1:
+        if self._uses_batch_statistics(site) and self._values_per_channel(site) == 1:
             raise Refusal(f"batch statistics of one value per channel (input {list(site.in_shape)}): the variance "
                           "is 0 and PyTorch refuses it in train mode (\"Expected more than 1 value per channel\")",
                           field="input.shape")
@@ -171,14 +191,14 @@ class BatchNorm2D(Block):
 
     def reduction_length(self, site: Site) -> int:
         # Batch statistics sum N*H*W values per channel; running ones make each output a few operations.
-        n, _, h, w = site.in_shape
-        return n * h * w if self._uses_batch_statistics(site) else 1
+        return self._values_per_channel(site) if self._uses_batch_statistics(site) else 1
 
     # --- builders ----------------------------------------------------------------------------------------------
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        return draw_state(torch.nn.BatchNorm2d(site.in_shape[1], eps=p["epsilon"], momentum=p["momentum"],
-                                               affine=p["affine"], track_running_stats=p["track_running_stats"]))
+        cls = getattr(torch.nn, self.torch_class)
+        return draw_state(cls(site.in_shape[1], eps=p["epsilon"], momentum=p["momentum"], affine=p["affine"],
+                              track_running_stats=p["track_running_stats"]))
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
@@ -194,8 +214,11 @@ class BatchNorm2D(Block):
     def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
         keras_names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
                        "running_var": "moving_variance"}
-        return [WeightCopy(name, keras_names[name],
-                           convention=variance_convention(module.momentum) if name == "running_var" else None)
+        # After a flatten Keras holds the features in its own order (a hand port copies them as they are).
+        flattened = site.layout.flattened_from if site.written is None else None
+        convert = (channel_vector_to_keras, ((site.in_shape[1],), flattened)) if flattened else (None, ())
+        variance = variance_convention(module.momentum, flattened)
+        return [WeightCopy(name, keras_names[name], *convert, convention=variance if name == "running_var" else None)
                 for name in self.torch_parameters(module)]
 
     # --- the third opinion ---------------------------------------------------------------------------------
@@ -212,13 +235,13 @@ class BatchNorm2D(Block):
             return onnx_op("BatchNormalization", x, scale, shift, np.asarray(weights["running_mean"], np.float64),
                            variance, epsilon=0.0)
         mean, var = batch_statistics(x)
-        at = (None, slice(None), None, None)
+        at = (None, slice(None), *[None] * (x.ndim - 2))
         return (x - mean[at]) / np.sqrt(var[at] + p["epsilon"]) * scale[at] + shift[at]
 
     # --- native defaults -----------------------------------------------------------------------------------
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        module = draw_state(torch.nn.BatchNorm2d(site.in_shape[1], **site.written_args(
+        module = draw_state(getattr(torch.nn, self.torch_class)(site.in_shape[1], **site.written_args(
             momentum="momentum", epsilon="eps", affine="affine", track_running_stats="track_running_stats")))
         if p["frozen"]:
             module.requires_grad_(False)  # how a PyTorch port freezes a layer: its batch statistics stay in use
@@ -241,14 +264,45 @@ class BatchNorm2D(Block):
         return keras.layers.BatchNormalization(dtype=site.dtype, **kwargs)
 
     # --- porting a PyTorch model ---------------------------------------------------------------------------
-    torch_types = ("BatchNorm2d",)
-
     def params_from_torch(self, module: Any, in_shape: tuple[int, ...]) -> dict[str, Any]:
         if module.num_features != in_shape[1]:
-            raise Refusal(f"BatchNorm2d has num_features={module.num_features} but receives {in_shape[1]} channels",
-                          field="num_features")
+            raise Refusal(f"{self.torch_class} has num_features={module.num_features} but receives {in_shape[1]} "
+                          "channels", field="num_features")
         if module.momentum is None:
             raise Refusal("momentum=None (a cumulative moving average) has no Keras counterpart: Keras's "
                           "BatchNormalization only keeps an exponential moving average", field="momentum")
         return {"momentum": float(module.momentum), "epsilon": float(module.eps), "affine": bool(module.affine),
                 "track_running_stats": bool(module.track_running_stats)}
+
+
+@register
+class BatchNorm1D(BatchNorm):
+    name = "batch_norm1d"
+    torch_class = "BatchNorm1d"
+    torch_types = (torch_class,)
+    doc = ("Normalise each channel (feature) of an (N, C) or (N, C, L) tensor by its mean and variance over N (and "
+           "L) (batch statistics in train mode, running ones in eval), then scale and shift.")
+    ranks = (2, 3)
+    benchmark = {"mode": "train", "input": {"shape": [8, 32, 256]}}
+
+
+@register
+class BatchNorm2D(BatchNorm):
+    name = "batch_norm2d"
+    torch_class = "BatchNorm2d"
+    torch_types = (torch_class,)
+    doc = ("Normalise each channel by its mean and variance over N, H, W (batch statistics in train mode, running "
+           "ones in eval), then scale and shift.")
+    ranks = (4,)
+    benchmark = {"mode": "train", "input": BENCHMARK_INPUT}
+
+
+@register
+class BatchNorm3D(BatchNorm):
+    name = "batch_norm3d"
+    torch_class = "BatchNorm3d"
+    torch_types = (torch_class,)
+    doc = ("Normalise each channel of an (N, C, D, H, W) volume by its mean and variance over N, D, H, W (batch "
+           "statistics in train mode, running ones in eval), then scale and shift.")
+    ranks = (5,)
+    benchmark = {"mode": "train", "input": {"shape": [2, 16, 8, 16, 16]}}
