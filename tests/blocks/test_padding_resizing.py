@@ -385,6 +385,10 @@ def test_resize_onnx_agrees_where_it_has_no_defect() -> None:
                 onnx_y = onnx_op("Resize", x, NONE, NONE, np.array([1, 2, *size], dtype=np.int64), mode=onnx_mode,
                                  coordinate_transformation_mode=transform, **extra)
                 assert np.abs(onnx_y - torch_y).max() < 1e-5, (mode, align, size)
+    centre = F.interpolate(torch.from_numpy(x), size=(1, 1), mode="bilinear").numpy()
+    corner = onnx_op("Resize", x, NONE, NONE, np.array([1, 2, 1, 1], dtype=np.int64), mode="linear",
+                     coordinate_transformation_mode="pytorch_half_pixel")
+    assert np.abs(corner - x[:, :, :1, :1]).max() == 0 and np.abs(centre - corner).max() > 0.1
 
 
 def test_interpolation2d_reloads(tmp_path: Path) -> None:
