@@ -175,3 +175,37 @@ def test_dilated_window_without_input_is_refused() -> None:
     with pytest.raises(Refusal, match="taps all fall in the padding"):
         get_block("max_pool1d").output_shape(_site("max_pool1d", {"pool_size": 2, "strides": 1, "dilation": 3,
                                                                   "padding": 2}, (1, 1, 1)))
+
+
+class _Volume(torch.nn.Module):
+    """A 3-D pooling chain written in the functional form (graph capture), ending in a mean over D, H and W."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool3d(x, 2, 1, dilation=(1, 2, 1))
+        x = F.avg_pool3d(x, (2, 1, 2), padding=(1, 0, 0), ceil_mode=True)
+        return F.adaptive_max_pool3d(x, (3, 2, 5)).mean((2, 3, 4))
+
+
+@pytest.mark.parametrize(("model", "shape", "blocks"), [
+    (torch.nn.Sequential(torch.nn.MaxPool1d(3, 2, padding=1, dilation=2, ceil_mode=True), torch.nn.AvgPool1d(2),
+                         torch.nn.AdaptiveAvgPool1d(3), torch.nn.AdaptiveMaxPool1d(2), torch.nn.AdaptiveAvgPool1d(1)),
+     (2, 3, 29), ["max_pool1d", "avg_pool1d", "adaptive_avg_pool1d", "adaptive_max_pool1d", "global_avg_pool1d"]),
+    (torch.nn.Sequential(torch.nn.MaxPool2d(3, 1, padding=1, dilation=2), torch.nn.AdaptiveAvgPool2d((3, None)),
+                         torch.nn.AdaptiveMaxPool2d(5)),
+     (2, 3, 11, 9), ["max_pool2d", "avg_pool2d", "adaptive_max_pool2d"]),
+    (_Volume(), (1, 2, 6, 7, 9), ["max_pool3d", "avg_pool3d", "adaptive_max_pool3d", "global_avg_pool3d"])])
+def test_port_verifies_and_saves_a_keras_model_that_reloads(model: Any, shape: tuple[int, ...], blocks: list[str],
+                                                            tmp_path: Any) -> None:
+    """harness port of 1-D, 2-D and 3-D pooling chains (modules and functional calls): each layer read by its block,
+    the case verified against the model, and the saved .keras file (the harness's own pooling layers named for
+    loading) gives the model's output on a new input."""
+    from harness.tools.port import port_model
+    ported = port_model(model, shape, out=tmp_path, name="pooled")
+    assert ported.passed and ported.blocks == blocks
+    keras.backend.clear_session()
+    reloaded = keras.models.load_model(ported.keras_path, custom_objects=ported.custom_objects)
+    x = _x((3, *shape[1:]), seed=5).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = np.asarray(reloaded(np.moveaxis(x, 1, -1)))
+    np.testing.assert_allclose(np.moveaxis(got, -1, 1) if got.ndim > 2 else got, want, rtol=1e-5, atol=1e-6)
