@@ -109,7 +109,7 @@ def window_params(spatial: int) -> tuple[Param, ...]:
     return (
         Param("pool_size", "pair", minimum=1, doc=f"window {AXES[spatial]}", size=spatial),
         Param("strides", "pair", None, minimum=1, default_text="pool_size", size=spatial,
-                    doc="step between windows; default: pool_size (both frameworks' default)"),
+              doc="step between windows; default: pool_size (both frameworks' default)"),
         Param("padding", "padding", "valid", doc=padding_doc, size=spatial),
         Param("ceil_mode", "bool", False,
               doc="PyTorch's ceil_mode: output size rounded up (the last window may overhang the padding, whose "
@@ -311,8 +311,8 @@ class _MaxPool(_WindowPool):
     @classmethod
     def own_params(cls, spatial: int) -> tuple[Param, ...]:
         return (Param("dilation", "pair", (1,) * spatial, minimum=1, default_text="1", size=spatial,
-                            doc="spacing between the window's taps (PyTorch's dilation; Keras's pooling has none: "
-                                "the harness takes the maximum of the taps, DilatedMaxPooling)"),)
+                      doc="spacing between the window's taps (PyTorch's dilation; Keras's pooling has none: "
+                          "the harness takes the maximum of the taps, DilatedMaxPooling)"),)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         k, s, pads, full = self.padded_geometry(site)
