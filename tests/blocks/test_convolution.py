@@ -629,3 +629,19 @@ def test_native_cases(run_case: Callable) -> None:
     assert _verdict(shifted, "keras vs torch").check == "values"
     assert _verdict(same, "keras vs torch").passed
     assert "Keras refuses the hand port" in _verdict(refused, "keras vs torch").message
+
+
+def test_grouped_conv_transpose_saves_and_loads(tmp_path: Path) -> None:
+    """The harness's GroupedConvTranspose (conv2d_transpose with groups in Keras) inside a .keras file: reloaded
+    with its class as a custom object, it has its kernel (g, kh, kw, out/g, in/g) and computes the same."""
+    site = _site(get_block("conv2d_transpose"), {"filters": 6, "kernel_size": 3, "strides": 2, "padding": 1,
+                                                 "groups": 3}, (1, 3, 4, 5), dtype="float64")
+    layer = get_block("conv2d_transpose").keras_layer(site)
+    x = np.random.default_rng(4).standard_normal((1, 4, 5, 3))
+    model = keras.Sequential([keras.Input((4, 5, 3), dtype="float64"), layer])
+    path = tmp_path / "grouped.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, custom_objects={"GroupedConvTranspose": conv_transpose.GroupedConvTranspose})
+    grouped = [w for w in loaded.weights if w.path.endswith("kernel")]
+    assert [tuple(w.shape) for w in grouped] == [(3, 3, 3, 2, 1)]
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.core.errors import CaseError
 from harness.core.frameworks import keras, tf, to_numpy, torch
+from harness.core.schema import Param
 from harness.core.spatial import (
     ceil_output_size_1d,
     ceil_overhang,
@@ -227,3 +229,34 @@ def test_ceil_mode_windows(size, kernel, stride, data) -> None:
 ])
 def test_ceil_output_size_known_values(size, kernel, stride, pads, want) -> None:
     assert ceil_output_size_1d(size, kernel, stride, pads) == want
+
+
+@pytest.mark.parametrize("sizes", [(9,), (5, 6, 7)])
+def test_padding_arithmetic_of_any_rank(sizes: tuple[int, ...]) -> None:
+    """1-D and 3-D: resolve_padding and output_size per axis as in 2-D, and torch_pad_arg in F.pad's order (the last
+    axis first), checked against torch.nn.functional.pad itself."""
+    rank = len(sizes)
+    kernel, stride, dilation = (3, 2, 4)[:rank], (2,) * rank, (1, 2, 1)[:rank]
+    pads = resolve_padding("same", sizes, kernel, stride, dilation)
+    assert pads == tuple(same_padding_1d(*a) for a in zip(sizes, kernel, stride, dilation))
+    assert output_size(sizes, kernel, stride, pads, dilation) == tuple(math.ceil(n / s) for n, s in zip(sizes, stride))
+    assert resolve_padding((1,) * rank, sizes, kernel, stride) == ((1, 1),) * rank
+    assert resolve_padding("valid", sizes, kernel, stride) == ((0, 0),) * rank
+    assert output_size(sizes, kernel, stride, resolve_padding("valid", sizes, kernel, stride)) == tuple(
+        output_size_1d(n, k, s, (0, 0)) for n, k, s in zip(sizes, kernel, stride))
+    uneven = tuple((i, 2 * i + 1) for i in range(rank))
+    x = torch.from_numpy(np.arange(float(np.prod(sizes))).reshape(1, 1, *sizes))
+    padded = to_numpy(torch.nn.functional.pad(x, torch_pad_arg(uneven)))
+    np.testing.assert_array_equal(padded, np.pad(to_numpy(x), [(0, 0), (0, 0), *uneven]))
+
+
+def test_pair_params_of_any_rank() -> None:
+    """A pair Param of size 1 or 3 (a 1-D or 3-D block's) takes an integer or a list of that many; size 2 is the
+    2-D blocks' [h, w], its wording unchanged."""
+    for size, written, want in ((1, [4], (4,)), (1, 4, (4,)), (3, [1, 2, 3], (1, 2, 3)), (3, 2, (2, 2, 2))):
+        assert Param("k", "pair", minimum=1, size=size).normalise(written) == want
+        assert Param("p", "padding", size=size).normalise(written) == want
+    with pytest.raises(CaseError, match=r"a list \[d, h, w\] of three such integers"):
+        Param("k", "pair", minimum=1, size=3).normalise([1, 2])
+    assert Param("k", "pair", minimum=1).allowed() == "an integer >= 1 or a list [h, w] of two such integers"
+    assert Param("p", "padding").normalise("same") == "same"
