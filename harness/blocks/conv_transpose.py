@@ -46,12 +46,13 @@ Conv1DTranspose / Conv3DTranspose (ZeroPadding1D/3D, Cropping1D/3D; InsertZeros 
 are the same (strides > 1 with dilation > 1, output_padding >= strides: base_conv_transpose.py). Kernels
 [in, out/g, l] -> (l, out/g, in), [in, out/g, d, h, w] -> (d, h, w, out/g, in).
 
-The third opinion (`reference`): ONNX's ConvTranspose, group by group (onnx.reference 1.23's own `group` is
-wrong where in != out: it slices the weight by output channels and adds the whole bias to each group), with
-auto_pad SAME_UPPER for `same` (ONNX's own arithmetic; onnx.reference gets it wrong for a kernel that
-spans less than the stride, whose total padding is negative: there, and for numeric padding, pads [before, after]
-and output_padding = the extension). onnx.reference's ConvTranspose fails for an output_padding >= stride (its
-col2im shape check): there the reference crops and extends the full transposed convolution with NumPy.
+The third opinion (`reference`): ONNX's ConvTranspose, group by group (onnx.reference 1.23's own group > 1 fails:
+measured, ValueError for in = out = 4 with groups 2 and for 6 -> 9 with groups 3; its code slices the weight's rows
+by output channels and hands every group the whole bias), with auto_pad SAME_UPPER for `same` (ONNX's own
+arithmetic; onnx.reference gets it wrong for a kernel that spans less than the stride, whose total padding is
+negative: there, and for numeric padding, pads [before, after] and output_padding = the extension). onnx.reference's
+ConvTranspose fails for an output_padding >= stride (its col2im shape check): there the reference crops and extends
+the full transposed convolution with NumPy.
 
 Native defaults (`defaults: native`): each framework's own layer with only the parameters the case wrote
 (harness/blocks/convolution.py says how a hand port writes Keras's padding). ConvTranspose2d takes no string
@@ -303,8 +304,8 @@ class Conv2DTranspose(Block):
 
     # --- the third opinion -----------------------------------------------------------------------------------
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
-        # Group by group, each an ONNX ConvTranspose of group 1: onnx.reference 1.23's own `group` slices the
-        # weight's rows by output channels and gives every group the whole bias (right only when in == out).
+        # Group by group, each an ONNX ConvTranspose of group 1: onnx.reference 1.23's own group > 1 raises (it
+        # slices the weight's rows by output channels and hands every group the whole bias).
         g = site.params["groups"]
         x_parts = np.split(x, g, axis=1)
         w_parts = np.split(weights["weight"], g, axis=0)
