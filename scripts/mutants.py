@@ -234,7 +234,7 @@ MUTANTS: tuple[Mutant, ...] = (
            'return cls(axis=-1, momentum=1.0 - p["momentum"], center=p["affine"],',
            "epsilon left at Keras's default 1e-3 (PyTorch's is 1e-5)"),
     Mutant("bn_running_variance_not_reconciled", "blocks/normalization.py",
-           "return np.asarray(keras_value, np.float64) + unbiased_correction(momentum, batches)",
+           "return np.asarray(keras_value, np.float64) + correction",
            "return np.asarray(keras_value, np.float64)",
            "Keras's biased moving variance compared with PyTorch's unbiased running variance as it is"),
     Mutant("bn_statistics_not_transferred", "blocks/normalization.py",
