@@ -14,8 +14,6 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from harness.core.spatial import Pads, Pair
-
 # The index pattern of each PyTorch padding mode, as numpy.pad's mode (Padding2D gathers with it).
 KERAS_INDEX_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 # ONNX Pad's name for each mode (the reference's; kept apart from Keras's table so one cannot hide the other).
@@ -42,6 +40,7 @@ class Subsample(keras.layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
+@keras.saving.register_keras_serializable(package="harness")
 class Subsample2D(Subsample):
     """Subsample of an NHWC tensor's rows and columns: the name under which convolution's strided, dilated layers
     were saved (.keras files name the class), kept for them."""
@@ -86,6 +85,7 @@ class SpatialPadding(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding, "mode": self.mode, "value": self.value}
 
 
+@keras.saving.register_keras_serializable(package="harness")
 class Padding2D(SpatialPadding):
     """SpatialPadding of an NHWC tensor's height and width: ((top, bottom), (left, right)). The name under which
     convolution's padding_mode layers were saved (.keras files name the class), kept for them."""
@@ -128,62 +128,16 @@ class InsertZeros(keras.layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
+@keras.saving.register_keras_serializable(package="harness")
 class InsertZeros2D(InsertZeros):
     """InsertZeros of an NHWC tensor's rows and columns: the name under which conv2d_transpose's layers were saved
     (.keras files name the class), kept for them."""
 
 
-def pads_minus(outer: Pads, inner: Pads) -> Pads:
-    """The padding of `outer` that `inner` does not cover, side by side."""
-    return tuple((a - c, b - d) for (a, b), (c, d) in zip(outer, inner))  # type: ignore[return-value]
-
-
-def _keras_pad_spec(pads: Pads) -> list[list[int]]:
-    (top, bottom), (left, right) = pads
-    return [[0, 0], [top, bottom], [left, right], [0, 0]]
-
-
-class ConstantPadding2D(keras.layers.Layer):
-    """ZeroPadding2D with another value (Keras has none): -inf before max pooling."""
-
-    def __init__(self, padding: Pads, value: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.padding = tuple(tuple(p) for p in padding)
-        self.value = value
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.pad(x, _keras_pad_spec(self.padding), constant_values=self.value)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        n, h, w, c = input_shape
-        (t, b), (left, r) = self.padding
-        return n, None if h is None else h + t + b, None if w is None else w + left + r, c
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "padding": self.padding, "value": self.value}
-
-
-class KerasAveragePoolingSumOverCount(keras.layers.Layer):
-    """Average over the cells of each window that count: avg_pool(pad0(x)) / avg_pool(pad0(mask)), the mask 1 on
-    the input and on `counted_padding` and 0 on the rest of `padding` (uncounted padding, ceil mode's overhang)."""
-
-    def __init__(self, pool_size: Pair, strides: Pair, padding: Pads, counted_padding: Pads, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pool_size, self.strides = tuple(pool_size), tuple(strides)
-        self.padding = tuple(tuple(p) for p in padding)
-        self.counted_padding = tuple(tuple(p) for p in counted_padding)
-
-    def call(self, x: Any) -> Any:
-        total = keras.ops.average_pool(keras.ops.pad(x, _keras_pad_spec(self.padding)), self.pool_size,
-                                       self.strides, "valid")
-        mask = keras.ops.pad(keras.ops.ones_like(x[..., :1]), _keras_pad_spec(self.counted_padding),
-                             constant_values=1)
-        mask = keras.ops.pad(mask, _keras_pad_spec(pads_minus(self.padding, self.counted_padding)))
-        return total / keras.ops.average_pool(mask, self.pool_size, self.strides, "valid")
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding, "counted_padding": self.counted_padding}
+@keras.saving.register_keras_serializable(package="harness")
+class ConstantPadding2D(SpatialPadding):
+    """SpatialPadding with a constant of an NHWC tensor's height and width. The name under which max pooling's -inf
+    padding was saved (.keras files name the class), kept for them; the blocks build SpatialPadding."""
 
 
 def linear_interpolation_matrix(size: int, factor: int, align_corners: bool) -> np.ndarray:

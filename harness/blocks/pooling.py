@@ -71,11 +71,11 @@ import numpy as np
 import torch
 
 from harness.blocks.base import BENCHMARK_INPUT, Block
+from harness.blocks.keras_layers import SpatialPadding
 from harness.blocks.pooling_layers import (
     AXES,
     AXES_LIST,
     DilatedMaxPooling,
-    PoolPadding,
     PoolSumOverCount,
     TorchAvgPoolSumOverCount,
     adaptive_output_size,
@@ -331,11 +331,12 @@ class _MaxPool(_WindowPool):
         d = self.dilation(site)
         if any(dd != 1 for dd in d) or not self.keras_has_kernel(site):
             pool = DilatedMaxPooling(k, s, d, dtype=site.dtype)
-            return keras.Sequential([PoolPadding(full, NEG_INF, dtype=site.dtype), pool]) if any(map(any, full)) \
-                else pool
+            if not any(map(any, full)):
+                return pool
+            return keras.Sequential([SpatialPadding(full, value=NEG_INF, dtype=site.dtype), pool])
         if site.params["padding"] in ("valid", "same") and full == pads:
             return self.keras_pooling(site, k, s, site.params["padding"])
-        return keras.Sequential([PoolPadding(full, NEG_INF, dtype=site.dtype),
+        return keras.Sequential([SpatialPadding(full, value=NEG_INF, dtype=site.dtype),
                                  self.keras_pooling(site, k, s, "valid")])
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
@@ -380,7 +381,7 @@ class _AvgPool(_WindowPool):
         if not overhang and (padding == "valid" or (padding == "same" and not include)):
             return self.keras_pooling(site, k, s, padding)
         if include and not overhang:
-            return keras.Sequential([PoolPadding(pads, 0.0, dtype=dtype), self.keras_pooling(site, k, s, "valid")])
+            return keras.Sequential([SpatialPadding(pads, dtype=dtype), self.keras_pooling(site, k, s, "valid")])
         return PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), dtype=dtype)
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:

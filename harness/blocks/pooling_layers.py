@@ -72,25 +72,6 @@ def _pairs(pads: Any) -> Pads:
     return tuple((int(a), int(b)) for a, b in pads)
 
 
-@keras.saving.register_keras_serializable(package="harness")
-class PoolPadding(keras.layers.Layer):
-    """Pads the spatial axes with a constant (-inf before max pooling; Keras's ZeroPadding layers pad only zeros)."""
-
-    def __init__(self, padding: Pads, value: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.padding, self.value = _pairs(padding), value
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.pad(x, _pad_spec(self.padding), constant_values=self.value)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        spatial = (None if n is None else n + a + b for n, (a, b) in zip(input_shape[1:-1], self.padding))
-        return input_shape[0], *spatial, input_shape[-1]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "padding": self.padding, "value": self.value}
-
-
 def tap_reduce(x: Any, pool_size: Sizes, strides: Sizes, dilation: Sizes, combine: Any) -> Any:
     """`valid` window pooling of a channels-last tensor by its taps: each window tap (t_1, ..., t_n) is one strided
     slice, x[t*d :: s] on each axis, as long as the output; `combine` (keras.ops.maximum, keras.ops.add) folds them
@@ -133,6 +114,12 @@ class PoolSumOverCount(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
                 "padding": self.padding, "counted_padding": self.counted_padding, "by_taps": self.by_taps}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class KerasAveragePoolingSumOverCount(PoolSumOverCount):
+    """PoolSumOverCount in 2-D: the name under which avg_pool2d's layers were saved (.keras files name the class),
+    kept for them."""
 
 
 @keras.saving.register_keras_serializable(package="harness")

@@ -105,7 +105,7 @@ class KerasStochasticDepth(keras.layers.Layer):
 @register
 class StochasticDepthBlock(Block):
     name = "stochastic_depth"
-    family = "stochastic_depth"
+    family = "dropout"
     stochastic = True
     any_layout = True  # the draw is along the batch axis, first in every layout
     doc = ("torchvision's stochastic depth: in train mode each sample (row) or the whole batch (batch) is zeroed with "

@@ -36,9 +36,10 @@ def axis_to_channels_last(axis: int, rank: int) -> int:
 
 
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
-    """Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out); any spatial rank alike
-    (Conv1d's [out, in/groups, l] -> Conv1D's (l, in/groups, out), Conv3d's [out, in/groups, d, h, w] -> Conv3D's
-    (d, h, w, in/groups, out)).
+    """Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out).
+
+    Any spatial rank alike: Conv1d's [out, in/groups, l] -> Conv1D's (l, in/groups, out), Conv3d's
+    [out, in/groups, d, h, w] -> Conv3D's (d, h, w, in/groups, out).
 
     Not (3, 2, 1, 0): that also swaps kh and kw, which a square kernel hides.
     """

@@ -240,7 +240,7 @@ def test_max_pool_padding_is_minus_infinity() -> None:
 
     Source: aten/src/ATen/native/cpu/MaxPoolKernel.cpp (out-of-range taps skipped); TF max pool SAME
     (tensorflow/core/kernels/maxpooling_op.cc).
-    Relied on by: harness/blocks/pooling.py MaxPool2D (torch native padding; ConstantPadding2D(-inf) elsewhere;
+    Relied on by: harness/blocks/pooling.py MaxPool2D (torch native padding; SpatialPadding(-inf) elsewhere;
     Keras 'same' natively).
     """
     x = -1.0 - _rng(6).random((1, 2, 6, 6))  # all in [-2, -1)

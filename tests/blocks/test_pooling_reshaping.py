@@ -267,7 +267,7 @@ def keras_max_pool_ignores_ceil_mode(mp: pytest.MonkeyPatch) -> None:
     """Keras has no ceil_mode: the port that forgets it pools in floor mode (one row and column fewer)."""
     def keras_layer(self, site):
         k, s, pads = self.geometry(site)
-        return keras.Sequential([pooling.PoolPadding(pads, pooling.NEG_INF, dtype=site.dtype),
+        return keras.Sequential([pooling.SpatialPadding(pads, value=pooling.NEG_INF, dtype=site.dtype),
                                  keras.layers.MaxPooling2D(k, s, dtype=site.dtype)])
 
     mp.setattr(pooling.MaxPool2D, "keras_layer", keras_layer)

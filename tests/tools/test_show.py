@@ -113,7 +113,8 @@ def test_show_text_header_parts_and_tolerance() -> None:
     point = _one("cases/networks.yaml::small_cnn")
     text = show_text(point)
     assert text.startswith("# cases/networks.yaml::small_cnn on cpu (test id cases/networks.yaml::small_cnn[cpu])")
-    assert "#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid, ceil_mode: false}" in text
+    assert ("#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid, ceil_mode: false, "
+            "dilation:") in text
     assert "# --- PyTorch ---" in text and "# --- Keras ---" in text
     assert "dense_after_flatten_kernel_to_keras(t4.weight.detach().cpu().numpy(), (8, 13, 13))" in text
     ran_torch, _ = runner_outputs(point)
