@@ -103,6 +103,12 @@ def check_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, u
                    f"by 1/(1-rate) (max rel error {sample.scale_err:.3g})", metrics, kind=SAMPLE)
 
 
+# The unit one draw of a whole-unit dropout zeroes or keeps: its name in messages, and how many leading axes of the
+# (N, C, ...) array index one unit (channels: (n, c); samples: n; the batch: none).
+UNIT_AXES = {"channels": 2, "samples": 1, "batch": 0}
+UNIT_WORD = {"channels": "channel", "samples": "sample", "batch": "batch"}
+
+
 def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, ulps: float = 4.0) -> Verdict:
     """What can be compared of one channel-wise (spatial) dropout sample of channels-first arrays (N, C, ...):
     every output is 0 or x/(1-rate); each (n, c) channel is dropped or kept whole; and the fraction of dropped
@@ -111,49 +117,22 @@ def check_channel_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what
 
     Only elements with x != 0 count, and only channels with at least one of them.
     """
-    metrics = {**_shape_metrics(x, y, rate), "unit": "channels"}
-    if np.shape(x) != np.shape(y):
-        return _shape_mismatch(what, x, y, metrics)
-    if np.ndim(x) < 3:
+    if np.shape(x) == np.shape(y) and np.ndim(x) < 3:
+        metrics = {**_shape_metrics(x, y, rate), "unit": "channels"}
         return Verdict(what, False, "shape",
                        f"channel-wise dropout needs (N, C, ...) arrays, got {format_shape(np.shape(x))}", metrics,
                        kind=SAMPLE)
-    sample = _Sample.of(x, y, rate, ulps)
-    per_channel = (*sample.x.shape[:2], -1)
-    n_live = sample.live.reshape(per_channel).sum(-1)
-    n_dropped = sample.dropped.reshape(per_channel).sum(-1)
-    channels = n_live > 0
-    n = int(channels.sum())
-    partial = (n_dropped > 0) & (n_dropped < n_live)
-    channel_frac = float((channels & (n_dropped == n_live)).sum()) / n if n else 0.0
-    lo, hi = binomial_interval(n, rate)
-    metrics.update(n=n, zero_fraction=channel_frac, interval=[lo, hi], n_bad=int(sample.neither.sum()),
-                   n_partial=int(partial.sum()), max_scale_rel_error=sample.scale_err)
-    if sample.neither.any():
-        return sample.wrong_outputs(what, rate, ulps, metrics)
-    if partial.any():
-        first = tuple(int(i) for i in np.argwhere(partial)[0])
-        return Verdict(what, False, "sample",
-                       f"{int(partial.sum())} of {n} channels are partly zeroed: channel-wise dropout zeroes a whole "
-                       f"(n, c) channel or none of it; first: channel {list(first)}, {int(n_dropped[first])} of "
-                       f"{int(n_live[first])} non-zero inputs zeroed (an element-wise dropout?)", metrics, kind=SAMPLE)
-    if not lo <= channel_frac <= hi:
-        return Verdict(what, False, "sample",
-                       f"dropped-channel fraction {channel_frac:.4f} of {n} channels is outside the 5-sigma interval "
-                       f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
-    return Verdict(what, True, "ok",
-                   f"dropped-channel fraction {channel_frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} "
-                   f"channels); every channel all zero or all scaled by 1/(1-rate) (max rel error "
-                   f"{sample.scale_err:.3g})", metrics, kind=SAMPLE)
+    return check_unit_dropout_sample(x, y, rate, what, "channels", ulps)
 
 
 def check_unit_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: str, unit: str,
                               ulps: float = 4.0) -> Verdict:
-    """What can be compared of one sample of a dropout whose draw is one unit (stochastic depth): `unit` "samples"
-    draws once per sample (row mode: each sample along axis 0 is zeroed whole or kept whole), "batch" once per call
-    (the whole tensor is zeroed or kept). Every output is 0 or x/(1-rate) (at rate 1 every output is 0: nothing is
-    kept, nothing divided), no unit is partly zeroed, and the fraction of dropped units lies in the 5-sigma binomial
-    interval for `rate` over the units holding a non-zero input.
+    """What can be compared of one sample of a dropout whose draw zeroes or keeps a whole unit (UNIT_AXES):
+    "channels" (spatial dropout: each (n, c) channel), "samples" (stochastic depth's row mode: each sample along
+    axis 0), "batch" (its batch mode: the whole tensor, one draw per call). Every output is 0 or x/(1-rate) (at rate
+    1 every output is 0: nothing is kept, nothing divided), no unit is partly zeroed, and the fraction of dropped
+    units lies in the 5-sigma binomial interval for `rate` over the units holding a non-zero input (the unit of the
+    draw: an element-level count would see a unit's correlated draws as independent).
 
     In batch mode a call is one Bernoulli draw: its interval is [0, 1] for any rate strictly between 0 and 1, so one
     sample checks the drop's form and scale, and the rate only at rate 0 (always kept) and 1 (always dropped).
@@ -163,7 +142,7 @@ def check_unit_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: s
         return _shape_mismatch(what, x, y, metrics)
     with np.errstate(divide="ignore", invalid="ignore"):  # rate 1: x / 0, and no output may be kept
         sample = _Sample.of(x, y, rate, ulps)
-    units = (sample.x.shape[0] if unit == "samples" else 1, -1)
+    units = (*sample.x.shape[:UNIT_AXES[unit]], -1)
     n_live = sample.live.reshape(units).sum(-1)
     n_dropped = sample.dropped.reshape(units).sum(-1)
     counted = n_live > 0
@@ -173,24 +152,26 @@ def check_unit_dropout_sample(x: np.ndarray, y: np.ndarray, rate: float, what: s
     lo, hi = binomial_interval(n, rate)
     metrics.update(n=n, zero_fraction=frac, interval=[lo, hi], n_bad=int(sample.neither.sum()),
                    n_partial=int(partial.sum()), max_scale_rel_error=sample.scale_err)
+    word = UNIT_WORD[unit]
     if sample.neither.any():
         return sample.wrong_outputs(what, rate, ulps, metrics)
     if partial.any():
-        first = int(np.argmax(partial))
-        where = f"sample {first}" if unit == "samples" else "the batch"
+        first = tuple(int(i) for i in np.argwhere(partial)[0])
+        where = "the batch" if unit == "batch" else f"{word} {list(first) if len(first) > 1 else first[0]}"
+        guess = {"channels": "an element-wise dropout?", "samples": "an element-wise drop?",
+                 "batch": "an element-wise or per-sample drop?"}[unit]
         return Verdict(what, False, "sample",
-                       f"{int(partial.sum())} of {n} {unit} partly zeroed: this dropout zeroes a whole unit "
-                       f"({'sample' if unit == 'samples' else 'batch'}) or none of it; {where}: "
-                       f"{int(n_dropped[first])} of {int(n_live[first])} non-zero inputs zeroed (an element-wise "
-                       f"{'or per-sample ' if unit == 'batch' else ''}drop?)", metrics, kind=SAMPLE)
+                       f"{int(partial.sum())} of {n} {unit} are partly zeroed: this dropout zeroes a whole {word} "
+                       f"or none of it; first: {where}, {int(n_dropped[first])} of {int(n_live[first])} non-zero "
+                       f"inputs zeroed ({guess})", metrics, kind=SAMPLE)
     if not lo <= frac <= hi:
         return Verdict(what, False, "sample",
-                       f"dropped fraction {frac:.4f} of {n} {unit} is outside the 5-sigma interval [{lo:.4f}, "
-                       f"{hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
+                       f"dropped-{word} fraction {frac:.4f} of {n} {unit} is outside the 5-sigma interval "
+                       f"[{lo:.4f}, {hi:.4f}] for rate {rate}", metrics, kind=SAMPLE)
     return Verdict(what, True, "ok",
-                   f"dropped fraction {frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} {unit}); every "
-                   f"{'sample' if unit == 'samples' else 'batch'} all zero or all scaled by 1/(1-rate) (max rel "
-                   f"error {sample.scale_err:.3g})", metrics, kind=SAMPLE)
+                   f"dropped-{word} fraction {frac:.4f} in [{lo:.4f}, {hi:.4f}] (rate {rate}, n={n} {unit}); every "
+                   f"{word} all zero or all scaled by 1/(1-rate) (max rel error {sample.scale_err:.3g})", metrics,
+                   kind=SAMPLE)
 
 
 # SELU's constants (Klambauer et al. 2017), as both torch.nn.AlphaDropout and keras.layers.AlphaDropout take them:

@@ -5,6 +5,8 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+from harness.blocks import all_blocks
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MAX_LINES = 150
@@ -40,3 +42,18 @@ def test_the_readme_links_every_page_of_the_manual_or_its_index() -> None:
     linked = {Path(link.split("#", 1)[0]).name for link in _links(README.read_text(encoding="utf-8"))}
     pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
     assert not pages - linked, f"pages the README does not link: {sorted(pages - linked)}"
+
+
+def test_the_readme_names_every_registered_block_and_their_number() -> None:
+    """"What it covers" is the user's first answer to "is my layer supported?": every registered block is named there
+    (written `name`, or `prefix_1d`/`2d`/`3d` for a family's ranks) and the count is the registry's."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## What it covers", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z0-9_]+)`", section))
+    for stem, first, rest in re.findall(r"`([a-z0-9_]+_?)(1d|2d)`((?:/`[123]d`)+)", section):
+        named |= {stem + first, *(stem + rank for rank in re.findall(r"[123]d", rest))}
+    blocks = set(all_blocks())
+    assert not blocks - named, f"blocks the README does not name: {sorted(blocks - named)}"
+    others = named - blocks - {"2d", "3d", "same"}  # the rank shorthand, TensorFlow's `same`
+    assert not others, f"the README names blocks that are not registered: {sorted(others)}"
+    assert f"{len(blocks)} blocks" in section
