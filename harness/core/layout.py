@@ -27,14 +27,6 @@ def shape_to_channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[0], *shape[2:], shape[1]) if len(shape) > 2 else shape
 
 
-def axis_to_channels_last(axis: int, rank: int) -> int:
-    """Where channels-first axis `axis` of a rank-`rank` tensor lives in the channels-last tensor."""
-    axis = axis % rank
-    if rank <= 2 or axis == 0:
-        return axis
-    return rank - 1 if axis == 1 else axis - 1
-
-
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out).
 

@@ -10,7 +10,6 @@ import pytest
 from harness.core.frameworks import keras, to_numpy, torch
 from harness.core.layout import (
     Layout,
-    axis_to_channels_last,
     conv_kernel_to_keras,
     conv_kernel_to_torch,
     conv_transpose_kernel_to_keras,
@@ -53,13 +52,14 @@ def test_channels_round_trip(rank: int) -> None:
 
 
 @pytest.mark.parametrize(("rank", "axis"), [(r, a) for r in sorted(SHAPES) for a in range(-r, r)])
-def test_axis_to_channels_last(rank: int, axis: int) -> None:
+def test_keras_axis_of_a_channels_last_tensor(rank: int, axis: int) -> None:
     # Give every axis a distinct size so that an axis is identified by its length.
     shape = tuple(range(2, 2 + rank))
     x = _arange(shape)
-    k = axis_to_channels_last(axis, rank)
+    k = Layout().keras_axis(axis, rank)
     assert 0 <= k < rank
-    last = to_channels_last(x)
+    last = Layout().to_keras(x)
+    np.testing.assert_array_equal(last, to_channels_last(x))
     assert last.shape[k] == x.shape[axis]
     # Moving the named axis to the front in both layouts gives the same slices, in the same order.
     front_first = np.moveaxis(x, axis, 0)
