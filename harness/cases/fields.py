@@ -15,7 +15,7 @@ from harness.blocks import MAX_ELEMENTS
 from harness.cases.arrays import file_budget, inside_folder, load_npy, nested_array, npy_header
 from harness.cases.model import CHECKS, DTYPES, FILLS, INPUT_KEYS, MAX_STEPS, InputSpec
 from harness.core.errors import CaseError, did_you_mean, show
-from harness.core.schema import Param, normalise_params
+from harness.core.schema import Param, normalise_params, number_text_hint
 from harness.core.tolerance import Tolerance
 
 
@@ -95,7 +95,8 @@ def read_tolerance(raw: Any) -> Tolerance | None:
     check_keys(raw, ("atol", "rtol"), "tolerance")
     for key, value in raw.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-            raise CaseError(f"got {show(value)}; allowed: a number >= 0", field=f"tolerance.{key}")
+            raise CaseError(f"got {show(value)}; allowed: a number >= 0{number_text_hint(value)}",
+                            field=f"tolerance.{key}")
     return Tolerance(atol=float(raw.get("atol", 0.0)), rtol=float(raw.get("rtol", 0.0)), source="set by the case")
 
 

@@ -7,6 +7,7 @@ list` and the manual's generated block reference read the same declarations.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,28 @@ REQUIRED = object()
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+# YAML 1.1 (PyYAML, the loader's base) reads a number in exponent form only with a dot in the mantissa and a sign
+# in the exponent: 1.0e-5 is a number, 1e-5 and 1.0e5 are text.
+_EXPONENT_FORM = re.compile(r"\s*([+-]?[0-9_]*\.?[0-9_]*)[eE]([+-]?)([0-9]+)\s*")
+
+
+def number_text_hint(value: Any) -> str:
+    """Why a number the user wrote arrived as text, and how to write it, or "" (not a number written as text)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    match = _EXPONENT_FORM.fullmatch(value)
+    if match:
+        mantissa, sign, exponent = match.groups()
+        mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+        return (f" (YAML reads {value.strip()} as text: a number in exponent form needs a dot and a signed exponent, "
+                f"write {mantissa}e{sign or '+'}{exponent})")
+    return f" ({value.strip()!r} is quoted, so it is text: write the number without quotes)"
 
 
 def _is_number(v: Any) -> bool:
@@ -90,7 +113,8 @@ class Param:
             return None
         ok, out = self._normalise(value)
         if not ok:
-            raise CaseError(f"got {show(value)}; allowed: {self.allowed()}", field=self.name)
+            hint = number_text_hint(value) if self.kind in ("int", "float") else ""
+            raise CaseError(f"got {show(value)}; allowed: {self.allowed()}{hint}", field=self.name)
         return out
 
     def _normalise(self, v: Any) -> tuple[bool, Any]:

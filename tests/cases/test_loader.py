@@ -662,3 +662,29 @@ def test_yaml_tags_never_build_python_objects(tmp_path: Path) -> None:
     entries, err = load_file(path)
     assert err is not None and "invalid YAML" in str(err)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("written", "number"), [("1e-5", 1e-5), ("1E5", 1e5), ("2.5e3", 2500.0), ("+3e-2", 0.03),
+                                                 ("1.0e5", 1e5), ('"0.5"', 0.5)])
+def test_a_number_yaml_reads_as_text_gets_how_to_write_it(tmp_path: Path, written: str, number: float) -> None:
+    """YAML 1.1 reads 1e-5 (no dot) and 1.0e5 (no sign) as strings: the error says so, and the form it suggests is
+    read back as the number meant, by the harness's own loader."""
+    path = tmp_path / "case.yaml"
+    path.write_text(f"- name: eps\n  block: batch_norm2d\n  params: {{epsilon: {written}}}\n"
+                    "  input: {shape: [2, 3, 4, 4]}\n", encoding="utf-8")
+    (entry,), _ = load_file(path)
+    message = str(entry.error)
+    assert "field 'params.epsilon'" in message and "allowed: a number >= 0 (" in message
+    suggested = written.strip('"') if "quoted" in message else message.rsplit("write ", 1)[1].rstrip(")")
+    path.write_text(path.read_text(encoding="utf-8").replace(written, suggested), encoding="utf-8")
+    (entry,), _ = load_file(path)
+    assert entry.error is None, entry.error
+    assert entry.points[0].layers[0].params["epsilon"] == pytest.approx(number, rel=1e-15)
+
+
+def test_text_that_is_no_number_gets_no_number_hint(tmp_path: Path) -> None:
+    path = tmp_path / "case.yaml"
+    path.write_text("- name: eps\n  block: batch_norm2d\n  params: {epsilon: small}\n  input: {shape: [2, 3, 4, 4]}\n",
+                    encoding="utf-8")
+    (entry,), _ = load_file(path)
+    assert str(entry.error).endswith("got 'small'; allowed: a number >= 0")
