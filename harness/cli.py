@@ -72,6 +72,7 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from harness.suite.backends import BackendSelectionError, select_backends
     from harness.suite.collect import error_result, load_paths, plan_tests
     from harness.suite.results import results_document, summarise, write_json, write_junit
 
@@ -83,7 +84,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     entries, file_errors = load_paths(args.paths)
     for error in file_errors:
         print(f"INVALID  {error}")
-    tests = plan_tests(entries, device=args.device, match=args.k)
+    try:
+        backends = select_backends(args.keras_backend)
+    except BackendSelectionError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return 2
+    tests = plan_tests(entries, device=args.device, match=args.k, backends=backends)
     if args.shard:
         tests = _shard(tests, args.shard, args.shard_durations)
         if tests is None:
@@ -327,6 +333,9 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
     run.add_argument("--details", choices=DETAILS, default="failed",
                      help="which tests keep pictures and generated code for the report (default: failed)")
     run.add_argument("--device", choices=("cpu", "gpu"), help="run only on this device")
+    run.add_argument("--keras-backend", action="append", metavar="BACKEND",
+                     help="run Keras on this backend: tensorflow, jax or torch (repeatable; all: every installed one, "
+                          "the default; $HARNESS_KERAS_BACKENDS=a,b sets the default)")
     run.add_argument("-k", metavar="TEXT", help="run only tests whose id contains TEXT")
     run.add_argument("-q", "--quiet", action="store_true", help="print failures, errors and the summary only")
     run.add_argument("--timeout", metavar="SECONDS", type=float, default=None,

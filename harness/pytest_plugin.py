@@ -43,10 +43,10 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
     from harness.engine import Result
 
     case, _, params = rest.partition("[")
-    device = params.rstrip("]").rsplit("-", 1)[-1]
+    *_, device, backend = ["-", "-", *params.rstrip("]").split("-")]
     message = f"the process running this test crashed: {report.longreprtext.strip()}"
     return [Result(id=report.nodeid, file=file, case=case, blocks=[], sweep={}, status=Status.ERROR, message=message,
-                   device=device if device in ("cpu", "gpu") else "-").to_dict()]
+                   device=device if device in ("cpu", "gpu") else "-", backend=backend).to_dict()]
 
 
 _RECORDER = pytest.StashKey[_Recorder]()
@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _add_shard_options(group)
     group.addoption("--harness-details", choices=DETAILS, default="failed",
                     help="which case results keep pictures and generated code in --harness-results (default: failed)")
+    group.addoption("--keras-backend", action="append", metavar="BACKEND", default=None,
+                    help="run Keras on this backend: tensorflow, jax or torch (repeatable; all: every installed one, "
+                         "the default; $HARNESS_KERAS_BACKENDS=a,b sets the default)")
     group.addoption("--harness-timeout", metavar="SECONDS", type=float, default=None,
                     help="time limit of each case test; past it the test is an error and the others run (default: "
                          "$HARNESS_TIMEOUT or 120; 0: none)")
@@ -101,8 +104,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
     config.addinivalue_line("markers", "cpu: harness cases run on the CPU")
     config.addinivalue_line("markers", "gpu: harness cases run on the GPU")
+    for backend in ("tensorflow", "jax", "torch"):
+        config.addinivalue_line("markers", f"{backend}: harness cases run with Keras on its {backend} backend")
+    config.addinivalue_line("markers", "backends: harness cases comparing Keras's backends with each other")
     config.stash[_RECORDER] = _Recorder()
     config.pluginmanager.register(config.stash[_RECORDER])
+
+
+def _selected_backends(config: pytest.Config) -> tuple[str, ...]:
+    from harness.suite.backends import BackendSelectionError, select_backends
+
+    try:
+        return select_backends(config.getoption("--keras-backend"))
+    except BackendSelectionError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -111,7 +126,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     v = versions()
     gpu = gpu_unavailable_reason()
     where = "" if gpu else " (" + ", ".join(f"{k} on {w}" for k, w in placement("gpu").items()) + ")"
-    return [f"harness: torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']}, numpy {v['numpy']}",
+    return [f"harness: torch {v['torch']}, keras {v['keras']} (this process on {v['backend']} "
+            f"{v['backend_version']}), numpy {v['numpy']}",
+            "harness: Keras backends " + ", ".join(_selected_backends(config)) + " (--keras-backend)",
             "harness: devices cpu" + (f"; gpu not available: {gpu}" if gpu else f", gpu{where}")]
 
 
@@ -134,8 +151,10 @@ class CaseFile(pytest.File):
     def collect(self):  # noqa: ANN201 (pytest's own signature)
         from harness.blocks import network_block
         from harness.cases import RefusedPoint, load_file
+        from harness.suite.backends import backends_for
         from harness.suite.collect import devices_for
 
+        selected = _selected_backends(self.config)
         network = network_block().name  # a network's tests carry its block's marker too
         entries, error = load_file(self.path)
         if error is not None:
@@ -149,12 +168,14 @@ class CaseFile(pytest.File):
                     yield InvalidCaseItem.from_parent(self, name=f"{entry.name}[{point.sweep_id}]", error=point.error)
                     continue
                 for device in devices_for(point):
-                    item = CaseItem.from_parent(
-                        self, name=f"{entry.name}[{'-'.join(filter(None, [point.sweep_id, device]))}]",
-                        point=point, device=device)
-                    for marker in dict.fromkeys([*point.blocks, device, *([network] if point.sequential else [])]):
-                        item.add_marker(marker)
-                    yield item
+                    for backend in backends_for(point, selected):
+                        item = CaseItem.from_parent(
+                            self, name=f"{entry.name}[{'-'.join(filter(None, [point.sweep_id, device, backend]))}]",
+                            point=point, device=device, backend=backend, selected=selected)
+                        for marker in dict.fromkeys([*point.blocks, device, backend,
+                                                     *([network] if point.sequential else [])]):
+                            item.add_marker(marker)
+                        yield item
 
 
 class HarnessFailure(Exception):
@@ -178,16 +199,18 @@ class _HarnessItem(pytest.Item):
 
 
 class CaseItem(_HarnessItem):
-    def __init__(self, *, point: Any, device: str, **kwargs: Any) -> None:
+    def __init__(self, *, point: Any, device: str, backend: str, selected: tuple[str, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.point = point
         self.device = device
+        self.backend = backend
+        self.selected = selected
 
     def runtest(self) -> None:
-        from harness.suite.collect import run_test
+        from harness.suite.collect import PlannedTest
 
-        result = run_test(self.point, self.device, self.config.getoption("--harness-details"),
-                           self.config.getoption("--harness-timeout"))
+        planned = PlannedTest(self.nodeid, self.point, self.device, backend=self.backend, selected=self.selected)
+        result = planned.run(self.config.getoption("--harness-details"), self.config.getoption("--harness-timeout"))
         # A known difference (expect.divergent) that still differs is a pass, shown as DIVERGENT (teststatus below).
         self.record_and_raise(result, None if result.status in (Status.PASSED, Status.SKIPPED, Status.DIVERGENT)
                               else f"{result.status.upper()}: {result.message}")

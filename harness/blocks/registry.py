@@ -14,8 +14,15 @@ REGISTRY: dict[str, Block] = {}
 def register(cls: type[Block]) -> type[Block]:
     if cls.name in REGISTRY:
         raise ValueError(f"block {cls.name!r} registered twice")
+    cls.__reduce__ = _pickled_by_name  # type: ignore[method-assign]
     REGISTRY[cls.name] = cls()
     return cls
+
+
+def _pickled_by_name(block: Block) -> tuple[Any, tuple[str]]:
+    """A block pickles as its name (a point sent to a worker process running another Keras backend): the process
+    that unpickles it has the same registry, and a block stays one instance per process."""
+    return get_block, (block.name,)
 
 
 def get_block(name: Any) -> Block:

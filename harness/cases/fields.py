@@ -15,6 +15,7 @@ from harness.blocks import MAX_ELEMENTS
 from harness.cases.arrays import file_budget, inside_folder, load_npy, nested_array, npy_header
 from harness.cases.model import CHECKS, DTYPES, FILLS, INPUT_KEYS, MAX_STEPS, InputSpec
 from harness.core.errors import CaseError, did_you_mean, show
+from harness.core.frameworks import BACKENDS
 from harness.core.schema import Param, normalise_params, number_text_hint
 from harness.core.tolerance import Tolerance
 
@@ -105,7 +106,7 @@ def read_expect(raw: Any, base: Path) -> tuple[tuple[int, ...] | None, np.ndarra
         return None, None
     if not isinstance(raw, dict):
         raise CaseError("must be a mapping with shape and/or output", field="expect")
-    check_keys(raw, ("shape", "output", "fails", "divergent", "reference", "refuses"), "expect")
+    check_keys(raw, ("shape", "output", "fails", "divergent", "reference", "refuses", "backends"), "expect")
     shape = read_shape(raw["shape"], "expect.shape", min_rank=1) if "shape" in raw else None
     output = None
     if "output" in raw:
@@ -153,6 +154,26 @@ def read_expect_divergent(raw: Any) -> tuple[str | None, bool, str | None]:
         raise CaseError(f"got {show(refuses)}; allowed: with expect.divergent, a text that Keras's refusal of the "
                         "hand port contains", field="expect.refuses")
     return why, reference, refuses
+
+
+def read_expect_backends(raw: Any) -> tuple[str, ...] | None:
+    """`expect.backends: [jax]`: the Keras backends on which expect.divergent holds (a backend's own Keras bug); on
+    the others the case must pass like any other."""
+    if not isinstance(raw, dict) or "backends" not in raw:
+        return None
+    if raw.get("divergent") is None:
+        raise CaseError("is only read with expect.divergent (the backends on which that difference holds)",
+                        field="expect.backends")
+    return read_backends(raw["backends"], "expect.backends")
+
+
+def read_backends(raw: Any, field: str = "backends") -> tuple[str, ...] | None:
+    """A list of Keras backends (`backends:`, `expect.backends:`), in BACKENDS."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw or any(b not in BACKENDS for b in raw):
+        raise CaseError(f"got {show(raw)}; allowed: a list of {', '.join(BACKENDS)}", field=field)
+    return tuple(dict.fromkeys(raw))
 
 
 def read_checks(raw: Any) -> tuple[str, ...]:

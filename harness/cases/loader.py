@@ -17,9 +17,11 @@ from harness.blocks import plan
 from harness.cases.arrays import FILE_BUDGET, FileBudget, file_budget
 from harness.cases.fields import (
     check_keys,
+    read_backends,
     read_checks,
     read_choice,
     read_expect,
+    read_expect_backends,
     read_expect_divergent,
     read_expect_fails,
     read_input,
@@ -65,6 +67,8 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     expect_shape, expect_output = read_expect(raw.get("expect"), base)
     expect_fails = read_expect_fails(raw.get("expect"))
     expect_divergent, expect_reference, expect_refuses = read_expect_divergent(raw.get("expect"))
+    expect_backends = read_expect_backends(raw.get("expect"))
+    backends = read_backends(raw.get("backends"))
     checks = read_checks(raw.get("check"))
     if "optimizer" in raw and "train_step" not in checks:
         raise CaseError("is only read with check: train_step", field="optimizer")
@@ -79,6 +83,8 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     compare_with = read_choice(raw.get("compare", "frameworks"), COMPARES, "compare")
     if compare_with == "devices":  # one test per point, on the gpu device (harness.engine.devices)
         check_devices_comparison(raw, devices, checks)
+    if compare_with == "backends":  # one test per point and device, Keras on each backend (harness.suite.backends)
+        check_backends_comparison(raw, backends, checks)
     defaults = read_choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
     native = defaults == "native"
     max_elements = read_max_elements(raw.get("max_elements"))
@@ -102,7 +108,20 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
                  compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
                  expect_reference=expect_reference,
                  expect_refuses=expect_refuses, framework_sites=framework_sites, graph=graph,
-                 max_elements=max_elements)
+                 max_elements=max_elements, backends=backends, expect_backends=expect_backends)
+
+
+def check_backends_comparison(raw: dict, backends: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:
+    """What `compare: backends` (Keras on each backend against the others, from the same weights) can take."""
+    if backends is not None and len(backends) < 2:
+        raise CaseError(f"compare: backends compares Keras on two backends or more: got {list(backends)}; leave it "
+                        "out for every installed backend", field="backends")
+    if checks != ("forward",):
+        raise CaseError("compare: backends compares forward outputs; check backward or train_step on each backend "
+                        "in a case with compare: frameworks", field="check")
+    if "expect" in raw:
+        raise CaseError("compare: backends compares Keras's backends with each other; put golden values, expected "
+                        "shapes and known differences in a case with compare: frameworks", field="expect")
 
 
 def check_devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:

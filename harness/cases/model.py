@@ -15,13 +15,15 @@ import numpy as np
 
 from harness.blocks import MAX_ELEMENTS, Layer, Site
 from harness.core.errors import CaseError
+from harness.core.frameworks import BACKEND
 from harness.core.tolerance import Tolerance
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "nodes", "input", "weights", "sweep", "mode",
              "tolerance", "expect", "devices", "check", "steps", "optimizer", "compare", "defaults", "torch_params",
-             "keras_params", "max_elements")
+             "keras_params", "max_elements", "backends")
 CHECKS = ("forward", "backward", "train_step")  # `check:` what is compared (forward only by default)
-COMPARES = ("frameworks", "devices")  # `compare:` torch vs keras (default), or each framework's cpu vs gpu
+# `compare:` torch vs keras (default), each framework's cpu vs gpu, or Keras on each backend against the others
+COMPARES = ("frameworks", "devices", "backends")
 DEFAULTS = ("harness", "native")  # `defaults:` every parameter explicit (default), or only those written
 FRAMEWORKS = ("torch", "keras")
 MAX_STEPS = 100
@@ -96,6 +98,9 @@ class Point:
     framework_sites: dict[str, list[Site]] = field(default_factory=dict)
     max_elements: int = MAX_ELEMENTS  # `max_elements:` the budget of every array (harness.blocks.plan)
     graph: bool = False  # a graph's nodes (each naming its inputs), not a chain of layers
+    backends: tuple[str, ...] | None = None  # `backends:` the Keras backends it runs on (None: every one selected)
+    # `expect.backends:` the Keras backends on which expect.divergent holds (None: every backend)
+    expect_backends: tuple[str, ...] | None = None
 
     @property
     def network_key(self) -> str:
@@ -131,8 +136,15 @@ class Point:
     def sweep_id(self) -> str:
         return sweep_id(self.sweep)
 
-    def test_id(self, device: str) -> str:
-        return f"{self.file}::{self.case}[{'-'.join(filter(None, [self.sweep_id, device]))}]"
+    def test_id(self, device: str, backend: str | None = None) -> str:
+        """`FILE::CASE[SWEEP-ID-DEVICE-BACKEND]`; the backend is Keras's in this process unless given (a
+        `compare: backends` test's is `backends`)."""
+        return f"{self.file}::{self.case}[{'-'.join(filter(None, [self.sweep_id, device, backend or BACKEND]))}]"
+
+    def divergent_here(self, backend: str = BACKEND) -> bool:
+        """Whether the case's known difference (expect.divergent) holds on `backend`: every backend unless
+        expect.backends names some."""
+        return self.expect_divergent is not None and (self.expect_backends is None or backend in self.expect_backends)
 
     @property
     def blocks(self) -> list[str]:

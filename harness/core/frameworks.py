@@ -1,6 +1,9 @@
-"""Imports PyTorch and Keras once, on the TensorFlow backend, and places work on a device.
+"""Imports PyTorch and Keras once, on the Keras backend this process runs (KERAS_BACKEND: tensorflow, the default,
+jax or torch), and places work on a device.
 
-Import this module before anything else imports keras: the Keras backend is fixed at its first import.
+Import this module before anything else imports keras: the Keras backend is fixed at its first import, so one process
+runs Keras on one backend; a run that covers several gives each other backend a worker process
+(harness.suite.backends).
 """
 
 from __future__ import annotations
@@ -12,12 +15,20 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+# The Keras backends the harness runs, in the order results show them.
+BACKENDS = ("tensorflow", "jax", "torch")
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-    raise RuntimeError(
-        f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r}: the harness compares PyTorch with Keras on TensorFlow; "
-        "unset KERAS_BACKEND or set it to 'tensorflow'")
-os.environ["KERAS_BACKEND"] = "tensorflow"
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow"
+if BACKEND not in BACKENDS:
+    raise RuntimeError(f"KERAS_BACKEND={BACKEND!r}: the harness runs Keras on {', '.join(BACKENDS)}; set "
+                       "KERAS_BACKEND to one of them or unset it (tensorflow)")
+os.environ["KERAS_BACKEND"] = BACKEND
+# JAX computes in float32 at most unless 64-bit types are enabled before its first array: float64 cases would
+# silently run in float32 (measured: keras.ops.convert_to_tensor of a float64 array gives float32 on Keras 3.15.1
+# with jax 0.10.2, with a UserWarning only). Keras does not enable them itself.
+if BACKEND == "jax":
+    os.environ["JAX_ENABLE_X64"] = "1"
 
 # PyTorch first, and triton (where installed: the CUDA builds of torch pull it in) before TensorFlow. triton's
 # libtriton.so carries its own LLVM, whose static initialisers (LLVM's DebugCounter, in PassBuilder.cpp) bind to
@@ -45,10 +56,23 @@ if importlib.util.find_spec("triton") is not None:
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-if keras.backend.backend() != "tensorflow":  # keras was imported elsewhere first, on another backend
-    raise RuntimeError(f"Keras runs on {keras.backend.backend()!r}; the harness needs the TensorFlow backend")
+if keras.backend.backend() != BACKEND:  # keras was imported elsewhere first, on another backend
+    raise RuntimeError(f"Keras runs on {keras.backend.backend()!r} in this process, KERAS_BACKEND says {BACKEND!r}: "
+                       "keras was imported before harness.core.frameworks with another KERAS_BACKEND")
+# TensorFlow only where it is Keras's backend: its tools (SavedModel, TFLite) import it themselves.
+if BACKEND == "tensorflow":
+    import tensorflow as tf  # noqa: E402
+else:
+    tf = None
+if BACKEND == "jax":
+    import jax  # noqa: E402
+
+    # JAX's default matmul and convolution precision on a GPU is not float32 (bfloat16 passes, like TF32): highest.
+    jax.config.update("jax_default_matmul_precision", "highest")
+    jax.config.update("jax_enable_x64", True)
+else:
+    jax = None
 
 DEVICES = ("cpu", "gpu")
 
@@ -59,7 +83,8 @@ warnings.filterwarnings("ignore", message="Using padding='same' with even kernel
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 torch.set_float32_matmul_precision("highest")
-tf.config.experimental.enable_tensor_float_32_execution(False)
+if tf is not None:
+    tf.config.experimental.enable_tensor_float_32_execution(False)
 # float16/bfloat16 on a GPU: cuBLAS may otherwise sum split-K partial products in the reduced dtype (PyTorch's
 # default True); TensorFlow computes half matmuls in float32 (TF_FP16_MATMUL_USE_FP32_COMPUTE, default true:
 # tensorflow/core/util/matmul_autotune.cc). Off, so that both sum in float32 as on the CPU, where the reduced
@@ -82,10 +107,10 @@ def _thread_cap() -> int | None:
 THREADS = _thread_cap()
 if THREADS is not None:
     torch.set_num_threads(THREADS)
-    with contextlib.suppress(RuntimeError):  # TensorFlow already started: its pools stay as they are
+    with contextlib.suppress(RuntimeError, AttributeError):  # TensorFlow started already, or not here
         tf.config.threading.set_intra_op_parallelism_threads(THREADS)
         tf.config.threading.set_inter_op_parallelism_threads(THREADS)
-for _gpu in tf.config.list_physical_devices("GPU"):
+for _gpu in tf.config.list_physical_devices("GPU") if tf is not None else []:
     with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer be set
         tf.config.experimental.set_memory_growth(_gpu, True)
 
@@ -109,7 +134,27 @@ def gpu_unavailable_reason() -> str | None:
 
 
 def keras_has_gpu() -> bool:
-    return bool(tf.config.list_physical_devices("GPU"))
+    """Whether Keras's backend here sees a GPU: TensorFlow's GPU build, JAX's CUDA build, PyTorch's CUDA."""
+    if BACKEND == "tensorflow":
+        return bool(tf.config.list_physical_devices("GPU"))
+    if BACKEND == "jax":
+        return any(d.platform == "gpu" for d in jax.devices())
+    return torch.cuda.is_available()
+
+
+def keras_gpu_missing() -> str:
+    """Why Keras has no GPU here, in words (for placements and skipped comparisons)."""
+    return {"tensorflow": "TensorFlow sees no GPU (a CPU-only build?)", "jax": "JAX sees no GPU (a CPU-only jaxlib?)",
+            "torch": "PyTorch sees no CUDA device"}[BACKEND]
+
+
+# The library each backend needs installed (jaxlib: jax without it cannot run).
+BACKEND_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jaxlib", "torch": "torch"}
+
+
+def installed_backends() -> tuple[str, ...]:
+    """The Keras backends this Python can run: this process's, and each whose library is installed."""
+    return tuple(b for b in BACKENDS if b == BACKEND or importlib.util.find_spec(BACKEND_LIBRARIES[b]) is not None)
 
 
 def available_devices() -> tuple[str, ...]:
@@ -122,7 +167,7 @@ def placement(device: str) -> dict[str, str]:
     if device != "gpu":
         return {"torch": "cpu", "keras": "cpu"}
     return {"torch": f"cuda ({torch.cuda.get_device_name(0)})",
-            "keras": "gpu" if keras_has_gpu() else "cpu (TensorFlow sees no GPU)"}
+            "keras": "gpu" if keras_has_gpu() else f"cpu ({keras_gpu_missing()})"}
 
 
 def torch_device(device: str) -> torch.device:
@@ -131,7 +176,9 @@ def torch_device(device: str) -> torch.device:
 
 @contextlib.contextmanager
 def keras_device(device: str) -> Iterator[None]:
-    with tf.device("/GPU:0" if device == "gpu" and keras_has_gpu() else "/CPU:0"):
+    """Keras's tensors and variables made inside go to the device (keras.device: tf.device, JAX's default device,
+    the torch backend's device scope)."""
+    with keras.device("gpu:0" if device == "gpu" and keras_has_gpu() else "cpu:0"):
         yield
 
 
@@ -152,6 +199,13 @@ def to_torch(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
+def keras_tensor(x: np.ndarray) -> object:
+    """A NumPy array as a tensor of Keras's backend, in its dtype, on the current keras_device."""
+    return keras.ops.convert_to_tensor(x, dtype=str(x.dtype) if x.dtype != NUMPY_DTYPES["bfloat16"] else "bfloat16")
+
+
 def versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__}
+    """The frameworks' versions; `backend` is Keras's backend here and `backend_version` its library's."""
+    library = {"tensorflow": tf, "jax": jax, "torch": torch}[BACKEND]
+    return {"torch": torch.__version__, "keras": keras.__version__, "numpy": np.__version__, "backend": BACKEND,
+            "backend_version": library.__version__, **({"tensorflow": tf.__version__} if tf is not None else {})}

@@ -49,6 +49,7 @@ class VerdictKind(_Text):
     MAPPING = "mapping"  # a weight or state the block's transfer leaves out: the adapter is incomplete
     REFERENCE = "reference"  # a framework against the float64 reference, or why there is none
     DEVICE = "device"  # one framework's GPU output against its own CPU output (compare: devices)
+    BACKEND = "backend"  # Keras on one backend against Keras on another, same weights (compare: backends)
     MODEL = "model"  # harness port: the user's model itself against the case made of it
 
 

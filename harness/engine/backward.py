@@ -1,4 +1,5 @@
-"""`check: backward`: the gradients of one fixed loss, PyTorch autograd against tf.GradientTape.
+"""`check: backward`: the gradients of one fixed loss, PyTorch autograd against Keras's backend's own autodiff
+(tf.GradientTape, jax.value_and_grad, torch.autograd on the torch backend: harness.core.autodiff).
 
 The loss. Both frameworks differentiate one fixed scalar, L = sum(output * R), R a seeded standard-normal tensor
 of the output's channels-first shape (`loss_weights`: NumPy's generator seeded with [input.seed, step, 1]); Keras
@@ -30,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from harness.cases import Point
+from harness.core.autodiff import keras_value_and_grad
 from harness.core.compare import compare
-from harness.core.frameworks import keras_device, tf, to_numpy, to_torch, torch, torch_device
+from harness.core.frameworks import keras, keras_device, keras_tensor, to_numpy, to_torch, torch, torch_device
 from harness.core.tolerance import Tolerance, tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine.build import build_keras, build_torch, keras_chain, torch_chain
@@ -79,12 +81,10 @@ def keras_pass(point: Point, layers: list[Any], x: np.ndarray, r: np.ndarray, de
                wrt: list[Any]) -> tuple[Any, list[Any]]:
     """(loss, gradients of L with respect to the Keras input and `wrt`): the same loss, computed channels-last."""
     with keras_device(device):
-        xk = tf.constant(point.sites[0].layout.to_keras(x))
-        rk = tf.constant(keras_loss_weights(point, r))
-        with tf.GradientTape() as tape:
-            tape.watch(xk)
-            loss = tf.reduce_sum(keras_chain(point, layers, xk)[-1] * rk)
-        return loss, tape.gradient(loss, [xk, *wrt])
+        rk = keras_tensor(keras_loss_weights(point, r))
+        return keras_value_and_grad(lambda xk: keras.ops.sum(keras_chain(point, layers, xk)[-1] * rk),
+                                    [point.sites[0].layout.to_keras(x)], wrt,
+                                    state=[v for layer in layers for v in layer.variables])
 
 
 # --- tolerances ------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 from harness.blocks import Layer, run_layers
 from harness.cases import Point
 from harness.core.errors import CaseError
-from harness.core.frameworks import TORCH_DTYPES, keras_device, tf, to_numpy, to_torch, torch, torch_device
+from harness.core.frameworks import TORCH_DTYPES, keras_device, keras_tensor, to_numpy, to_torch, torch, torch_device
 
 
 def load_weights(point: Point, modules: list[Any]) -> None:
@@ -141,7 +141,7 @@ def forward_torch(point: Point, modules: list[Any], x: np.ndarray, device: str) 
 def forward_keras(point: Point, layers: list[Any], x: np.ndarray, device: str) -> list[np.ndarray]:
     """Every layer's output, converted back to channels-first through its layout."""
     with keras_device(device):
-        outs = keras_chain(point, layers, tf.constant(point.sites[0].layout.to_keras(x)))
+        outs = keras_chain(point, layers, keras_tensor(point.sites[0].layout.to_keras(x)))
     return [layer.block.output_layout(site).to_channels_first(to_numpy(t))
             for layer, site, t in zip(point.layers, point.sites_for("keras"), outs)]
 

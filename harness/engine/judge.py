@@ -5,7 +5,8 @@
   only when every such verdict failed with CHECK and every other verdict passed.
 - A known difference (`expect.divergent: WHY`) is DIVERGENT only while PyTorch and Keras do differ (a verdict that
   compares the frameworks failed) and nothing else failed, and fails once they agree, so that someone updates the
-  catalogue. With `expect.reference: true`, one framework must also agree with the float64 reference.
+  catalogue. With `expect.reference: true`, one framework must also agree with the float64 reference. With
+  `expect.backends`, the difference is known on those Keras backends only: on the others the case is a plain one.
 - The third opinion's REFERENCE verdicts (harness.engine.third_opinion), present when the frameworks disagree or
   the case sets expect.reference, count like any other; its one-line summary (which side the reference agrees with)
   leads the message.
@@ -26,7 +27,7 @@ def judge(point: Point, verdicts: list[Verdict]) -> tuple[Status, str]:
     """A test's status and message from its verdicts (module doc)."""
     failed = [v for v in verdicts if not v.passed]
     side = [line] if (line := third_opinion.agreement(verdicts)) else []
-    if point.expect_divergent is not None:
+    if point.divergent_here():
         return _known_difference(point, verdicts, failed, side)
     if point.expect_fails is None:
         return (Status.FAILED if failed else Status.PASSED), "\n".join(
@@ -46,12 +47,17 @@ def _known_difference(point: Point, verdicts: list[Verdict], failed: list[Verdic
             "float64 reference agrees with neither (or could not be computed): the reference or an adapter is "
             f"wrong: {point.expect_divergent}", *side, *_lines([*differ, *sides])])
     if differ and not others:
-        return Status.DIVERGENT, "\n".join([f"known difference (expect.divergent): {point.expect_divergent}", *side,
+        return Status.DIVERGENT, "\n".join([f"known difference (expect.divergent{_on_backends(point)}): "
+                                            f"{point.expect_divergent}", *side,
                                             *_lines(differ)])
     why = (["the frameworks agree, but expect.divergent says they differ: a framework release may have removed "
             "the difference; update the catalogue (drop expect.divergent, or the case, and its row in the "
             f"manual): {point.expect_divergent}"] if not differ else [])
     return Status.FAILED, "\n".join([*why, *side, *_lines(others or frameworks)])
+
+
+def _on_backends(point: Point) -> str:
+    return f" on {', '.join(point.expect_backends)}" if point.expect_backends else ""
 
 
 def _canary(point: Point, verdicts: list[Verdict]) -> tuple[Status, str]:

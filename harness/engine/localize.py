@@ -25,7 +25,7 @@ import numpy as np
 from harness.blocks import NETWORK_INPUT
 from harness.cases import Point
 from harness.core.compare import compare
-from harness.core.frameworks import keras_device, tf, to_numpy
+from harness.core.frameworks import keras_device, keras_tensor, to_numpy
 from harness.core.tolerance import Tolerance, tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine.build import keras_arguments, keras_inputs
@@ -52,7 +52,7 @@ def keras_layer_fed(point: Point, i: int, keras_layer: Any, torch_in: list[np.nd
     point); its output back in channels-first order."""
     site = point.sites_for("keras")[i]
     with keras_device(device):
-        args = [tf.constant(a) for a in keras_inputs(point, i, torch_in)]
+        args = [keras_tensor(a) for a in keras_inputs(point, i, torch_in)]
         y = keras_layer(keras_arguments(point.layers[i], args), training=point.training("keras"))
     return point.layers[i].block.output_layout(site).to_channels_first(to_numpy(y))
 

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from harness.cases import Point
+from harness.core.autodiff import keras_value_and_grad
 from harness.core.compare import compare
-from harness.core.frameworks import keras_device, tf, to_numpy, to_torch, torch, torch_device
+from harness.core.frameworks import keras, keras_device, keras_tensor, to_numpy, to_torch, torch, torch_device
 from harness.core.tolerance import tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine.build import forward_torch, keras_arguments, keras_inputs
@@ -86,17 +87,21 @@ def node_gradient_verdicts(point: Point, device: str, x: np.ndarray, modules: li
     flat_t = [t for node in ts for t in node]
     torch_grads = torch.autograd.grad(loss, [*flat_t, *(t.torch_param for t in trainables)], allow_unused=True)
     training = point.training("keras")
+    node_inputs = [keras_inputs(point, i, node) for i, node in enumerate(inputs)]
+    flat_k = [a for node in node_inputs for a in node]
+    rks = [point.layers[i].block.output_layout(point.sites[i]).to_keras(r) for i, r in enumerate(rs)]
+
+    def keras_loss(*flat: Any) -> Any:
+        xs, at = [], 0
+        for node in node_inputs:
+            xs.append(list(flat[at:at + len(node)]))
+            at += len(node)
+        return sum(keras.ops.sum(layers[i](keras_arguments(point.layers[i], xs[i]), training=training)
+                                 * keras_tensor(rk)) for i, rk in enumerate(rks))
+
     with keras_device(device):
-        xs = [[tf.constant(a) for a in keras_inputs(point, i, node)] for i, node in enumerate(inputs)]
-        with tf.GradientTape() as tape:
-            for node in xs:
-                for xk in node:
-                    tape.watch(xk)
-            keras_loss = tf.add_n([tf.reduce_sum(layers[i](keras_arguments(point.layers[i], xs[i]), training=training)
-                                                 * point.layers[i].block.output_layout(point.sites[i]).to_keras(r))
-                                   for i, r in enumerate(rs)])
-        flat_k = [xk for node in xs for xk in node]
-        keras_grads = tape.gradient(keras_loss, [*flat_k, *(t.keras_variable for t in trainables)])
+        _, keras_grads = keras_value_and_grad(keras_loss, flat_k, [t.keras_variable for t in trainables],
+                                              state=[v for layer in layers for v in layer.variables])
     weights = {t.name: (t, tg, kg) for t, tg, kg in zip(trainables, torch_grads[len(flat_t):],
                                                          keras_grads[len(flat_k):])}
     failing: list[Verdict] = []

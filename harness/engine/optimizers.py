@@ -15,7 +15,7 @@ the mappings (checked against torch/optim/{sgd,adam}.py and keras/src/optimizers
   updates would differ by lr's float32 rounding (2.2e-8 relative for 0.01): the harness passes the learning rate
   as a callable returning a float64 tensor, which Keras casts to each variable's dtype (a callable returning a
   Python float does not help: it becomes a float32 tensor on its way to update_step). Likewise SGD's momentum and
-  Adam's beta_1 and beta_2 reach update_step through ops.cast(value, variable.dtype), which on TensorFlow makes a
+  Adam's beta_1 and beta_2 reach update_step through ops.cast(value, variable.dtype), which on every backend makes a
   Python float a float32 tensor first (beta_2 = 0.999 becomes 0.99900001, 6.7e-6 relative in Adam's first
   step): in float64 cases the harness sets them to float64 tensors. Then float64 updates agree to rounding.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.core.frameworks import keras, tf, torch
+from harness.core.frameworks import keras, torch
 
 
 def keras_sgd_momentum(momentum: float) -> float:
@@ -61,7 +61,7 @@ def keras_optimizer(opt: dict[str, Any], dtype: str) -> Any:
     lr = opt["learning_rate"]
     # A callable giving a float64 tensor: Keras casts it to each variable's dtype (a float would live in a float32
     # variable, and a callable's Python float becomes a float32 tensor on its way to update_step).
-    learning_rate = lambda: tf.constant(lr, tf.float64)  # noqa: E731
+    learning_rate = lambda: keras.ops.convert_to_tensor(lr, "float64")  # noqa: E731
     if opt["name"] == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=keras_sgd_momentum(opt["momentum"]))
         hyper = ("momentum",)
@@ -74,7 +74,7 @@ def keras_optimizer(opt: dict[str, Any], dtype: str) -> Any:
         # Python float into a float32 tensor first (0.999 -> 0.99900001): float64 tensors keep them exact. The
         # constructors only take floats, so they are set afterwards.
         for name in hyper:
-            setattr(optimizer, name, tf.constant(getattr(optimizer, name), tf.float64))
+            setattr(optimizer, name, keras.ops.convert_to_tensor(getattr(optimizer, name), "float64"))
     return optimizer
 
 

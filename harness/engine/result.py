@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.cases import Point
+from harness.core.frameworks import BACKEND
 from harness.core.verdicts import Status, Verdict
 
 # How each status opens a result's line of text.
@@ -24,6 +25,7 @@ class Result:
     sweep: dict[str, Any]
     device: str
     status: Status
+    backend: str = BACKEND  # Keras's backend ("backends" for a compare: backends test; "-" for an invalid case)
     message: str = ""
     verdicts: list[Verdict] = field(default_factory=list)
     shapes: dict[str, list[int]] = field(default_factory=dict)
@@ -44,7 +46,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
-                "sweep": self.sweep, "device": self.device,
+                "sweep": self.sweep, "device": self.device, "backend": self.backend,
                 "status": str(self.status), "message": self.message, "shapes": self.shapes,
                 "placement": self.placement, "verdicts": [v.to_dict() for v in self.verdicts],
                 "duration_s": round(self.duration_s, 6), "params": self.params, "case_yaml": self.case_yaml,
@@ -52,10 +54,10 @@ class Result:
                 **({"localization": self.localization} if self.localization is not None else {})}
 
 
-def point_result(point: Point, device: str, **fields: Any) -> Result:
-    """A point's result on a device, an `error` until the run says otherwise."""
-    return Result(id=point.test_id(device), file=point.file, case=point.case, blocks=point.blocks,
-                  sweep=point.sweep, device=device, status=Status.ERROR, case_yaml=point.source_yaml,
+def point_result(point: Point, device: str, backend: str = BACKEND, **fields: Any) -> Result:
+    """A point's result on a device and Keras backend, an `error` until the run says otherwise."""
+    return Result(id=point.test_id(device, backend), file=point.file, case=point.case, blocks=point.blocks,
+                  sweep=point.sweep, device=device, backend=backend, status=Status.ERROR, case_yaml=point.source_yaml,
                   params=params_text(point), **fields)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.cases import Point
 from harness.core.compare import compare
-from harness.core.frameworks import keras_device, tf, to_numpy, to_torch, torch, torch_device
+from harness.core.frameworks import keras_device, keras_tensor, to_numpy, to_torch, torch, torch_device
 from harness.core.tolerance import tolerance_for
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine.backward import step_input
@@ -49,7 +49,7 @@ def running_state_verdicts(point: Point, device: str) -> list[Verdict]:
             with torch.no_grad():
                 t = torch_chain(point, modules, to_torch(x).to(torch_device(device)))[-1]
             with keras_device(device):
-                y = keras_chain(point, layers, tf.constant(point.sites[0].layout.to_keras(x)))[-1]
+                y = keras_chain(point, layers, keras_tensor(point.sites[0].layout.to_keras(x)))[-1]
     finally:
         for hook in hooks:
             hook.remove()

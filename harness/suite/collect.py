@@ -1,5 +1,6 @@
-"""Planning a run: case files found and loaded, each point put on the devices it runs on, as `PlannedTest`s in a
-stable order; and running one planned test with the report's details. `harness run` and the pytest plugin both plan
+"""Planning a run: case files found and loaded, each point put on the devices and Keras backends it runs on, as
+`PlannedTest`s in a stable order; and running one planned test (here or in a backend's worker) with the report's
+details. `harness run` and the pytest plugin both plan
 and run through here.
 """
 
@@ -12,10 +13,9 @@ from pathlib import Path
 from harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, load_file, sweep_id
 from harness.core.errors import CaseError
 from harness.core.frameworks import available_devices
-from harness.core.timeout import default_timeout
 from harness.core.verdicts import Status
-from harness.engine import Result, run_point
-from harness.suite.details import attach_details, wants_details
+from harness.engine import Result
+from harness.suite.backends import COMPARED, backends_for, run_backends_comparison, run_on_backend, select_backends
 
 
 def devices_for(point: Point) -> tuple[str, ...]:
@@ -35,20 +35,6 @@ def error_result(entry_file: str, case: str, block: str, error: CaseError, sweep
                   message=str(error))
 
 
-def run_test(point: Point, device: str, details: str = "failed", timeout_s: float | None = None) -> Result:
-    """Run one point on one device (harness.engine.run_point) and keep the report's details where `details` asks
-    ("failed", "all" or "none": harness.suite.details.DETAILS)."""
-    result = run_point(point, device, timeout_s, keep_outputs=details != "none")
-    if result.outputs is not None and wants_details(details, result.status):
-        try:
-            limit = default_timeout() if timeout_s is None else timeout_s
-        except ValueError:  # a malformed $HARNESS_TIMEOUT: run_point has said so
-            limit = 0
-        attach_details(result, point, device, limit)
-    result.outputs = None
-    return result
-
-
 @dataclass(frozen=True)
 class PlannedTest:
     """One test a run will make: a point on a device, or a case that cannot run (its error result)."""
@@ -57,16 +43,24 @@ class PlannedTest:
     point: Point | None = None
     device: str = "-"
     invalid: Result | None = None
+    backend: str = "-"  # Keras's backend, or `backends` for a compare: backends test
+    selected: tuple[str, ...] = ()  # the run's backends (what a compare: backends test compares)
 
     def run(self, details: str = "failed", timeout_s: float | None = None) -> Result:
-        return self.invalid if self.invalid is not None else run_test(self.point, self.device, details, timeout_s)
+        if self.invalid is not None:
+            return self.invalid
+        if self.backend == COMPARED:
+            return run_backends_comparison(self.point, self.device, self.selected, timeout_s)
+        return run_on_backend(self.point, self.device, self.backend, details, timeout_s)
 
 
 
 
-def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None
-               ) -> list[PlannedTest]:
-    """Every test of `entries` (only on `device`, only ids containing `match`, when given), in order, not run."""
+def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: str | None = None,
+               backends: tuple[str, ...] | None = None) -> list[PlannedTest]:
+    """Every test of `entries` (only on `device`, only ids containing `match`, when given), on each of `backends`
+    (default: harness.suite.backends.select_backends()), in order, not run."""
+    selected = backends if backends is not None else select_backends()
     planned: list[PlannedTest] = []
     for entry in entries:
         if entry.error is not None:
@@ -81,9 +75,10 @@ def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: s
                     planned.append(PlannedTest(result.id, invalid=result))
                 continue
             for dev in devices_for(point):
-                test_id = point.test_id(dev)
-                if (device is None or dev == device) and (match is None or match in test_id):
-                    planned.append(PlannedTest(test_id, point, dev))
+                for backend in backends_for(point, selected):
+                    test_id = point.test_id(dev, backend)
+                    if (device is None or dev == device) and (match is None or match in test_id):
+                        planned.append(PlannedTest(test_id, point, dev, backend=backend, selected=selected))
     return planned
 
 
