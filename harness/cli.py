@@ -217,35 +217,11 @@ def markdown_block_table(blocks: dict) -> str:
     return "\n".join(lines)
 
 
-def _print_code(text: str) -> None:
-    """Python source on stdout: coloured by rich on a terminal, plain text otherwise (pipes, files, tests)."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.syntax import Syntax
-
-        # soft_wrap: long lines reach the terminal whole (rich would crop them), so copied code stays valid
-        Console().print(Syntax(text.rstrip("\n"), "python", background_color="default"), soft_wrap=True)
-    else:
-        print(text, end="")
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.cases import find_points
-    from harness.core.errors import CaseError
-    from harness.engine import StageError
-    from harness.tools.show import show_text
+    from harness.tools.show.command import command
 
     parts = ("torch",) if args.torch_only else ("keras",) if args.keras_only else ("torch", "keras")
-    try:
-        texts = [show_text(point, args.device, parts) for point in find_points(args.spec)]
-    except CaseError as e:
-        print(e, file=sys.stderr)
-        return 2
-    except StageError as e:  # a framework refused to build a layer of the case
-        print(e, file=sys.stderr)
-        return 1
-    _print_code(f"\n# {'=' * 78}\n\n".join(texts))  # a rule between the points of a case
-    return 0
+    return command(args.spec, args.device, parts, args.keras_backend)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -372,6 +348,9 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
                                    "cases/conv2d.yaml::stride_padding_grid[strides=2-padding=same-input.shape=2x3x28x28]")
     show.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the device the code runs on "
                                                                                 "(default: cpu)")
+    show.add_argument("--keras-backend", metavar="BACKEND",
+                      help="the Keras program's backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else "
+                           "tensorflow); generated and run on that backend")
     only = show.add_mutually_exclusive_group()
     only.add_argument("--torch-only", action="store_true", help="print only the PyTorch program")
     only.add_argument("--keras-only", action="store_true", help="print only the Keras program")

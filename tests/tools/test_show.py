@@ -8,7 +8,10 @@ load and pass as printed, with their commented examples switched on too.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import harness.engine as runner
 from harness.cases import Point, find_points
 from harness.cli import main
 from harness.core.errors import CaseError
+from harness.core.frameworks import BACKEND, installed_backends
 from harness.tools.new import case_skeleton
 from harness.tools.show import point_code, show_text
 from tests.helpers import runner_outputs, same, shipped_points, shown_outputs
@@ -112,7 +116,8 @@ def test_the_printed_conversion_is_the_one_the_block_uses() -> None:
 def test_show_text_header_parts_and_tolerance() -> None:
     point = _one("cases/networks.yaml::small_cnn")
     text = show_text(point)
-    assert text.startswith("# cases/networks.yaml::small_cnn on cpu (test id cases/networks.yaml::small_cnn[cpu])")
+    assert text.startswith(f"# cases/networks.yaml::small_cnn on cpu, Keras on {BACKEND} (test id "
+                           f"cases/networks.yaml::small_cnn[cpu-{BACKEND}])")
     assert ("#   layers[2] max_pool2d {pool_size: [2, 2], strides: null, padding: valid, ceil_mode: false, "
             "dilation:") in text
     assert "# --- PyTorch ---" in text and "# --- Keras ---" in text
@@ -134,7 +139,79 @@ def test_gpu_code_runs_on_cuda_and_sets_the_runners_precision() -> None:
     code = point_code(_one("cases/seed_article.yaml::seed_conv_28x28"), "gpu")
     assert 'm.to(device="cuda", dtype=torch.float32)' in code["torch"]
     assert "import harness.core.frameworks" in code["torch"] and "import harness.core.frameworks" in code["keras"]
-    assert 'tf.device("/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0")' in code["keras"]
+    assert 'keras.device("gpu:0" if harness.core.frameworks.keras_has_gpu() else "cpu")' in code["keras"]
+
+
+# --- the Keras program of each backend ---------------------------------------------------------------------------
+
+def test_the_keras_program_names_this_backend_and_uses_no_backend_api() -> None:
+    """Backend-neutral code (keras.device, keras.ops.convert_to_tensor): nothing of TensorFlow's but where
+    TensorFlow is the backend named."""
+    keras_code = point_code(_one("cases/seed_article.yaml::seed_conv_28x28"))["keras"]
+    assert f'os.environ["KERAS_BACKEND"] = "{BACKEND}"' in keras_code
+    assert not re.search(r"\btf\.|import tensorflow|\bjnp\.", keras_code), keras_code
+    assert 'keras.device("cpu")' in keras_code
+    assert 'keras.ops.convert_to_tensor(to_channels_last(x), dtype="float32")' in keras_code
+    assert ('os.environ["JAX_ENABLE_X64"] = "1"' in keras_code) == (BACKEND == "jax")
+
+
+# One point of each kind: a convolution, TensorFlow's `same` emulated by padding, a flatten before a dense, a graph
+# in train mode (batch statistics), dropout in train mode (seeded masks), float64 (JAX keeps it only with x64),
+# bfloat16, and a harness Keras layer (reflect padding).
+CROSS_POINTS = [
+    "cases/seed_article.yaml::seed_conv_28x28",
+    "cases/conv2d.yaml::kernel_shapes[kernel_size=4-strides=2-padding=same]",
+    "cases/networks.yaml::small_cnn",
+    "cases/graphs.yaml::residual_add[mode=train]",
+    "cases/dropout.yaml::dense_then_dropout_train",
+    "cases/activations.yaml::gelu_float64[approximate=none]",
+    "cases/dtypes.yaml::dense_features[input.dtype=bfloat16]",
+    "cases/padding.yaml::pad2d_modes[padding_mode=reflect-padding=0x1x2x3-input.dtype=float64]",
+]
+OTHER_BACKENDS = [b for b in installed_backends() if b != BACKEND]
+
+
+def _on_backend(backend: str, request: dict, tmp_path: Path) -> list[dict]:
+    """tests/tools/show_on_backend.py in a process running Keras on `backend`: each program against its runner."""
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request), encoding="utf-8")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-m", "tests.tools.show_on_backend", str(path)], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=850, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["backend"] == backend
+    return answer["results"]
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_program_for_another_backend_computes_what_its_runner_computes(
+        backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness show --keras-backend B` from this process prints B's program (generated in a process of B's); run
+    there, it gives that backend's runner outputs bit for bit, and so do the programs of the other kinds of point;
+    a planted kernel transpose in B's printed program is caught there."""
+    spec = CROSS_POINTS[0]
+    assert main(["show", spec, "--keras-backend", backend]) == 0
+    text = capsys.readouterr().out
+    assert f'os.environ["KERAS_BACKEND"] = "{backend}"' in text and f"Keras on {backend} (test id" in text
+    assert not re.search(r"\btf\.|import tensorflow", text)
+    shown, planted = tmp_path / "shown.py", tmp_path / "planted.py"
+    shown.write_text(text, encoding="utf-8")
+    assert text.count("conv_kernel_to_keras(") == 1
+    planted.write_text(text.replace("conv_kernel_to_keras(", HW_SWAP), encoding="utf-8")
+    results = _on_backend(backend, {"points": CROSS_POINTS, "texts": [[spec, str(shown)], [spec, str(planted)]]},
+                          tmp_path)
+    assert len(results) == len(CROSS_POINTS) + 2
+    for r in results[:-1]:
+        assert r["error"] is None and r["torch"] and r["keras"], r
+    assert results[-1]["error"] is None and results[-1]["torch"], results[-1]
+    assert not results[-1]["keras"], f"the {backend} run missed a wrong kernel layout in the printed code"
+
+
+def test_show_refuses_an_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "cases/seed_article.yaml::seed_conv_28x28", "--keras-backend", "jaxx"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--keras-backend 'jaxx': not a Keras backend (did you mean 'jax'" in err
 
 
 # --- (c) find_points -----------------------------------------------------------------------------------------

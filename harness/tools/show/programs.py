@@ -19,7 +19,7 @@ import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend be
 import harness.core.layout
 from harness.blocks import NETWORK_INPUT, parameter_path
 from harness.cases import InputSpec, Point, display_path
-from harness.core.frameworks import DEVICES, gpu_unavailable_reason
+from harness.core.frameworks import BACKEND, DEVICES, gpu_unavailable_reason
 from harness.core.layout import CHANNELS_LAST
 from harness.core.spatial import same_padding_1d
 from harness.core.tolerance import ACCUMULATOR, EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
@@ -78,8 +78,31 @@ def _torch_device(device: str) -> str:
 
 
 def _keras_device(device: str) -> str:
-    return ('"/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"' if device == "gpu"
-            else '"/CPU:0"')
+    """keras.device's argument, as harness.core.frameworks.keras_device chooses it: backend-neutral (tf.device on
+    TensorFlow, JAX's default device, the torch backend's device scope). A `gpu` program imports the harness's
+    settings (GPU_SETTINGS), whose keras_has_gpu asks the backend itself. The CPU is "cpu", not "cpu:0", as there:
+    on the torch backend "cpu:0" makes an integer variable (a Dropout's seed state) fail to build."""
+    return ('"gpu:0" if harness.core.frameworks.keras_has_gpu() else "cpu"' if device == "gpu" else '"cpu"')
+
+
+# What the harness sets for each backend before Keras runs (harness.core.frameworks), as the program's lines: where
+# the lines go (before `import keras`, after the imports) and the lines.
+BACKEND_SETUP = {
+    "jax": ([
+        '# JAX computes in float32 at most unless 64-bit types are enabled before its first array: float64 would',
+        '# silently become float32 (the harness enables them)',
+        'os.environ["JAX_ENABLE_X64"] = "1"',
+    ], [
+        "# the harness's matmul and convolution precision on JAX: full float32 (JAX's GPU default is not)",
+        'jax.config.update("jax_default_matmul_precision", "highest")',
+    ]),
+}
+BACKEND_IMPORTS = {"jax": ["import jax"]}
+
+
+def _tensor_source(source: str, dtype: str) -> str:
+    """keras.ops.convert_to_tensor in the input's dtype, as harness.core.frameworks.keras_tensor makes it."""
+    return f"keras.ops.convert_to_tensor({source}, dtype={string_literal(dtype)})"
 
 
 def _torch_build(point: Point, modules: list[Any], device: str, ctx: SourceContext) -> list[str]:
@@ -175,7 +198,7 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
     copies = any(layer.block.weight_copies(site, module, klayer)
                  for layer, site, module, klayer in zip(point.layers, point.sites, modules, klayers))
     build = _torch_build(point, modules, device, ctx) if copies else []
-    kbuild = [f"with tf.device({_keras_device(device)}):"]
+    kbuild = [f"with keras.device({_keras_device(device)}):"]
     for i, (site, module, klayer) in enumerate(zip(point.sites, modules, klayers)):
         node = keras_node(klayer, ctx)
         kbuild += [*_layer_comment(point, i, 4), *(line for n in ctx.take_notes() for line in comment_lines(n, 4))]
@@ -201,17 +224,20 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
         back = ["# Keras flattened its channels-last tensor in (H, W, C) order: put the features back in PyTorch's",
                 "# (C, H, W) order to compare",
                 f"keras_out = {last!r}.to_channels_first(keras.ops.convert_to_numpy(y))"]
-    run = [f"with tf.device({_keras_device(device)}):", f"    y = tf.constant({to_keras})  # {note}"]
+    run = [f"with keras.device({_keras_device(device)}):",
+           f"    y = {_tensor_source(to_keras, point.input.dtype)}  # {note}"]
     run += (_graph_calls(point, "k", "y", f", training={training}") if point.graph
             else [f"    y = k{i}(y, training={training})" for i in range(len(klayers))])
     run += back
+    before, after = BACKEND_SETUP.get(BACKEND, ([], []))
     head = [*_stdlib(ctx, "import os", *_BF16_IMPORT * (point.input.dtype == "bfloat16")), "",
-            'os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is imported: the harness runs Keras on '
-            "TensorFlow", "import keras", "import numpy as np", "import tensorflow as tf"]
+            f'os.environ["KERAS_BACKEND"] = "{BACKEND}"  # before keras is imported: Keras fixes its backend then',
+            *before, "import keras", "import numpy as np", *BACKEND_IMPORTS.get(BACKEND, [])]
     head += ["import torch"] if copies else []
     head += [GPU_SETTINGS] if device == "gpu" else []
     head += _harness_imports(ctx)
     head.append(f"from harness.core.layout import {', '.join(sorted(ctx.layout_names))}")
+    head += ["", *after] if after else []
     if copies:
         build = ["# The PyTorch modules, built exactly as in the PyTorch script: their weights go into Keras.",
                  *build, ""]
@@ -248,7 +274,9 @@ def _built(point: Point, device: str) -> tuple[list[Any], list[Any]]:
 
 def point_code(point: Point, device: str = "cpu") -> dict[str, str]:
     """{"torch": ..., "keras": ...}: two complete Python programs that compute what the runner computes for the
-    point on `device`, leaving the channels-first outputs in `torch_out` and `keras_out` (NumPy).
+    point on `device`, leaving the channels-first outputs in `torch_out` and `keras_out` (NumPy). The Keras program
+    runs Keras on this process's backend (harness.core.frameworks.BACKEND), from the layers the runner builds
+    here; harness.tools.show.command runs another backend's in a process of its own.
 
     The Keras program builds the PyTorch modules first, the same way, because their weights are what the Keras
     layers get.
@@ -263,7 +291,7 @@ def point_code(point: Point, device: str = "cpu") -> dict[str, str]:
 def _header(point: Point, device: str) -> list[str]:
     spec = point.input
     where = f"{point.file}::{point.case}" + (f"[{point.sweep_id}]" if point.sweep_id else "")
-    lines = [f"# {where} on {device} (test id {point.test_id(device)})"]
+    lines = [f"# {where} on {device}, Keras on {BACKEND} (test id {point.test_id(device)})"]
     if point.sequential:
         lines.append(f"# sequential of {len(point.layers)} layers (parameters with the defaults filled in):")
         lines += [line for i in range(len(point.layers)) for line in comment_lines(_layer_label(point, i), lead="  ")]

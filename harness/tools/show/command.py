@@ -1,0 +1,83 @@
+"""`harness show FILE::CASE [--keras-backend B]`: the command, and the program for another Keras backend.
+
+Keras fixes its backend when it is first imported, so the Keras program for a backend is generated from the layers
+the runner builds on that backend: for this process's own (harness.core.frameworks.BACKEND) here, for another in
+a `python -m harness show` child process with KERAS_BACKEND set, whose text this process prints. The printed
+program then names that backend and runs on it (harness.tools.show.programs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from harness.cases import find_points
+from harness.core.errors import CaseError, did_you_mean
+from harness.core.frameworks import BACKEND, BACKENDS, installed_backends
+from harness.engine import StageError
+from harness.tools.show.programs import show_text
+
+PART_FLAGS = {("torch",): ["--torch-only"], ("keras",): ["--keras-only"], ("torch", "keras"): []}
+
+
+def backend_error(backend: str) -> str | None:
+    """Why `--keras-backend backend` cannot be shown here, or None."""
+    if backend not in BACKENDS:
+        return (f"--keras-backend {backend!r}: not a Keras backend{did_you_mean(backend, BACKENDS)}; allowed: "
+                f"{', '.join(BACKENDS)}")
+    if backend not in installed_backends():
+        return (f"--keras-backend {backend}: {backend} is not installed in this Python ({sys.executable}); "
+                f"installed: {', '.join(installed_backends())}")
+    return None
+
+
+def print_code(text: str) -> None:
+    """Python source on stdout: coloured by rich on a terminal, plain text otherwise (pipes, files, tests)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
+        # soft_wrap: long lines reach the terminal whole (rich would crop them), so copied code stays valid
+        Console().print(Syntax(text.rstrip("\n"), "python", background_color="default"), soft_wrap=True)
+    else:
+        print(text, end="")
+
+
+def _on_backend(spec: str, device: str, parts: tuple[str, ...], backend: str) -> int:
+    """`harness show` in a child process running Keras on `backend`: its text printed here, its messages on
+    stderr as they come, its exit status returned."""
+    argv = [sys.executable, "-m", "harness", "show", spec, "--device", device, "--keras-backend", backend,
+            *PART_FLAGS[parts]]
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, check=False)
+    if done.returncode == 0:
+        print_code(done.stdout)
+    else:
+        print(done.stdout, end="")
+        if done.returncode < 0:
+            print(f"harness show: the Keras {backend} process died (signal {-done.returncode})", file=sys.stderr)
+    return done.returncode
+
+
+def command(spec: str, device: str = "cpu", parts: tuple[str, ...] = ("torch", "keras"),
+            backend: str | None = None) -> int:
+    """`harness show`: 0 after printing the points' programs, 1 when a framework refuses to build a layer of the
+    case, 2 when the case cannot be found or is invalid, or the backend is unknown or not installed. `backend`:
+    the Keras program's (default: this process's)."""
+    backend = backend or BACKEND
+    if (why := backend_error(backend)) is not None:
+        print(f"harness show: {why}", file=sys.stderr)
+        return 2
+    if backend != BACKEND:
+        return _on_backend(spec, device, parts, backend)
+    try:
+        texts = [show_text(point, device, parts) for point in find_points(spec)]
+    except CaseError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except StageError as e:  # a framework refused to build a layer of the case
+        print(e, file=sys.stderr)
+        return 1
+    print_code(f"\n# {'=' * 78}\n\n".join(texts))  # a rule between the points of a case
+    return 0

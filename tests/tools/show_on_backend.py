@@ -1,0 +1,52 @@
+"""Run `harness show`'s programs in a process whose Keras runs on $KERAS_BACKEND, against the runner there.
+
+`python -m tests.tools.show_on_backend REQUEST.json` (from the project's root) reads {"points": [SPEC, ...],
+"texts": [[SPEC, PATH], ...]}: for each point SPEC the programs point_code prints here; for each text the program
+text in PATH (what `harness show --keras-backend B` printed in another process, or a planted variant of it). Each
+is executed as `python FILE` would run it and compared bit for bit with the runner's outputs of the point on this
+backend. One JSON line on stdout: {"backend": ..., "results": [{"spec", "source", "torch", "keras", "error"}]},
+"torch"/"keras" true where the program's output is the runner's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from harness.cases import find_points
+from harness.core.frameworks import keras
+from harness.tools.show import point_code
+from tests.helpers import exec_program, runner_outputs, same
+
+
+def _check(spec: str, source: str, path: str | None = None) -> dict[str, object]:
+    try:
+        (point,) = find_points(spec)
+        if path is None:
+            code = point_code(point, "cpu")
+            programs = [code["torch"], code["keras"]]
+        else:
+            programs = [Path(path).read_text(encoding="utf-8")]
+        ran_torch, ran_keras = runner_outputs(point)
+        namespace: dict[str, object] = {}
+        for i, program in enumerate(programs):
+            namespace.update(exec_program(program, f"{spec} ({source} {i})"))
+        return {"spec": spec, "source": source, "torch": bool(same(namespace["torch_out"], ran_torch)),
+                "keras": bool(same(namespace["keras_out"], ran_keras)), "error": None}
+    except Exception as e:  # noqa: BLE001 - reported to the test, which names it
+        return {"spec": spec, "source": source, "torch": False, "keras": False,
+                "error": f"{type(e).__name__}: {str(e)[:400]}\n{traceback.format_exc()[-1500:]}"}
+
+
+def main(request_path: str) -> None:
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    results = [_check(spec, "point_code") for spec in request.get("points", [])]
+    results += [_check(spec, path, path) for spec, path in request.get("texts", [])]
+    print(json.dumps({"backend": keras.backend.backend(), "results": results}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
