@@ -14,10 +14,13 @@ import pytest
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.blocks import all_blocks
 from harness.cli import main
-from harness.core.frameworks import available_devices, gpu_unavailable_reason
+from harness.core.frameworks import BACKEND, available_devices, gpu_unavailable_reason, installed_backends
 from harness.report.html import unpack
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Keras on this process's backend only, in process (no worker): these tests are not about the backends
+# (tests/suite/test_backends.py is); ids end in it.
+HERE = ("--keras-backend", BACKEND)
 
 GOOD = """\
 - name: tiny_conv
@@ -91,12 +94,13 @@ def test_list_subprocess_shows_every_block_with_parameters_and_defaults(tmp_path
 
 def test_run_subprocess_bad_case_reported_good_cases_still_run(tmp_path: Path) -> None:
     write(tmp_path, MIXED)
-    proc = subprocess_harness("run", "cases.yaml", "missing.yaml", "--json", "out/results.json", "--html",
+    proc = subprocess_harness("run", *HERE, "cases.yaml", "missing.yaml", "--json", "out/results.json", "--html",
                               "out/report.html", cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "Traceback" not in out
-    assert lines_starting(proc.stdout, "PASS") == ["cases.yaml::first[cpu]", "cases.yaml::last[cpu]"]
+    assert lines_starting(proc.stdout, "PASS") == [f"cases.yaml::first[cpu-{BACKEND}]",
+                                                   f"cases.yaml::last[cpu-{BACKEND}]"]
     assert lines_starting(proc.stdout, "ERROR") == ["cases.yaml::broken"]
     assert "cases.yaml: case 'broken': field 'params.filters': got 0; allowed: an integer >= 1" in proc.stdout
     assert re.search(r"^INVALID  missing\.yaml: cannot read the file: .*No such file", proc.stdout, re.M)
@@ -105,7 +109,7 @@ def test_run_subprocess_bad_case_reported_good_cases_still_run(tmp_path: Path) -
     doc = json.loads((tmp_path / "out/results.json").read_text())
     assert doc["summary"] == {"passed": 2, "failed": 0, "divergent": 0, "error": 2, "skipped": 0, "total": 4}
     statuses = {r["id"]: r["status"] for r in doc["results"]}
-    assert statuses["cases.yaml::first[cpu]"] == statuses["cases.yaml::last[cpu]"] == "passed"
+    assert statuses[f"cases.yaml::first[cpu-{BACKEND}]"] == statuses[f"cases.yaml::last[cpu-{BACKEND}]"] == "passed"
     assert statuses["cases.yaml::broken"] == "error"
 
     html = (tmp_path / "out/report.html").read_text()
@@ -114,7 +118,7 @@ def test_run_subprocess_bad_case_reported_good_cases_still_run(tmp_path: Path) -
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html) and "@import" not in html
     assert not re.search(r"<script[^>]*\bsrc=", html, re.I) and not re.search(r"<link[^>]*stylesheet", html, re.I)
     rows = {r["id"]: r for r in unpack(html)["rows"]}
-    assert "params.filters" in rows["cases.yaml::broken"]["message"] and "cases.yaml::first[cpu]" in rows
+    assert "params.filters" in rows["cases.yaml::broken"]["message"] and f"cases.yaml::first[cpu-{BACKEND}]" in rows
 
 
 # --- in-process -----------------------------------------------------------------------------------------
@@ -136,11 +140,12 @@ def test_list_named_block_only(capsys: pytest.CaptureFixture[str]) -> None:
 def test_run_passing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, GOOD)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml")
     assert code == 0, out
-    assert lines_starting(out, "PASS") == ["cases.yaml::tiny_conv[padding=0-cpu]",
-                                           "cases.yaml::tiny_conv[padding=same-cpu]"]
-    assert re.search(r"^PASS   cases\.yaml::tiny_conv\[padding=0-cpu\]  max abs \S+  max rel \S+$", out, re.M)
+    assert lines_starting(out, "PASS") == [f"cases.yaml::tiny_conv[padding=0-cpu-{BACKEND}]",
+                                           f"cases.yaml::tiny_conv[padding=same-cpu-{BACKEND}]"]
+    assert re.search(rf"^PASS   cases\.yaml::tiny_conv\[padding=0-cpu-{BACKEND}\]  max abs \S+  max rel \S+$", out,
+                     re.M)
     assert summary(out) == (2, 0, 0, 0)
     assert "2 passed, 0 failed" in out
 
@@ -149,7 +154,7 @@ def test_run_quiet_prints_only_the_summary_when_all_pass(tmp_path: Path, monkeyp
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, GOOD)
-    code, out, _ = run_cli(capsys, "run", "-q", "cases.yaml")
+    code, out, _ = run_cli(capsys, "run", *HERE, "-q", "cases.yaml")
     assert code == 0 and "PASS" not in out and summary(out) == (2, 0, 0, 0)
 
 
@@ -157,15 +162,15 @@ def test_run_json_summary_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                                   capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, MIXED)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml", "--json", "r.json")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml", "--json", "r.json")
     assert code == 1
     doc = json.loads((tmp_path / "r.json").read_text())
     passed, failed, errors, skipped = summary(out)
     assert doc["summary"] == {"passed": passed, "failed": failed, "error": errors, "skipped": skipped,
                               "divergent": 0, "total": passed + failed + errors + skipped}
     assert (passed, errors) == (2, 1)
-    assert sorted(r["id"] for r in doc["results"]) == ["cases.yaml::broken", "cases.yaml::first[cpu]",
-                                                       "cases.yaml::last[cpu]"]
+    assert sorted(r["id"] for r in doc["results"]) == ["cases.yaml::broken", f"cases.yaml::first[cpu-{BACKEND}]",
+                                                       f"cases.yaml::last[cpu-{BACKEND}]"]
     broken = next(r for r in doc["results"] if r["case"] == "broken")
     assert "field 'params.filters'" in broken["message"]
     assert "results: r.json" in out
@@ -181,9 +186,9 @@ def test_run_failing_golden_value_fails(tmp_path: Path, monkeypatch: pytest.Monk
           expect: {output: [[1.0, 0.0, 4.0]]}
           devices: [cpu]
         """)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml")
     assert code == 1
-    assert lines_starting(out, "FAIL") == ["cases.yaml::wrong_golden[cpu]"]
+    assert lines_starting(out, "FAIL") == [f"cases.yaml::wrong_golden[cpu-{BACKEND}]"]
     assert "values differ" in out and "worst element at [0, 2]" in out
     assert summary(out) == (0, 1, 0, 0)
 
@@ -192,11 +197,11 @@ def test_run_k_filters_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, GOOD)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml", "-k", "padding=same")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml", "-k", "padding=same")
     assert code == 0
-    assert lines_starting(out, "PASS") == ["cases.yaml::tiny_conv[padding=same-cpu]"]
+    assert lines_starting(out, "PASS") == [f"cases.yaml::tiny_conv[padding=same-cpu-{BACKEND}]"]
     assert summary(out) == (1, 0, 0, 0)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml", "-k", "no-such-test")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml", "-k", "no-such-test")
     assert code == 1  # nothing ran: not a success
     assert summary(out) == (0, 0, 0, 0)
 
@@ -210,32 +215,32 @@ def test_run_device_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
           input: {shape: [1, 2, 5, 5]}
           devices: [cpu, gpu]
         """)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml")
     gpu_missing = gpu_unavailable_reason()
     if gpu_missing:
         assert code == 0 and summary(out) == (1, 0, 0, 1)
-        assert lines_starting(out, "SKIP") == ["cases.yaml::both[gpu]"]
-        skip_reason = out.split("SKIP   cases.yaml::both[gpu]", 1)[1].splitlines()[1]
+        assert lines_starting(out, "SKIP") == [f"cases.yaml::both[gpu-{BACKEND}]"]
+        skip_reason = out.split(f"SKIP   cases.yaml::both[gpu-{BACKEND}]", 1)[1].splitlines()[1]
         assert "gpu" in skip_reason.lower() and gpu_missing in skip_reason
     else:
         assert code == 0 and summary(out) == (2, 0, 0, 0)
-    code, out, _ = run_cli(capsys, "run", "cases.yaml", "--device", "cpu")
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml", "--device", "cpu")
     assert code == 0
-    assert lines_starting(out, "PASS") == ["cases.yaml::both[cpu]"] and "[gpu]" not in out
+    assert lines_starting(out, "PASS") == [f"cases.yaml::both[cpu-{BACKEND}]"] and f"[gpu-{BACKEND}]" not in out
     assert summary(out) == (1, 0, 0, 0)
 
 
 def test_run_missing_path_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "run", "nope.yaml")
+    code, out, err = run_cli(capsys, "run", *HERE, "nope.yaml")
     assert code == 1
     assert "nope.yaml" in out and "No such file" in out and "Traceback" not in out + err
     assert summary(out) == (0, 0, 1, 0)
 
 
 def test_run_empty_folder_is_not_a_success(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "run", str(tmp_path))
+    code, out, _ = run_cli(capsys, "run", *HERE, str(tmp_path))
     assert code == 1 and summary(out) == (0, 0, 0, 0)
 
 
@@ -271,6 +276,8 @@ def test_the_first_steps_in_help_work_as_written(tmp_path: Path, capsys: pytest.
         code, out, err = run_cli(capsys, *argv.split())
         assert code == 0, (step, err)
         if argv.startswith("run"):
-            assert lines_starting(out, "PASS") == [f"my_case.yaml::conv2d_case[{d}]" for d in available_devices()]
+            # As written, on every installed Keras backend (this one here, the others in their workers).
+            assert lines_starting(out, "PASS") == [f"my_case.yaml::conv2d_case[{d}-{b}]" for d in available_devices()
+                                                   for b in installed_backends()]
         if target:
             (tmp_path / target).write_text(out, encoding="utf-8")

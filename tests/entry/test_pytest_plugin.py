@@ -8,9 +8,12 @@ import re
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.core.frameworks import gpu_unavailable_reason
+from harness.core.frameworks import BACKEND, BACKENDS, gpu_unavailable_reason, installed_backends
 
 pytest_plugins = ["pytester"]
+# Keras on this process's backend only, in process (no worker): the tests that run cases are not about the backends
+# (the ones below that are say so); ids end in it.
+HERE = ("--keras-backend", BACKEND)
 
 CASES = """\
 - name: tiny_conv
@@ -53,86 +56,93 @@ def collected_ids(result: pytest.RunResult) -> list[str]:
 
 def test_named_yaml_file_is_collected_one_test_per_point_and_device(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", checks=CASES)
+    # By default on every installed Keras backend: one test per point, device and backend, the backend last.
     result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q")
+    assert collected_ids(result) == [f"checks.yaml::{test}-{backend}]" for test in (
+        "tiny_conv[padding=0-cpu", "tiny_conv[padding=0-gpu", "tiny_conv[padding=same-cpu",
+        "tiny_conv[padding=same-gpu", "tiny_relu[cpu") for backend in installed_backends()]
+    assert result.ret == 0
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", *HERE)
     assert collected_ids(result) == [
-        "checks.yaml::tiny_conv[padding=0-cpu]",
-        "checks.yaml::tiny_conv[padding=0-gpu]",
-        "checks.yaml::tiny_conv[padding=same-cpu]",
-        "checks.yaml::tiny_conv[padding=same-gpu]",
-        "checks.yaml::tiny_relu[cpu]",
+        f"checks.yaml::tiny_conv[padding=0-cpu-{BACKEND}]",
+        f"checks.yaml::tiny_conv[padding=0-gpu-{BACKEND}]",
+        f"checks.yaml::tiny_conv[padding=same-cpu-{BACKEND}]",
+        f"checks.yaml::tiny_conv[padding=same-gpu-{BACKEND}]",
+        f"checks.yaml::tiny_relu[cpu-{BACKEND}]",
     ]
     assert result.ret == 0
 
 
 def test_block_markers_and_k_select(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", checks=CASES)
-    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "-m", "relu")
-    assert collected_ids(result) == ["checks.yaml::tiny_relu[cpu]"]
-    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "-m", "conv2d and cpu")
-    assert collected_ids(result) == ["checks.yaml::tiny_conv[padding=0-cpu]",
-                                     "checks.yaml::tiny_conv[padding=same-cpu]"]
-    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "-k", "same and gpu")
-    assert collected_ids(result) == ["checks.yaml::tiny_conv[padding=same-gpu]"]
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "-m", "relu", *HERE)
+    assert collected_ids(result) == [f"checks.yaml::tiny_relu[cpu-{BACKEND}]"]
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "-m", "conv2d and cpu", *HERE)
+    assert collected_ids(result) == [f"checks.yaml::tiny_conv[padding=0-cpu-{BACKEND}]",
+                                     f"checks.yaml::tiny_conv[padding=same-cpu-{BACKEND}]"]
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "-k", "same and gpu", *HERE)
+    assert collected_ids(result) == [f"checks.yaml::tiny_conv[padding=same-gpu-{BACKEND}]"]
 
 
 def test_cases_run_and_pass(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", checks=CASES)
-    result = pytester.runpytest_inprocess("checks.yaml", "-m", "cpu", "-v")
+    result = pytester.runpytest_inprocess("checks.yaml", "-m", "cpu", "-v", *HERE)
     result.assert_outcomes(passed=3, deselected=2)
-    result.stdout.fnmatch_lines(["*checks.yaml::tiny_conv[[]padding=same-cpu[]] PASSED*"])
+    result.stdout.fnmatch_lines([f"*checks.yaml::tiny_conv[[]padding=same-cpu-{BACKEND}[]] PASSED*"])
 
 
 def test_wrong_golden_value_fails_with_the_comparison_and_no_traceback(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", golden=WRONG_GOLDEN)
-    result = pytester.runpytest_inprocess("golden.yaml")
+    result = pytester.runpytest_inprocess("golden.yaml", *HERE)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "values differ" in out
     assert "worst element at [0, 2]" in out and "expected=4" in out
     assert "Traceback" not in out and "pytest_plugin.py" not in out and "HarnessFailure" not in out
     assert "def runtest" not in out and not re.search(r"^E\s", out, re.M)
-    result.stdout.fnmatch_lines(["FAILED golden.yaml::wrong_golden[[]cpu[]]*"])
+    result.stdout.fnmatch_lines([f"FAILED golden.yaml::wrong_golden[[]cpu-{BACKEND}[]]*"])
 
 
 def test_invalid_case_fails_with_its_field_and_the_others_pass(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", mixed=MIXED)
-    result = pytester.runpytest_inprocess("mixed.yaml", "-v")
+    result = pytester.runpytest_inprocess("mixed.yaml", "-v", *HERE)
     result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
     assert "INVALID CASE" in out
     assert "mixed.yaml: case 'broken': field 'params.units': got -1; allowed: an integer >= 1" in out
-    result.stdout.fnmatch_lines(["*mixed.yaml::good_one[[]cpu[]] PASSED*", "*mixed.yaml::broken FAILED*",
-                                 "*mixed.yaml::good_two[[]cpu[]] PASSED*"])
+    result.stdout.fnmatch_lines([f"*mixed.yaml::good_one[[]cpu-{BACKEND}[]] PASSED*", "*mixed.yaml::broken FAILED*",
+                                 f"*mixed.yaml::good_two[[]cpu-{BACKEND}[]] PASSED*"])
     assert "Traceback" not in out
 
 
 def test_invalid_yaml_file_fails_with_the_line(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", bad="- name: a\n  block: [relu\n")
-    result = pytester.runpytest_inprocess("bad.yaml")
+    result = pytester.runpytest_inprocess("bad.yaml", *HERE)
     result.assert_outcomes(failed=1)
     assert "INVALID CASE" in result.stdout.str() and "invalid YAML at line" in result.stdout.str()
 
 
 def test_harness_results_file(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", mixed=MIXED)
-    result = pytester.runpytest_inprocess("mixed.yaml", "--harness-results", "out/results.json")
+    result = pytester.runpytest_inprocess("mixed.yaml", "--harness-results", "out/results.json", *HERE)
     result.assert_outcomes(passed=2, failed=1)
     doc = json.loads((pytester.path / "out/results.json").read_text())
     assert doc["summary"] == {"passed": 2, "failed": 0, "divergent": 0, "error": 1, "skipped": 0, "total": 3}
     by_id = {r["id"]: r for r in doc["results"]}
-    assert set(by_id) == {"mixed.yaml::good_one[cpu]", "mixed.yaml::broken", "mixed.yaml::good_two[cpu]"}
-    assert by_id["mixed.yaml::good_one[cpu]"]["status"] == "passed"
-    assert by_id["mixed.yaml::good_one[cpu]"]["verdicts"][0]["passed"] is True
+    good_one, good_two = f"mixed.yaml::good_one[cpu-{BACKEND}]", f"mixed.yaml::good_two[cpu-{BACKEND}]"
+    assert set(by_id) == {good_one, "mixed.yaml::broken", good_two}
+    assert by_id[good_one]["status"] == "passed" and by_id[good_one]["backend"] == BACKEND
+    assert by_id[good_one]["verdicts"][0]["passed"] is True
     assert "field 'params.units'" in by_id["mixed.yaml::broken"]["message"]
 
 
 def test_results_of_two_sessions_do_not_mix(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", mixed=MIXED, other=CASES)
-    pytester.runpytest_inprocess("other.yaml", "-m", "relu", "--harness-results", "first.json")
-    pytester.runpytest_inprocess("mixed.yaml", "--harness-results", "second.json")
+    pytester.runpytest_inprocess("other.yaml", "-m", "relu", "--harness-results", "first.json", *HERE)
+    pytester.runpytest_inprocess("mixed.yaml", "--harness-results", "second.json", *HERE)
     first = json.loads((pytester.path / "first.json").read_text())
     second = json.loads((pytester.path / "second.json").read_text())
-    assert [r["id"] for r in first["results"]] == ["other.yaml::tiny_relu[cpu]"]
+    assert [r["id"] for r in first["results"]] == [f"other.yaml::tiny_relu[cpu-{BACKEND}]"]
     assert second["summary"]["total"] == 3 and all(r["id"].startswith("mixed.yaml") for r in second["results"])
 
 
@@ -148,12 +158,13 @@ def test_results_of_a_session_survive_a_nested_session(pytester: pytest.Pytester
         def test_nested(pytester):
             import shutil
             shutil.copy(pytester._request.config.rootpath / "inner" / "inner.yaml", pytester.path)
-            pytester.runpytest_inprocess("inner.yaml").assert_outcomes(passed=2, failed=1)
-    """)
-    result = pytester.runpytest_inprocess("outer.yaml", "test_nested.py", "--harness-results", "outer.json")
+            pytester.runpytest_inprocess("inner.yaml", "--keras-backend", "BACKEND").assert_outcomes(passed=2,
+                                                                                                     failed=1)
+    """.replace("BACKEND", BACKEND))
+    result = pytester.runpytest_inprocess("outer.yaml", "test_nested.py", "--harness-results", "outer.json", *HERE)
     result.assert_outcomes(passed=2)
     doc = json.loads((pytester.path / "outer.json").read_text())
-    assert [r["id"] for r in doc["results"]] == ["outer.yaml::outer_case[cpu]"]
+    assert [r["id"] for r in doc["results"]] == [f"outer.yaml::outer_case[cpu-{BACKEND}]"]
 
 
 def test_gpu_case_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
@@ -161,12 +172,12 @@ def test_gpu_case_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
     if reason is None:
         pytest.skip("this machine has a GPU: the case runs instead of being skipped")
     pytester.makefile(".yaml", device="- name: on_gpu\n  block: relu\n  input: {shape: [1, 2]}\n  devices: [gpu]\n")
-    result = pytester.runpytest_inprocess("device.yaml", "-rs")
+    result = pytester.runpytest_inprocess("device.yaml", "-rs", *HERE)
     result.assert_outcomes(skipped=1)
     skip_lines = [line for line in result.outlines if line.startswith("SKIPPED [1]")]
     assert len(skip_lines) == 1, result.outlines
     # Where the skip is: the case file and the test (not the plugin's source), and why: no GPU.
-    assert skip_lines[0] == f"SKIPPED [1] device.yaml: on_gpu[gpu]: gpu: {reason}"
+    assert skip_lines[0] == f"SKIPPED [1] device.yaml: on_gpu[gpu-{BACKEND}]: gpu: {reason}"
     assert "gpu" in reason.lower() or "cuda" in reason.lower()
 
 
@@ -177,15 +188,16 @@ def test_yaml_outside_the_cases_folder_is_not_collected(pytester: pytest.Pyteste
     (pytester.path / "tests" / "config.yaml").write_text("this: is not a case file\n")
     (pytester.path / "tests" / "test_plain.py").write_text("def test_plain():\n    pass\n")
     (pytester.path / "settings.yml").write_text("- not: a case\n")
-    result = pytester.runpytest_inprocess("--collect-only", "-q")
+    result = pytester.runpytest_inprocess("--collect-only", "-q", *HERE)
     ids = collected_ids(result)
     assert "tests/test_plain.py::test_plain" in ids
     assert {i for i in ids if i.startswith("cases/")} == {
-        "cases/shipped.yaml::good_one[cpu]", "cases/shipped.yaml::broken", "cases/shipped.yaml::good_two[cpu]"}
+        f"cases/shipped.yaml::good_one[cpu-{BACKEND}]", "cases/shipped.yaml::broken",
+        f"cases/shipped.yaml::good_two[cpu-{BACKEND}]"}
     assert not any("config.yaml" in i or "settings.yml" in i for i in ids)
     assert "config.yaml" not in result.stdout.str()
     # Named on the command line, the same file is collected (and is not a valid case file).
-    result = pytester.runpytest_inprocess("tests/config.yaml")
+    result = pytester.runpytest_inprocess("tests/config.yaml", *HERE)
     result.assert_outcomes(failed=1)
     assert "INVALID CASE" in result.stdout.str() and "a YAML list of cases" in result.stdout.str()
 
