@@ -18,6 +18,7 @@ import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend be
 from harness.blocks import MAX_ELEMENTS
 from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, load_file
 from harness.core.errors import CaseError, Refusal
+from harness.core.frameworks import BACKEND, BACKENDS
 from harness.suite.collect import load_paths
 
 CONV = {"name": "c", "block": "conv2d", "params": {"filters": 2, "kernel_size": 3},
@@ -509,10 +510,12 @@ def test_sweep_expansion_count_order_and_ids(tmp_path: Path) -> None:
     assert [p.sweep for p in pts] == expected_sweeps
     file = entries[0].file
     assert file.endswith(path.name)
-    assert pts[0].test_id("cpu") == f"{file}::seed_conv_28x28[strides=1-padding=0-cpu]"
-    assert pts[-1].test_id("cpu") == f"{file}::seed_conv_28x28[strides=3x2-padding=same-cpu]"
-    assert pts[-1].test_id("gpu") == f"{file}::seed_conv_28x28[strides=3x2-padding=same-gpu]"
-    assert len({p.test_id("cpu") for p in pts}) == 12
+    # The id ends in the device and Keras's backend (this process's unless named; `backends` for compare: backends).
+    assert pts[0].test_id("cpu") == f"{file}::seed_conv_28x28[strides=1-padding=0-cpu-{BACKEND}]"
+    assert pts[-1].test_id("cpu", "jax") == f"{file}::seed_conv_28x28[strides=3x2-padding=same-cpu-jax]"
+    assert pts[-1].test_id("gpu", "torch") == f"{file}::seed_conv_28x28[strides=3x2-padding=same-gpu-torch]"
+    assert pts[-1].test_id("cpu", "backends") == f"{file}::seed_conv_28x28[strides=3x2-padding=same-cpu-backends]"
+    assert len({p.test_id("cpu", b) for p in pts for b in BACKENDS}) == 12 * len(BACKENDS)
     by_id = {p.sweep_id: p for p in pts}
     # Output sizes: floor((28 + 2p - 3) / s) + 1; same = ceil(28 / s).
     assert by_id["strides=1-padding=0"].output_shape == (1, 5, 26, 26)
@@ -526,7 +529,8 @@ def test_sweep_expansion_count_order_and_ids(tmp_path: Path) -> None:
 def test_case_without_sweep_has_one_point_and_a_plain_id(tmp_path: Path) -> None:
     (pt,) = points(tmp_path, CONV)
     assert pt.sweep == {} and pt.sweep_id == ""
-    assert pt.test_id("cpu").endswith("cases.yaml::c[cpu]")
+    assert pt.test_id("cpu").endswith(f"cases.yaml::c[cpu-{BACKEND}]")
+    assert pt.test_id("gpu", "jax").endswith("cases.yaml::c[gpu-jax]")
 
 
 def test_input_shape_and_dtype_swept(tmp_path: Path) -> None:
@@ -545,7 +549,7 @@ def test_sequential_sweep_over_a_layer_parameter(tmp_path: Path) -> None:
     assert [p.layers[2].params["units"] for p in pts] == [3, 3]
     assert [p.output_shape for p in pts] == [(1, 3), (1, 3)]
     assert [p.sites[2].in_shape for p in pts] == [(1, 36), (1, 144)]  # flatten of 1 or 4 x 6 x 6
-    assert pts[1].test_id("cpu").endswith("::c[layers.0.filters=4-layers.2.units=3-cpu]")
+    assert pts[1].test_id("cpu", "torch").endswith("::c[layers.0.filters=4-layers.2.units=3-cpu-torch]")
     assert pts[0].sequential and pts[0].blocks == ["conv2d", "flatten", "dense"]
 
 

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import _shard, main
+from harness.core.frameworks import BACKEND, installed_backends
 from harness.suite.collect import load_paths, plan_tests
 from harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytest_plugins = ["pytester"]
+HERE = ("--keras-backend", BACKEND)  # runs on this process's backend only (in process): sharding is the same on any
 
 
 def test_parse_shard() -> None:
@@ -83,11 +85,11 @@ CASES = """\
 def test_harness_run_shards_cover_the_run_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")
-    main(["run", str(cases), "--json", str(tmp_path / "all.json"), "-q"])
+    main(["run", str(cases), *HERE, "--json", str(tmp_path / "all.json"), "-q"])
     everything = {r["id"] for r in json.loads((tmp_path / "all.json").read_text())["results"]}
     seen: list[str] = []
     for k in (1, 2, 3):
-        assert main(["run", str(cases), "--shard", f"{k}/3", "--json", str(tmp_path / f"{k}.json"), "-q",
+        assert main(["run", str(cases), *HERE, "--shard", f"{k}/3", "--json", str(tmp_path / f"{k}.json"), "-q",
                      "--shard-durations", str(tmp_path / "all.json")]) == 0
         seen += [r["id"] for r in json.loads((tmp_path / f"{k}.json").read_text())["results"]]
     assert sorted(seen) == sorted(everything) and len(everything) == 13
@@ -99,6 +101,7 @@ def test_harness_run_shards_cover_the_run_once(tmp_path: Path, capsys: pytest.Ca
 def test_pytest_shards_cover_the_collection_once(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", cases=textwrap.dedent(CASES))
     pytester.makepyfile(test_plain="def test_a(): pass\ndef test_b(): pass\n")
+    # Collected on every installed Keras backend (collection starts no worker): 13 points on each, 2 plain tests.
     collected = []
     for k in (1, 2):
         result = pytester.runpytest_inprocess("--collect-only", "-q", "--harness-shard", f"{k}/2", "cases.yaml",
@@ -106,6 +109,7 @@ def test_pytest_shards_cover_the_collection_once(pytester: pytest.Pytester) -> N
         collected += [line for line in result.outlines if "::" in line]
     every = pytester.runpytest_inprocess("--collect-only", "-q", "cases.yaml", "test_plain.py")
     assert sorted(collected) == sorted(line for line in every.outlines if "::" in line)
-    assert len(collected) == 15 and len(set(collected)) == 15
+    total = 13 * len(installed_backends()) + 2
+    assert len(collected) == total and len(set(collected)) == total
     bad = pytester.runpytest_inprocess("--harness-shard", "0/2", "cases.yaml")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR and "expected K/N" in "\n".join(bad.errlines)
