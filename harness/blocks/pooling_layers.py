@@ -74,7 +74,7 @@ def _pairs(pads: Any) -> Pads:
 
 def tap_reduce(x: Any, pool_size: Sizes, strides: Sizes, dilation: Sizes, combine: Any) -> Any:
     """`valid` window pooling of a channels-last tensor by its taps: each window tap (t_1, ..., t_n) is one strided
-    slice, x[t*d :: s] on each axis, as long as the output; `combine` (keras.ops.maximum, keras.ops.add) folds them
+    slice, x[t*d :: s] on each axis, as long as the output; `combine` (first_maximum, keras.ops.add) folds them
     in PyTorch's scan order. For what Keras's pooling layers cannot do: a dilated window, and 3-D pooling in float64
     or float16 (TensorFlow has CPU kernels for AvgPool3D and MaxPool3D in float32 and bfloat16 only)."""
     out = [(n - (k - 1) * d - 1) // s + 1 for n, k, s, d in zip(x.shape[1:-1], pool_size, strides, dilation)]
@@ -84,6 +84,15 @@ def tap_reduce(x: Any, pool_size: Sizes, strides: Sizes, dilation: Sizes, combin
         tap = x[(slice(None), *index, slice(None))]
         result = tap if result is None else combine(result, tap)
     return result
+
+
+def first_maximum(a: Any, b: Any) -> Any:
+    """The elementwise maximum of a and b, a on ties (its gradient too) and NaN from either side, in their dtype on
+    every backend. Not keras.ops.maximum: on the torch backend it casts both to dtypes.result_type(float64,
+    float64), which is float32 off TensorFlow (keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE;
+    keras/src/backend/torch/numpy.py, maximum), and its gradient on ties is backend-dependent (TensorFlow's all to
+    the first argument, torch's and JAX's half to each)."""
+    return keras.ops.where(keras.ops.logical_or(a >= b, keras.ops.isnan(a)), a, b)
 
 
 @keras.saving.register_keras_serializable(package="harness")
@@ -125,8 +134,8 @@ class KerasAveragePoolingSumOverCount(PoolSumOverCount):
 @keras.saving.register_keras_serializable(package="harness")
 class DilatedMaxPooling(keras.layers.Layer):
     """Max pooling with dilation, `valid` (the input comes padded): Keras's MaxPooling layers and keras.ops.max_pool
-    have no dilation. The elementwise maximum of the window's taps (tap_reduce); a tie keeps the earlier tap
-    (keras.ops.maximum's gradient goes to its first argument on ties, as PyTorch's to the first maximum). Also 3-D
+    have no dilation. The elementwise maximum of the window's taps (tap_reduce with first_maximum); a tie keeps the
+    earlier tap, its gradient too, as PyTorch's max pooling sends it to the first maximum. Also 3-D
     max pooling in float64 / float16 (dilation 1), which TensorFlow's MaxPool3D has no kernel for.
     """
 
@@ -135,7 +144,7 @@ class DilatedMaxPooling(keras.layers.Layer):
         self.pool_size, self.strides, self.dilation = tuple(pool_size), tuple(strides), tuple(dilation)
 
     def call(self, x: Any) -> Any:
-        return tap_reduce(x, self.pool_size, self.strides, self.dilation, keras.ops.maximum)
+        return tap_reduce(x, self.pool_size, self.strides, self.dilation, first_maximum)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         out = (None if n is None else (n - (k - 1) * d - 1) // s + 1
@@ -152,15 +161,22 @@ class AdaptivePooling(keras.layers.Layer):
     """PyTorch's adaptive average or max pooling to `output_size`, exactly: each output cell reduces the input cells
     of harness.core.spatial.adaptive_window on each axis (windows of unequal sizes that may overlap; any output
     size, larger than the input too). One axis after the other: the slices of each window, each reduced
-    (keras.ops.mean / max with keepdims), concatenated along that axis. A window is a box, so reducing the axes one
-    by one is the reduction over the box (the mean of equal-sized rows' means is the box's mean)."""
+    (a sum divided by the window's length, or keras.ops.max, with keepdims), concatenated along that axis. A window
+    is a box, so reducing the axes one by one is the reduction over the box (the mean of equal-sized rows' means is
+    the box's mean). Not keras.ops.mean: off TensorFlow it computes a float64 mean in float32
+    (keras/src/backend/{jax,torch}/numpy.py, mean: compute_dtype = result_type(x.dtype, "float32"), which is float32
+    there, BIT64_TO_BIT32_DTYPE in keras/src/backend/common/dtypes.py)."""
 
     def __init__(self, op: str, output_size: Sizes, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.op, self.output_size = op, tuple(output_size)
 
     def call(self, x: Any) -> Any:
-        reduce = keras.ops.mean if self.op == "avg" else keras.ops.max
+        def reduce(window: Any, axis: int, keepdims: bool) -> Any:
+            if self.op == "avg":
+                return keras.ops.sum(window, axis=axis, keepdims=keepdims) / window.shape[axis]
+            return keras.ops.max(window, axis=axis, keepdims=keepdims)
+
         for axis, out in enumerate(self.output_size, start=1):
             size = x.shape[axis]
             if size is None:

@@ -177,8 +177,12 @@ def torch_device(device: str) -> torch.device:
 @contextlib.contextmanager
 def keras_device(device: str) -> Iterator[None]:
     """Keras's tensors and variables made inside go to the device (keras.device: tf.device, JAX's default device,
-    the torch backend's device scope)."""
-    with keras.device("gpu:0" if device == "gpu" and keras_has_gpu() else "cpu:0"):
+    the torch backend's device scope). The CPU is named "cpu", not "cpu:0": the torch backend moves each new
+    variable with Parameter.to(device), and torch.device("cpu:0") != the CPU tensor's device "cpu", so the move
+    copies it into a plain tensor that TorchLayer's ParameterDict re-wraps as a Parameter requiring gradients,
+    which an integer variable (a SeedGenerator's state) refuses (keras/src/backend/torch/core.py,
+    Variable._initialize)."""
+    with keras.device("gpu:0" if device == "gpu" and keras_has_gpu() else "cpu"):
         yield
 
 

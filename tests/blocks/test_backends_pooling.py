@@ -1,0 +1,112 @@
+"""The harness's own pooling layers (harness/blocks/pooling_layers.py) on every installed Keras backend, in float64:
+DilatedMaxPooling and AdaptivePooling must be exact there, as on TensorFlow. Each backend runs in its own Python
+(KERAS_BACKEND is fixed at import), which prints its figures as JSON; each check also runs on the code the harness
+had before (keras.ops.maximum, keras.ops.mean), to show that the check catches it: off TensorFlow those compute a
+float64 input in float32 (keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.core.frameworks import BACKENDS, installed_backends
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = r'''
+import json
+import numpy as np
+from harness.core.frameworks import keras, keras_tensor, to_numpy
+from harness.core.autodiff import keras_value_and_grad
+from harness.core.spatial import adaptive_windows
+from harness.blocks import pooling_layers as pl
+
+x = np.random.default_rng(0).standard_normal((2, 7, 6, 3))
+out = {}
+
+def err(layer, expected):
+    y = to_numpy(layer(keras_tensor(x)))
+    return {"dtype": str(y.dtype), "err": float(np.abs(y - expected).max())}
+
+taps = [x[:, i * 2:i * 2 + 5, j:j + 5] for i in range(2) for j in range(2)]
+dilated = np.maximum.reduce(taps)
+out["dilated"] = err(pl.DilatedMaxPooling((2, 2), (1, 1), (2, 1), dtype="float64"), dilated)
+fixed = pl.first_maximum
+pl.first_maximum = keras.ops.maximum  # the harness's combine before this fix
+out["dilated_old"] = err(pl.DilatedMaxPooling((2, 2), (1, 1), (2, 1), dtype="float64"), dilated)
+pl.first_maximum = fixed
+
+size = (3, 4)
+wh, ww = adaptive_windows(7, size[0]), adaptive_windows(6, size[1])
+adaptive = np.stack([np.stack([x[:, a:b, c:d].mean(axis=(1, 2)) for c, d in ww], 1) for a, b in wh], 1)
+out["adaptive"] = err(pl.AdaptivePooling("avg", size, dtype="float64"), adaptive)
+
+class OldAdaptive(pl.AdaptivePooling):  # the call before this fix: keras.ops.mean per window
+    def call(self, t):
+        for axis, n in enumerate(self.output_size, start=1):
+            pieces = []
+            for start, end in adaptive_windows(int(t.shape[axis]), n):
+                index = [slice(None)] * len(t.shape)
+                index[axis] = slice(start, end)
+                pieces.append(keras.ops.mean(t[tuple(index)], axis=axis, keepdims=True))
+            t = keras.ops.concatenate(pieces, axis=axis)
+        return t
+
+out["adaptive_old"] = err(OldAdaptive("avg", size, dtype="float64"), adaptive)
+
+# Ties: the whole gradient to the first argument, on every backend (PyTorch's max pooling: to the first maximum).
+a = np.array([1.0, 2.0, 3.0])
+b = np.array([1.0, 5.0, 3.0])
+for name, f in (("first_maximum", pl.first_maximum), ("maximum", keras.ops.maximum)):
+    _, (ga, gb) = keras_value_and_grad(lambda u, v: keras.ops.sum(f(u, v)), [a, b], [])
+    out[name + "_grads"] = [to_numpy(ga).tolist(), to_numpy(gb).tolist()]
+nan = to_numpy(pl.first_maximum(keras_tensor(np.array([np.nan, 1.0])), keras_tensor(np.array([1.0, np.nan]))))
+out["nan"] = [bool(v) for v in np.isnan(nan)]
+print("RESULT " + json.dumps(out))
+'''
+
+
+def run_on_backend(backend: str, script: str) -> dict[str, Any]:
+    """`script` in a fresh Python whose Keras runs on `backend` (from the repository root); the JSON it prints
+    after RESULT."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"{backend}: rc {proc.returncode}\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module", params=[b for b in BACKENDS])
+def figures(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    if request.param not in installed_backends():
+        pytest.skip(f"Keras's {request.param} backend is not installed")
+    return request.param, run_on_backend(request.param, SCRIPT)
+
+
+def test_dilated_max_pooling_is_exact_in_float64(figures: tuple[str, dict[str, Any]]) -> None:
+    backend, out = figures
+    assert out["dilated"] == {"dtype": "float64", "err": 0.0}, backend
+    if backend == "torch":  # the old combine, keras.ops.maximum, casts float64 to float32 there: caught
+        assert out["dilated_old"]["dtype"] == "float32" and out["dilated_old"]["err"] > 1e-9
+
+
+def test_adaptive_average_pooling_is_float64_exact(figures: tuple[str, dict[str, Any]]) -> None:
+    backend, out = figures
+    assert out["adaptive"]["dtype"] == "float64" and out["adaptive"]["err"] < 1e-15, (backend, out["adaptive"])
+    if backend != "tensorflow":  # keras.ops.mean computes float64 in float32 there: the old layer is caught
+        assert out["adaptive_old"]["err"] > 1e-10, (backend, out["adaptive_old"])
+
+
+def test_first_maximum_sends_a_tie_to_its_first_argument(figures: tuple[str, dict[str, Any]]) -> None:
+    backend, out = figures
+    assert out["first_maximum_grads"] == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], backend
+    assert out["nan"] == [True, True], backend
+    if backend != "tensorflow":  # keras.ops.maximum splits a tie's gradient there: the check would catch it
+        assert out["maximum_grads"] == [[0.5, 0.0, 0.5], [0.5, 1.0, 0.5]], (backend, out["maximum_grads"])
