@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
+
 from harness.blocks.site import Site, WeightCopy, resolve_path
 from harness.core.errors import Refusal
 from harness.core.frameworks import to_numpy
@@ -164,7 +166,9 @@ class Block:
             value = to_numpy(resolve_path(module, copy.torch_path))
             if copy.convert is not None:
                 value = copy.convert(value, *copy.args)
-            resolve_path(layer, copy.keras_path).assign(value)
+            # A copy: JAX's Keras variable keeps a CPU NumPy array zero-copy, and to_numpy of a torch tensor shares
+            # its memory, so PyTorch's in-place updates (running statistics, optimiser steps) would change Keras's.
+            resolve_path(layer, copy.keras_path).assign(np.array(value, copy=True))
 
     # --- documented framework differences ------------------------------------------------------------------------
     def known_difference(self, site: Site) -> str | None:
