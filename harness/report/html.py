@@ -1,10 +1,12 @@
 """The HTML report: one self-contained file (no network, no external CSS or JS) built from a results document.
 
-What is static HTML (readable without JavaScript): totals, regressions against a baseline, the environment of
-each shard, a table per block. What the page's own script draws from an embedded, gzip-compressed JSON blob: the
-table of every test (sortable, filterable) and each test's details (message, metrics, the case's YAML, the
-generated PyTorch and Keras code, heatmaps and histogram), built only when opened, so a report of thousands of
-tests stays small and opens quickly (figures in docs/performance.md).
+What is static HTML (readable without JavaScript): totals, the totals per Keras backend, regressions against a
+baseline, the environment of each shard, a table per block with a column group per backend. What the page's own
+script (templates/report.js) draws from an embedded, gzip-compressed JSON blob: the table of every test point with
+each backend's result side by side (sortable, filterable by status, block, device and backend, and to the points
+where the backends disagree) and each test's details (its backend, how the other backends did, message, metrics,
+the case's YAML, the generated PyTorch and Keras code, heatmaps and histogram), built only when opened, so a report
+of thousands of tests stays small and opens quickly (figures in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ from typing import Any
 import jinja2
 
 from harness.core.verdicts import STATUS_ORDER, Status
-from harness.suite.results import by_block, case_key, changes_since, summarise
+from harness.suite.results import (
+    NOT_RUN,
+    backend_of,
+    backend_order,
+    by_backend,
+    by_block,
+    case_key,
+    changes_since,
+    point_id,
+    summarise,
+)
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
@@ -44,7 +56,8 @@ def _headline(r: dict[str, Any]) -> dict[str, Any]:
 def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int]) -> dict[str, Any]:
     verdicts = [{**v, "metrics": {k: m for k, m in v.get("metrics", {}).items() if k not in _DROPPED_METRICS}}
                 for v in r.get("verdicts", [])]
-    row = {"id": r["id"], "status": r["status"], "blocks": r.get("blocks") or ["?"], "device": r.get("device", "-"),
+    row = {"id": r["id"], "point": point_id(r), "backend": backend_of(r), "status": r["status"],
+           "blocks": r.get("blocks") or ["?"], "device": r.get("device", "-"),
            "sweep": r.get("sweep", {}), "params": r.get("params", ""), "shapes": r.get("shapes", {}),
            "placement": r.get("placement", {}),
            "message": r.get("message", ""), "verdicts": verdicts, "duration_s": r.get("duration_s", 0),
@@ -59,14 +72,25 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
     return row
 
 
+def _counts(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The count of each status, the worst max rel of the tests that compared values, and the seconds taken."""
+    rels = [float(rel) for r in results if r["status"] in (Status.PASSED, Status.FAILED)
+            and isinstance(rel := _headline(r)["max_rel"], (int, float))]
+    return {**summarise(results), "worst_rel": max(rels) if rels else None,
+            "time_s": sum(float(r.get("duration_s") or 0) for r in results)}
+
+
 def _per_block(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per block: the count of each status and the worst max rel of the tests that compared values."""
-    table = {}
-    for block, rs in by_block(results).items():
-        rels = [float(rel) for r in rs if r["status"] in (Status.PASSED, Status.FAILED)
-                and isinstance(rel := _headline(r)["max_rel"], (int, float))]
-        table[block] = {**summarise(rs), "worst_rel": max(rels) if rels else None}
-    return table
+    """Per block: the counts of all its tests, and per backend (each backend's own `_counts`)."""
+    return {block: {**_counts(rs), "backends": {b: _counts(brs) for b, brs in by_backend(rs).items()}}
+            for block, rs in by_block(results).items()}
+
+
+def _shown_statuses(results: list[dict[str, Any]]) -> list[str]:
+    """The statuses the per-block table gives a column in each backend's group: passed and failed always, the
+    others where some test has them (five columns per backend would make the table too wide to read)."""
+    present = {r["status"] for r in results}
+    return [s for s in STATUS_ORDER if s in (Status.PASSED, Status.FAILED) or s in present]
 
 
 def speed_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
@@ -127,15 +151,22 @@ def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, t
     cases = doc.get("cases", {})
     case_names = sorted(cases)
     case_index = {name: i for i, name in enumerate(case_names)}
+    # The table's backend columns: Keras's backends (and the comparison); a case that could not run spans them all.
+    backends = [b for b in backend_order(backend_of(r) for r in results) if b != NOT_RUN] or (
+        [NOT_RUN] if results else [])
     data = {"rows": [_row(r, changes, case_index) for r in results],
             "cases": [[name, cases[name]] for name in case_names],
-            "shards": [s["label"] for s in doc["shards"]]}
+            "shards": [s["label"] for s in doc["shards"]],
+            "backends": backends}
     change_counts = Counter(changes.values())
-    failing = [r["id"] for r in results if r["status"] in (Status.FAILED, Status.ERROR)]
+    failing = [r for r in results if r["status"] in (Status.FAILED, Status.ERROR)]
     return _ENV.get_template("report.html").render(
         title=title or "PyTorch vs Keras equivalence report", summary=doc["summary"], statuses=STATUS_ORDER,
         shards=doc["shards"], env_keys=list(dict.fromkeys(k for s in doc["shards"] for k in s["environment"])),
-        per_block=_per_block(results), failing=failing, baseline=baseline is not None,
+        per_block=_per_block(results), block_statuses=_shown_statuses(results),
+        backends=backends,
+        per_backend={b: _counts(rs) for b, rs in by_backend(results).items()},
+        failing=[(r["id"], point_id(r), backend_of(r)) for r in failing], baseline=baseline is not None,
         regressed=sorted(i for i, c in changes.items() if c == "regressed"),
         fixed=sorted(i for i, c in changes.items() if c == "fixed"), change_counts=change_counts,
         speed=speed_rows(bench or {}), bench_facts=bench_facts(bench or {}),

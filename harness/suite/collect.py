@@ -31,8 +31,8 @@ def error_result(entry_file: str, case: str, block: str, error: CaseError, sweep
     sweep = sweep or {}
     point_id = sweep_id(sweep)
     rid = f"{entry_file}::{case}" + (f"[{point_id}]" if point_id else "")
-    return Result(id=rid, file=entry_file, case=case, blocks=[block], sweep=sweep, device="-", status=Status.ERROR,
-                  message=str(error))
+    return Result(id=rid, file=entry_file, case=case, blocks=[block], sweep=sweep, device="-", backend="-",
+                  status=Status.ERROR, message=str(error))
 
 
 @dataclass(frozen=True)

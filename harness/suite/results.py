@@ -7,8 +7,13 @@ A results document:
      "shards": [{"label": ..., "environment": {...}}, ...],  # one per run that contributed
      "environment": {...},                                    # the first shard's, for a quick look
      "summary": {"passed": n, "failed": n, ...},
+     "summary_by_backend": {"tensorflow": {"passed": n, ...}, "jax": {...}, ...},  # the same counts per backend
      "cases": {"FILE::CASE": "the case's YAML", ...},         # once per case, not once per test
-     "results": [{"id": ..., "status": ..., "verdicts": [...], "shard": 0, "details": {...}?}, ...]}
+     "results": [{"id": ..., "backend": ..., "status": ..., "verdicts": [...], "shard": 0, "details": {...}?}, ...]}
+
+Each result names Keras's backend ("tensorflow", "jax", "torch"; "backends" for a `compare: backends` test; "-" for
+a case that could not run), and its test id ends in it (`FILE::CASE[SWEEP-DEVICE-BACKEND]`): the same point on two
+backends is two tests, kept apart when shards merge and matched apart against a baseline.
 """
 
 from __future__ import annotations
@@ -21,9 +26,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.core.frameworks import BACKENDS
 from harness.core.verdicts import STATUS_ORDER, Status
 
 SCHEMA_VERSION = 2
+COMPARED = "backends"  # the backend of a `compare: backends` test (harness.suite.backends.COMPARED)
+NOT_RUN = "-"  # the backend of a case that could not run
+# Results files written before Keras's backend became an axis (issue 16) name no backend: every test then ran on
+# TensorFlow, the only backend the harness accepted, so a missing backend is read as "tensorflow" (see `upgraded`).
+LEGACY_BACKEND = "tensorflow"
 
 
 def cpu_name() -> str:
@@ -66,6 +77,49 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def backend_of(result: dict[str, Any]) -> str:
+    """A result's Keras backend; a result from before backends were an axis (no field) ran on TensorFlow."""
+    return str(result.get("backend") or LEGACY_BACKEND)
+
+
+def backend_order(backends: Any) -> list[str]:
+    """The backends among `backends`, each once: Keras's in BACKENDS order, then the comparison, then the rest
+    (a case that could not run, a backend this harness does not know) by name."""
+    present = set(backends)
+    rank = {b: i for i, b in enumerate((*BACKENDS, COMPARED))}
+    return sorted(present, key=lambda b: (rank.get(b, len(rank)), b))
+
+
+def by_backend(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Results grouped by Keras backend, in backend_order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(backend_of(r), []).append(r)
+    return {b: groups[b] for b in backend_order(groups)}
+
+
+def point_id(result: dict[str, Any]) -> str:
+    """The test id without its backend: what one point on one device is called on every backend
+    (`FILE::CASE[SWEEP-cpu-jax]` -> `FILE::CASE[SWEEP-cpu]`), so that the report can put the backends side by side."""
+    rid, backend = result["id"], backend_of(result)
+    for tail in (f"-{backend}]", f"[{backend}]"):
+        if rid.endswith(tail):
+            return rid[: -len(tail)] + ("]" if tail.startswith("-") else "")
+    return rid
+
+
+def upgraded(result: dict[str, Any]) -> dict[str, Any]:
+    """A result read from a file, in today's form: one from before backends were an axis (no "backend") ran on
+    TensorFlow (LEGACY_BACKEND), and its id gains the backend as today's ids end in it, so that a baseline written
+    then still matches today's TensorFlow tests by id. A case that could not run has no device and no backend."""
+    if "backend" in result:
+        return result
+    if result.get("device", NOT_RUN) == NOT_RUN:
+        return {**result, "backend": NOT_RUN}
+    rid = result["id"]
+    return {**result, "backend": LEGACY_BACKEND, "id": rid[:-1] + f"-{LEGACY_BACKEND}]" if rid.endswith("]") else rid}
+
+
 def by_block(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Results grouped by block, sorted by name: a network's result counts once for each block it uses."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -102,7 +156,9 @@ def _documented(results: list[dict[str, Any]], shards: list[dict[str, Any]],
         r.setdefault("shard", 0)
         slim.append(r)
     return strict_json({"schema": SCHEMA_VERSION, "shards": shards, "environment": shards[0]["environment"],
-                        "summary": summarise(slim), "cases": cases, "results": slim})
+                        "summary": summarise(slim),
+                        "summary_by_backend": {b: summarise(rs) for b, rs in by_backend(slim).items()},
+                        "cases": cases, "results": slim})
 
 
 def results_document(results: list[dict[str, Any]], label: str = "this run") -> dict[str, Any]:
@@ -127,7 +183,8 @@ class ResultsFileError(Exception):
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    """A results document from `path` (schema 1 files, from before shards, are read as one shard)."""
+    """A results document from `path` (schema 1 files, from before shards, are read as one shard; results from
+    before backends were an axis are `upgraded`)."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -141,6 +198,10 @@ def read_results(path: Path) -> dict[str, Any]:
     elif doc.get("schema") != SCHEMA_VERSION:
         raise ResultsFileError(f"{path}: results schema {doc.get('schema')!r}; this harness reads 1 and "
                                f"{SCHEMA_VERSION}")
+    if not all(isinstance(r, dict) and isinstance(r.get("id"), str) and "status" in r for r in doc["results"]):
+        raise ResultsFileError(f"{path}: a result without an 'id' or a 'status'; not a harness results file")
+    if any("backend" not in r for r in doc["results"]):  # written before backends were an axis
+        doc = _documented([upgraded(r) for r in doc["results"]], doc["shards"], doc.get("cases"))
     return doc
 
 
@@ -148,7 +209,8 @@ def merge(docs: list[dict[str, Any]], labels: list[str]) -> tuple[dict[str, Any]
     """One document from several (shards of one suite run on different machines or CI jobs).
 
     A test id that appears in more than one shard is kept once, from the later shard; the ids are returned so
-    that the caller can say so (shards of one suite are disjoint: a duplicate means overlapping runs).
+    that the caller can say so (shards of one suite are disjoint: a duplicate means overlapping runs). Ids end in
+    the backend, so one point run on TensorFlow in one shard and on JAX in another is two tests, both kept.
     """
     shards: list[dict[str, Any]] = []
     by_id: dict[str, dict[str, Any]] = {}
@@ -167,7 +229,9 @@ def merge(docs: list[dict[str, Any]], labels: list[str]) -> tuple[dict[str, Any]
 
 
 # What changed against a baseline run, per test id: "regressed" (passed before, fails or errors now), "fixed"
-# (failed or errored before, passes now), "new" (not in the baseline). Unchanged tests are not listed.
+# (failed or errored before, passes now), "new" (not in the baseline). Unchanged tests are not listed. Matched by id,
+# which ends in the backend: a JAX test is compared with the baseline's JAX test only (a baseline read from a file
+# written before backends were an axis has its ids `upgraded` to TensorFlow's).
 def changes_since(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, str]:
     before = {r["id"]: r["status"] for r in baseline["results"]}
     bad = (Status.FAILED, Status.ERROR)
@@ -184,7 +248,10 @@ def changes_since(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, st
 
 
 def write_junit(path: Path, doc: dict[str, Any]) -> None:
-    """The results as JUnit XML (one testsuite per case file), for CI systems that display test results."""
+    """The results as JUnit XML (one testsuite per case file), for CI systems that display test results. Keras's
+    backend is the last part of each testcase's classname (`cases/conv2d.yaml.jax`: CI systems that split
+    classnames at the last dot show it as the class, grouping each file's tests by backend) and its `backend`
+    property; the name (the id after the file) ends in it too."""
     root = ET.Element("testsuites", name="harness")
     suites: dict[str, ET.Element] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -196,7 +263,13 @@ def write_junit(path: Path, doc: dict[str, Any]) -> None:
         c = counts[r["file"]]
         c["tests"] += 1
         name = r["id"].split("::", 1)[-1]
-        case = ET.SubElement(suite, "testcase", classname=r["file"], name=name, time=f"{r.get('duration_s', 0):.6f}")
+        backend = backend_of(r)
+        case = ET.SubElement(suite, "testcase", classname=f"{r['file']}.{backend}", name=name,
+                             time=f"{r.get('duration_s', 0):.6f}")
+        properties = ET.SubElement(case, "properties")  # before failure/skipped/system-out, as the JUnit schema has it
+        if r["status"] == Status.DIVERGENT:  # a pass (a documented difference still there), marked as such
+            ET.SubElement(properties, "property", name="harness_status", value="divergent")
+        ET.SubElement(properties, "property", name="backend", value=backend)
         message = r.get("message", "")
         first_line = message.splitlines()[0] if message else r["status"]
         if r["status"] == Status.FAILED:
@@ -209,9 +282,6 @@ def write_junit(path: Path, doc: dict[str, Any]) -> None:
             c["skipped"] += 1
             ET.SubElement(case, "skipped", message=first_line)
         elif message:
-            if r["status"] == Status.DIVERGENT:  # a pass (a documented difference still there), marked as such
-                properties = ET.SubElement(case, "properties")
-                ET.SubElement(properties, "property", name="harness_status", value="divergent")
             ET.SubElement(case, "system-out").text = message
     for file, suite in suites.items():
         for k, v in counts[file].items():

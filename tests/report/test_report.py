@@ -21,8 +21,8 @@ from PIL import Image
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.cli import main
 from harness.report.html import render_report, unpack
-from harness.suite.collect import run_test
 from harness.suite.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
+from harness.suite.local import run_test
 from harness.suite.results import (
     ResultsFileError,
     changes_since,
@@ -33,6 +33,7 @@ from harness.suite.results import (
     write_json,
     write_junit,
 )
+from tests.report.fakes import result
 
 
 def png_size(b64: str) -> tuple[int, int]:
@@ -147,13 +148,6 @@ def test_a_picture_that_cannot_be_drawn_never_changes_the_verdict(case_points, m
 
 # --- results documents ---------------------------------------------------------------------------------------
 
-def result(rid: str, status: str, device: str = "cpu", file: str = "cases/x.yaml", case: str = "c",
-           message: str = "") -> dict:
-    return {"id": rid, "file": file, "case": case, "blocks": ["relu"], "sweep": {}, "device": device,
-            "status": status, "message": message, "shapes": {}, "placement": {}, "verdicts": [], "duration_s": 0.5,
-            "case_yaml": f"name: {case}\n"}
-
-
 def test_a_document_keeps_each_cases_yaml_once() -> None:
     doc = results_document([result("a[cpu]", "passed"), result("a[gpu]", "passed", "gpu")])
     assert doc["cases"] == {"cases/x.yaml::c": "name: c\n"}
@@ -217,7 +211,7 @@ def test_results_files_that_are_not_name_the_file(tmp_path: Path) -> None:
 
 def test_schema_1_files_from_before_shards_still_read(tmp_path: Path) -> None:
     old = {"schema": 1, "environment": {"torch": "2.13.0"}, "summary": {},
-           "results": [{k: v for k, v in result("a", "passed").items() if k != "case_yaml"}]}
+           "results": [{k: v for k, v in result("a", "passed").items() if k not in ("case_yaml", "backend")}]}
     (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
     doc = read_results(tmp_path / "old.json")
     assert doc["shards"][0]["environment"] == {"torch": "2.13.0"} and doc["summary"]["passed"] == 1
@@ -273,17 +267,25 @@ CASES = """\
 def test_report_command_merges_shards_and_writes_all_three_files(tmp_path: Path, capsys) -> None:
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")
-    assert main(["run", str(cases), "-k", "ok", "--json", str(tmp_path / "one.json"), "-q"]) == 0
-    main(["run", str(cases), "-k", "tight", "--json", str(tmp_path / "two.json"), "-q"])
+    # Shards as CI might run them: one job per backend for some cases (TensorFlow here, the torch backend in a
+    # worker), another job for the rest.
+    assert main(["run", str(cases), "-k", "ok", "--keras-backend", "tensorflow", "--keras-backend", "torch",
+                 "--json", str(tmp_path / "one.json"), "-q"]) == 0
+    main(["run", str(cases), "-k", "tight", "--keras-backend", "tensorflow", "--json", str(tmp_path / "two.json"),
+          "-q"])
     capsys.readouterr()
     out_dir = tmp_path / "merged"
     assert main(["report", str(tmp_path / "one.json"), str(tmp_path / "two.json"), "-o", str(out_dir)]) == 0
     out = capsys.readouterr().out
     merged = read_results(out_dir / "results.json")
-    assert merged["summary"]["total"] == 5 and len(merged["shards"]) == 2
-    assert f"5 tests from 2 results file(s): {merged['summary']['passed']} passed" in out
-    assert len(unpack((out_dir / "index.html").read_text(encoding="utf-8"))["rows"]) == 5
-    assert ET.parse(out_dir / "junit.xml").getroot().tag == "testsuites"
+    assert merged["summary"]["total"] == 6 and len(merged["shards"]) == 2
+    assert {b: c["total"] for b, c in merged["summary_by_backend"].items()} == {"tensorflow": 5, "torch": 1}
+    assert f"6 tests from 2 results file(s): {merged['summary']['passed']} passed" in out
+    rows = unpack((out_dir / "index.html").read_text(encoding="utf-8"))["rows"]
+    assert sorted(r["backend"] for r in rows if "::ok[" in r["id"]) == ["tensorflow", "torch"]
+    assert len(rows) == 6
+    junit = ET.parse(out_dir / "junit.xml").getroot()
+    assert {c.get("classname").rsplit(".", 1)[1] for c in junit.iter("testcase")} == {"tensorflow", "torch"}
 
 
 def test_report_command_refuses_a_file_that_is_not_results(tmp_path: Path, capsys) -> None:
@@ -299,7 +301,7 @@ def test_run_writes_junit_and_a_report_with_a_baseline(tmp_path: Path, capsys) -
     baseline = results_document([result("cases.yaml::ok[cpu]", "passed")])
     write_json(tmp_path / "base.json", baseline)
     main(["run", str(cases), "--junit", str(tmp_path / "j.xml"), "--html", str(tmp_path / "r.html"),
-          "--baseline", str(tmp_path / "base.json"), "-q"])
+          "--baseline", str(tmp_path / "base.json"), "--keras-backend", "tensorflow", "-q"])
     out = capsys.readouterr().out
     assert "harness: results per block" in out and "junit: " in out
     assert ET.parse(tmp_path / "j.xml").getroot().find(".//testcase") is not None
@@ -315,7 +317,7 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere(tmp_path: Path) -> Non
 
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")
-    tests = plan_tests(load_paths([cases])[0])
+    tests = plan_tests(load_paths([cases])[0], backends=("tensorflow",))
     terminal = io.StringIO()
     results = _run_all(tests, "none", False, Console(file=terminal, force_terminal=True, width=120))
     assert len(results) == len(tests) == 5
