@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.cases import InputSpec, Point
 from harness.core.errors import CaseError
-from harness.core.frameworks import gpu_unavailable_reason, keras, placement
+from harness.core.frameworks import after_test, gpu_unavailable_reason, keras, placement
 from harness.core.timeout import Deadline, TimedOut, default_timeout
 from harness.core.verdicts import Status, Verdict, VerdictKind
 from harness.engine import devices, localize, third_opinion
@@ -135,6 +135,7 @@ def _run_point(point: Point, device: str, keep_outputs: bool) -> Result:
         # Keras keeps global state for every layer built (name counters, ...): without this a long run's memory
         # grows by about 0.14 MB per six-layer network (measured; benchmarks/test_memory.py). 5 us a call.
         keras.backend.clear_session(free_memory=False)
+        after_test()  # JAX's compiled operations (harness.core.frameworks.after_test)
     return result
 
 
