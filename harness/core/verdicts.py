@@ -54,8 +54,8 @@ class VerdictKind(_Text):
 
 
 # The kinds that hold PyTorch against Keras (or each framework's own sample, or Keras on one backend against
-# another): what a known difference (`expect: divergent`) is about. Not the others: expectations, stated shapes, the reference and an incomplete
-# mapping are never a difference between the frameworks.
+# another): what a known difference (`expect: divergent`) is about. Not the others: expectations, stated shapes,
+# the reference and an incomplete mapping are never a difference between the frameworks.
 FRAMEWORK_KINDS = frozenset({VerdictKind.FORWARD, VerdictKind.LAYERS, VerdictKind.SAMPLE, VerdictKind.GRADIENT,
                              VerdictKind.UPDATE, VerdictKind.STATISTICS, VerdictKind.DEVICE, VerdictKind.BACKEND})
 

@@ -54,11 +54,16 @@ def attribution(verdicts: list[Verdict], backends: list[str]) -> str:
     if (torch_ref := by_what.get("torch vs reference")) is not None:
         right = (["PyTorch"] if torch_ref.passed else []) + [
             f"Keras on {b}" for b in backends if by_what[f"{keras_label(b)} vs reference"].passed]
-        sides = f"; the float64 reference agrees with {', '.join(right) or 'none of them'}"
+        sides = f"; the float64 reference agrees with {_and(right) if right else 'none of them'}"
     if not apart:
-        return f"every backend agrees: Keras on {', '.join(backends)} agrees with PyTorch{sides}"
+        return f"every backend agrees: Keras on {_and(backends)} agrees with PyTorch{sides}"
     if with_torch:
-        return (f"Keras on {', '.join(apart)} alone differs: Keras on {', '.join(with_torch)} agrees with PyTorch, so "
-                f"the difference is Keras's on {', '.join(apart)}, not the PyTorch mapping{sides}")
-    return (f"Keras differs from PyTorch on every backend ({', '.join(backends)}): the mapping or PyTorch is the "
+        return (f"Keras on {_and(apart)} differs from PyTorch while Keras on {_and(with_torch)} agrees with it: the "
+                f"difference is Keras's on {_and(apart)}, not the PyTorch mapping{sides}")
+    return (f"Keras differs from PyTorch on every backend ({_and(backends)}): the mapping or PyTorch is the "
             f"suspect, not one backend{sides}")
+
+
+def _and(names: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
