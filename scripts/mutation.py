@@ -119,6 +119,10 @@ def _child_env(folder: Path) -> dict[str, str]:
     # The copy first; entries the user had stay after it (a machine may find its frameworks through them).
     env.update(PYTHONPATH=os.pathsep.join([str(folder), *filter(None, os.environ.get("PYTHONPATH", "").split(
         os.pathsep))]), PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
+    # The mutants are the harness's own mistakes, the same on every Keras backend: the shipped cases run on this
+    # process's backend ($HARNESS_KERAS_BACKENDS overrides). Mistakes on one backend only are planted into Keras by
+    # tests/suite/test_backend_planted.py.
+    env.setdefault("HARNESS_KERAS_BACKENDS", os.environ.get("KERAS_BACKEND", "tensorflow"))
     return env
 
 
