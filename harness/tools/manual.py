@@ -1,5 +1,6 @@
-"""The manual's generated pages: the block reference (from the registry) and the catalogue of known differences
-(from cases/known_differences.yaml), as Markdown.
+"""The manual's generated pages: the block reference (from the registry) and the catalogues of known differences
+(cases/known_differences.yaml between PyTorch and Keras, cases/backend_differences.yaml between Keras's backends),
+as Markdown.
 
 Pure functions: text in, Markdown out. docs/hooks.py puts their output into the documentation site where a page
 says `<!-- generated: NAME -->` (see `generated`) when `mkdocs build` runs (`make docs`), so no generated Markdown
@@ -20,6 +21,7 @@ import yaml
 from harness.blocks import all_blocks, get_block
 
 CATALOGUE = Path("cases") / "known_differences.yaml"  # relative to the project's root
+BACKEND_CATALOGUE = Path("cases") / "backend_differences.yaml"  # Keras on one backend against the others
 
 
 def generated(name: str, root: Path) -> str:
@@ -28,7 +30,10 @@ def generated(name: str, root: Path) -> str:
         return block_reference(all_blocks())
     if name == "known-differences":
         return known_differences(root / CATALOGUE)
-    raise KeyError(f"no generated part called {name!r} (known: block-reference, known-differences)")
+    if name == "backend-differences":
+        return known_differences(root / BACKEND_CATALOGUE)
+    raise KeyError(f"no generated part called {name!r} (known: block-reference, known-differences, "
+                   "backend-differences)")
 
 
 # --- Markdown helpers ---------------------------------------------------------------------------------------------
@@ -238,6 +243,8 @@ def _difference(entry: CatalogueEntry) -> str:
     expect = entry.expect
     if "divergent" in expect:
         text = f"**The difference** (`expect.divergent`): {_inline(str(expect['divergent']))}"
+        if isinstance(expect.get("backends"), list):
+            text += f" (on Keras's {', '.join(f'`{b}`' for b in expect['backends'])} backend only: `expect.backends`)"
         if "refuses" in expect:
             text += f"; Keras refuses the hand port with a message containing `{expect['refuses']}`"
         if expect.get("reference"):
@@ -267,7 +274,8 @@ def known_differences(catalogue_path: Path, blocks_page: str = "blocks.md") -> s
     text, the `# source:` and `# correct:` comments above it, any other comment, and the case as written."""
     entries = catalogue_entries(catalogue_path)
     path = Path(catalogue_path).as_posix()
-    label = CATALOGUE.as_posix() if path.endswith(CATALOGUE.as_posix()) else Path(path).name
+    label = next((c.as_posix() for c in (CATALOGUE, BACKEND_CATALOGUE) if path.endswith(c.as_posix())),
+                 Path(path).name)
     out = [f"{len(entries)} entries, in the order of `{label}`.", "",
            "| entry | block | description | correct translation |", "| --- | --- | --- | --- |"]
     for e in entries:
