@@ -241,7 +241,7 @@ def cmd_port(args: argparse.Namespace) -> int:
     from harness.tools.port import command
 
     return command(args.spec, args.weights, args.input_shape, args.out, calibrate=not args.no_calibrate,
-                   tflite=args.tflite)
+                   tflite=args.tflite, backends=args.keras_backend)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -251,23 +251,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from harness.core.errors import CaseError
-    from harness.tools.fuzz import DEFAULT_DTYPES, fuzz, parse_dtypes
+    from harness.tools.fuzz.command import command
 
-    try:
-        dtypes = parse_dtypes(args.dtypes) if args.dtypes is not None else DEFAULT_DTYPES
-        report = fuzz(args.block, examples=args.examples, seed=args.seed, time_budget=args.time_budget,
-                      out=Path(args.out), device=args.device, dtypes=dtypes, include_known=args.include_known)
-    except CaseError as e:  # an unknown block or a bad option, refused before the search
-        print(f"harness fuzz: {e.message}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    if report.finding is not None:
-        return 1
-    if (why := report.nothing_run()) is not None:  # compared nothing: not "found nothing"
-        print(f"harness fuzz: {why}", file=sys.stderr)
-        return 2
-    return 0
+    return command(args.block, args.keras_backend, examples=args.examples, seed=args.seed,
+                   time_budget=args.time_budget, out=args.out, device=args.device, dtypes=args.dtypes,
+                   include_known=args.include_known)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,6 +373,9 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
     prt.add_argument("--tflite", action="store_true",
                      help="also export the verified Keras model to DIR/FACTORY.tflite and check it on LiteRT's "
                           "interpreter against the PyTorch model")
+    prt.add_argument("--keras-backend", action="append", metavar="BACKEND",
+                     help="check the saved .keras on this Keras backend too: tensorflow, jax or torch (repeatable; "
+                          "default all: every installed one, each other than this process's in a process of its own)")
     prt.set_defaults(func=cmd_port)
     ver = sub.add_parser(
         "verify", help="check a model converted by other means (.keras, SavedModel, .tflite) against its PyTorch model",
@@ -428,6 +419,10 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
     fz.add_argument("--include-known", action="store_true",
                     help="also run the cases with a catalogued framework difference (cases/known_differences.yaml), "
                          "which are otherwise counted as known and not searched")
+    fz.add_argument("--keras-backend", action="append", metavar="BACKEND",
+                    help="search with Keras on this backend: tensorflow, jax or torch (repeatable; all: every "
+                         "installed one; default: $KERAS_BACKEND, else tensorflow); each other than this process's "
+                         "in a process of its own, its finding written as BLOCK-seedS-BACKEND.yaml")
     fz.set_defaults(func=cmd_fuzz)
     return parser
 

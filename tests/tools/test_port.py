@@ -190,6 +190,13 @@ MODELS = textwrap.dedent('''
 ''')
 
 
+@pytest.fixture(autouse=True)
+def _this_backend_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`harness port` checks its .keras on this process's backend only here: each other backend costs a process
+    (tests/tools/test_port_backends.py checks them)."""
+    monkeypatch.setenv("HARNESS_KERAS_BACKENDS", harness.core.frameworks.BACKEND)
+
+
 @pytest.fixture
 def models(tmp_path: Path) -> Path:
     path = tmp_path / "port_models.py"

@@ -11,7 +11,8 @@ script may call with an nn.Module built in Python:
 4. two verdicts, both needed: the case through the same loader and runner as every case (harness.cases.load_file,
    harness.engine.run_point): PyTorch against Keras, forward and gradients, a failed network saying where it first
    diverges; and the case against the model itself, node by node (harness.tools.port.verify.model_verdicts);
-5. on success, the Keras model saved and reloaded (harness.tools.port.keras_model).
+5. on success, the Keras model saved and reloaded (harness.tools.port.keras_model), and loaded and run on each
+   other installed Keras backend against the model (harness.tools.port.backends).
 `report_lines` is what `harness port` prints of the outcome (`Ported`); `command` is the CLI's entry point, with
 its exit status.
 """
@@ -19,17 +20,19 @@ its exit status.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from harness.blocks import MAX_ELEMENTS
 from harness.cases import InputSpec, RefusedPoint, load_file
-from harness.core.errors import CaseError
-from harness.core.frameworks import keras, torch
+from harness.core.errors import CaseError, did_you_mean
+from harness.core.frameworks import BACKEND, BACKENDS, installed_backends, keras, torch
 from harness.core.verdicts import VerdictKind
 from harness.engine import StageError, build_torch, result_lines, run_point
 from harness.tools.crosscheck.litert import export_tflite
+from harness.tools.port.backends import backend_verdicts
 from harness.tools.port.calibrate import calibrate_batch_norms, copy_if_uncalibrated
 from harness.tools.port.capture import capture
 from harness.tools.port.case_file import case_name, clear_earlier_run, write_case
@@ -38,7 +41,9 @@ from harness.tools.port.model import PortError, exception_text, load_model, load
 from harness.tools.port.ported import Ported
 from harness.tools.port.progress import ProgressFn, StageBar, silent
 from harness.tools.port.translate import Mapped, readers, translate
-from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts, worst_headroom
+from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts, whole_length, worst_headroom
+
+ENV_BACKENDS = "HARNESS_KERAS_BACKENDS"  # the default backends of a run (harness.suite.backends) and of a port
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -55,7 +60,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None, out: str | Path | None = None,
                name: str | None = None, spec: str | None = None, calibrate: bool = True,
-               tflite: bool = False, progress: ProgressFn = silent) -> Ported:
+               tflite: bool = False, progress: ProgressFn = silent, backends: tuple[str, ...] | None = None
+               ) -> Ported:
     """Port an nn.Module (module doc, steps 1-5), put in eval mode first. `input_shape` is channels-first, batch
     included (None: only a model that starts with nn.Linear fixes it); `out` the folder the case and the Keras model
     go in (default ported/<name>); `name` the case's name and its files' (default: the model's class name); `spec`
@@ -63,10 +69,23 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     batch-norm statistics still at their initial values are set on a copy from a few forward passes first
     (harness.tools.port.calibrate); `tflite`: the saved Keras model is also exported to DIR/<name>.tflite and run on
     LiteRT's interpreter against the model's output (harness.tools.crosscheck.litert); `progress(stage, done,
-    total)` hears what it is doing (harness.tools.port.progress). Raises PortError when it cannot be ported as
-    asked; then nothing is written."""
+    total)` hears what it is doing (harness.tools.port.progress); `backends`: the Keras backends the saved model
+    is loaded and checked on, each other than this process's in a process of its own (default: this process's
+    only; `harness port` checks every installed one, default_backends). Raises PortError when it cannot be ported
+    as asked; then nothing is written."""
     if not isinstance(model, torch.nn.Module):
         raise PortError(f"a {type(model).__name__} is not an nn.Module")
+    if tflite and BACKEND != "tensorflow":
+        raise PortError(f"--tflite exports through TensorFlow (keras.Model.export(format='litert')), and Keras runs "
+                        f"on {BACKEND} here: run the port with KERAS_BACKEND=tensorflow")
+    backends = (BACKEND,) if backends is None else tuple(backends)
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise PortError(f"--keras-backend {backend!r}: not a Keras backend{did_you_mean(backend, BACKENDS)}; "
+                            f"allowed: {', '.join(BACKENDS)} or all")
+        if backend not in installed_backends():
+            raise PortError(f"--keras-backend {backend}: not installed in this Python ({sys.executable}); "
+                            f"installed: {', '.join(installed_backends())}")
     name = name if name is not None else case_name(type(model).__name__)
     model.eval()
     dtype = model_dtype(model)
@@ -124,12 +143,24 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
         except Exception as e:  # noqa: BLE001 - Keras's serialisation or the disk: said in one line, exit 1
             why = str(e) if isinstance(e, PortError) else exception_text(e)
             ported.keras_error = f"cannot save the Keras model as {out / f'{name}.keras'}: {why}"
+    if ported.keras_path is not None and (others := [b for b in backends if b != BACKEND]):
+        progress(f"loading the Keras model on {', '.join(others)}")
+        ported.backend_verdicts = backend_verdicts(ported.keras_path, ported.custom_objects,
+                                                   point.sites[0].layout.to_keras(x), model_out,
+                                                   ported.output_layout, whole_length(point), tuple(others))
     if tflite and ported.keras_path is not None:
         progress("exporting to TFLite and running it on LiteRT")
         model = keras.models.load_model(ported.keras_path, custom_objects=ported.custom_objects)
         ported.tflite_verdict = export_tflite(model, out / f"{name}.tflite", point.sites[0].layout.to_keras(x),
                                               ported.output_layout.to_keras(model_out), ported.output_layout)
     return ported
+
+
+def default_backends() -> tuple[str, ...]:
+    """The backends a port checks its .keras on unless told: $HARNESS_KERAS_BACKENDS (comma-separated, as for
+    `harness run`), else every installed one."""
+    given = [b.strip() for b in os.environ.get(ENV_BACKENDS, "").split(",") if b.strip()]
+    return installed_backends() if not given or "all" in given else tuple(given)
 
 
 def budget(model: torch.nn.Module, mapped: list[Mapped]) -> int | None:
@@ -152,14 +183,14 @@ def default_shape(model: torch.nn.Module) -> tuple[int, ...]:
 
 def port(spec: str, weights: str | Path | None = None, input_shape: tuple[int, ...] | None = None,
          out: str | Path | None = None, calibrate: bool = True, tflite: bool = False,
-         progress: ProgressFn = silent) -> Ported:
+         progress: ProgressFn = silent, backends: tuple[str, ...] | None = None) -> Ported:
     """Port the model `spec` (MODULE:FACTORY) names, with the state_dict `weights` loaded into it when given (module
     doc). Raises PortError when it cannot be ported as asked."""
     model = load_model(spec)
     if weights is not None:
         load_weights(model, weights)
     return port_model(model, input_shape, out, name=case_name(spec), spec=spec, calibrate=calibrate, tflite=tflite,
-                      progress=progress)
+                      progress=progress, backends=backends)
 
 
 def report_lines(ported: Ported) -> list[str]:
@@ -180,6 +211,14 @@ def report_lines(ported: Ported) -> list[str]:
             lines.append(f"{'PASS' if verdict.passed else 'FAIL':5}  {verdict.what}{numbers}")
     if ported.diverged:
         lines.append(f"the model first differs from the case at {ported.diverged}")
+    if ported.keras_path is not None:
+        lines.append(f"PASS   the .keras on {BACKEND} (this process): reloaded, the verified Keras layers' output "
+                     "exactly")
+    for v in ported.backend_verdicts:
+        numbers = f"  max abs {v.metrics['max_abs']:.2e}" if "max_abs" in v.metrics else ""
+        lines.append(f"{'PASS' if v.passed else 'FAIL':5}  {v.what}{numbers}")
+        if not v.passed:
+            lines.append(f"       {v.message}")
     if (v := ported.tflite_verdict) is not None:
         numbers = f"  max abs {v.metrics['max_abs']:.2e}" if "max_abs" in v.metrics else ""
         lines.append(f"{'PASS' if v.passed else 'FAIL':5}  tflite (LiteRT interpreter) vs the model{numbers}")
@@ -188,6 +227,11 @@ def report_lines(ported: Ported) -> list[str]:
     if ported.keras_error:
         lines.append(f"NOT PORTED: {ported.keras_error}; the case is written ({ported.case_path}) and passes")
         return lines
+    if failed := [v.metrics.get("backend") or v.what for v in ported.backend_verdicts if not v.passed]:
+        good = [BACKEND, *(v.metrics["backend"] for v in ported.backend_verdicts if v.passed)]
+        lines.append(f"PORTED for {', '.join(good)} only: the Keras model {ported.keras_path} does not load or match "
+                     f"the model on {', '.join(failed)} (above); on {', '.join(good)} load it with:")
+        return lines + [f"    {line}" for line in load_instructions(ported)]
     if not ported.passed:
         lines.append(f"NOT PORTED: the case is written ({ported.case_path}); fix it or the model and run "
                      f"`harness run {ported.case_path}`")
@@ -201,13 +245,15 @@ def report_lines(ported: Ported) -> list[str]:
 
 
 def command(spec: str, weights: str | None, input_shape: str | None, out: str | None, calibrate: bool = True,
-            tflite: bool = False) -> int:
+            tflite: bool = False, backends: list[str] | None = None) -> int:
     """`harness port`: 0 when ported and verified, 1 when the verification or the save of the Keras model failed
-    (the case is written), 2 when the model cannot be ported as asked (its module or factory fails too)."""
+    (the case is written), or the saved model does not load or match on a Keras backend in `backends` (default:
+    every installed one), 2 when the model cannot be ported as asked (its module or factory fails too)."""
     try:
         shape = parse_shape(input_shape) if input_shape else None
         with StageBar() as progress:
-            ported = port(spec, weights, shape, out, calibrate, tflite, progress)
+            chosen = default_backends() if not backends or "all" in backends else tuple(backends)
+            ported = port(spec, weights, shape, out, calibrate, tflite, progress, backends=chosen)
     except (PortError, CaseError) as e:
         print(f"harness port: {e}", file=sys.stderr)
         return 2

@@ -36,9 +36,12 @@ class Ported:
     model: Any = None  # the nn.Module ported: the user's, or its calibrated copy (harness.tools.port.calibrate)
     worst_headroom: float | None = None  # the largest error / tolerance of the case-vs-model checks (1: the edge)
     tflite_verdict: Verdict | None = None  # `--tflite`: the exported .tflite on LiteRT against the model
+    # the saved .keras loaded and run on each other Keras backend, against the model (harness.tools.port.backends)
+    backend_verdicts: list[Verdict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return (self.result is not None and self.result.status == "passed"
                 and all(v.passed for v in self.model_verdicts) and self.keras_error is None
-                and (self.tflite_verdict is None or self.tflite_verdict.passed))
+                and (self.tflite_verdict is None or self.tflite_verdict.passed)
+                and all(v.passed for v in self.backend_verdicts))

@@ -72,15 +72,19 @@ def model_verdicts(point: Point, mapped: list[Mapped], model_out: np.ndarray, x:
         if not verdict.passed and first is None:
             first = (f"{label}: the case's {layer.block.name} with the params written computes something else than "
                      f"the model's call: {verdict.message}")
-    k = max(max(1, layer.block.reduction_length(site)) for layer, site in zip(point.layers, point.sites))
-    # The chain's differences add up along the longest path: judged at the sum of the nodes' reduction lengths.
-    depth = sum(max(1, layer.block.reduction_length(site)) for layer, site in zip(point.layers, point.sites))
-    end = compare(outs[-1], model_out, relative_tolerance(point.input.dtype, max(k, depth), model_out),
+    end = compare(outs[-1], model_out, relative_tolerance(point.input.dtype, whole_length(point), model_out),
                   MODEL_OUTPUT, ("case", "model"), kind=VerdictKind.MODEL)
     verdicts.append(end)
     if not end.passed and first is None:
         first = f"the model's output: {end.message} (each node alone agrees: the nodes are wired differently)"
     return verdicts, first
+
+
+def whole_length(point: Point) -> int:
+    """The reduction length the whole model's output is judged at: the chain's differences add up along the
+    longest path, so the sum of the nodes' reduction lengths (at least the largest one)."""
+    lengths = [max(1, layer.block.reduction_length(site)) for layer, site in zip(point.layers, point.sites)]
+    return max(max(lengths), sum(lengths))
 
 
 def worst_headroom(verdicts: list[Verdict]) -> float | None:
