@@ -17,7 +17,7 @@ import yaml
 from harness.blocks import Block, Layer, get_block, plan
 from harness.cases import DTYPES, FILLS
 from harness.core.errors import CaseError
-from harness.core.frameworks import DEVICES
+from harness.core.frameworks import BACKENDS, DEVICES
 from harness.core.schema import Param
 from harness.core.tolerance import ULP_FACTOR
 from harness.tools.show.source import WIDTH, comment_lines, yaml_flow
@@ -151,6 +151,8 @@ def _optional_skeleton(block: Block, out: tuple[int, ...] | None) -> list[str]:
         lines += _line(2, "# weights: {path: weights.npz}",
                        f"PyTorch-layout arrays named {', '.join(block.weight_names)}; default: PyTorch's init")
     lines += _line(2, f"# devices: [{', '.join(DEVICES)}]", "default: every device present")
+    lines += _line(2, f"# backends: [{', '.join(BACKENDS)}]",
+                   "Keras's backends it runs on; default: every installed one (harness run --keras-backend)")
     return lines
 
 

@@ -11,7 +11,11 @@ order, and a straight-through ReLU that only changes the gradient. Bad input exi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,7 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness.cli import build_parser, main
-from harness.core.frameworks import keras, to_numpy, torch
+from harness.core.frameworks import BACKEND, installed_backends, keras, to_numpy, torch
 from harness.core.layout import (
     conv_kernel_to_keras,
     dense_after_flatten_kernel_to_keras,
@@ -142,6 +146,8 @@ def keras_features(m) -> keras.Model:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if BACKEND != "tensorflow":  # the artefacts are exported through TensorFlow (SavedModel, LiteRT)
+        pytest.skip(f"harness verify's .keras and SavedModel run in TensorFlow; Keras runs on {BACKEND} here")
     """The models' file, and every artefact the tests verify (built once: the exports take most of the time)."""
     root = tmp_path_factory.mktemp("crosscheck")
     models = root / "crosscheck_models.py"
@@ -336,3 +342,31 @@ def test_pieces() -> None:
         open_artefact("nowhere.tflite")
     defaults = build_parser().parse_args(["verify", "m:f", "a.keras", "--input-shape", "1,2"])
     assert defaults.tolerance_k == DEFAULT_K and defaults.seeds == 3 and defaults.layout == "auto"
+
+
+OTHER_THAN_TF = [b for b in installed_backends() if b != "tensorflow"]
+
+
+@pytest.mark.skipif(not OTHER_THAN_TF, reason="no Keras backend but TensorFlow is installed")
+def test_keras_and_savedmodel_artefacts_on_another_backend_say_they_need_tensorflow(tmp_path: Path) -> None:
+    """On jax or torch, a .keras file or a SavedModel is refused (exit 2) with one line saying why and what to do,
+    before anything is run; and without a traceback. (On TensorFlow the same artefacts verify: the tests above.)"""
+    (tmp_path / "net.py").write_text("import torch\n\ndef net():\n    return torch.nn.Sequential("
+                                     "torch.nn.Linear(3, 2))\n", encoding="utf-8")
+    keras_file = tmp_path / "net.keras"
+    with zipfile.ZipFile(keras_file, "w") as archive:  # a zip: opened no further than the backend check
+        archive.writestr("config.json", "{}")
+    saved = tmp_path / "net_savedmodel"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"")
+    backend = OTHER_THAN_TF[0]
+    for artefact, kind in ((keras_file, "Keras 3 model (.keras)"), (saved, "TensorFlow SavedModel")):
+        done = subprocess.run([sys.executable, "-m", "harness", "verify", f"{tmp_path / 'net.py'}:net", str(artefact),
+                               "--input-shape", "2,3"], env={**os.environ, "KERAS_BACKEND": backend},
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stdout == ""
+        assert (f"harness verify: {artefact}: harness verify runs a {kind} in TensorFlow (tf.GradientTape for the "
+                f"input gradient), and Keras runs on {backend} in this process (KERAS_BACKEND={backend}): run it with "
+                "KERAS_BACKEND=tensorflow, or unset") in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -400,3 +400,37 @@ def test_a_new_block_is_fuzzable_with_no_fuzz_code(tmp_path: Path, monkeypatch: 
     assert error is None and entry.error is None and run_point(entry.points[0], "cpu").status == "failed"
     monkeypatch.undo()
     assert ScaleShift.name not in all_blocks()
+
+
+# --- Keras's backends ----------------------------------------------------------------------------------------------
+
+OTHER_BACKENDS = [b for b in frameworks.installed_backends() if b != frameworks.BACKEND]
+
+
+@pytest.mark.skipif(not OTHER_BACKENDS, reason="only one Keras backend is installed")
+def test_fuzz_searches_on_each_backend_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """This process's backend in place, another in a process of its own (its summary says which Keras ran)."""
+    other = OTHER_BACKENDS[0]
+    assert main(["fuzz", "relu", "--examples", "3", "--seed", "1", "--out", str(tmp_path), "--keras-backend", other,
+                 "--keras-backend", frameworks.BACKEND]) == 0
+    out = capsys.readouterr().out
+    here = out.index(f"harness fuzz relu: seed 1, 3 valid examples asked, Keras on {frameworks.BACKEND}\n")
+    there = out.index(f"harness fuzz relu: seed 1, 3 valid examples asked, Keras on {other}\n")
+    assert (here < there) == (frameworks.BACKENDS.index(frameworks.BACKEND) < frameworks.BACKENDS.index(other))
+    assert out.count("passed        3") == 2, out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fuzz_refuses_an_unknown_backend(capsys: pytest.CaptureFixture) -> None:
+    assert main(["fuzz", "relu", "--examples", "3", "--keras-backend", "pytorch"]) == 2
+    assert "--keras-backend 'pytorch': not a Keras backend" in capsys.readouterr().err
+
+
+def test_a_finding_on_another_backend_says_how_to_reproduce_it_and_has_its_own_file() -> None:
+    from harness.tools.fuzz.finding import finding_file, reproduce_command
+
+    assert finding_file("conv2d", 4, "tensorflow") == "conv2d-seed4.yaml"  # the default backend: as before
+    assert finding_file("conv2d", 4, "jax") == "conv2d-seed4-jax.yaml"
+    assert reproduce_command("conv2d", 4, "tensorflow") == "harness fuzz conv2d --seed 4"
+    assert reproduce_command("conv2d", 4, "torch") == "harness fuzz conv2d --seed 4 --keras-backend torch"
+    assert finding_file("conv2d", 4) == finding_file("conv2d", 4, frameworks.BACKEND)

@@ -20,13 +20,13 @@ import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import harness.engine as runner
-from harness.cases import Point, find_points
+from harness.cases import Point, find_points, load_file
 from harness.cli import main
 from harness.core.errors import CaseError
 from harness.core.frameworks import BACKEND, installed_backends
 from harness.tools.new import case_skeleton
 from harness.tools.show import point_code, show_text
-from tests.helpers import runner_outputs, same, shipped_points, shown_outputs
+from tests.helpers import runner_outputs, same, shipped_points, shown_outputs, switch_on
 
 PROJECT = Path(__file__).resolve().parents[2]
 CASES = PROJECT / "cases"
@@ -267,6 +267,16 @@ def test_new_lists_every_parameter_with_its_default() -> None:
     assert re.search(r"^    padding: valid +# default;", text, re.M)
     assert re.search(r"^    negative_slope: 0.01 +# default;", case_skeleton("leaky_relu"), re.M)
     assert re.search(r"^    padding: 0 +# default;", case_skeleton("conv2d"), re.M)
+
+
+def test_new_offers_the_backends_key_and_it_loads(tmp_path: Path) -> None:
+    text = case_skeleton("relu")
+    assert re.search(r"^  # backends: \[tensorflow, jax, torch\] +# Keras's backends it runs on", text, re.M)
+    path = tmp_path / "relu.yaml"
+    path.write_text(switch_on(text, "backends").replace("[tensorflow, jax, torch]", "[jax]"), encoding="utf-8")
+    entries, error = load_file(path)
+    assert error is None and entries[0].error is None
+    assert entries[0].points[0].backends == ("jax",)
 
 
 def test_new_unknown_block() -> None:

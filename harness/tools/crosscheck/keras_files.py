@@ -2,6 +2,9 @@
 
 Both run in TensorFlow and are differentiable: the input gradient is taken with tf.GradientTape on
 sum_i sum(output_i * r_i), an output the input does not reach giving a zero gradient (as PyTorch's autograd does).
+So both need Keras on TensorFlow: this module imports TensorFlow itself (harness.core.frameworks does only where it
+is Keras's backend), and where Keras runs on another backend (KERAS_BACKEND=jax or torch) opening either is an
+ArtefactError saying so (`tensorflow`). A .tflite file (harness.tools.crosscheck.litert) runs on any backend.
 
 - `.keras`: keras.saving.load_model(compile=False), in Keras's safe mode (a Lambda layer's pickled code is refused;
   the error says so). Its declared input is `model.inputs[0].shape`; a functional (or built Sequential) model keeps
@@ -21,11 +24,25 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.frameworks import keras, tf, to_numpy
+from harness.core.frameworks import BACKEND, keras, to_numpy
 from harness.tools.crosscheck.artefact import Artefact, ArtefactError, named_leaves, natural_key, open_error
 
 
+def tensorflow(path: Path, what: str) -> Any:
+    """TensorFlow, which `what` at `path` runs in; ArtefactError where Keras runs on another backend here (a .keras
+    file would load on that backend, out of tf.GradientTape's reach; a SavedModel's tensors are TensorFlow's)."""
+    if BACKEND != "tensorflow":
+        raise ArtefactError(f"{path}: harness verify runs a {what} in TensorFlow (tf.GradientTape for the input "
+                            f"gradient), and Keras runs on {BACKEND} in this process (KERAS_BACKEND={BACKEND}): run "
+                            "it with KERAS_BACKEND=tensorflow, or unset; a .tflite file verifies on any backend")
+    import tensorflow as tf
+
+    return tf
+
+
 def _tf_gradient(call: Any, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    import tensorflow as tf  # an artefact of this module was opened: tensorflow() let it
+
     xt = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(xt)
@@ -48,6 +65,7 @@ class KerasFile(Artefact):
     def __init__(self, path: Path) -> None:
         if not zipfile.is_zipfile(path):
             raise ArtefactError(f"{path}: not a Keras 3 .keras file (which is a zip archive; this one is not)")
+        self._tf = tensorflow(path, self.kind)
         try:
             model = keras.saving.load_model(str(path), compile=False)
         except Exception as e:  # noqa: BLE001 - not a .keras zip, an unknown custom layer, a refused Lambda
@@ -63,10 +81,10 @@ class KerasFile(Artefact):
             self.keras_model = model
 
     def _call(self, x: Any) -> list[tuple[str, Any]]:
-        return named_leaves(self.model(x, training=False), is_leaf=tf.is_tensor)
+        return named_leaves(self.model(x, training=False), is_leaf=self._tf.is_tensor)
 
     def _forward(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        return [(name, to_numpy(value)) for name, value in self._call(tf.constant(x))]
+        return [(name, to_numpy(value)) for name, value in self._call(self._tf.constant(x))]
 
     def _gradient(self, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
         return _tf_gradient(self._call, x, weights)
@@ -79,6 +97,7 @@ class SavedModelDir(Artefact):
     def __init__(self, path: Path) -> None:
         if not any((path / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")):
             raise ArtefactError(f"{path}: a folder but not a TensorFlow SavedModel (no saved_model.pb in it)")
+        self._tf = tf = tensorflow(path, self.kind)
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as e:  # noqa: BLE001 - a damaged or incompatible SavedModel
@@ -116,7 +135,7 @@ class SavedModelDir(Artefact):
                                                           key=lambda kv: natural_key(kv[0]))]
 
     def _forward(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        return [(name, to_numpy(value)) for name, value in self._call(tf.constant(x))]
+        return [(name, to_numpy(value)) for name, value in self._call(self._tf.constant(x))]
 
     def _gradient(self, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
         return _tf_gradient(self._call, x, weights)

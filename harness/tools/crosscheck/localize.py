@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.compare import format_shape
-from harness.core.frameworks import keras, tf, to_numpy
+from harness.core.frameworks import keras, to_numpy
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.tools.crosscheck.alignment import View, layer_views
 from harness.tools.crosscheck.artefact import one_line
@@ -90,7 +90,8 @@ def localize(model: Any, x: np.ndarray, recorded: list[Recorded], k: int) -> lis
     """Lines naming the first Keras layer that departs from the PyTorch model (module doc); x in the model's layout."""
     try:
         layers = _layers(model)
-        outputs = keras.Model(model.inputs, [layer.output for layer in layers])(tf.constant(x), training=False)
+        outputs = keras.Model(model.inputs, [layer.output for layer in layers])(keras.ops.convert_to_tensor(x),
+                                                                                 training=False)
         values = [to_numpy(v) for v in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
         parents = {layer.name: _parents(layer) for layer in layers}
     except Exception as e:  # noqa: BLE001 - a model whose layers cannot be read out: say so, keep the checks
@@ -181,7 +182,7 @@ def _flatten_finding(layer: Any, parents: list[str], met: dict[str, Met], record
     source = met[parents[0]]
     order = f"Keras's (H, W, C) flatten order of a {list(source.view.flattened_from)} tensor"
     try:
-        again = to_numpy(layer(tf.constant(source.record.value.astype(np.float32)), training=False))
+        again = to_numpy(layer(keras.ops.convert_to_tensor(source.record.value.astype(np.float32)), training=False))
     except Exception:  # noqa: BLE001 - a layer that cannot be called alone: the plain note below
         again = None
     later = [r for r in recorded if r.order > source.record.order]

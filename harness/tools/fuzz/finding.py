@@ -11,7 +11,20 @@ from typing import Any
 
 import yaml
 
+from harness.core.frameworks import BACKEND, BACKENDS
 from harness.tools.fuzz.run import Outcome
+
+
+def reproduce_command(block: str, seed: int, backend: str = BACKEND) -> str:
+    """The command that draws the same examples: `harness fuzz conv2d --seed 4`, with `--keras-backend jax` where
+    Keras ran on another backend than the default."""
+    return f"harness fuzz {block} --seed {seed}" + (f" --keras-backend {backend}" if backend != BACKENDS[0] else "")
+
+
+def finding_file(block: str, seed: int, backend: str = BACKEND) -> str:
+    """The finding's file name under --out: `conv2d-seed4.yaml`, `conv2d-seed4-jax.yaml` for another backend than
+    the default (so that the searches of one block on several backends keep their findings apart)."""
+    return f"{block}-seed{seed}" + (f"-{backend}" if backend != BACKENDS[0] else "") + ".yaml"
 
 
 def named_case(case: dict[str, Any], block: str, seed: int, outcome: Outcome,
@@ -23,7 +36,7 @@ def named_case(case: dict[str, Any], block: str, seed: int, outcome: Outcome,
     verdict = next((line for line in lines if line.startswith("[")), lines[0] if lines else outcome.status)
     side = next((line for line in lines if line.startswith("the reference agrees")), "")
     shrunk = "partly shrunk (stopped by --time-budget)" if partly_shrunk else "shrunk"
-    description = f"found by `harness fuzz {block} --seed {seed}`, {shrunk}: {verdict.split(' outside ')[0]}" + (
+    description = f"found by `{reproduce_command(block, seed)}`, {shrunk}: {verdict.split(' outside ')[0]}" + (
         f"; {side}" if side else "") + (f"; catalogued as {outcome.known}" if outcome.known else "")
     return {"name": f"fuzz_{block}_seed{seed}", "description": description,
             **{k: v for k, v in case.items() if k != "name"}}

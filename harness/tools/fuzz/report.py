@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.core.frameworks import BACKEND
 from harness.tools.fuzz.finding import case_text
 from harness.tools.fuzz.run import Outcome
 
@@ -70,7 +71,8 @@ class FuzzReport:
         fields = ", ".join(f"{f} {n}" for f, n in s.invalid_fields.most_common(4))
         known = ", ".join(f"{name} {n}" for name, n in s.known.most_common())
         stopped = self.out_of_time and self.finding is None
-        lines = [f"harness fuzz {self.block}: seed {self.seed}, {self.examples_asked} valid examples asked",
+        lines = [f"harness fuzz {self.block}: seed {self.seed}, {self.examples_asked} valid examples asked, Keras on "
+                 f"{BACKEND}",
                  f"  drawn         {s.examples}" + ("  (stopped by --time-budget)" if stopped else ""),
                  f"  valid         {s.valid}",
                  f"  invalid       {s.invalid}" + (f"  (refused by the loader, not divergences: {fields})"

@@ -30,7 +30,7 @@ from harness.blocks import get_block
 from harness.cases import DTYPES
 from harness.core import frameworks
 from harness.core.errors import CaseError, did_you_mean
-from harness.tools.fuzz.finding import named_case, write_case
+from harness.tools.fuzz.finding import finding_file, named_case, write_case
 from harness.tools.fuzz.report import FuzzReport, FuzzStats
 from harness.tools.fuzz.run import Outcome, run_case
 from harness.tools.fuzz.strategies import DEFAULT_DTYPES, case_strategy
@@ -158,7 +158,7 @@ def fuzz(block: str, examples: int = 100, seed: int = 0, time_budget: float | No
         report.finding = named_case(case, block, seed, outcome, partly_shrunk=out_of_time)
         if out is not None:
             try:
-                report.written = write_case(report.finding, Path(out) / f"{block}-seed{seed}.yaml")
+                report.written = write_case(report.finding, Path(out) / finding_file(block, seed))
             except OSError as e:  # checked before the search, but it may have gone since: still print the finding
-                report.write_error = f"{Path(out) / f'{block}-seed{seed}.yaml'}: {e.strerror or e}"
+                report.write_error = f"{Path(out) / finding_file(block, seed)}: {e.strerror or e}"
     return report

@@ -1,0 +1,89 @@
+"""`harness fuzz BLOCK [--keras-backend B ...]`: the command, on one Keras backend or several.
+
+The search runs PyTorch against Keras on this process's backend (harness.core.frameworks.BACKEND) in place, as
+`fuzz` does. Keras fixes its backend when it is first imported, so each other backend asked for (`--keras-backend
+jax`, repeatable; `all`: every installed one) is searched by a `python -m harness fuzz` child process with
+KERAS_BACKEND set, whose output comes through as it is printed: the same seed draws the same examples on each
+backend, and each backend's finding is its own file (harness.tools.fuzz.finding.finding_file). Exit status: 1 when
+some backend found something, else 2 when one could compare nothing or was refused, else 0.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.core.errors import CaseError, did_you_mean
+from harness.core.frameworks import BACKEND, BACKENDS, installed_backends
+from harness.tools.fuzz.search import fuzz, parse_dtypes
+from harness.tools.fuzz.strategies import DEFAULT_DTYPES
+
+
+def chosen_backends(names: list[str] | None) -> tuple[str, ...]:
+    """The backends to search on, in BACKENDS order (default: this process's); CaseError for a name that is not
+    a backend or not installed."""
+    if not names:
+        return (BACKEND,)
+    if "all" in names:
+        return installed_backends()
+    for name in names:
+        if name not in BACKENDS:
+            raise CaseError(f"--keras-backend {name!r}: not a Keras backend{did_you_mean(name, BACKENDS)}; allowed: "
+                            f"{', '.join(BACKENDS)} or all")
+        if name not in installed_backends():
+            raise CaseError(f"--keras-backend {name}: not installed in this Python ({sys.executable}); installed: "
+                            f"{', '.join(installed_backends())}")
+    return tuple(b for b in BACKENDS if b in names)
+
+
+def _here(block: str, options: dict) -> int:
+    try:
+        dtypes = parse_dtypes(options["dtypes"]) if options["dtypes"] is not None else DEFAULT_DTYPES
+        report = fuzz(block, examples=options["examples"], seed=options["seed"], time_budget=options["time_budget"],
+                      out=Path(options["out"]), device=options["device"], dtypes=dtypes,
+                      include_known=options["include_known"])
+    except CaseError as e:  # an unknown block or a bad option, refused before the search
+        print(f"harness fuzz: {e.message}", file=sys.stderr)
+        return 2
+    print(report.summary(), flush=True)
+    if report.finding is not None:
+        return 1
+    if (why := report.nothing_run()) is not None:  # compared nothing: not "found nothing"
+        print(f"harness fuzz: {why}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _elsewhere(block: str, options: dict, backend: str) -> int:
+    """The search in a child process running Keras on `backend`; its output passes through."""
+    argv = [sys.executable, "-m", "harness", "fuzz", block, "--examples", str(options["examples"]), "--seed",
+            str(options["seed"]), "--out", str(options["out"]), "--device", options["device"], "--keras-backend",
+            backend]
+    argv += ["--time-budget", str(options["time_budget"])] if options["time_budget"] is not None else []
+    argv += ["--dtypes", options["dtypes"]] if options["dtypes"] is not None else []
+    argv += ["--include-known"] if options["include_known"] else []
+    done = subprocess.run(argv, env={**os.environ, "KERAS_BACKEND": backend}, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, text=True, check=False)
+    print(done.stdout, end="", flush=True)
+    if done.returncode < 0:
+        print(f"harness fuzz: the Keras {backend} process died (signal {-done.returncode})", file=sys.stderr)
+        return 2
+    return done.returncode
+
+
+def command(block: str, backends: list[str] | None = None, **options: object) -> int:
+    """`harness fuzz`: `options` are fuzz's (examples, seed, time_budget, out, device, dtypes as the option's text,
+    include_known); `backends` the --keras-backend values. The exit status (module doc)."""
+    try:
+        chosen = chosen_backends(backends)
+    except CaseError as e:
+        print(f"harness fuzz: {e.message}", file=sys.stderr)
+        return 2
+    codes = []
+    for i, backend in enumerate(chosen):
+        if i:
+            print(flush=True)
+        codes.append(_here(block, options) if backend == BACKEND else _elsewhere(block, options, backend))
+    return 1 if 1 in codes else max(codes)
