@@ -144,8 +144,8 @@ def keras_has_gpu() -> bool:
 
 def keras_gpu_missing() -> str:
     """Why Keras has no GPU here, in words (for placements and skipped comparisons)."""
-    return {"tensorflow": "TensorFlow sees no GPU (a CPU-only build?)", "jax": "JAX sees no GPU (a CPU-only jaxlib?)",
-            "torch": "PyTorch sees no CUDA device"}[BACKEND]
+    return {"tensorflow": "TensorFlow sees no GPU", "jax": "JAX sees no GPU", "torch": "PyTorch sees no CUDA device"}[
+        BACKEND]
 
 
 # The library each backend needs installed (jaxlib: jax without it cannot run).

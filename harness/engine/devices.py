@@ -6,7 +6,7 @@ Such a point is one test, on the `gpu` device (its id ends in `[...-gpu]`, `harn
 (PyTorch initialises on the CPU from the case's seed; Keras gets those weights), and gives one verdict per framework,
 "torch cpu vs gpu" and "keras cpu vs gpu", GPU output against CPU output under the default tolerance (two correct
 implementations that sum in different orders, as for torch vs keras) or the case's. Without a CUDA device the test
-is skipped with the reason. With a CPU-only TensorFlow (tensorflow-cpu) Keras has no GPU to run on: its verdict is
+is skipped with the reason. Where Keras's backend has no GPU (tensorflow-cpu, a CPU-only jaxlib) its verdict is
 left out and the message says so, rather than passing a CPU-vs-CPU comparison.
 
 Dropout in train mode (the last layer) draws different masks on each device: what comes before it is compared, and
@@ -76,6 +76,6 @@ def run(result: Result, point: Point) -> Result:
     result.verdicts = device_verdicts(point, x, outs, compared)
     result.status, result.message = judge(point, result.verdicts)
     if "keras" not in compared:
-        result.message += ("\nkeras cpu vs gpu: not compared: TensorFlow sees no GPU here (a CPU-only build?), so "
-                           "Keras ran on the CPU both times")
+        result.message += (f"\nkeras cpu vs gpu: not compared: {frameworks.keras_gpu_missing()} here (a CPU-only "
+                           f"build of Keras's {frameworks.BACKEND} backend?), so Keras ran on the CPU both times")
     return result
