@@ -135,3 +135,26 @@ def test_the_block_counts_check_catches_a_page_that_mixes_the_backends(monkeypat
     monkeypatch.setattr(harness.report.html, "by_backend", lambda rs: {"tensorflow": rs, "jax": rs})
     doc = results_document([on(P, "tensorflow", "passed"), on(P, "jax", "failed")])
     assert block_cells(render_report(doc))[("relu", "tensorflow", "failed")] == "1"  # where the check above looks
+
+
+def summary_cells(results: list[dict]) -> dict[str, list[str]]:
+    """`harness run`'s summary table as text: the first cell of each row -> the row's cells."""
+    import io
+
+    from rich.console import Console
+
+    from harness.cli import summary_table
+
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(summary_table(results))
+    rows = [[c.strip() for c in line.strip("│┃").split("│" if "│" in line else "┃")]
+            for line in out.getvalue().splitlines() if line.startswith(("│", "┃"))]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_the_run_summary_puts_each_backend_in_its_own_column() -> None:
+    cells = summary_cells([on(P, "torch", "error"), on(P, "tensorflow", "passed"), on(P, "jax", "failed"),
+                           on("cases/x.yaml::d[cpu]", "jax", "passed"), result(BAD, "error", "-", backend="-")])
+    assert cells["block"] == ["tensorflow", "jax", "torch", "not run (invalid)"]
+    assert cells["relu"] == ["1 passed", "1 passed  1 failed", "1 error", "1 error"]
+    assert cells["all"] == cells["relu"] and len(cells["time (s)"]) == 4

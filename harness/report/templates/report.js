@@ -19,9 +19,12 @@ function fmt(x) {
 }
 function sweepText(s) { return Object.entries(s || {}).map(([k, v]) => k + "=" + JSON.stringify(v)).join(", "); }
 function shapeText(sh) {
+  // Each framework's output shape: "torch" and "keras", or (compare: backends) "keras[BACKEND]" for each backend.
   if (!sh || !sh.input) return "";
-  const d = a => a.join("x");
-  const out = d(sh.torch) === d(sh.keras) ? d(sh.torch) : "torch " + d(sh.torch) + " / keras " + d(sh.keras);
+  const d = a => Array.isArray(a) ? a.join("x") : "?";
+  const outs = Object.entries(sh).filter(([k]) => k !== "input");
+  const same = outs.every(([, v]) => d(v) === d(outs[0][1]));
+  const out = !outs.length ? "?" : same ? d(outs[0][1]) : outs.map(([k, v]) => k + " " + d(v)).join(" / ");
   return d(sh.input) + " \u2192 " + out;
 }
 
@@ -272,7 +275,8 @@ function buildRows() {
     } else {
       for (const b of columns) p._cells.push(statusCell(p, b, p.results[b]));
     }
-    tr.append(...p._cells, cell(fmt(p.worst_abs), "num"), cell(fmt(p.worst_rel), "num"), cell(fmt(p.duration_s), "num"));
+    tr.append(...p._cells, cell(fmt(p.worst_abs), "num max_abs"), cell(fmt(p.worst_rel), "num max_rel"),
+              cell(fmt(p.duration_s), "num duration_s"));
     p._tr = tr;
     tr.addEventListener("click", () => togglePoint(p));
     frag.append(tr);
