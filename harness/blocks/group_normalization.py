@@ -115,11 +115,15 @@ class InstanceNormalization(keras.layers.Layer):
     def call(self, x: Any, training: Any = None) -> Any:
         axes = list(range(1, len(x.shape) - 1))
         if training:
-            mean = keras.ops.mean(x, axis=axes, keepdims=True)
-            var = keras.ops.var(x, axis=axes, keepdims=True)
+            # Means as sums over counts: keras.ops.mean and ops.var compute float64 in float32 on the JAX and torch
+            # backends (their dtype from backend.result_type, which maps float64 to float32 there:
+            # keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE); ops.sum, square and divide keep it.
             n = math.prod(int(d) for d in x.shape[1:-1])
-            self._update(self.moving_mean, keras.ops.mean(mean, axis=[0, *axes]))
-            self._update(self.moving_variance, keras.ops.mean(var, axis=[0, *axes]) * (n / (n - 1)))
+            mean = keras.ops.sum(x, axis=axes, keepdims=True) / n
+            var = keras.ops.sum(keras.ops.square(x - mean), axis=axes, keepdims=True) / n
+            batch = int(x.shape[0])
+            self._update(self.moving_mean, keras.ops.sum(mean, axis=[0, *axes]) / batch)
+            self._update(self.moving_variance, keras.ops.sum(var, axis=[0, *axes]) / batch * (n / (n - 1)))
         else:
             mean = keras.ops.cast(self.moving_mean, x.dtype)
             var = keras.ops.cast(self.moving_variance, x.dtype)
@@ -132,7 +136,10 @@ class InstanceNormalization(keras.layers.Layer):
 
     def _update(self, variable: Any, batch: Any) -> None:
         batch = keras.ops.cast(batch, variable.dtype)
-        variable.assign(variable * self.momentum + batch * (1.0 - self.momentum))
+        # The momentum as a tensor of the variable's dtype: the torch backend's ops.multiply (a Keras variable's
+        # `*`) makes a Python float a float32 tensor first, so 0.9 would be rounded to float32 in a float64 layer.
+        momentum = keras.ops.convert_to_tensor(self.momentum, variable.dtype)
+        variable.assign(variable * momentum + batch * (1.0 - momentum))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,

@@ -8,10 +8,15 @@ the per-backend facts behind cases/backend_differences.yaml's normalisation entr
 - Keras's `backend.result_type` maps float64 to float32 on JAX and torch (keras/src/backend/common/dtypes.py,
   BIT64_TO_BIT32_DTYPE), and BatchNormalization, GroupNormalization and LayerNormalization pick their compute dtype
   with it: a float64 layer computes in float32 there (catalogued, not translated; a subprocess runs each backend).
+  keras.ops.mean and ops.var do too: the harness's own InstanceNormalization (instance_norm with running
+  statistics) computes its statistics as sums over counts instead (harness/blocks/group_normalization.py), and
+  its moving-average momentum as a tensor of the variable's dtype: the torch backend's ops.multiply (a Keras
+  variable's `*`) makes a Python float a float32 tensor (keras/src/backend/torch/numpy.py, multiply).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -106,10 +111,45 @@ x2 = rng.standard_normal((4, 12))
 d = keras.layers.Dense(7, dtype="float64")
 y = ops.convert_to_numpy(d(x2))
 out["dense"] = float(np.abs(y - (x2 @ ops.convert_to_numpy(d.kernel) + ops.convert_to_numpy(d.bias))).max())
+from harness.blocks.group_normalization import InstanceNormalization, instance_running_statistics
+xc = np.moveaxis(x, -1, 1)
+m, v = xc.mean(axis=(2, 3), keepdims=True), xc.var(axis=(2, 3), keepdims=True)
+want = np.moveaxis((xc - m) / np.sqrt(v + 1e-5), 1, -1)
+running = instance_running_statistics(0.1, [xc], np.zeros(6), np.ones(6))
+
+
+def instance(layer):
+    y = ops.convert_to_numpy(layer(ops.convert_to_tensor(x, "float64"), training=True))
+    return float(max(np.abs(y - want).max(), np.abs(ops.convert_to_numpy(layer.moving_mean) - running[0]).max(),
+                     np.abs(ops.convert_to_numpy(layer.moving_variance) - running[1]).max()))
+
+
+out["instance"] = instance(InstanceNormalization(momentum=0.9, epsilon=1e-5, dtype="float64"))
+
+
+class Planted(InstanceNormalization):  # the statistics through ops.mean and ops.var, as before the fix
+    def call(self, x, training=None):
+        axes = [1, 2]
+        mean, var = ops.mean(x, axis=axes, keepdims=True), ops.var(x, axis=axes, keepdims=True)
+        self._update(self.moving_mean, ops.mean(mean, axis=[0, 1, 2]))
+        self._update(self.moving_variance, ops.mean(var, axis=[0, 1, 2]) * (20 / 19))
+        return (x - mean) * ops.rsqrt(var + self.epsilon)
+
+
+out["instance_planted"] = instance(Planted(momentum=0.9, epsilon=1e-5, dtype="float64"))
+
+
+class PlantedMomentum(InstanceNormalization):  # the momentum as a Python float, as before the fix
+    def _update(self, variable, batch):
+        variable.assign(variable * self.momentum + ops.cast(batch, variable.dtype) * (1.0 - self.momentum))
+
+
+out["instance_planted_momentum"] = instance(PlantedMomentum(momentum=0.9, epsilon=1e-5, dtype="float64"))
 print(json.dumps(out))
 """
 
 
+@functools.cache
 def _facts(backend: str) -> dict[str, Any]:
     env = {**os.environ, "KERAS_BACKEND": backend}
     proc = subprocess.run([sys.executable, "-c", _FACTS], cwd=PROJECT, env=env, capture_output=True, text=True,
@@ -132,3 +172,24 @@ def test_keras_normalises_float64_in_float32_on_jax_and_torch(backend: str) -> N
             assert 1e-8 < facts[name] < 1e-5, (backend, name, facts[name])
         else:
             assert facts[name] < 1e-14, (backend, name, facts[name])
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_the_harness_instance_norm_keeps_float64_on_every_backend(backend: str) -> None:
+    """The harness's own Keras InstanceNormalization (train mode: output, moving mean and variance) is exact in
+    float64 on every backend; the same layer through ops.mean and ops.var (before the fix) is caught on JAX and
+    torch, where those compute float64 in float32, and with its momentum a Python float (before the fix) on torch,
+    whose ops.multiply rounds it to float32."""
+    if backend not in installed_backends():
+        pytest.skip(f"Keras's {backend} backend is not installed")
+    facts = _facts(backend)
+    assert facts["instance"] < 1e-13, (backend, facts["instance"])
+    if backend == "tensorflow":
+        assert facts["instance_planted"] < 1e-13
+    else:
+        assert 1e-9 < facts["instance_planted"] < 1e-5, (backend, facts["instance_planted"])
+    # A Python-float momentum is rounded to float32 by the torch backend's ops.multiply (a variable's `*`) only.
+    if backend == "torch":
+        assert 1e-9 < facts["instance_planted_momentum"] < 1e-6, facts["instance_planted_momentum"]
+    else:
+        assert facts["instance_planted_momentum"] < 1e-13, (backend, facts["instance_planted_momentum"])
