@@ -1,6 +1,12 @@
 """Size and load time of the HTML report: on the shipped suite and on a generated suite of about 2,000 tests.
 
-    .venv/bin/python scripts/report_scale.py [--tests 2000] [--out reports/scale]   (or: make report-scale)
+    .venv/bin/python scripts/report_scale.py [--tests 2000] [--out reports/scale] [--keras-backend B ...]
+    (or: make report-scale)
+
+Both suites run on the Keras backends given (repeatable; default every installed one, as `harness run`): the
+generated one has about `--tests` tests in all, its points shared out among the backends, so that the report
+shows each point's backends side by side as a real run's does. The shipped suite on JAX takes many times
+TensorFlow's time (JAX compiles every op per shape).
 
 The generated suite mixes blocks and sweeps like the shipped one, and makes about 2% of its tests fail (a conv
 with tolerance 0, which summation-order differences break) so that the report carries pictures for them, as it
@@ -20,6 +26,7 @@ import yaml
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from harness.report.browser import browser_unavailable_reason, chromium, load_time_ms
 from harness.report.html import write_report
+from harness.suite.backends import select_backends
 from harness.suite.collect import load_paths, plan_tests
 from harness.suite.results import results_document, write_json
 
@@ -64,9 +71,9 @@ def generate(folder: Path, tests: int) -> None:
     (folder / "generated.yaml").write_text(yaml.safe_dump(cases, sort_keys=False), encoding="utf-8")
 
 
-def measure(cases: Path, out: Path, browser) -> dict:  # noqa: ANN001
+def measure(cases: Path, out: Path, browser, backends: tuple[str, ...]) -> dict:  # noqa: ANN001
     entries, _ = load_paths([cases])
-    tests = plan_tests(entries, device="cpu")
+    tests = plan_tests(entries, device="cpu", backends=backends)
     start = time.perf_counter()
     results = [t.run("failed").to_dict() for t in tests]
     run_s = time.perf_counter() - start
@@ -76,7 +83,8 @@ def measure(cases: Path, out: Path, browser) -> dict:  # noqa: ANN001
     write_report(out / "index.html", doc)
     render_s = time.perf_counter() - start
     s = doc["summary"]
-    return {"suite": str(cases), "tests": s["total"], "failed": s["failed"], "run_s": run_s, "render_s": render_s,
+    return {"suite": f"{cases} ({', '.join(backends)})", "tests": s["total"], "failed": s["failed"], "run_s": run_s,
+            "render_s": render_s,
             "html_kb": (out / "index.html").stat().st_size / 1024,
             "json_kb": (out / "results.json").stat().st_size / 1024,
             "load_ms": load_time_ms(browser, out / "index.html") if browser else None}
@@ -86,15 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=Path("reports/scale"))
+    parser.add_argument("--keras-backend", action="append", metavar="BACKEND",
+                        help="run on this Keras backend (repeatable; `all`); default every installed one")
     args = parser.parse_args(argv)
+    backends = select_backends(args.keras_backend)
     reason = browser_unavailable_reason()
     if reason:
         print(f"load times not measured: {reason}", file=sys.stderr)
-    generate(args.out / "generated_cases", args.tests)
+    generate(args.out / "generated_cases", max(1, args.tests // len(backends)))
     rows = []
     with chromium() if not reason else _nothing() as browser:
-        rows.append(measure(Path("cases"), args.out / "shipped", browser))
-        rows.append(measure(args.out / "generated_cases", args.out / "generated", browser))
+        rows.append(measure(Path("cases"), args.out / "shipped", browser, backends))
+        rows.append(measure(args.out / "generated_cases", args.out / "generated", browser, backends))
     print("| suite | tests | failed (with pictures) | report size | results.json | opens in (median of 5) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:

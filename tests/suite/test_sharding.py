@@ -113,3 +113,19 @@ def test_pytest_shards_cover_the_collection_once(pytester: pytest.Pytester) -> N
     assert len(collected) == total and len(set(collected)) == total
     bad = pytester.runpytest_inprocess("--harness-shard", "0/2", "cases.yaml")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR and "expected K/N" in "\n".join(bad.errlines)
+
+
+def test_durations_from_a_results_file_written_before_backends_weigh_todays_tensorflow_tests(tmp_path: Path) -> None:
+    """A results file from before backends were an axis names no backend and its ids end in the device: its tests
+    ran on TensorFlow, and their measured durations apply to today's TensorFlow ids (not to JAX's or torch's)."""
+    from harness.suite.results import read_results
+    from harness.suite.sharding import durations_from
+
+    old = {"schema": 2, "shards": [{"label": "old", "environment": {}}], "environment": {}, "summary": {}, "cases": {},
+           "results": [{"id": "c.yaml::a[cpu]", "file": "c.yaml", "case": "a", "device": "cpu", "status": "passed",
+                        "duration_s": 7.0}]}
+    (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    durations = durations_from(read_results(tmp_path / "old.json"))
+    assert durations == {"c.yaml::a[cpu-tensorflow]": 7.0}
+    ids = ["c.yaml::a[cpu-tensorflow]", "c.yaml::a[cpu-jax]", "c.yaml::b[cpu-tensorflow]"]
+    assert select(ids, {i: 1.0 for i in ids}, 1, 2, durations) == {"c.yaml::a[cpu-tensorflow]"}  # 7 s alone
