@@ -208,6 +208,18 @@ def test_the_program_for_another_backend_computes_what_its_runner_computes(
     assert not results[-1]["keras"], f"the {backend} run missed a wrong kernel layout in the printed code"
 
 
+def test_the_header_says_when_the_case_does_not_run_on_this_backend(tmp_path: Path) -> None:
+    elsewhere = next(b for b in ("jax", "torch") if b != BACKEND)
+    path = tmp_path / "where.yaml"
+    path.write_text(f"- name: here\n  block: relu\n  input: {{shape: [1, 2, 3, 3]}}\n"
+                    f"- name: elsewhere\n  block: relu\n  input: {{shape: [1, 2, 3, 3]}}\n  backends: [{elsewhere}]\n",
+                    encoding="utf-8")
+    assert "# note: the case runs on" not in show_text(_one(f"{path}::here"))
+    text = re.sub(r"\n#\s+", " ", show_text(_one(f"{path}::elsewhere")))
+    assert (f"note: the case runs on {elsewhere} only (its `backends:`), not on {BACKEND}: `harness show "
+            f"--keras-backend {elsewhere}` prints the program there") in text
+
+
 def test_show_refuses_an_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "cases/seed_article.yaml::seed_conv_28x28", "--keras-backend", "jaxx"]) == 2
     out, err = capsys.readouterr()

@@ -302,6 +302,10 @@ def _header(point: Point, device: str) -> list[str]:
     lines.append(f"# input: shape {list(spec.shape)} (channels-first), {spec.dtype}, {source}; PyTorch's initial "
                  f"weights from seed {spec.seed}")
     lines.append(f"# mode: {point.mode}; output: shape {list(point.output_shape)} (channels-first)")
+    if point.backends is not None and BACKEND not in point.backends:  # shown where the case does not run
+        lines += comment_lines(f"note: the case runs on {', '.join(point.backends)} only (its `backends:`), not on "
+                               f"{BACKEND}: `harness show --keras-backend {point.backends[0]}` prints the program "
+                               "there")
     return lines
 
 
