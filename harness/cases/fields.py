@@ -172,7 +172,10 @@ def read_backends(raw: Any, field: str = "backends") -> tuple[str, ...] | None:
     if raw is None:
         return None
     if not isinstance(raw, list) or not raw or any(b not in BACKENDS for b in raw):
-        raise CaseError(f"got {show(raw)}; allowed: a list of {', '.join(BACKENDS)}", field=field)
+        wrong = next((b for b in raw if b not in BACKENDS), None) if isinstance(raw, list) else raw
+        hint = (f" (a list: [{raw}])" if raw in BACKENDS else did_you_mean(wrong, BACKENDS)) if isinstance(
+            wrong, str) else ""
+        raise CaseError(f"got {show(raw)}{hint}; allowed: a list of {', '.join(BACKENDS)}", field=field)
     return tuple(dict.fromkeys(raw))
 
 

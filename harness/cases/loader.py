@@ -69,6 +69,10 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     expect_divergent, expect_reference, expect_refuses = read_expect_divergent(raw.get("expect"))
     expect_backends = read_expect_backends(raw.get("expect"))
     backends = read_backends(raw.get("backends"))
+    if backends is not None and expect_backends is not None and set(expect_backends) - set(backends):
+        raise CaseError(f"names {', '.join(b for b in expect_backends if b not in backends)}, where the case does not "
+                        f"run (backends: {list(backends)}): the known difference would hold nowhere it runs",
+                        field="expect.backends")
     checks = read_checks(raw.get("check"))
     if "optimizer" in raw and "train_step" not in checks:
         raise CaseError("is only read with check: train_step", field="optimizer")
