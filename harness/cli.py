@@ -85,7 +85,7 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.suite.backends import BackendSelectionError, select_backends
+    from harness.suite.backends import BackendSelectionError, prefetch, select_backends
     from harness.suite.collect import error_result, load_paths, plan_tests
     from harness.suite.results import results_document, summarise, write_json, write_junit
 
@@ -107,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         tests = _shard(tests, args.shard, args.shard_durations)
         if tests is None:
             return 2
+    # Each other backend's tests start at once in its worker, side by side with this process's (suite.backends).
+    prefetch([(t.point, t.device, t.backend) for t in tests if t.invalid is None], args.details, args.timeout)
     results = _run_all(tests, args.details, args.quiet, console, args.timeout)
     dicts = [r.to_dict() for r in results] + [
         error_result(str(e.file), "<file>", "?", e).to_dict() for e in file_errors]

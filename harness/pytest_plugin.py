@@ -97,6 +97,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item.nodeid in chosen]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Each other Keras backend's case tests start at once in its worker, side by side with this process's
+    (harness.suite.backends.prefetch): not under pytest-xdist, whose workers get their tests one at a time."""
+    config = session.config
+    if config.option.collectonly or hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
+        return
+    from harness.suite.backends import prefetch
+
+    prefetch([(item.point, item.device, item.backend) for item in session.items if isinstance(item, CaseItem)],
+             config.getoption("--harness-details"), config.getoption("--harness-timeout"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from harness.blocks import all_blocks
 

@@ -8,6 +8,12 @@ test and sends back its `Result`. A worker that dies (a framework's crash) makes
 signal, and the next test starts a fresh worker; a worker that does not answer within the test's time limit plus
 WORKER_GRACE_S is killed likewise.
 
+Running side by side: a run that knows its tests before it starts (harness run; pytest without pytest-xdist)
+`prefetch`es each other backend's tests: a thread per backend feeds them to its worker in the run's order while
+this process runs its own, and each test's turn takes its result from there. The backends then run at the same
+time, each in its process (the wall time is the slowest backend's, not the sum), and results still come in the
+run's order. Workers run with $HARNESS_THREADS set to the cores shared out between the backends' processes.
+
 Selecting: `select_backends` reads `--keras-backend` (repeatable; `all`) and $HARNESS_KERAS_BACKENDS
 (comma-separated); by default every installed backend (harness.core.frameworks.installed_backends).
 """
@@ -21,7 +27,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -83,12 +92,17 @@ class BackendWorker:
         self.process: subprocess.Popen | None = None
         self.requests: Connection | None = None
         self.answers: Connection | None = None
+        self.lock = threading.Lock()  # one request at a time: a prefetching thread and the run's own turns
+        self.urgent = 0  # turns of the run waiting for the lock: a prefetching thread lets them go first
+        self.threads: str | None = None  # $HARNESS_THREADS for the process (prefetch sets it)
 
     def _start(self) -> None:
         ours_read, theirs_write = os.pipe()
         theirs_read, ours_write = os.pipe()
         env = {**os.environ, "KERAS_BACKEND": self.backend}
         env.pop("PYTEST_XDIST_WORKER_COUNT", None)  # its thread cap is for pytest-xdist's own workers
+        if self.threads is not None:
+            env.setdefault("HARNESS_THREADS", self.threads)
         self.process = subprocess.Popen([sys.executable, "-m", "harness.suite.worker", str(theirs_read),
                                          str(theirs_write)], pass_fds=(theirs_read, theirs_write), env=env,
                                         stdin=subprocess.DEVNULL)
@@ -97,9 +111,25 @@ class BackendWorker:
         self.requests = Connection(ours_write, readable=False)
         self.answers = Connection(ours_read, writable=False)
 
-    def call(self, function: str, *args: Any, timeout_s: float) -> Any:
+    def call(self, function: str, *args: Any, timeout_s: float, urgent: bool = True) -> Any:
         """`function(*args)` in the worker (harness.suite.worker.FUNCTIONS); WorkerDied when it dies or does not
-        answer within timeout_s (0: no limit), RuntimeError with the worker's message when the function raised."""
+        answer within timeout_s (0: no limit), RuntimeError with the worker's message when the function raised.
+        `urgent`: the run is waiting on it (a prefetching thread's calls are not, and let urgent ones go first)."""
+        if urgent:
+            self.urgent += 1
+        else:
+            while self.urgent:
+                time.sleep(0.005)
+        try:
+            with self.lock:
+                if _STOPPING.is_set():
+                    raise WorkerDied(f"the run is over: the Keras {self.backend} worker was stopped")
+                return self._call(function, args, timeout_s)
+        finally:
+            if urgent:
+                self.urgent -= 1
+
+    def _call(self, function: str, args: tuple, timeout_s: float) -> Any:
         if self.process is None or self.process.poll() is not None:
             self._start()
         try:
@@ -136,6 +166,8 @@ def _exit_text(code: int) -> str:
 
 
 _WORKERS: dict[str, BackendWorker] = {}
+_PREFETCHED: dict[str, Future] = {}  # test id -> its result, coming from a backend's prefetching thread
+_STOPPING = threading.Event()
 
 
 def worker(backend: str) -> BackendWorker:
@@ -146,8 +178,41 @@ def worker(backend: str) -> BackendWorker:
 
 @atexit.register
 def close_workers() -> None:
+    _STOPPING.set()
     for w in _WORKERS.values():
         w.close()
+
+
+def prefetch(tests: Iterable[tuple[Point, str, str]], details: str = "failed", timeout_s: float | None = None) -> None:
+    """Start running `tests` ((point, device, backend), in the run's order) of the backends other than this
+    process's in their workers, a thread per backend (module doc); `run_on_backend` then takes each one's result."""
+    by_backend: dict[str, list[tuple[Point, str, Future]]] = {}
+    for point, device, backend in tests:
+        if backend in (BACKEND, COMPARED):
+            continue
+        future: Future = Future()
+        _PREFETCHED[point.test_id(device, backend)] = future
+        by_backend.setdefault(backend, []).append((point, device, future))
+    if not by_backend:
+        return
+    share = str(max(1, (os.cpu_count() or 1) // (len(by_backend) + 1)))
+    for backend, queue in by_backend.items():
+        worker(backend).threads = os.environ.get("HARNESS_THREADS", share)
+        threading.Thread(target=_feed, args=(backend, queue, details, timeout_s), daemon=True,
+                         name=f"harness-{backend}").start()
+
+
+def _feed(backend: str, queue: list[tuple[Point, str, Future]], details: str, timeout_s: float | None) -> None:
+    for point, device, future in queue:
+        if _STOPPING.is_set():
+            future.set_result(point_result(point, device, backend, message="the run stopped before this test ran"))
+            continue
+        try:
+            future.set_result(worker(backend).call("run_test", point, device, details, timeout_s,
+                                                   timeout_s=_limit(timeout_s), urgent=False))
+        except (WorkerDied, RuntimeError) as e:
+            future.set_result(point_result(point, device, backend,
+                                           message=f"{e} (in {point.test_id(device, backend)})"))
 
 
 def _limit(timeout_s: float | None) -> float:
@@ -163,6 +228,8 @@ def run_on_backend(point: Point, device: str, backend: str, details: str = "fail
     """One test of `point` on `device` with Keras on `backend`: here, or in that backend's worker."""
     if backend == BACKEND:
         return run_test(point, device, details, timeout_s)
+    if (future := _PREFETCHED.pop(point.test_id(device, backend), None)) is not None:
+        return future.result()
     try:
         return worker(backend).call("run_test", point, device, details, timeout_s, timeout_s=_limit(timeout_s))
     except (WorkerDied, RuntimeError) as e:
