@@ -40,13 +40,20 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
     file, _, rest = report.nodeid.partition("::")
     if Path(file).suffix not in (".yaml", ".yml") or not rest:
         return []
+    from harness.core.frameworks import BACKENDS, DEVICES
     from harness.engine import Result
+    from harness.suite.backends import COMPARED
 
+    # A case test's id ends in `-DEVICE-BACKEND]` (a sweep value may hold a `-` too: only the last two parts count);
+    # an invalid case's (`CASE`, `CASE[SWEEP-ID]`) has neither.
     case, _, params = rest.partition("[")
-    *_, device, backend = ["-", "-", *params.rstrip("]").split("-")]
+    parts = params.removesuffix("]").split("-")
+    device, backend = parts[-2:] if len(parts) >= 2 else ("-", "-")
+    if device not in DEVICES or backend not in (*BACKENDS, COMPARED):
+        device, backend = "-", "-"
     message = f"the process running this test crashed: {report.longreprtext.strip()}"
     return [Result(id=report.nodeid, file=file, case=case, blocks=[], sweep={}, status=Status.ERROR, message=message,
-                   device=device if device in ("cpu", "gpu") else "-", backend=backend).to_dict()]
+                   device=device, backend=backend).to_dict()]
 
 
 _RECORDER = pytest.StashKey[_Recorder]()

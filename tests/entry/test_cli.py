@@ -281,3 +281,19 @@ def test_the_first_steps_in_help_work_as_written(tmp_path: Path, capsys: pytest.
                                                    for b in installed_backends()]
         if target:
             (tmp_path / target).write_text(out, encoding="utf-8")
+
+
+def test_run_keras_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, MIXED)
+    code, out, err = run_cli(capsys, "run", "cases.yaml", "--keras-backend", "bogus")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("harness: --keras-backend 'bogus': not a Keras backend") and "tensorflow, jax, torch" in err
+    # Another backend runs in its worker; each result says where Keras ran; the invalid case has no backend.
+    other = "torch" if BACKEND != "torch" else "tensorflow"
+    code, out, _ = run_cli(capsys, "run", "cases.yaml", "--keras-backend", other, "--json", "r.json")
+    assert code == 1 and lines_starting(out, "PASS") == [f"cases.yaml::first[cpu-{other}]",
+                                                         f"cases.yaml::last[cpu-{other}]"]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert {r["id"]: r["backend"] for r in doc["results"]} == {
+        f"cases.yaml::first[cpu-{other}]": other, "cases.yaml::broken": "-", f"cases.yaml::last[cpu-{other}]": other}

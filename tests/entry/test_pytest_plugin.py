@@ -210,3 +210,87 @@ def test_cases_folder_is_configurable(pytester: pytest.Pytester) -> None:
     (pytester.path / "cases" / "y.yaml").write_text(CASES)
     ids = collected_ids(pytester.runpytest_inprocess("--collect-only", "-q"))
     assert ids and all(i.startswith("mycases/x.yaml::") for i in ids)
+
+
+# --- Keras's backends -----------------------------------------------------------------------------------
+
+ACROSS = """\
+- name: across
+  block: tanh
+  input: {shape: [1, 2, 3]}
+  devices: [cpu]
+  compare: backends
+"""
+OTHER = "torch" if BACKEND != "torch" else "tensorflow"  # a backend that runs in a worker here
+
+
+def test_keras_backend_option_and_backend_markers_select(pytester: pytest.Pytester) -> None:
+    if "jax" not in installed_backends():
+        pytest.skip("JAX is not installed here")
+    pytester.makefile(".yaml", checks=CASES, across=ACROSS)
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "-q", "--keras-backend", "jax", "-m", "jax")
+    assert collected_ids(result) == [f"checks.yaml::{t}-jax]" for t in (
+        "tiny_conv[padding=0-cpu", "tiny_conv[padding=0-gpu", "tiny_conv[padding=same-cpu",
+        "tiny_conv[padding=same-gpu", "tiny_relu[cpu")]
+    result = pytester.runpytest_inprocess("checks.yaml", "across.yaml", "--collect-only", "-q", "-m",
+                                          "relu and torch", "--strict-markers")
+    assert collected_ids(result) == ["checks.yaml::tiny_relu[cpu-torch]"]
+    result = pytester.runpytest_inprocess("checks.yaml", "across.yaml", "--collect-only", "-q", "-m", "backends",
+                                          "--strict-markers")
+    assert collected_ids(result) == ["across.yaml::across[cpu-backends]"]  # one test comparing the backends
+    markers = pytester.runpytest_inprocess("--markers").stdout.str()
+    for backend in BACKENDS:
+        assert f"@pytest.mark.{backend}: harness cases run with Keras on its {backend} backend" in markers
+    assert "@pytest.mark.backends: harness cases comparing Keras's backends with each other" in markers
+
+
+def test_the_header_names_the_backends_and_a_bad_one_is_a_usage_error(pytester: pytest.Pytester,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makefile(".yaml", checks=CASES)
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only", "--keras-backend", "torch",
+                                          "--keras-backend", "tensorflow")
+    result.stdout.fnmatch_lines(["harness: Keras backends tensorflow, torch (--keras-backend)"])
+    result = pytester.runpytest_inprocess("checks.yaml", "--keras-backend", "jaxx")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--keras-backend 'jaxx': not a Keras backend (did you mean 'jax'?)" in "\n".join(result.errlines)
+    assert "Traceback" not in result.stdout.str() + "\n".join(result.errlines)
+    monkeypatch.setenv("HARNESS_KERAS_BACKENDS", "tensorflow,pytorch")
+    result = pytester.runpytest_inprocess("checks.yaml", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "'pytorch': not a Keras backend" in "\n".join(result.errlines)
+
+
+def test_a_case_runs_in_another_backends_worker_and_compare_backends_runs_both(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", checks=CASES, across=ACROSS)
+    result = pytester.runpytest_inprocess("checks.yaml", "across.yaml", "-v", "-m", "relu or backends",
+                                          "--keras-backend", BACKEND, "--keras-backend", OTHER,
+                                          "--harness-results", "r.json")
+    result.assert_outcomes(passed=3, deselected=8)
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert {r["id"]: (r["backend"], r["status"]) for r in doc["results"]} == {
+        f"checks.yaml::tiny_relu[cpu-{BACKEND}]": (BACKEND, "passed"),
+        f"checks.yaml::tiny_relu[cpu-{OTHER}]": (OTHER, "passed"),
+        "across.yaml::across[cpu-backends]": ("backends", "passed")}
+    across = next(r for r in doc["results"] if r["backend"] == "backends")
+    assert {f"keras[{OTHER}] vs keras[{BACKEND}]", f"keras[{BACKEND}] vs torch"} <= {v["what"] for v in
+                                                                                      across["verdicts"]}
+
+
+@pytest.mark.parametrize(("nodeid", "case", "device", "backend"), [
+    ("cases/conv2d.yaml::grid[strides=2-cpu-jax]", "grid", "cpu", "jax"),
+    ("c.yaml::c[axis=-1-gpu-torch]", "c", "gpu", "torch"),  # a sweep value with a '-'
+    ("c.yaml::c[cpu-tensorflow]", "c", "cpu", "tensorflow"),
+    ("c.yaml::c[cpu-backends]", "c", "cpu", "backends"),  # compare: backends
+    ("c.yaml::broken", "broken", "-", "-"),  # an invalid case
+    ("c.yaml::c[seed=1]", "c", "-", "-"),  # a refused sweep point
+    ("c.yaml::c[mode=cpu-jaxx]", "c", "-", "-"),
+])
+def test_a_crashed_test_is_recorded_with_its_device_and_backend(nodeid: str, case: str, device: str,
+                                                                backend: str) -> None:
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import _crashed
+
+    (result,) = _crashed(SimpleNamespace(nodeid=nodeid, longreprtext="worker 'gw0' crashed while running it"))
+    assert (result["id"], result["case"], result["device"], result["backend"]) == (nodeid, case, device, backend)
+    assert result["status"] == "error" and "crashed" in result["message"]
+    assert _crashed(SimpleNamespace(nodeid="tests/test_x.py::test_a[cpu-jax]", longreprtext="")) == []
