@@ -249,6 +249,7 @@ def test_each_backends_result_of_a_point_sits_side_by_side(browser, report) -> N
     assert box.locator("summary").inner_text().endswith("jax_only_planted[cpu] on jax")
     if box.get_attribute("open") is None:  # the first ten are open
         box.locator("summary").click()
+    box.locator(".detail h3").wait_for()  # drawn on the toggle event, after the click returns
     assert "Keras on jax: failed" in box.inner_text()
     page.locator("#all-tests").scroll_into_view_if_needed()
     (PROJECT / "reports").mkdir(exist_ok=True)
