@@ -41,6 +41,9 @@ frameworks) over the input padded as `padding` says, the first window at the top
   avg_pool1d of 0..5 gives [0.333, 2, 4, 2.5] with count_include_pad, [0.5, 2, 4, 5] without).
 Keras has no ceil_mode: the harness pads the overhang explicitly (-inf for max; uncounted zeros for average,
 through the sum / count layer) and pools `valid`, which gives ceil mode's windows exactly.
+Keras's torch backend averages `same` over replicated cells where TensorFlow's rule pads unequally (the odd cell at
+the end): it pads with mode="replicate" and counts those cells (keras/src/backend/torch/nn.py, average_pool and
+_apply_same_padding); there the harness computes sum / count, and cases/backend_differences.yaml holds Keras's own.
 
 The float64 reference is ONNX's reference MaxPool / AveragePool, given the input already padded (-inf for max, the
 counted zeros for average) and ceil mode's overhang as uncounted padding. Its own pads and ceil_mode are bypassed
@@ -87,6 +90,7 @@ from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register
 from harness.blocks.site import Site
 from harness.core.errors import Refusal
+from harness.core.frameworks import BACKEND
 from harness.core.schema import Param
 from harness.core.spatial import (
     Pads,
@@ -378,7 +382,8 @@ class _AvgPool(_WindowPool):
         overhang = full != pads
         if not self.keras_has_kernel(site):
             return PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), by_taps=True, dtype=dtype)
-        if not overhang and (padding == "valid" or (padding == "same" and not include)):
+        keras_same = padding == "same" and not include and (BACKEND != "torch" or all(a == b for a, b in pads))
+        if not overhang and (padding == "valid" or keras_same):
             return self.keras_pooling(site, k, s, padding)
         if include and not overhang:
             return keras.Sequential([SpatialPadding(pads, dtype=dtype), self.keras_pooling(site, k, s, "valid")])

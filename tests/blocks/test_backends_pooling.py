@@ -2,7 +2,8 @@
 DilatedMaxPooling and AdaptivePooling must be exact there, as on TensorFlow. Each backend runs in its own Python
 (KERAS_BACKEND is fixed at import), which prints its figures as JSON; each check also runs on the code the harness
 had before (keras.ops.maximum, keras.ops.mean), to show that the check catches it: off TensorFlow those compute a
-float64 input in float32 (keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE)."""
+float64 input in float32 (keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE). Also avg_pool2d's `same` with
+unequal padding, which Keras's torch backend averages over replicated cells (cases/backend_differences.yaml)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,20 @@ for name, f in (("first_maximum", pl.first_maximum), ("maximum", keras.ops.maxim
     out[name + "_grads"] = [to_numpy(ga).tolist(), to_numpy(gb).tolist()]
 nan = to_numpy(pl.first_maximum(keras_tensor(np.array([np.nan, 1.0])), keras_tensor(np.array([1.0, np.nan]))))
 out["nan"] = [bool(v) for v in np.isnan(nan)]
+
+# avg_pool2d, `same` padded (0, 1) on 12x12, real cells only: PyTorch's ceil-mode windows are the same windows.
+import torch
+from harness.blocks import Site, get_block
+from harness.core.schema import normalise_params
+block = get_block("avg_pool2d")
+params = normalise_params(block.params, {"pool_size": 3, "strides": 2, "padding": "same", "count_include_pad": False})
+site = Site(params, (2, 3, 12, 12), "float64", "eval")
+xc = np.random.default_rng(1).standard_normal((2, 3, 12, 12))
+expected = torch.nn.AvgPool2d(3, 2, ceil_mode=True, count_include_pad=False)(torch.from_numpy(xc)).numpy()
+for name, layer in (("avg_same", block.keras_layer(site)),
+                    ("avg_same_old", keras.layers.AveragePooling2D(3, 2, padding="same", dtype="float64"))):
+    y = np.moveaxis(to_numpy(layer(keras_tensor(np.moveaxis(xc, 1, -1)))), -1, 1)
+    out[name] = float(np.abs(y - expected).max())
 print("RESULT " + json.dumps(out))
 '''
 
@@ -102,6 +117,15 @@ def test_adaptive_average_pooling_is_float64_exact(figures: tuple[str, dict[str,
     assert out["adaptive"]["dtype"] == "float64" and out["adaptive"]["err"] < 1e-15, (backend, out["adaptive"])
     if backend != "tensorflow":  # keras.ops.mean computes float64 in float32 there: the old layer is caught
         assert out["adaptive_old"]["err"] > 1e-10, (backend, out["adaptive_old"])
+
+
+def test_average_pooling_same_with_unequal_padding_averages_real_cells(figures: tuple[str, dict[str, Any]]) -> None:
+    backend, out = figures
+    assert out["avg_same"] < 1e-14, (backend, out["avg_same"])
+    if backend == "torch":  # Keras's AveragePooling2D('same'), which the block built before: caught
+        assert out["avg_same_old"] > 0.1, out["avg_same_old"]
+    else:
+        assert out["avg_same_old"] < 1e-14, (backend, out["avg_same_old"])
 
 
 def test_first_maximum_sends_a_tie_to_its_first_argument(figures: tuple[str, dict[str, Any]]) -> None:
