@@ -56,8 +56,11 @@ def environment() -> dict[str, Any]:
                            "cpu": cpu_name(), "host": platform.node(),
                            "devices": list(available_devices()), "gpu_unavailable": gpu_unavailable_reason(),
                            "dtype_policy": "each case's input.dtype (default float32); no mixed precision",
-                           "tf32": "off in both frameworks", "seed": "each case's input.seed (default 0)",
+                           "tf32": "off: PyTorch's and TensorFlow's TF32 disabled, JAX's matmul precision highest "
+                                   "(harness.core.frameworks, in every backend's process)",
+                           "seed": "each case's input.seed (default 0)",
                            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    env.update({k: v for k, v in _backend_libraries().items() if k not in env})
     if "gpu" in env["devices"]:
         env["gpu_placement"] = placement("gpu")
         try:
@@ -67,6 +70,22 @@ def environment() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - the name is a nicety
             pass
     return env
+
+
+def _backend_libraries() -> dict[str, str]:
+    """The installed versions of each Keras backend's library (the other backends run in worker processes, which
+    import them; this one reads the installed metadata only)."""
+    from importlib import metadata
+
+    found = {}
+    for key, dists in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("jax", ("jax",)), ("jaxlib", ("jaxlib",))):
+        for dist in dists:
+            try:
+                found[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return found
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, int]:
@@ -163,7 +182,8 @@ def _documented(results: list[dict[str, Any]], shards: list[dict[str, Any]],
 
 def results_document(results: list[dict[str, Any]], label: str = "this run") -> dict[str, Any]:
     """Every result with the environment it ran in and the totals: what results files and the report hold."""
-    return _documented(results, [{"label": label, "environment": environment()}])
+    env = {**environment(), "keras_backends": [b for b in backend_order(map(backend_of, results)) if b != NOT_RUN]}
+    return _documented(results, [{"label": label, "environment": env}])
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
