@@ -211,7 +211,10 @@ def _keras_script(point: Point, modules: list[Any], klayers: list[Any], device: 
     first, last = point.sites[0].layout, point.layers[-1].block.output_layout(point.sites[-1])
     if first == CHANNELS_LAST:
         ctx.layout_names["to_channels_last"] = None
-        to_keras, note = "to_channels_last(x)", first_paragraph(harness.core.layout.to_channels_last.__doc__)
+        # Contiguous, as the runner's Layout.to_keras makes it: the torch backend keeps a NumPy view's strides, and
+        # PyTorch's kernels on a strided tensor round otherwise (mish, elu, pooling 1 ulp off, measured)
+        to_keras = "np.ascontiguousarray(to_channels_last(x))"
+        note = f"{first_paragraph(harness.core.layout.to_channels_last.__doc__)} Contiguous, as the runner's"
     else:  # plan() starts every network channels-last; kept general in case that changes
         ctx.layout_names["Layout"] = None
         to_keras, note = f"{first!r}.to_keras(x)", "the input in the Keras layout of the first layer"
