@@ -47,6 +47,7 @@ def test_a_document_counts_each_backend_apart() -> None:
         "tensorflow": (1, 0, 0, 1), "jax": (0, 1, 0, 1), "torch": (0, 0, 1, 1), "backends": (1, 0, 0, 1),
         "-": (0, 0, 1, 1)}
     assert [r["backend"] for r in doc["results"]] == ["torch", "tensorflow", "jax", "backends", "-"]
+    assert doc["environment"]["keras_backends"] == ["tensorflow", "jax", "torch", "backends"]
 
 
 def test_shards_of_different_backends_merge_side_by_side() -> None:

@@ -275,8 +275,8 @@ function buildRows() {
     } else {
       for (const b of columns) p._cells.push(statusCell(p, b, p.results[b]));
     }
-    tr.append(...p._cells, cell(fmt(p.worst_abs), "num max_abs"), cell(fmt(p.worst_rel), "num max_rel"),
-              cell(fmt(p.duration_s), "num duration_s"));
+    p._nums = [cell("", "num max_abs"), cell("", "num max_rel"), cell("", "num duration_s")];
+    tr.append(...p._cells, ...p._nums);
     p._tr = tr;
     tr.addEventListener("click", () => togglePoint(p));
     frag.append(tr);
@@ -315,10 +315,17 @@ function applyFilter() {
     p._tr.style.display = show ? "" : "none";
     for (const r of p.list) if (r._open) r._open.style.display = show ? "" : "none";
     for (const c of p._cells) c.classList.toggle("dim", !!bk && c.dataset.backend !== bk);
+    const [a, rel, t] = numbers(p, bk);  // the filtered backend's numbers, else the worst (and total) over them
+    p._nums[0].textContent = fmt(a); p._nums[1].textContent = fmt(rel); p._nums[2].textContent = fmt(t);
     if (show) { n += st ? rs.filter(r => r.status === st).length : rs.length; shownPoints += 1; }
   }
   document.getElementById("shown").textContent = n + " of " + DATA.rows.length + " tests shown, in " + shownPoints +
     " of " + points.length + " rows";
+}
+function numbers(p, bk) {
+  if (!bk) return [p.worst_abs, p.worst_rel, p.duration_s];
+  const r = p.results[bk];
+  return r ? [r.max_abs, r.max_rel, r.duration_s] : [null, null, null];
 }
 function sortKey(p, key) {
   const r = p.first;
@@ -331,7 +338,10 @@ function sortKey(p, key) {
   if (key === "params") return r.params || sweepText(r.sweep);
   if (key === "shape") return shapeText(r.shapes);
   if (key === "device") return r.device;
-  return p[key];  // max_abs, max_rel (the worst over the backends), duration_s (their sum)
+  // max_abs, max_rel, duration_s: the filtered backend's, else the worst over the backends (time: their sum)
+  const bk = document.getElementById("f-backend").value;
+  if (bk) { const r = p.results[bk]; return r ? NUM(r[key]) : -1; }
+  return p[key];
 }
 function sortBy(key) {
   state.dir = state.key === key ? -state.dir : 1;
