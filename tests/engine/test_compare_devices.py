@@ -17,7 +17,7 @@ import harness.engine.build as build
 import harness.engine.devices as cross_device
 from harness.cases import load_file
 from harness.core import frameworks
-from harness.core.frameworks import keras, torch
+from harness.core.frameworks import BACKEND, BACKENDS, keras, torch
 from harness.engine import run_point
 from harness.suite.collect import devices_for, plan_tests
 
@@ -76,7 +76,7 @@ def test_identical_devices_agree_with_one_verdict_per_framework(fake_gpu, case_p
     assert all(v.metrics["max_abs"] == 0.0 for v in result.verdicts)  # the same CPU kernels on both sides
     assert result.placement == {"torch": "cpu vs cuda (Fake GPU (the CPU))", "keras": "cpu vs gpu"}
     assert result.shapes == {"input": [2, 4, 9, 9], "torch": [2, 8], "keras": [2, 8]}
-    assert result.id.endswith("::conv_gelu[gpu]")
+    assert result.id.endswith(f"::conv_gelu[gpu-{BACKEND}]")
 
 
 def test_a_difference_planted_in_pytorch_on_the_gpu_is_caught(fake_gpu, case_points, monkeypatch) -> None:
@@ -182,18 +182,20 @@ def test_a_devices_point_is_one_test_on_the_gpu_device(case_points) -> None:
     (point,) = case_points(NETWORK)
     assert devices_for(point) == ("gpu",)  # present or not: without one it is listed and skipped
     entries, _ = load_file(PROJECT / "cases" / "devices.yaml")
-    planned = plan_tests(entries)
-    assert len(planned) == 10 and all(t.device == "gpu" and t.id.endswith(("-gpu]", "[gpu]")) for t in planned)
-    assert plan_tests(entries, device="cpu") == []
+    planned = plan_tests(entries, backends=BACKENDS)  # on each backend: each backend's Keras on its own devices
+    assert len(planned) == 10 * len(BACKENDS) and all(
+        t.device == "gpu" and t.id.endswith((f"-gpu-{t.backend}]", f"[gpu-{t.backend}]")) for t in planned)
+    assert {t.backend for t in planned} == set(BACKENDS)
+    assert plan_tests(entries, device="cpu", backends=BACKENDS) == []
 
 
 def test_pytest_collects_devices_cases_with_the_gpu_marker(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", devices=NETWORK)
-    result = pytester.runpytest_inprocess("devices.yaml", "-m", "gpu", "-rs")
+    result = pytester.runpytest_inprocess("devices.yaml", "-m", "gpu", "-rs", "--keras-backend", BACKEND)
     outcomes = result.parseoutcomes()
     if NO_GPU:
         assert outcomes.get("skipped") == 1
-        result.stdout.fnmatch_lines(["*conv_gelu[[]gpu[]]: compare: devices needs a GPU*"])
+        result.stdout.fnmatch_lines([f"*conv_gelu[[]gpu-{BACKEND}[]]: compare: devices needs a GPU*"])
     else:
         assert outcomes.get("passed") == 1
 
@@ -220,7 +222,7 @@ def test_devices_with_gpu_are_accepted(case_points) -> None:
 @pytest.mark.skipif(NO_GPU is not None, reason=f"gpu: {NO_GPU}")
 def test_shipped_devices_cases_pass_on_a_real_gpu() -> None:
     entries, _ = load_file(PROJECT / "cases" / "devices.yaml")
-    results = [t.run() for t in plan_tests(entries)]
+    results = [t.run() for t in plan_tests(entries, backends=(BACKEND,))]
     assert results and all(r.status == "passed" for r in results), [r.message for r in results if r.status != "passed"]
     assert all(r.placement["torch"].startswith("cpu vs cuda") for r in results)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.core.frameworks import to_numpy, torch
+from harness.core.frameworks import BACKEND, to_numpy, torch
 from harness.engine import build_keras, build_torch
 from harness.suite.collect import PlannedTest, load_paths, plan_tests
 from harness.suite.results import strict_json
@@ -32,10 +32,12 @@ VOLATILE = ("duration_s",)  # what may differ between two runs of the same test
 
 def sample() -> list[PlannedTest]:
     """Every 5th shipped CPU test, and every dropout test in train mode; not the hand ports Keras refuses to build
-    (`expect.refuses`: there are no Keras weights to digest)."""
+    (`expect.refuses`: there are no Keras weights to digest). On this process's Keras backend: the digests build
+    Keras here."""
     entries, errors = load_paths([ROOT / "cases"])
     assert not errors
-    tests = [t for t in plan_tests(entries, device="cpu") if t.point is None or not t.point.expect_refuses]
+    tests = [t for t in plan_tests(entries, device="cpu", backends=(BACKEND,))
+             if t.point is None or not t.point.expect_refuses]
     chosen = [t for i, t in enumerate(tests) if i % 5 == 0 or (
         t.point is not None and t.point.mode == "train" and t.point.layers[-1].block.stochastic)]
     assert len(chosen) >= 60 and any(t.point.mode == "train" for t in chosen)
@@ -104,8 +106,8 @@ def test_serial_and_parallel_pytest_runs_write_identical_results(tests: list[Pla
     for name, extra in (("serial", ["-p", "no:xdist"]), ("parallel", ["-n", "2"])):
         path = tmp_path / f"{name}.json"
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra,
-                               "--harness-results", str(path), *ids], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600, env=env)
+                               "--keras-backend", BACKEND, "--harness-results", str(path), *ids], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stdout[-3000:]
         docs[name] = json.loads(path.read_text(encoding="utf-8"))
     serial, parallel = (comparable(docs[n]["results"]) for n in ("serial", "parallel"))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.core import frameworks
-from harness.core.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch
+from harness.core.frameworks import BACKEND, gpu_unavailable_reason, keras_device, placement, tf, torch
 from harness.engine import build_torch, run_point
 
 NO_GPU = gpu_unavailable_reason()
@@ -66,15 +66,31 @@ def test_gpu_point_is_skipped_with_the_reason_without_cuda(case_points, monkeypa
     result = run_point(point, "gpu")
     assert result.status == "skipped"
     assert "gpu:" in result.message and "sees no CUDA device" in result.message
-    assert result.id.endswith("[gpu]")
+    assert result.id.endswith(f"[gpu-{BACKEND}]")
 
 
-def test_another_keras_backend_is_refused_with_a_clear_message() -> None:
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.run([sys.executable, "-c", "import harness.core.frameworks"], env=env, capture_output=True,
-                          text=True, timeout=120)
+def _child(code: str, backend: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_BACKEND": backend},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_keras_backend_chooses_the_backend_and_an_unknown_one_is_refused() -> None:
+    proc = _child("import harness.core.frameworks", "tensorflw")
     assert proc.returncode != 0
-    assert "KERAS_BACKEND='jax'" in proc.stderr and "unset KERAS_BACKEND" in proc.stderr
+    assert "KERAS_BACKEND='tensorflw': the harness runs Keras on tensorflow, jax, torch" in proc.stderr
+    # JAX: 64-bit types on (else float64 cases would silently run in float32), no TensorFlow imported for Keras.
+    proc = _child("import harness.core.frameworks as f, jax, numpy as np; "
+                  "print(f.BACKEND, f.keras.backend.backend(), f.tf is None, jax.config.jax_enable_x64, "
+                  "f.keras_tensor(np.zeros(2)).dtype, f.versions()['backend'])", "jax")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["jax", "jax", "True", "True", "float64", "jax"]
+
+
+def test_keras_imported_first_on_another_backend_is_refused() -> None:
+    proc = _child("import os; import keras; os.environ['KERAS_BACKEND'] = 'jax'; import harness.core.frameworks",
+                  "torch")
+    assert proc.returncode != 0
+    assert "Keras runs on 'torch' in this process, KERAS_BACKEND says 'jax'" in proc.stderr
 
 
 @pytest.mark.skipif(NO_GPU is not None, reason=f"gpu: {NO_GPU}")

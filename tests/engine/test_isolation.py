@@ -15,7 +15,7 @@ import pytest
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from harness import cli
 from harness.blocks import get_block
-from harness.core.frameworks import keras, torch
+from harness.core.frameworks import BACKEND, keras, torch
 from harness.core.timeout import DEFAULT_TIMEOUT_S, ENV_VAR, Deadline, TimedOut, can_interrupt, default_timeout
 from harness.engine import run_point
 
@@ -104,7 +104,7 @@ def test_cli_timeout_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     _plant_torch(monkeypatch, Hang)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "three.yaml").write_text(THREE, encoding="utf-8")
-    code = cli.main(["run", "three.yaml", "--timeout", "0.5", "--json", "r.json"])
+    code = cli.main(["run", "three.yaml", "--keras-backend", BACKEND, "--timeout", "0.5", "--json", "r.json"])
     out = capsys.readouterr().out
     assert code == 1
     statuses = {r["case"]: r["status"] for r in json.loads((tmp_path / "r.json").read_text())["results"]}
@@ -196,15 +196,15 @@ def test_a_worker_that_dies_is_reported_and_the_others_still_run(pytester: pytes
         """))
     pytester.makeconftest(CRASH_CONFTEST)
     result = pytester.runpytest_subprocess("cases.yaml", "-n", "2", "--harness-results", "r.json",
-                                           "-p", "no:cacheprovider")
+                                           "-p", "no:cacheprovider", "--keras-backend", BACKEND)
     result.assert_outcomes(passed=6, failed=1)
-    result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running 'cases.yaml::victim[[]cpu[]]'*"])
+    result.stdout.fnmatch_lines([f"*worker 'gw*' crashed while running 'cases.yaml::victim[[]cpu-{BACKEND}[]]'*"])
     doc = json.loads((pytester.path / "r.json").read_text())
     statuses = {r["id"]: r["status"] for r in doc["results"]}
-    assert statuses.pop("cases.yaml::victim[cpu]") == "error"
+    assert statuses.pop(f"cases.yaml::victim[cpu-{BACKEND}]") == "error"
     assert len(statuses) == 6 and set(statuses.values()) == {"passed"}
     victim = next(r for r in doc["results"] if r["case"] == "victim")
-    assert "crashed" in victim["message"] and victim["device"] == "cpu"
+    assert "crashed" in victim["message"] and victim["device"] == "cpu" and victim["backend"] == BACKEND
 
 
 HANG_CONFTEST = """
@@ -236,6 +236,7 @@ def pytest_runtest_teardown(item):
 def test_pytest_timeout_option(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", cases=THREE)
     pytester.makeconftest(HANG_CONFTEST)
-    result = pytester.runpytest_inprocess("cases.yaml", "--harness-timeout", "0.5", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("cases.yaml", "--harness-timeout", "0.5", "-p", "no:cacheprovider",
+                                           "--keras-backend", BACKEND)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*ERROR: timed out after 0.5 s while running PyTorch's layers[[]1[]] (tanh)*"])

@@ -21,6 +21,7 @@ import torch
 
 from harness.blocks import get_block
 from harness.cases import Point, load_file
+from harness.core.frameworks import BACKEND
 from harness.engine import Result, run_point
 from harness.suite.collect import load_paths
 
@@ -230,7 +231,7 @@ def test_port_params_are_native_only(tmp_path: Path) -> None:
 
 def test_pytest_shows_a_divergent_case_as_a_pass_marked_divergent(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", known=DIVERGENT_LEAKY)
-    result = pytester.runpytest_inprocess("known.yaml", "-v", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("known.yaml", "-v", "-p", "no:cacheprovider", "--keras-backend", BACKEND)
     result.assert_outcomes(passed=0, failed=0)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*known.yaml::leaky*DIVERGENT*", "*1 divergent*"])

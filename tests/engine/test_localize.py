@@ -14,7 +14,7 @@ import pytest
 import harness.blocks.dense as dense
 from harness.blocks import get_block
 from harness.cli import main
-from harness.core.frameworks import keras
+from harness.core.frameworks import BACKEND, keras
 from harness.core.layout import dense_kernel_to_keras
 from harness.engine import run_point
 from harness.engine.localize import LAYER_BY_LAYER, WHAT, first_divergence
@@ -206,7 +206,7 @@ def test_the_curves_reach_results_json_and_the_report(tmp_path: Path, monkeypatc
     cases = tmp_path / "net.yaml"
     cases.write_text(GELU_NETWORK, encoding="utf-8")
     html, results = tmp_path / "report.html", tmp_path / "results.json"
-    main(["run", str(cases), "--json", str(results), "--html", str(html), "-q"])
+    main(["run", str(cases), "--keras-backend", BACKEND, "--json", str(results), "--html", str(html), "-q"])
     (r,) = json.loads(results.read_text(encoding="utf-8"))["results"]
     assert r["status"] == "failed" and r["localization"]["first_layer"] == 3
     assert len(r["localization"]["layer_by_layer"]) == 6 and len(r["localization"]["end_to_end"]) == 6
@@ -228,7 +228,7 @@ def test_the_report_draws_the_per_layer_curve_in_a_browser(tmp_path: Path, monke
     cases = tmp_path / "net.yaml"
     cases.write_text(GELU_NETWORK, encoding="utf-8")
     html = tmp_path / "report.html"
-    main(["run", str(cases), "--html", str(html), "-q"])
+    main(["run", str(cases), "--keras-backend", BACKEND, "--html", str(html), "-q"])
     with chromium() as browser:
         page, problems = open_report(browser, html)
         box = page.locator("details.failure").first
