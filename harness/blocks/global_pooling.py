@@ -21,7 +21,9 @@ padding ever).
   1..12, k 1..14 in 1-D), but AdaptiveMaxPooling kills the Python process (SIGFPE, no exception) where its second
   window size ceil(n/k) + 1 exceeds the last axis's n: output size 1 or input size 1 on that axis (1-D: n 3 -> 1,
   n 1 -> 1; 2-D: 4x5 -> 2x1 dies, 4x5 -> 1x3 does not). The harness does not build them; `defaults: native` does
-  (the hand port), and refuses where any axis is in that range.
+  (the hand port), and on TensorFlow refuses where any axis is in that range. Keras's JAX and torch backends run
+  them there too and agree with PyTorch (measured, Keras 3.15.1: n 1..12, k 1..14 in 1-D and those 2-D sizes, max
+  exactly, float64 average within 2.2e-16).
 - Reference: global average pooling is ONNX's GlobalAveragePool. Global max pooling is the maximum in NumPy: ONNX's
   reference GlobalMaxPool (onnx 1.23.2, onnx/reference/ops/op_global_max_pool.py) reduces the axes
   range(ndim - 2, ndim), the spatial axes only for a 4-D input (measured: [2, 5, 9] gives [2, 1], the channels
@@ -54,6 +56,7 @@ from harness.blocks.reference import onnx_op
 from harness.blocks.registry import register
 from harness.blocks.site import Site
 from harness.core.errors import Refusal
+from harness.core.frameworks import BACKEND
 from harness.core.schema import Param
 from harness.core.spatial import Sizes, adaptive_windows
 
@@ -177,7 +180,8 @@ class GlobalMaxPool3D(_GlobalMaxPool):
 
 
 def _keras_max_dies(size: int, out: int) -> bool:
-    """Where Keras's AdaptiveMaxPooling kills the process (module doc): its bigger window exceeds the axis."""
+    """Where Keras's AdaptiveMaxPooling kills the process on TensorFlow (module doc): its bigger window exceeds the
+    axis."""
     return ceil(size / out) + 1 > size
 
 
@@ -240,7 +244,7 @@ class _AdaptivePool(Block):
         if layer is None:
             raise Refusal(f"this Keras ({keras.__version__}) has no {self.keras_class}", field="block")
         out = self.output_size(site)  # a hand port writes the numbers: Keras's layer takes no None
-        if self.op == "max" and any(map(_keras_max_dies, site.in_shape[2:], out)):
+        if BACKEND == "tensorflow" and self.op == "max" and any(map(_keras_max_dies, site.in_shape[2:], out)):
             raise Refusal(f"Keras's {self.keras_class} kills the process (SIGFPE) pooling {list(site.in_shape[2:])} "
                           f"to {list(out)}: a window of ceil(n/k) + 1 cells exceeds an axis", field="output_size")
         return layer(out, dtype=site.dtype)

@@ -83,6 +83,20 @@ for name, layer in (("avg_same", block.keras_layer(site)),
                     ("avg_same_old", keras.layers.AveragePooling2D(3, 2, padding="same", dtype="float64"))):
     y = np.moveaxis(to_numpy(layer(keras_tensor(np.moveaxis(xc, 1, -1)))), -1, 1)
     out[name] = float(np.abs(y - expected).max())
+
+# Keras's own AdaptiveMaxPooling2D (defaults: native) where TensorFlow's kills the process: 4x5 -> 2x1.
+from harness.core.errors import Refusal
+block = get_block("adaptive_max_pool2d")
+site = Site(normalise_params(block.params, {"output_size": [2, 1]}), (2, 3, 4, 5), "float64", "eval")
+try:
+    layer = block.native_keras_layer(site)
+except Refusal:
+    out["adaptive_max_native"] = "refused"
+else:
+    xc = np.random.default_rng(2).standard_normal((2, 3, 4, 5))
+    expected = torch.nn.functional.adaptive_max_pool2d(torch.from_numpy(xc), (2, 1)).numpy()
+    y = np.moveaxis(to_numpy(layer(keras_tensor(np.moveaxis(xc, 1, -1)))), -1, 1)
+    out["adaptive_max_native"] = float(np.abs(y - expected).max())
 print("RESULT " + json.dumps(out))
 '''
 
@@ -126,6 +140,14 @@ def test_average_pooling_same_with_unequal_padding_averages_real_cells(figures: 
         assert out["avg_same_old"] > 0.1, out["avg_same_old"]
     else:
         assert out["avg_same_old"] < 1e-14, (backend, out["avg_same_old"])
+
+
+def test_keras_adaptive_max_pooling_is_refused_only_where_it_kills_the_process(
+        figures: tuple[str, dict[str, Any]]) -> None:
+    """TensorFlow's AdaptiveMaxPooling dies with SIGFPE at 4x5 -> 2x1 (harness/blocks/global_pooling.py): refused
+    there, built and exact on JAX and torch."""
+    backend, out = figures
+    assert out["adaptive_max_native"] == ("refused" if backend == "tensorflow" else 0.0), backend
 
 
 def test_first_maximum_sends_a_tie_to_its_first_argument(figures: tuple[str, dict[str, Any]]) -> None:
