@@ -88,8 +88,9 @@ def test_pages_ask_for_the_generated_parts_and_nothing_unknown() -> None:
     markers = {p.name: re.findall(r"^<!-- generated: ([\w-]+) -->$", p.read_text(encoding="utf-8"), flags=re.M)
                for p in DOCS.glob("*.md")}
     assert markers["blocks.md"] == ["block-reference"]
-    assert markers["known-differences.md"] == ["known-differences"]
-    assert {m for found in markers.values() for m in found} == {"block-reference", "known-differences"}
+    assert markers["known-differences.md"] == ["known-differences", "backend-differences"]
+    assert {m for found in markers.values() for m in found} == {"block-reference", "known-differences",
+                                                                 "backend-differences"}
     with pytest.raises(KeyError):
         generated("no-such-part", ROOT)
 
@@ -121,8 +122,9 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
         assert f'id="{name}"' in blocks, f"the built block reference lacks {name}"
     assert "<table>" in blocks and 'class="docstring highlight"' in blocks
     catalogue = (site / "known-differences" / "index.html").read_text(encoding="utf-8")
-    for case in yaml.safe_load(CATALOGUE.read_text(encoding="utf-8")):
-        assert f'id="{case["name"]}"' in catalogue, f"the built catalogue lacks {case['name']}"
+    for path in (CATALOGUE, ROOT / "cases" / "backend_differences.yaml"):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8")):
+            assert f'id="{case["name"]}"' in catalogue, f"the built catalogue lacks {path.name}'s {case['name']}"
     assert not list(site.rglob("hooks.py")), "docs/hooks.py is build code, not a page"
 
 
