@@ -85,7 +85,8 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.suite.backends import BackendSelectionError, prefetch, select_backends
+    from harness.core.frameworks import BackendSelectionError
+    from harness.suite.backends import prefetch, select_backends
     from harness.suite.collect import error_result, load_paths, plan_tests
     from harness.suite.results import results_document, summarise, write_json, write_junit
 

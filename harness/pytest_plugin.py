@@ -132,7 +132,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _selected_backends(config: pytest.Config) -> tuple[str, ...]:
-    from harness.suite.backends import BackendSelectionError, select_backends
+    from harness.core.frameworks import BackendSelectionError
+    from harness.suite.backends import select_backends
 
     try:
         return select_backends(config.getoption("--keras-backend"))

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 # The Keras backends the harness runs, in the order results show them.
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -41,6 +41,8 @@ if BACKEND == "jax":
 # is not yet there. It costs 67 to 137 ms where triton is installed (-X importtime, 5 runs), and a find_spec of
 # about 0.1 ms where it is not, as in CI's CPU build of torch.
 import torch  # noqa: E402
+
+from harness.core.errors import did_you_mean  # noqa: E402
 
 # Where TensorFlow is already loaded (a script that imports keras before the harness, as the load lines printed for
 # a ported model do), importing triton here is what would crash (`import keras; import harness.core.frameworks`
@@ -155,6 +157,35 @@ BACKEND_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jaxlib", "torch": "torc
 def installed_backends() -> tuple[str, ...]:
     """The Keras backends this Python can run: this process's, and each whose library is installed."""
     return tuple(b for b in BACKENDS if b == BACKEND or importlib.util.find_spec(BACKEND_LIBRARIES[b]) is not None)
+
+
+class BackendSelectionError(ValueError):
+    """A --keras-backend (or $HARNESS_KERAS_BACKENDS) naming no backend, or one not installed here."""
+
+
+# The variable that sets the default backends of a run, a port and a fuzz: comma-separated names or `all`.
+ENV_BACKENDS = "HARNESS_KERAS_BACKENDS"
+
+
+def chosen_backends(names: Iterable[str] | None, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The Keras backends named (`all`: every installed one), in BACKENDS order; none named: `default`, else
+    $HARNESS_KERAS_BACKENDS, else every installed backend. BackendSelectionError for a name that is not a backend or
+    not installed (what is installed said)."""
+    given = [n.strip() for n in (names or []) if n.strip()]
+    if not given and default is not None:
+        return default
+    given = given or [n.strip() for n in os.environ.get(ENV_BACKENDS, "").split(",") if n.strip()]
+    installed = installed_backends()
+    if not given or "all" in given:
+        return installed
+    for name in given:
+        if name not in BACKENDS:
+            raise BackendSelectionError(f"--keras-backend {name!r}: not a Keras backend{did_you_mean(name, BACKENDS)}; "
+                                        f"allowed: {', '.join(BACKENDS)} or all")
+        if name not in installed:
+            raise BackendSelectionError(f"--keras-backend {name}: {name} is not installed in this Python "
+                                        f"({sys.executable}); installed: {', '.join(installed)} (README: set-up)")
+    return tuple(b for b in BACKENDS if b in given)
 
 
 def available_devices() -> tuple[str, ...]:

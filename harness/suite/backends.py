@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 
 from harness.cases import Point
-from harness.core.errors import did_you_mean
-from harness.core.frameworks import BACKEND, BACKENDS, installed_backends
+from harness.core.frameworks import BACKEND, chosen_backends, installed_backends
 from harness.core.timeout import default_timeout
 from harness.core.verdicts import Status, Verdict, VerdictKind
 from harness.engine import Result, build_torch, judge, point_result
@@ -48,28 +47,12 @@ from harness.suite.local import final_outputs, run_test
 
 COMPARED = "backends"  # the backend part of a `compare: backends` test's id
 WORKER_GRACE_S = 60.0  # past the test's own limit (which the worker enforces itself) before the worker is killed
-ENV_BACKENDS = "HARNESS_KERAS_BACKENDS"
-
-
-class BackendSelectionError(ValueError):
-    """A --keras-backend (or $HARNESS_KERAS_BACKENDS) naming no backend, or one not installed here."""
 
 
 def select_backends(names: Iterable[str] | None = None) -> tuple[str, ...]:
     """The backends a run covers, in BACKENDS order: `names` (`all`: every installed one), else
-    $HARNESS_KERAS_BACKENDS, else every installed backend."""
-    given = [n.strip() for n in (names or os.environ.get(ENV_BACKENDS, "").split(",")) if n.strip()]
-    installed = installed_backends()
-    if not given or "all" in given:
-        return installed
-    for name in given:
-        if name not in BACKENDS:
-            raise BackendSelectionError(f"--keras-backend {name!r}: not a Keras backend{did_you_mean(name, BACKENDS)}; "
-                                        f"allowed: {', '.join(BACKENDS)} or all")
-        if name not in installed:
-            raise BackendSelectionError(f"--keras-backend {name}: {name} is not installed in this Python "
-                                        f"({sys.executable}); installed: {', '.join(installed)} (README: set-up)")
-    return tuple(b for b in BACKENDS if b in given)
+    $HARNESS_KERAS_BACKENDS, else every installed backend (harness.core.frameworks.chosen_backends)."""
+    return chosen_backends(names)
 
 
 def backends_for(point: Point, selected: tuple[str, ...]) -> tuple[str, ...]:

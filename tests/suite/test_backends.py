@@ -19,13 +19,11 @@ import pytest
 
 import harness.core.frameworks as frameworks  # first: fixes the Keras backend before anything imports keras
 from harness.cases import Point, load_file
-from harness.core.frameworks import BACKEND, BACKENDS, installed_backends
+from harness.core.frameworks import BACKEND, BACKENDS, ENV_BACKENDS, BackendSelectionError, installed_backends
 from harness.core.verdicts import Status
 from harness.engine import run_point
 from harness.suite import backends as backends_module
 from harness.suite.backends import (
-    ENV_BACKENDS,
-    BackendSelectionError,
     backends_for,
     run_backends_comparison,
     run_on_backend,

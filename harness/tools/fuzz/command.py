@@ -15,27 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.core.errors import CaseError, did_you_mean
-from harness.core.frameworks import BACKEND, BACKENDS, installed_backends
+from harness.core.errors import CaseError
+from harness.core.frameworks import BACKEND, BackendSelectionError, chosen_backends
 from harness.tools.fuzz.search import fuzz, parse_dtypes
 from harness.tools.fuzz.strategies import DEFAULT_DTYPES
-
-
-def chosen_backends(names: list[str] | None) -> tuple[str, ...]:
-    """The backends to search on, in BACKENDS order (default: this process's); CaseError for a name that is not
-    a backend or not installed."""
-    if not names:
-        return (BACKEND,)
-    if "all" in names:
-        return installed_backends()
-    for name in names:
-        if name not in BACKENDS:
-            raise CaseError(f"--keras-backend {name!r}: not a Keras backend{did_you_mean(name, BACKENDS)}; allowed: "
-                            f"{', '.join(BACKENDS)} or all")
-        if name not in installed_backends():
-            raise CaseError(f"--keras-backend {name}: not installed in this Python ({sys.executable}); installed: "
-                            f"{', '.join(installed_backends())}")
-    return tuple(b for b in BACKENDS if b in names)
 
 
 def _here(block: str, options: dict) -> int:
@@ -77,9 +60,9 @@ def command(block: str, backends: list[str] | None = None, **options: object) ->
     """`harness fuzz`: `options` are fuzz's (examples, seed, time_budget, out, device, dtypes as the option's text,
     include_known); `backends` the --keras-backend values. The exit status (module doc)."""
     try:
-        chosen = chosen_backends(backends)
-    except CaseError as e:
-        print(f"harness fuzz: {e.message}", file=sys.stderr)
+        chosen = chosen_backends(backends, default=(BACKEND,))
+    except BackendSelectionError as e:
+        print(f"harness fuzz: {e}", file=sys.stderr)
         return 2
     codes = []
     for i, backend in enumerate(chosen):

@@ -20,15 +20,14 @@ its exit status.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from harness.blocks import MAX_ELEMENTS
 from harness.cases import InputSpec, RefusedPoint, load_file
-from harness.core.errors import CaseError, did_you_mean
-from harness.core.frameworks import BACKEND, BACKENDS, installed_backends, keras, torch
+from harness.core.errors import CaseError
+from harness.core.frameworks import BACKEND, BackendSelectionError, chosen_backends, keras, torch
 from harness.core.verdicts import VerdictKind
 from harness.engine import StageError, build_torch, result_lines, run_point
 from harness.tools.crosscheck.litert import export_tflite
@@ -42,8 +41,6 @@ from harness.tools.port.ported import Ported
 from harness.tools.port.progress import ProgressFn, StageBar, silent
 from harness.tools.port.translate import Mapped, readers, translate
 from harness.tools.port.verify import MODEL_OUTPUT, model_verdicts, whole_length, worst_headroom
-
-ENV_BACKENDS = "HARNESS_KERAS_BACKENDS"  # the default backends of a run (harness.suite.backends) and of a port
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -71,21 +68,17 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
     LiteRT's interpreter against the model's output (harness.tools.crosscheck.litert); `progress(stage, done,
     total)` hears what it is doing (harness.tools.port.progress); `backends`: the Keras backends the saved model
     is loaded and checked on, each other than this process's in a process of its own (default: this process's
-    only; `harness port` checks every installed one, default_backends). Raises PortError when it cannot be ported
-    as asked; then nothing is written."""
+    only; `harness port` checks every installed one, or $HARNESS_KERAS_BACKENDS). Raises PortError when it cannot
+    be ported as asked; then nothing is written."""
     if not isinstance(model, torch.nn.Module):
         raise PortError(f"a {type(model).__name__} is not an nn.Module")
     if tflite and BACKEND != "tensorflow":
         raise PortError(f"--tflite exports through TensorFlow (keras.Model.export(format='litert')), and Keras runs "
                         f"on {BACKEND} here: run the port with KERAS_BACKEND=tensorflow")
-    backends = (BACKEND,) if backends is None else tuple(backends)
-    for backend in backends:
-        if backend not in BACKENDS:
-            raise PortError(f"--keras-backend {backend!r}: not a Keras backend{did_you_mean(backend, BACKENDS)}; "
-                            f"allowed: {', '.join(BACKENDS)} or all")
-        if backend not in installed_backends():
-            raise PortError(f"--keras-backend {backend}: not installed in this Python ({sys.executable}); "
-                            f"installed: {', '.join(installed_backends())}")
+    try:
+        backends = chosen_backends(backends, default=(BACKEND,))
+    except BackendSelectionError as e:
+        raise PortError(str(e)) from None
     name = name if name is not None else case_name(type(model).__name__)
     model.eval()
     dtype = model_dtype(model)
@@ -154,13 +147,6 @@ def port_model(model: torch.nn.Module, input_shape: tuple[int, ...] | None = Non
         ported.tflite_verdict = export_tflite(model, out / f"{name}.tflite", point.sites[0].layout.to_keras(x),
                                               ported.output_layout.to_keras(model_out), ported.output_layout)
     return ported
-
-
-def default_backends() -> tuple[str, ...]:
-    """The backends a port checks its .keras on unless told: $HARNESS_KERAS_BACKENDS (comma-separated, as for
-    `harness run`), else every installed one."""
-    given = [b.strip() for b in os.environ.get(ENV_BACKENDS, "").split(",") if b.strip()]
-    return installed_backends() if not given or "all" in given else tuple(given)
 
 
 def budget(model: torch.nn.Module, mapped: list[Mapped]) -> int | None:
@@ -252,9 +238,9 @@ def command(spec: str, weights: str | None, input_shape: str | None, out: str | 
     try:
         shape = parse_shape(input_shape) if input_shape else None
         with StageBar() as progress:
-            chosen = default_backends() if not backends or "all" in backends else tuple(backends)
+            chosen = chosen_backends(backends)  # default: $HARNESS_KERAS_BACKENDS, else every installed one
             ported = port(spec, weights, shape, out, calibrate, tflite, progress, backends=chosen)
-    except (PortError, CaseError) as e:
+    except (PortError, CaseError, BackendSelectionError) as e:
         print(f"harness port: {e}", file=sys.stderr)
         return 2
     for line in report_lines(ported):
