@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from harness.core.frameworks import BACKENDS, installed_backends
-from tests.blocks.test_backends_pooling import run_on_backend
+from tests.blocks.backend_scripts import figures_on_every_backend
 
 SCRIPT = r'''
 import json
@@ -34,11 +31,7 @@ print("RESULT " + json.dumps({"harness": build(keras_device("cpu")), "cpu:0": bu
 '''
 
 
-@pytest.fixture(scope="module", params=[b for b in BACKENDS])
-def figures(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    if request.param not in installed_backends():
-        pytest.skip(f"Keras's {request.param} backend is not installed")
-    return request.param, run_on_backend(request.param, SCRIPT)
+figures = figures_on_every_backend(SCRIPT)
 
 
 def test_seeded_dropout_layers_build_in_the_harness_device_scope(figures: tuple[str, dict[str, Any]]) -> None:

@@ -7,18 +7,9 @@ unequal padding, which Keras's torch backend averages over replicated cells (cas
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from harness.core.frameworks import BACKENDS, installed_backends
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.blocks.backend_scripts import figures_on_every_backend
 
 SCRIPT = r'''
 import json
@@ -101,22 +92,7 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-def run_on_backend(backend: str, script: str) -> dict[str, Any]:
-    """`script` in a fresh Python whose Keras runs on `backend` (from the repository root); the JSON it prints
-    after RESULT."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"{backend}: rc {proc.returncode}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
-
-
-@pytest.fixture(scope="module", params=[b for b in BACKENDS])
-def figures(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    if request.param not in installed_backends():
-        pytest.skip(f"Keras's {request.param} backend is not installed")
-    return request.param, run_on_backend(request.param, SCRIPT)
+figures = figures_on_every_backend(SCRIPT)
 
 
 def test_dilated_max_pooling_is_exact_in_float64(figures: tuple[str, dict[str, Any]]) -> None:
