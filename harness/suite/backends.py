@@ -9,10 +9,11 @@ signal, and the next test starts a fresh worker; a worker that does not answer w
 WORKER_GRACE_S is killed likewise.
 
 Running side by side: a run that knows its tests before it starts (harness run; pytest without pytest-xdist)
-`prefetch`es each other backend's tests: a thread per backend feeds them to its worker in the run's order while
-this process runs its own, and each test's turn takes its result from there. The backends then run at the same
-time, each in its process (the wall time is the slowest backend's, not the sum), and results still come in the
-run's order. Workers run with $HARNESS_THREADS set to the cores shared out between the backends' processes.
+`prefetch`es each other backend's tests: a thread per backend feeds them, in the run's order, to a worker of the
+prefetch's own (started from the environment as it was then) while this process runs its own tests, and each
+test's turn takes its result from there. The backends then run at the same time, each in its process (the wall
+time is the slowest backend's, not the sum), and results still come in the run's order. Those workers run with
+$HARNESS_THREADS set to the cores shared out between the backends' processes.
 
 Selecting: `select_backends` reads `--keras-backend` (repeatable; `all`) and $HARNESS_KERAS_BACKENDS
 (comma-separated); by default every installed backend (harness.core.frameworks.installed_backends).
@@ -28,7 +29,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
@@ -70,19 +70,19 @@ class WorkerDied(RuntimeError):
 class BackendWorker:
     """One process running Keras on `backend` (module doc)."""
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, env: dict[str, str] | None = None, threads: str | None = None) -> None:
         self.backend = backend
+        self.env = env  # the environment its process starts with (None: this process's at the time)
+        self.threads = threads  # $HARNESS_THREADS for its process, unless the environment sets it
         self.process: subprocess.Popen | None = None
         self.requests: Connection | None = None
         self.answers: Connection | None = None
-        self.lock = threading.Lock()  # one request at a time: a prefetching thread and the run's own turns
-        self.urgent = 0  # turns of the run waiting for the lock: a prefetching thread lets them go first
-        self.threads: str | None = None  # $HARNESS_THREADS for the process (prefetch sets it)
+        self.lock = threading.Lock()  # one request at a time
 
     def _start(self) -> None:
         ours_read, theirs_write = os.pipe()
         theirs_read, ours_write = os.pipe()
-        env = {**os.environ, "KERAS_BACKEND": self.backend}
+        env = {**(os.environ if self.env is None else self.env), "KERAS_BACKEND": self.backend}
         env.pop("PYTEST_XDIST_WORKER_COUNT", None)  # its thread cap is for pytest-xdist's own workers
         if self.threads is not None:
             env.setdefault("HARNESS_THREADS", self.threads)
@@ -94,23 +94,13 @@ class BackendWorker:
         self.requests = Connection(ours_write, readable=False)
         self.answers = Connection(ours_read, writable=False)
 
-    def call(self, function: str, *args: Any, timeout_s: float, urgent: bool = True) -> Any:
+    def call(self, function: str, *args: Any, timeout_s: float) -> Any:
         """`function(*args)` in the worker (harness.suite.worker.FUNCTIONS); WorkerDied when it dies or does not
-        answer within timeout_s (0: no limit), RuntimeError with the worker's message when the function raised.
-        `urgent`: the run is waiting on it (a prefetching thread's calls are not, and let urgent ones go first)."""
-        if urgent:
-            self.urgent += 1
-        else:
-            while self.urgent:
-                time.sleep(0.005)
-        try:
-            with self.lock:
-                if _STOPPING.is_set():
-                    raise WorkerDied(f"the run is over: the Keras {self.backend} worker was stopped")
-                return self._call(function, args, timeout_s)
-        finally:
-            if urgent:
-                self.urgent -= 1
+        answer within timeout_s (0: no limit), RuntimeError with the worker's message when the function raised."""
+        with self.lock:
+            if _STOPPING.is_set():
+                raise WorkerDied(f"the run is over: the Keras {self.backend} worker was stopped")
+            return self._call(function, args, timeout_s)
 
     def _call(self, function: str, args: tuple, timeout_s: float) -> Any:
         if self.process is None or self.process.poll() is not None:
@@ -148,7 +138,8 @@ def _exit_text(code: int) -> str:
     return f"exit status {code}"
 
 
-_WORKERS: dict[str, BackendWorker] = {}
+_WORKERS: dict[str, BackendWorker] = {}  # the run's own turns: a test run in place of prefetching, compare: backends
+_PREFETCHING: list[BackendWorker] = []  # each prefetch's workers, its own (module doc)
 _PREFETCHED: dict[str, Future] = {}  # test id -> its result, coming from a backend's prefetching thread
 _STOPPING = threading.Event()
 
@@ -162,7 +153,7 @@ def worker(backend: str) -> BackendWorker:
 @atexit.register
 def close_workers() -> None:
     _STOPPING.set()
-    for w in _WORKERS.values():
+    for w in [*_WORKERS.values(), *_PREFETCHING]:
         w.close()
 
 
@@ -179,20 +170,25 @@ def prefetch(tests: Iterable[tuple[Point, str, str]], details: str = "failed", t
     if not by_backend:
         return
     share = str(max(1, (os.cpu_count() or 1) // (len(by_backend) + 1)))
+    limit = _limit(timeout_s)
     for backend, queue in by_backend.items():
-        worker(backend).threads = os.environ.get("HARNESS_THREADS", share)
-        threading.Thread(target=_feed, args=(backend, queue, details, timeout_s), daemon=True,
+        # Its own worker, started from the environment as it is now: what the run does meanwhile (a test of the
+        # harness itself planting a mistake into a backend's next worker, closing one) cannot reach it.
+        feeder = BackendWorker(backend, env=dict(os.environ), threads=share)
+        _PREFETCHING.append(feeder)
+        threading.Thread(target=_feed, args=(feeder, queue, details, timeout_s, limit), daemon=True,
                          name=f"harness-{backend}").start()
 
 
-def _feed(backend: str, queue: list[tuple[Point, str, Future]], details: str, timeout_s: float | None) -> None:
+def _feed(feeder: BackendWorker, queue: list[tuple[Point, str, Future]], details: str, timeout_s: float | None,
+          limit: float) -> None:
+    backend = feeder.backend
     for point, device, future in queue:
         if _STOPPING.is_set():
             future.set_result(point_result(point, device, backend, message="the run stopped before this test ran"))
             continue
         try:
-            future.set_result(worker(backend).call("run_test", point, device, details, timeout_s,
-                                                   timeout_s=_limit(timeout_s), urgent=False))
+            future.set_result(feeder.call("run_test", point, device, details, timeout_s, timeout_s=limit))
         except (WorkerDied, RuntimeError) as e:
             future.set_result(point_result(point, device, backend,
                                            message=f"{e} (in {point.test_id(device, backend)})"))
