@@ -29,6 +29,16 @@ def _split_address(address: str) -> tuple[str, str, str | None]:
     return file, case, point_id
 
 
+def address_device(address: str) -> str | None:
+    """The device a test id's bracket ends in (`FILE::CASE[SWEEP-ID-gpu]`, `FILE::CASE[gpu]`), or None."""
+    try:
+        _, _, point_id = _split_address(address)
+    except CaseError:
+        return None
+    return next((dev for dev in DEVICES if point_id is not None and (point_id == dev or point_id.endswith(f"-{dev}"))),
+                None)
+
+
 def _point_ids(point: Point | RefusedPoint) -> set[str]:
     """The ids a point answers to: its sweep id, and the test ids' bracket (sweep id and device)."""
     sid = point.sweep_id

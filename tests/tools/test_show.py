@@ -325,6 +325,36 @@ def test_cli_show_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cases/seed_article.yaml: case 'seed_conv': no case named 'seed_conv' (did you mean" in err
 
 
+@pytest.mark.parametrize("args", [["cases/seed_article.yaml::seed_conv_28x28[gpu]"],
+                                  ["cases/conv2d.yaml::stride_padding_grid[strides=2-padding=same-input.shape=2x3x28x28-gpu]"],
+                                  ["cases/seed_article.yaml::seed_conv_28x28", "--device", "gpu"]])
+def test_cli_show_refuses_the_gpu_device_without_a_gpu(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """A `-gpu` test id (or --device gpu) on a machine without CUDA: exit 2, no program, and why (issue 17: it
+    printed the CPU program without a word)."""
+    import harness.tools.show.command as show_command
+
+    monkeypatch.setattr(show_command, "gpu_unavailable_reason", lambda: "PyTorch 9.9 sees no CUDA device (planted)")
+    assert main(["show", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"harness show: {args[0]} on the gpu device cannot be shown here: PyTorch 9.9 sees no CUDA device " \
+           "(planted)" in err
+
+
+def test_cli_show_takes_the_device_of_a_test_id(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a GPU is (here: said to be), the `-gpu` test id's program is the gpu one, not the CPU one."""
+    import harness.tools.show.command as show_command
+
+    monkeypatch.setattr(show_command, "gpu_unavailable_reason", lambda: None)
+    assert main(["show", "cases/seed_article.yaml::seed_conv_28x28[gpu]", "--torch-only"]) == 0
+    out = capsys.readouterr().out
+    assert "on gpu, Keras on" in out and '.to("cuda")' in out
+    assert main(["show", "cases/seed_article.yaml::seed_conv_28x28[cpu]", "--torch-only"]) == 0
+    assert "on cpu, Keras on" in capsys.readouterr().out
+
+
 def test_cli_new(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["new", "dense"]) == 0
     assert "  block: dense" in capsys.readouterr().out

@@ -13,8 +13,9 @@ import subprocess
 import sys
 
 from harness.cases import find_points
+from harness.cases.addresses import address_device
 from harness.core.errors import CaseError, did_you_mean
-from harness.core.frameworks import BACKEND, BACKENDS, installed_backends
+from harness.core.frameworks import BACKEND, BACKENDS, gpu_unavailable_reason, installed_backends
 from harness.engine import StageError
 from harness.tools.show.programs import show_text
 
@@ -30,6 +31,21 @@ def backend_error(backend: str) -> str | None:
         return (f"--keras-backend {backend}: {backend} is not installed in this Python ({sys.executable}); "
                 f"installed: {', '.join(installed_backends())}")
     return None
+
+
+def device_error(spec: str, device: str) -> tuple[str, str | None]:
+    """(the device to show the point on, why it cannot be shown here or None). A test id copied from a `-gpu`
+    test names the gpu device as --device gpu does. Without a GPU here the program would be read off CPU objects
+    and name a device this machine lacks: refused rather than printed, so that nobody takes the CPU program for
+    the GPU test's."""
+    named = address_device(spec)
+    if named is not None and device != "cpu" and named != device:
+        return device, f"{spec} names the {named} device but --device says {device}"
+    device = named or device
+    if device == "gpu" and (why := gpu_unavailable_reason()) is not None:
+        return device, (f"{spec} on the gpu device cannot be shown here: {why}; show it on the CPU (drop the "
+                        "-gpu suffix or --device gpu) or on a machine with a CUDA device")
+    return device, None
 
 
 def print_code(text: str) -> None:
@@ -63,10 +79,12 @@ def _on_backend(spec: str, device: str, parts: tuple[str, ...], backend: str) ->
 def command(spec: str, device: str = "cpu", parts: tuple[str, ...] = ("torch", "keras"),
             backend: str | None = None) -> int:
     """`harness show`: 0 after printing the points' programs, 1 when a framework refuses to build a layer of the
-    case, 2 when the case cannot be found or is invalid, or the backend is unknown or not installed. `backend`:
-    the Keras program's (default: this process's)."""
+    case, 2 when the case cannot be found or is invalid, the backend is unknown or not installed, or the gpu device
+    (--device gpu, or a `-gpu` test id) is asked for where PyTorch has no CUDA device. `backend`: the Keras
+    program's (default: this process's)."""
     backend = backend or BACKEND
-    if (why := backend_error(backend)) is not None:
+    device, device_why = device_error(spec, device)
+    if (why := backend_error(backend) or device_why) is not None:
         print(f"harness show: {why}", file=sys.stderr)
         return 2
     if backend != BACKEND:
