@@ -6,6 +6,7 @@ Judging, the report, `harness port` and the results files read kinds and statuse
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -79,3 +80,23 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"what": self.what, "kind": str(self.kind), "passed": self.passed, "check": self.check,
                 "message": self.message, "metrics": self.metrics}
+
+
+def headline(status: str, verdicts: Sequence[Verdict | Mapping[str, Any]]) -> int | None:
+    """The index of the verdict whose figures a test's headline shows (its line in `harness run`, its row in the
+    report), or None when it has none. A test that passed shows its first with figures (PyTorch against Keras);
+    one that failed, errored or is a known difference shows the first comparison that failed, the one that decided
+    (a golden value, an expected shape, a gradient): the torch-vs-keras figures of a failed golden value would read
+    0.00e+00 beside FAIL. The location only explains a failure, never decides one. `verdicts`: Verdicts or their
+    to_dict()s."""
+    def read(v: Verdict | Mapping[str, Any]) -> tuple[bool, Any, Mapping[str, Any]]:
+        return (v.passed, v.kind, v.metrics) if isinstance(v, Verdict) else (
+            bool(v.get("passed")), v.get("kind"), v.get("metrics") or {})
+
+    if not verdicts:
+        return None
+    seen = [read(v) for v in verdicts]
+    if status != Status.PASSED:
+        return next((i for i, (passed, kind, _) in enumerate(seen) if not passed and kind != VerdictKind.LOCATION), 0)
+    # a pass: the first verdict with figures (a dropout sample before a layer's comparison has none)
+    return next((i for i, (_, _, metrics) in enumerate(seen) if "max_abs" in metrics), 0)

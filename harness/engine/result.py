@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.cases import Point
 from harness.core.frameworks import BACKEND
-from harness.core.verdicts import Status, Verdict
+from harness.core.verdicts import Status, Verdict, headline
 
 # How each status opens a result's line of text.
 TAGS = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.SKIPPED: "SKIP",
@@ -40,9 +40,16 @@ class Result:
     outputs: tuple[list[Any], list[Any]] | None = field(default=None, repr=False)
 
     @property
+    def headline(self) -> Verdict | None:
+        """The verdict the headline shows: the first for a pass, the first that failed otherwise
+        (harness.core.verdicts.headline)."""
+        i = headline(self.status, self.verdicts)
+        return None if i is None else self.verdicts[i]
+
+    @property
     def metrics(self) -> dict[str, Any]:
-        """The torch-vs-keras metrics (the headline numbers of a test)."""
-        return self.verdicts[0].metrics if self.verdicts else {}
+        """The headline verdict's metrics (the headline numbers of a test)."""
+        return self.headline.metrics if self.headline is not None else {}
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "file": self.file, "case": self.case, "blocks": self.blocks,
@@ -77,13 +84,19 @@ def params_text(point: Point) -> str:
 
 
 def metrics_text(result: Result) -> str:
-    """The headline numbers of a result: max abs and max rel, or a dropout sample's zero fraction."""
-    m = result.metrics
+    """The headline numbers of a result: max abs and max rel, or a dropout sample's zero fraction, of its headline
+    verdict; named unless it is the first (PyTorch against Keras), and the check that failed where it has no
+    figures (an expected shape)."""
+    v = result.headline
+    if v is None:
+        return ""
+    m = v.metrics
+    name = "" if v is result.verdicts[0] else f"[{v.what}] "
     if "max_abs" in m:
-        return f"max abs {m['max_abs']:.2e}  max rel {m['max_rel']:.2e}"
+        return f"{name}max abs {m['max_abs']:.2e}  max rel {m['max_rel']:.2e}"
     if "zero_fraction" in m:
-        return f"zero fraction {m['zero_fraction']:.4f}"
-    return ""
+        return f"{name}zero fraction {m['zero_fraction']:.4f}"
+    return "" if v.passed else f"[{v.what}] {v.check} check failed"
 
 
 def result_lines(result: Result, quiet: bool = False) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from harness.core.verdicts import STATUS_ORDER, Status
+from harness.core.verdicts import STATUS_ORDER, Status, headline
 from harness.suite.results import (
     NOT_RUN,
     backend_of,
@@ -45,12 +45,13 @@ def _num(x: Any) -> float | str | None:
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
-    """max abs / max rel of the torch-vs-keras verdict (first), else of the worst verdict that has them."""
-    for v in r.get("verdicts", []):
-        m = v.get("metrics", {})
-        if "max_abs" in m:
-            return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel"))}
-    return {"max_abs": None, "max_rel": None}
+    """max abs / max rel of the headline verdict (harness.core.verdicts.headline: the torch-vs-keras one of a pass,
+    the comparison that failed otherwise), and its name."""
+    verdicts = r.get("verdicts", [])
+    i = headline(r.get("status", ""), verdicts)
+    m = verdicts[i].get("metrics", {}) if i is not None else {}
+    return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel")),
+            "headline": verdicts[i].get("what", "") if i is not None else ""}
 
 
 def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int]) -> dict[str, Any]:

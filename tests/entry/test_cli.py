@@ -297,3 +297,37 @@ def test_run_keras_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
     doc = json.loads((tmp_path / "r.json").read_text())
     assert {r["id"]: r["backend"] for r in doc["results"]} == {
         f"cases.yaml::first[cpu-{other}]": other, "cases.yaml::broken": "-", f"cases.yaml::last[cpu-{other}]": other}
+
+
+GOLDEN_WRONG = """\
+- name: wrong_values
+  block: relu
+  input: {fill: values, values: [[-1.5, 0.0, 2.5]]}
+  expect: {output: [[0.0, 0.0, 2.0]]}
+  devices: [cpu]
+- name: wrong_shape
+  block: relu
+  input: {fill: values, values: [[-1.5, 0.0, 2.5]]}
+  expect: {shape: [1, 4]}
+  devices: [cpu]
+"""
+
+
+def test_a_failed_expectation_heads_its_line_and_row_with_its_own_figures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17: a wrong golden value showed `FAIL ... max abs 0.00e+00`, PyTorch against Keras (which agree), on its
+    headline. The headline is the failing comparison's: its name and figures (relu(2.5) = 2.5 against 2.0: max abs
+    0.5, max rel 0.25), or the check that failed where it has no figures; the report's row holds the same figures."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, GOLDEN_WRONG)
+    code, out, _ = run_cli(capsys, "run", *HERE, "cases.yaml", "--html", "report.html")
+    assert code == 1, out
+    assert re.search(rf"^FAIL   cases\.yaml::wrong_values\[cpu-{BACKEND}\]  \[torch vs expected\] max abs 5\.00e-01  "
+                     r"max rel 2\.50e-01$", out, re.M), out
+    assert re.search(rf"^FAIL   cases\.yaml::wrong_shape\[cpu-{BACKEND}\]  \[expected shape\] shape check failed$",
+                     out, re.M), out
+    rows = {r["id"]: r for r in unpack((tmp_path / "report.html").read_text())["rows"]}
+    values = rows[f"cases.yaml::wrong_values[cpu-{BACKEND}]"]
+    assert (values["headline"], values["max_abs"], values["max_rel"]) == ("torch vs expected", 0.5, 0.25)
+    shape = rows[f"cases.yaml::wrong_shape[cpu-{BACKEND}]"]
+    assert (shape["headline"], shape["max_abs"], shape["max_rel"]) == ("expected shape", None, None)
