@@ -29,6 +29,7 @@ from harness.cases.fields import (
     read_steps,
     read_tolerance,
 )
+from harness.cases.hints import warn_if_channels_last
 from harness.cases.layers import case_block, case_layers, is_network, network_key, read_max_elements
 from harness.cases.model import (
     CASE_KEYS,
@@ -92,6 +93,9 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     defaults = read_choice(raw.get("defaults", "harness"), DEFAULTS, "defaults")
     native = defaults == "native"
     max_elements = read_max_elements(raw.get("max_elements"))
+    # before planning: a channels-last input may also be what the block then refuses (a pool window wider than 1)
+    warn_if_channels_last(file, name, ", ".join(f"{k}={format_value(v)}" for k, v in sweep.items()), spec.shape,
+                          layers)
     sites, out_shape = plan(layers, spec.shape, spec.dtype, mode, spec.seed, sequential,
                             native="common" if native else None, key=network_key(raw) if sequential else "layers",
                             max_elements=max_elements)

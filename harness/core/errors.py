@@ -75,3 +75,12 @@ class CaseError(Exception):
 
 class Refusal(CaseError):
     """A combination that is well-formed but has no exact translation or cannot work (e.g. an empty output)."""
+
+
+class HarnessWarning(UserWarning):
+    """The harness's own warnings (a case that runs but likely not as meant): pytest lists them in its warnings
+    summary, `harness run` prints them; `-W error::harness.core.errors.HarnessWarning` makes them errors."""
+
+
+class InputLayoutWarning(HarnessWarning):
+    """An input shape that looks channels-last (harness.cases.hints.channels_last_hint)."""
