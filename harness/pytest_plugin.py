@@ -1,20 +1,32 @@
-"""pytest plugin: every YAML case file under the `harness_cases` folders (default: cases/), and any YAML file
-named on the command line, becomes tests: one per case x sweep point x device, run by harness.suite.collect.run_test.
+"""pytest plugin: YAML case files become tests: one per case x sweep point x device x Keras backend, run by
+harness.suite.collect. Collected: files named `test_*.yaml` / `test_*.yml` wherever pytest collects tests (the ini
+option `harness_case_files` changes the patterns), every YAML file under the `harness_cases` folders (default:
+cases/), and any YAML file named on the command line.
 
-Registered as a pytest11 entry point, so it is active wherever the package is installed.
+Registered as a pytest11 entry point, so it is active wherever the package is installed: in every pytest run of
+that environment, cases or none. So nothing heavy loads until a case file is collected: this module imports only
+pytest and the harness's light modules at start-up, and the frameworks (PyTorch, Keras and its backend) load with
+the first case file (tests/entry/test_plugin_startup.py checks it; benchmarks/test_startup.py measures it).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.core.backend_choice import BACKENDS, BackendSelectionError, chosen_backends
+from harness.core.native_logs import ENV_FRAMEWORK_LOGS
 from harness.core.verdicts import Status
-from harness.suite.details import DETAILS
+from harness.suite.choices import DETAILS
 
 RESULTS_KEY = "harness_result"
+# Names of case files collected wherever pytest collects tests (as test_*.py are): pytest's own example of
+# non-Python tests collects YAML files this way.
+CASE_FILE_PATTERNS = ("test_*.yaml", "test_*.yml")
 
 
 class _Recorder:
@@ -40,7 +52,7 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
     file, _, rest = report.nodeid.partition("::")
     if Path(file).suffix not in (".yaml", ".yml") or not rest:
         return []
-    from harness.core.frameworks import BACKENDS, DEVICES
+    from harness.core.backend_choice import DEVICES
     from harness.engine import Result
     from harness.suite.backends import COMPARED
 
@@ -57,11 +69,14 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
 
 
 _RECORDER = pytest.StashKey[_Recorder]()
+_BLOCK_MARKERS = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("harness_cases", "folders whose *.yaml files are harness case files", type="args",
                   default=["cases"])
+    parser.addini("harness_case_files", "glob patterns of the names of harness case files collected anywhere",
+                  type="args", default=list(CASE_FILE_PATTERNS))
     group = parser.getgroup("harness", "cross-framework equivalence cases")
     group.addoption("--harness-results", metavar="PATH", default=None,
                     help="write every case result (verdicts, metrics) as JSON to PATH, for `harness report`")
@@ -71,6 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keras-backend", action="append", metavar="BACKEND", default=None,
                     help="run Keras on this backend: tensorflow, jax or torch (repeatable; all: every installed one, "
                          "the default; $HARNESS_KERAS_BACKENDS=a,b sets the default)")
+    group.addoption("--framework-logs", action="store_true", default=False,
+                    help="let the frameworks' native start-up logs and Python-side warnings through "
+                         f"(${ENV_FRAMEWORK_LOGS}=1 likewise)")
     group.addoption("--harness-timeout", metavar="SECONDS", type=float, default=None,
                     help="time limit of each case test; past it the test is an error and the others run (default: "
                          "$HARNESS_TIMEOUT or 120; 0: none)")
@@ -111,37 +129,51 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     config = session.config
     if config.option.collectonly or hasattr(config, "workerinput") or getattr(config.option, "numprocesses", None):
         return
+    planned = [(item.point, item.device, item.backend) for item in session.items if isinstance(item, CaseItem)]
+    if not planned:
+        return
     from harness.suite.backends import prefetch
 
-    prefetch([(item.point, item.device, item.backend) for item in session.items if isinstance(item, CaseItem)],
-             config.getoption("--harness-details"), config.getoption("--harness-timeout"))
+    prefetch(planned, config.getoption("--harness-details"), config.getoption("--harness-timeout"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from harness.blocks import all_blocks
-
-    for name, block in all_blocks().items():
-        config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
     config.addinivalue_line("markers", "cpu: harness cases run on the CPU")
     config.addinivalue_line("markers", "gpu: harness cases run on the GPU")
-    for backend in ("tensorflow", "jax", "torch"):
+    for backend in BACKENDS:
         config.addinivalue_line("markers", f"{backend}: harness cases run with Keras on its {backend} backend")
     config.addinivalue_line("markers", "backends: harness cases comparing Keras's backends with each other")
+    if config.getoption("--framework-logs"):
+        os.environ[ENV_FRAMEWORK_LOGS] = "1"  # before any framework loads; backend workers inherit it
+    _selected_backends(config)  # a bad --keras-backend is a usage error before anything runs, cases or none
     config.stash[_RECORDER] = _Recorder()
     config.pluginmanager.register(config.stash[_RECORDER])
 
 
-def _selected_backends(config: pytest.Config) -> tuple[str, ...]:
-    from harness.core.frameworks import BackendSelectionError
-    from harness.suite.backends import select_backends
+def _register_block_markers(config: pytest.Config) -> None:
+    """One marker per block (`-m conv2d`), registered when the first case file is collected: the block registry
+    loads the frameworks, which a run without case files never pays for."""
+    if config.stash.get(_BLOCK_MARKERS, False):
+        return
+    from harness.blocks import all_blocks
 
+    for name, block in all_blocks().items():
+        config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
+    config.stash[_BLOCK_MARKERS] = True
+
+
+def _selected_backends(config: pytest.Config) -> tuple[str, ...]:
     try:
-        return select_backends(config.getoption("--keras-backend"))
+        return chosen_backends(config.getoption("--keras-backend"))
     except BackendSelectionError as e:
         raise pytest.UsageError(str(e)) from None
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The frameworks' versions, the backends and the devices, under "collected N items", when cases were
+    collected (a run without case files never loads the frameworks to print them)."""
+    if not any(isinstance(item, CaseItem) for item in items):
+        return []
     from harness.core.frameworks import gpu_unavailable_reason, placement, versions
 
     v = versions()
@@ -157,6 +189,8 @@ def _is_case_file(file_path: Path, parent: pytest.Collector) -> bool:
     if file_path.suffix not in (".yaml", ".yml"):
         return False
     if parent.session.isinitpath(file_path):
+        return True
+    if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in parent.config.getini("harness_case_files")):
         return True
     root = parent.config.rootpath
     return any(file_path.is_relative_to((root / d).resolve()) for d in parent.config.getini("harness_cases"))
@@ -175,6 +209,7 @@ class CaseFile(pytest.File):
         from harness.suite.backends import backends_for
         from harness.suite.collect import devices_for
 
+        _register_block_markers(self.config)
         selected = _selected_backends(self.config)
         network = network_block().name  # a network's tests carry its block's marker too
         entries, error = load_file(self.path)

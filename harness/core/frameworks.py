@@ -13,16 +13,21 @@ import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-# The Keras backends the harness runs, in the order results show them.
-BACKENDS = ("tensorflow", "jax", "torch")
+from harness.core.backend_choice import (  # noqa: F401  (these names are also read from here)
+    BACKEND_LIBRARIES,
+    BACKENDS,
+    DEVICES,
+    ENV_BACKENDS,
+    BackendSelectionError,
+    chosen_backends,
+    home_backend,
+    installed_backends,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow"
-if BACKEND not in BACKENDS:
-    raise RuntimeError(f"KERAS_BACKEND={BACKEND!r}: the harness runs Keras on {', '.join(BACKENDS)}; set "
-                       "KERAS_BACKEND to one of them or unset it (tensorflow)")
+BACKEND = home_backend()
 os.environ["KERAS_BACKEND"] = BACKEND
 # JAX computes in float32 at most unless 64-bit types are enabled before its first array: float64 cases would
 # silently run in float32 (measured: keras.ops.convert_to_tensor of a float64 array gives float32 on Keras 3.15.1
@@ -42,7 +47,7 @@ if BACKEND == "jax":
 # about 0.1 ms where it is not, as in CI's CPU build of torch.
 import torch  # noqa: E402
 
-from harness.core.errors import did_you_mean  # noqa: E402
+from harness.core.native_logs import keep_all, quiet_native_banners  # noqa: E402
 
 # Where TensorFlow is already loaded (a script that imports keras before the harness, as the load lines printed for
 # a ported model do), importing triton here is what would crash (`import keras; import harness.core.frameworks`
@@ -56,7 +61,8 @@ if importlib.util.find_spec("triton") is not None:
         with contextlib.suppress(ImportError):  # a triton that cannot load here cannot crash a later import either
             import triton  # noqa: F401
 
-import keras  # noqa: E402
+with quiet_native_banners():  # TensorFlow's native start-up lines (harness/core/native_logs.py)
+    import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 if keras.backend.backend() != BACKEND:  # keras was imported elsewhere first, on another backend
@@ -64,7 +70,12 @@ if keras.backend.backend() != BACKEND:  # keras was imported elsewhere first, on
                        "keras was imported before harness.core.frameworks with another KERAS_BACKEND")
 # TensorFlow only where it is Keras's backend: its tools (SavedModel, TFLite) import it themselves.
 if BACKEND == "tensorflow":
-    import tensorflow as tf  # noqa: E402
+    with quiet_native_banners():
+        import tensorflow as tf  # noqa: E402
+    if not keep_all():
+        # Python-side warnings a user cannot act on, "tf.function retracing" above all: the harness builds a new
+        # layer for every test, and Keras traces each.
+        tf.get_logger().setLevel("ERROR")
 else:
     tf = None
 if BACKEND == "jax":
@@ -75,8 +86,6 @@ if BACKEND == "jax":
     jax.config.update("jax_enable_x64", True)
 else:
     jax = None
-
-DEVICES = ("cpu", "gpu")
 
 # PyTorch notes that padding='same' with an even kernel copies the input: true, and no concern of a user's.
 warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
@@ -148,44 +157,6 @@ def keras_gpu_missing() -> str:
     """Why Keras has no GPU here, in words (for placements and skipped comparisons)."""
     return {"tensorflow": "TensorFlow sees no GPU", "jax": "JAX sees no GPU", "torch": "PyTorch sees no CUDA device"}[
         BACKEND]
-
-
-# The library each backend needs installed (jaxlib: jax without it cannot run).
-BACKEND_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jaxlib", "torch": "torch"}
-
-
-def installed_backends() -> tuple[str, ...]:
-    """The Keras backends this Python can run: this process's, and each whose library is installed."""
-    return tuple(b for b in BACKENDS if b == BACKEND or importlib.util.find_spec(BACKEND_LIBRARIES[b]) is not None)
-
-
-class BackendSelectionError(ValueError):
-    """A --keras-backend (or $HARNESS_KERAS_BACKENDS) naming no backend, or one not installed here."""
-
-
-# The variable that sets the default backends of a run, a port and a fuzz: comma-separated names or `all`.
-ENV_BACKENDS = "HARNESS_KERAS_BACKENDS"
-
-
-def chosen_backends(names: Iterable[str] | None, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """The Keras backends named (`all`: every installed one), in BACKENDS order; none named: `default`, else
-    $HARNESS_KERAS_BACKENDS, else every installed backend. BackendSelectionError for a name that is not a backend or
-    not installed (what is installed said)."""
-    given = [n.strip() for n in (names or []) if n.strip()]
-    if not given and default is not None:
-        return default
-    given = given or [n.strip() for n in os.environ.get(ENV_BACKENDS, "").split(",") if n.strip()]
-    installed = installed_backends()
-    if not given or "all" in given:
-        return installed
-    for name in given:
-        if name not in BACKENDS:
-            raise BackendSelectionError(f"--keras-backend {name!r}: not a Keras backend{did_you_mean(name, BACKENDS)}; "
-                                        f"allowed: {', '.join(BACKENDS)} or all")
-        if name not in installed:
-            raise BackendSelectionError(f"--keras-backend {name}: {name} is not installed in this Python "
-                                        f"({sys.executable}); installed: {', '.join(installed)} (README: set-up)")
-    return tuple(b for b in BACKENDS if b in given)
 
 
 def available_devices() -> tuple[str, ...]:

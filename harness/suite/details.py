@@ -12,11 +12,9 @@ from harness.cases import Point
 from harness.core.timeout import Deadline, TimedOut
 from harness.core.verdicts import Status
 from harness.engine import Result
+from harness.suite.choices import DETAILS  # noqa: F401  (read from here too)
 from harness.suite.figures import comparison_pictures
 from harness.tools.show import point_code
-
-# Which tests keep pictures and generated code for the report: a passing suite needs none, a failure needs them.
-DETAILS = ("failed", "all", "none")
 
 
 def wants_details(details: str, status: Status) -> bool:
