@@ -177,6 +177,14 @@ class Block:
         divergent case of the catalogue and that it really differs."""
         return next((d.entry for d in self.known_differences if d.applies(site)), None)
 
+    # --- emulations ----------------------------------------------------------------------------------------------
+    def notes(self, site: Site) -> tuple[str, ...]:
+        """What the harness computes itself at `site` because Keras (or its backend) offers no layer for it (strides
+        with dilation, a padding_mode, a dilated pool): said beside a pass (`Result.notes`, printed by `harness
+        run` and shown in the report), since a port that uses Keras's own layer there will not get this far.
+        Default: none."""
+        return ()
+
     # --- the third opinion -------------------------------------------------------------------------------------
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         """The block's stated semantics in float64, computed by neither framework: ONNX's reference runtime

@@ -97,6 +97,11 @@ class Conv2D(Block):
     torch_types = ("Conv2d",)
     params = conv_params(2)
     keras_refuses_stride_with_dilation = True  # keras.layers.Conv2D does; DepthwiseConv2D decomposes itself
+    # Why the Keras side runs at stride 1 where keras_runs_stride_1 says so (notes).
+    stride_1_note: ClassVar[str] = (
+        "Keras's own convolution refuses strides > 1 with dilation_rate > 1 (keras/src/layers/convolutional/"
+        "base_conv.py): the harness runs it at stride 1 and keeps every stride-th output (its Subsample layer), "
+        "the same arithmetic")
     keras_conv_type: type = keras.layers.Conv2D
     torch_conv_type: ClassVar[type] = torch.nn.Conv2d
     # Whether a grouped module with groups = in_channels is left to depthwise_conv2d (no depthwise block in 1-D/3-D).
@@ -189,6 +194,13 @@ class Conv2D(Block):
         """Whether Keras's conv cannot take the strides (it is run at stride 1 and subsampled: the same arithmetic)."""
         p = site.params
         return self.keras_refuses_stride_with_dilation and max(p["strides"]) > 1 and max(p["dilation_rate"]) > 1
+
+    def notes(self, site: Site) -> tuple[str, ...]:
+        _, pads = self._geometry(site)
+        mode = site.params["padding_mode"]
+        return ((self.stride_1_note,) if self.keras_runs_stride_1(site) else ()) + (
+            (f"Keras has no padding_mode: the harness pads ({mode}) itself (its SpatialPadding layer) before a "
+             "'valid' convolution",) if mode != "zeros" and any(map(any, pads)) else ())
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
@@ -356,6 +368,9 @@ class DepthwiseConv2D(Conv2D):
                                                                 "use_bias")),
     )
     keras_refuses_stride_with_dilation = False
+    stride_1_note = ("TensorFlow's depthwise CPU kernel in float64 and float16 refuses unequal strides: the harness "
+                     "runs Keras's layer at stride 1 and keeps every stride-th output (its Subsample layer), the "
+                     "same arithmetic")
     keras_conv_type = keras.layers.DepthwiseConv2D
 
     def channels(self, site: Site) -> tuple[int, int]:

@@ -330,6 +330,12 @@ class _MaxPool(_WindowPool):
         pad = getattr(torch.nn, f"ConstantPad{spatial}d")(torch_pad_arg(full), NEG_INF)
         return torch.nn.Sequential(pad, pool(k, s, dilation=d))
 
+    def notes(self, site: Site) -> tuple[str, ...]:
+        why = ("Keras's pooling has no dilation" if any(dd != 1 for dd in self.dilation(site)) else None
+               if self.keras_has_kernel(site) else f"TensorFlow has no {site.dtype} CPU kernel for {self.keras_class}")
+        return () if why is None else (f"{why}: the harness takes the maximum of the window's taps itself (its "
+                                       "DilatedMaxPooling layer)",)
+
     def keras_layer(self, site: Site) -> keras.Layer:
         k, s, pads, full = self.padded_geometry(site)
         d = self.dilation(site)

@@ -180,6 +180,18 @@ class UpSampling2D(_UpSampling):
     )
     torch_types = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
 
+    def notes(self, site: Site) -> tuple[str, ...]:
+        p = site.params
+        if p["interpolation"] != "bilinear":
+            return ()
+        if p["align_corners"]:
+            return ("Keras's UpSampling2D has no align_corners: the harness computes PyTorch's align_corners=True "
+                    "itself (its BilinearUpSampling2D layer, one interpolation matrix per axis)",)
+        if site.dtype == "float64":
+            return ("Keras's bilinear UpSampling2D computes in float32: in float64 the harness computes it itself "
+                    "(its BilinearUpSampling2D layer)",)
+        return ()
+
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
         # Keras's own bilinear runs in float32 (then casts): exact enough for float32 and below, not for float64.

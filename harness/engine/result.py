@@ -35,6 +35,8 @@ class Result:
     params: str = ""  # the block's parameters at this point as written, e.g. "filters=4, kernel_size=3"
     details: dict[str, Any] | None = None  # pictures and generated code (harness.suite.details)
     localization: dict[str, Any] | None = None  # a failed network's per-layer error curves (harness.engine.localize)
+    # What the harness computed itself where Keras offers no layer (Block.notes): a pass that relied on it says so.
+    notes: list[str] = field(default_factory=list)
     # Every layer's channels-first output in each framework, (torch, keras), kept only when the caller asks
     # (run_point's keep_outputs: the suite draws the report's pictures from them); never written out.
     outputs: tuple[list[Any], list[Any]] | None = field(default=None, repr=False)
@@ -58,14 +60,24 @@ class Result:
                 "placement": self.placement, "verdicts": [v.to_dict() for v in self.verdicts],
                 "duration_s": round(self.duration_s, 6), "params": self.params, "case_yaml": self.case_yaml,
                 **({"details": self.details} if self.details is not None else {}),
-                **({"localization": self.localization} if self.localization is not None else {})}
+                **({"localization": self.localization} if self.localization is not None else {}),
+                **({"notes": self.notes} if self.notes else {})}
 
 
 def point_result(point: Point, device: str, backend: str = BACKEND, **fields: Any) -> Result:
     """A point's result on a device and Keras backend, an `error` until the run says otherwise."""
     return Result(id=point.test_id(device, backend), file=point.file, case=point.case, blocks=point.blocks,
                   sweep=point.sweep, device=device, backend=backend, status=Status.ERROR, case_yaml=point.source_yaml,
-                  params=params_text(point), **fields)
+                  params=params_text(point), notes=point_notes(point), **fields)
+
+
+def point_notes(point: Point) -> list[str]:
+    """Each layer's Block.notes at its site, a network's named by layer. None with `defaults: native`: the layers
+    are then each framework's own, emulating nothing."""
+    if point.defaults == "native":
+        return []
+    return [f"layers[{i}] ({layer.block.name}): {note}" if point.sequential else note
+            for i, (layer, site) in enumerate(zip(point.layers, point.sites)) for note in layer.block.notes(site)]
 
 
 def params_text(point: Point) -> str:
@@ -104,6 +116,8 @@ def result_lines(result: Result, quiet: bool = False) -> list[str]:
     lines = []
     if not (quiet and result.status == Status.PASSED):
         lines.append(f"{TAGS[result.status]:5}  {result.id}  {metrics_text(result)}".rstrip())
+        if result.status in (Status.PASSED, Status.FAILED, Status.DIVERGENT):
+            lines += [f"       note: {note}" for note in result.notes]
     if result.status in (Status.FAILED, Status.ERROR, Status.SKIPPED) and result.message:
         lines.append("       " + result.message.replace("\n", "\n       "))
     elif result.status == Status.DIVERGENT:  # why it is known, and which side the reference takes (judge's first lines)

@@ -68,6 +68,8 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
         row["change"] = changes[r["id"]]
     if r.get("details"):
         row["details"] = r["details"]
+    if r.get("notes"):  # what the harness computed itself where Keras has no layer (harness.engine.result)
+        row["notes"] = r["notes"]
     if r.get("localization"):  # a failed network's per-layer error curves (harness.engine.localize): small, always kept
         row["localization"] = r["localization"]
     return row

@@ -188,7 +188,8 @@ function details(row) {
   const facts = [["Keras backend", backendText(row.backend)], ["on the other backends", otherBackends(row)],
                  ["test id", row.id], ["input \u2192 output (channels-first)", shapeText(row.shapes)], ["device", row.device],
                  ["ran on", Object.entries(row.placement || {}).map(([k, v]) => k + ": " + v).join(", ")],
-                 ["run", DATA.shards[row.shard] || ""], ["time", fmt(row.duration_s) + " s"]];
+                 ["run", DATA.shards[row.shard] || ""], ["time", fmt(row.duration_s) + " s"],
+                 ["notes", (row.notes || []).join("; ")]];
   const ft = el("table");
   for (const [k, v] of facts) if (v) ft.append(el("tr", {}, el("th", {text: k}), el("td", {text: v})));
   d.append(ft);
