@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
 PYTEST_ARGS ?=
 
-.PHONY: setup test report report-scale bench profile lint clean docs mutation fuzz
+.PHONY: setup test report report-scale bench profile lint clean docs mutation fuzz schema
 
 setup: $(STAMP)
 
@@ -66,6 +66,11 @@ report-scale: setup
 lint: setup
 	$(PY) -m ruff check harness tests scripts benchmarks docs
 	$(VENV)/bin/lint-imports --no-cache
+
+# The case file's JSON Schema for editors, generated from the block registry and the loader's tables
+# (harness/cases/json_schema.py) into harness/data/case-file.schema.json; a test fails while the shipped one is stale.
+schema: setup
+	$(PY) -m harness.cases.json_schema
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache

@@ -89,6 +89,13 @@ class PadsParam(Param):
             return True, tuple((int(a), int(b)) for a, b in v)
         return False, None
 
+    def _json_schema(self) -> dict[str, Any]:
+        amount = self._json_integer(0)
+        forms = [amount, self._json_list(amount), self._json_list(self._json_list(amount, 2))]
+        if self.size == 1:
+            forms.insert(1, self._json_list(amount, 2))
+        return {"anyOf": forms}
+
 
 def pads_text(pads: tuple[tuple[int, int], ...]) -> Any:
     """Padding as a person writes it in YAML: 1, [1, 2] or [[0, 1], [2, 3]] (for one axis: 1 or [left, right])."""

@@ -40,6 +40,9 @@ class OutputSizeParam(Param):
             return True, tuple(None if x is None else int(x) for x in v)
         return False, None
 
+    def _json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [self._json_integer(), self._json_list({"anyOf": [self._json_integer(), {"type": "null"}]})]}
+
 
 def sizes_text(value: tuple[int | None, ...]) -> int | list[int | None]:
     """Sizes as a person writes them in YAML: 3 for (3, 3), [3, 2] otherwise (None as null)."""

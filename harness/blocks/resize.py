@@ -96,6 +96,10 @@ class ScalesParam(Param):
             return True, (float(v[0]), float(v[1]))
         return False, None
 
+    def _json_schema(self) -> dict[str, Any]:
+        factor = {"type": "number", "exclusiveMinimum": 0}
+        return {"anyOf": [factor, self._json_list(factor, 2)]}
+
 
 # --- PyTorch's per-axis rules (aten/src/ATen/native/UpSample.h) ---------------------------------------------------
 

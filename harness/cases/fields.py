@@ -13,7 +13,17 @@ import numpy as np
 
 from harness.blocks import MAX_ELEMENTS
 from harness.cases.arrays import file_budget, inside_folder, load_npy, nested_array, npy_header
-from harness.cases.model import CHECKS, DTYPES, FILLS, INPUT_KEYS, MAX_STEPS, InputSpec
+from harness.cases.model import (
+    CHECKS,
+    DTYPES,
+    EXPECT_KEYS,
+    FILL_KEYS,
+    FILLS,
+    INPUT_KEYS,
+    MAX_STEPS,
+    TOLERANCE_KEYS,
+    InputSpec,
+)
 from harness.core.errors import CaseError, did_you_mean, show
 from harness.core.frameworks import BACKENDS
 from harness.core.schema import Param, normalise_params, number_text_hint
@@ -58,7 +68,7 @@ def read_input(raw: Any, base: Path) -> InputSpec:
     fill = read_choice(raw.get("fill", "normal"), FILLS, "input.fill")
     dtype = read_choice(raw.get("dtype", "float32"), DTYPES, "input.dtype")
     seed = read_seed(raw.get("seed", 0), "input.seed")
-    for key, needs in (("values", "values"), ("path", "file")):
+    for needs, key in FILL_KEYS.items():
         if key in raw and fill != needs:
             raise CaseError(f"`{key}` is only read with fill: {needs} (fill is {fill})", field=f"input.{key}")
     values, path, data_shape = None, None, None
@@ -93,7 +103,7 @@ def read_tolerance(raw: Any) -> Tolerance | None:
         return None
     if not isinstance(raw, dict) or not raw:
         raise CaseError("must be a mapping with atol and/or rtol", field="tolerance")
-    check_keys(raw, ("atol", "rtol"), "tolerance")
+    check_keys(raw, TOLERANCE_KEYS, "tolerance")
     for key, value in raw.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
             raise CaseError(f"got {show(value)}; allowed: a number >= 0{number_text_hint(value)}",
@@ -106,7 +116,7 @@ def read_expect(raw: Any, base: Path) -> tuple[tuple[int, ...] | None, np.ndarra
         return None, None
     if not isinstance(raw, dict):
         raise CaseError("must be a mapping with shape and/or output", field="expect")
-    check_keys(raw, ("shape", "output", "fails", "divergent", "reference", "refuses", "backends"), "expect")
+    check_keys(raw, EXPECT_KEYS, "expect")
     shape = read_shape(raw["shape"], "expect.shape", min_rank=1) if "shape" in raw else None
     output = None
     if "output" in raw:

@@ -35,9 +35,13 @@ GRAPH_INPUT = "input"  # in a node's `inputs`: the network's input
 NODE_NAME_RE = re.compile(r"^[\w.\-]+$")
 INPUT_KEYS = ("shape", "dtype", "fill", "seed", "values", "path")
 FILLS = ("normal", "uniform", "arange", "values", "file")
+FILL_KEYS = {"values": "values", "file": "path"}  # a fill that reads its data from a key of `input`: that key
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # a bfloat16 array is ml_dtypes.bfloat16 (NUMPY_DTYPES)
 MODES = ("eval", "train")
 INPUT_SWEEP_KEYS = ("input.shape", "input.dtype", "input.seed")
+CASE_SWEEP_KEYS = ("mode",)  # case keys a sweep may vary, besides a block's parameters and INPUT_SWEEP_KEYS
+TOLERANCE_KEYS = ("atol", "rtol")
+EXPECT_KEYS = ("shape", "output", "fails", "divergent", "reference", "refuses", "backends")
 NAME_RE = re.compile(r"^[\w.\-]+$")
 
 

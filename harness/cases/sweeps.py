@@ -10,7 +10,7 @@ from typing import Any
 from harness.blocks import get_block
 from harness.cases.fields import read_choice, read_seed, read_shape
 from harness.cases.layers import network_key
-from harness.cases.model import DTYPES, INPUT_SWEEP_KEYS, MODES
+from harness.cases.model import CASE_SWEEP_KEYS, DTYPES, INPUT_SWEEP_KEYS, MODES
 from harness.core.errors import CaseError, show
 
 MAX_POINTS = 10_000  # sweep points of one case (the product of its sweep lists' lengths)
@@ -81,8 +81,8 @@ def sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
         m = re.fullmatch(rf"{layers_key}\.(\d+)\.(\w+)", str(key))
         if not m or int(m.group(1)) >= len(items):
             raise CaseError(f"unknown sweep key {show(key)}; allowed for a {raw['block']}: "
-                            f"{layers_key}.<index>.<param> "
-                            f"with index < {len(items)}, {', '.join(INPUT_SWEEP_KEYS)}, mode", field=f"sweep.{key}")
+                            f"{layers_key}.<index>.<param> with index < {len(items)}, "
+                            f"{', '.join(INPUT_SWEEP_KEYS + CASE_SWEEP_KEYS)}", field=f"sweep.{key}")
         item = items[int(m.group(1))]
         try:
             block = get_block(item.get("block") if isinstance(item, dict) else None)
@@ -97,6 +97,6 @@ def sweep_check(raw: dict, key: Any, sequential: bool) -> Any:
         name, prefix = key, ""
     param = next((p for p in block.params if p.name == name), None)
     if param is None:
-        allowed = [*(prefix + p.name for p in block.params), *INPUT_SWEEP_KEYS, "mode"]
+        allowed = [*(prefix + p.name for p in block.params), *INPUT_SWEEP_KEYS, *CASE_SWEEP_KEYS]
         raise CaseError(f"unknown sweep key {show(key)}; allowed: {', '.join(allowed)}", field=f"sweep.{key}")
     return param.normalise
