@@ -2,6 +2,11 @@
 
 Order of checks (the first that fails names the verdict): shape, then NaN/Inf in the same places, then
 `|actual - expected| <= atol + rtol * |expected|` elementwise.
+
+Besides max abs and max rel, a verdict with values carries `headroom`: the largest over the elements of
+|actual - expected| / (atol + rtol * |expected|), the very quantity the decision compares with 1 (<= 1 passes), so it
+is comparable across dtypes and tolerances where max rel is not (a bfloat16 value near zero passes on atol with a
+max rel above 1).
 """
 
 from __future__ import annotations
@@ -51,13 +56,20 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what
         diff = np.where(finite, np.abs(a64 - b64), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):  # a difference from an expected 0 is infinitely relative
         rel = np.where(diff == 0, 0.0, diff / np.abs(b64))
-    bad = diff > tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b64, 0.0))
+    allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b64, 0.0))
+    bad = diff > allowed
+    # The same two arrays the decision compares: diff / allowed > 1 exactly where diff > allowed (IEEE division is
+    # monotonic and x / y rounds to 1 only when x == y). Nothing allowed (atol = rtol = 0, or atol = 0 at an expected
+    # 0): an equal element has used none of it, an unequal one infinitely much.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / allowed)
     n_bad = int(bad.sum())
     worst_flat = int(np.argmax(diff)) if n else 0
     worst = tuple(int(i) for i in np.unravel_index(worst_flat, a.shape)) if n else ()
     metrics.update(
         max_abs=float(diff.max()) if n else 0.0,
         max_rel=float(rel.max()) if n else 0.0,
+        headroom=float(ratio.max()) if n else 0.0,
         n_bad=n_bad,
         pct_bad=100.0 * n_bad / n if n else 0.0,
         worst_index=list(worst),
