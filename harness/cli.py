@@ -337,6 +337,8 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
                                                             "and fail now (regressed), and the reverse (fixed)")
     rep.add_argument("--bench", metavar="FILE", help="a pytest-benchmark JSON file (`make bench`): a speed table")
     rep.set_defaults(func=cmd_report)
+    from harness.tools.check import add_parser as add_check  # `check`: its parser beside it (this file's size)
+    add_check(sub)
     lst = sub.add_parser("list", help="list the blocks, their parameters, defaults and meaning")
     lst.add_argument("block", nargs="*", help="only these blocks")
     lst.add_argument("--markdown", action="store_true",
