@@ -1,7 +1,9 @@
 """The HTML report: one self-contained file (no network, no external CSS or JS) built from a results document.
 
 What is static HTML (readable without JavaScript): totals, the totals per Keras backend, regressions against a
-baseline, the environment of each shard, a table per block with a column group per backend. What the page's own
+baseline, the known differences (harness.report.differences), the environment of each shard, a table per block with
+a column group per backend and each backend's worst error/tolerance (the comparator's `headroom`: <= 1 passes,
+comparable across dtypes where max rel is not). What the page's own
 script (templates/report.js) draws from an embedded, gzip-compressed JSON blob: the table of every test point with
 each backend's result side by side (sortable, filterable by status, block, device and backend, and to the points
 where the backends disagree) and each test's details (its backend, how the other backends did, message, metrics,
@@ -21,6 +23,7 @@ from typing import Any
 import jinja2
 
 from harness.core.verdicts import STATUS_ORDER, Status, headline
+from harness.report.differences import known_differences
 from harness.suite.results import (
     NOT_RUN,
     backend_of,
@@ -36,6 +39,16 @@ from harness.suite.results import (
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
+
+
+def ratio_text(x: Any) -> str:
+    """An error/tolerance as the page writes it: 3 significant digits, "inf", or nothing where there is none."""
+    x = _ratio(x) if x is not None else None
+    return "" if x is None else ("inf" if x == float("inf") else f"{x:.3g}")
+
+
+_ENV.filters["ratio"] = ratio_text
+
 # Keys of a verdict's metrics that the table of details repeats elsewhere (shapes) or that say nothing alone.
 _DROPPED_METRICS = ("shape_torch", "shape_keras", "shape_expected", "shape_actual")
 
@@ -45,12 +58,13 @@ def _num(x: Any) -> float | str | None:
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
-    """max abs / max rel of the headline verdict (harness.core.verdicts.headline: the torch-vs-keras one of a pass,
-    the comparison that failed otherwise), and its name."""
+    """max abs / max rel / headroom (error / tolerance) of the headline verdict (harness.core.verdicts.headline: the
+    torch-vs-keras one of a pass, the comparison that failed otherwise), and its name. A results file written before
+    the comparator gave headroom has none: None."""
     verdicts = r.get("verdicts", [])
     i = headline(r.get("status", ""), verdicts)
     m = verdicts[i].get("metrics", {}) if i is not None else {}
-    return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel")),
+    return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel")), "headroom": _num(m.get("headroom")),
             "headline": verdicts[i].get("what", "") if i is not None else ""}
 
 
@@ -75,11 +89,19 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
     return row
 
 
+def _ratio(x: Any) -> float | None:
+    """A headroom as a number (results files write an infinite one as "inf"); None where there is none."""
+    if isinstance(x, (int, float)):
+        return float(x)
+    return float("inf") if x == "inf" else None
+
+
 def _counts(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The count of each status, the worst max rel of the tests that compared values, and the seconds taken."""
-    rels = [float(rel) for r in results if r["status"] in (Status.PASSED, Status.FAILED)
-            and isinstance(rel := _headline(r)["max_rel"], (int, float))]
-    return {**summarise(results), "worst_rel": max(rels) if rels else None,
+    """The count of each status, the worst error/tolerance (headroom) of the tests that passed or failed a comparison
+    of values (None where no result carries one: results files from before it), and the seconds taken."""
+    ratios = [x for r in results if r["status"] in (Status.PASSED, Status.FAILED)
+              and (x := _ratio(_headline(r)["headroom"])) is not None]
+    return {**summarise(results), "worst_ratio": max(ratios) if ratios else None,
             "time_s": sum(float(r.get("duration_s") or 0) for r in results)}
 
 
@@ -170,6 +192,7 @@ def render_report(doc: dict[str, Any], baseline: dict[str, Any] | None = None, t
         backends=backends,
         per_backend={b: _counts(rs) for b, rs in by_backend(results).items()},
         failing=[(r["id"], point_id(r), backend_of(r)) for r in failing], baseline=baseline is not None,
+        known=known_differences(results),
         regressed=sorted(i for i, c in changes.items() if c == "regressed"),
         fixed=sorted(i for i, c in changes.items() if c == "fixed"), change_counts=change_counts,
         speed=speed_rows(bench or {}), bench_facts=bench_facts(bench or {}),

@@ -1,14 +1,15 @@
-"""Pictures of one comparison, for the report: arrays in, small compressed PNGs (base64) and numbers out.
+"""Pictures of one comparison, for the report: two named arrays in (a comparison's actual and expected: keras and
+torch, or keras and the case's expected values, ...), small compressed PNGs (base64) and numbers out.
 
 Made at run time, where the outputs exist, and kept in the results file, so that a report merged from shards
 that ran on other machines still shows them. Only for the tests that ask (failed ones by default): a passing
 suite of 2,000 tests carries no pictures at all.
 
 - Heatmaps: for the sample that holds the worst element, the channels with the largest error (worst first,
-  at most MAX_CHANNELS): PyTorch's output, Keras's output (one colour scale for both, so equal looks equal)
-  and |torch - keras| (its own scale from 0). Raw pixels, one per element, scaled up by the browser; planes
+  at most MAX_CHANNELS): the first array, the second (one colour scale for both, so equal looks equal) and
+  |a - b| (its own scale from 0). Raw pixels, one per element, scaled up by the browser; planes
   larger than MAX_SIDE are reduced by block mean (values) and block max (errors, so no error is hidden).
-- Histogram of log10 |torch - keras| over all elements, with the tolerance marked; exact zeros are counted
+- Histogram of log10 |a - b| over all elements, with the tolerance marked; exact zeros are counted
   apart (a log scale has no place for them). Kept as numbers; the page draws it.
 """
 
@@ -48,10 +49,11 @@ def _reduce(plane: np.ndarray, how: str) -> tuple[np.ndarray, int]:
     return (np.nanmax(blocks, axis=(1, 3)) if how == "max" else np.nanmean(blocks, axis=(1, 3))), f
 
 
-def heatmaps(torch_out: np.ndarray, keras_out: np.ndarray) -> dict[str, Any]:
-    """Per-channel heatmaps of both outputs and of their difference (channels-first arrays of equal shape)."""
-    t = np.asarray(torch_out, np.float64)
-    k = np.asarray(keras_out, np.float64)
+def heatmaps(a: np.ndarray, b: np.ndarray, names: tuple[str, str] = ("torch", "keras")) -> dict[str, Any]:
+    """Per-channel heatmaps of both arrays and of their difference (channels-first arrays of equal shape), each
+    channel's pictures under "a", "b" and "diff"; `names` says what a and b are (the page labels them so)."""
+    t = np.asarray(a, np.float64)
+    k = np.asarray(b, np.float64)
     with np.errstate(invalid="ignore"):  # inf - inf: NaN, drawn as the bottom of the scale
         diff = np.abs(t - k)
     finite = np.isfinite(diff)
@@ -81,17 +83,17 @@ def heatmaps(torch_out: np.ndarray, keras_out: np.ndarray) -> dict[str, Any]:
         dmax = float(per_channel[c])
         channels.append({"index": int(c), "max_abs": dmax, "reduced_by": f,
                          "rows": int(tp.shape[0]), "cols": int(tp.shape[1]),
-                         "torch": _png(tp, vmin, vmax, "viridis"), "keras": _png(kp, vmin, vmax, "viridis"),
+                         "a": _png(tp, vmin, vmax, "viridis"), "b": _png(kp, vmin, vmax, "viridis"),
                          "diff": _png(dp, 0.0, dmax if math.isfinite(dmax) and dmax > 0 else 1.0, "magma")})
-    return {"label": label, "sample": sample, "n_channels": int(len(d_s)), "value_range": [vmin, vmax],
-            "channels": channels}
+    return {"names": list(names), "label": label, "sample": sample, "n_channels": int(len(d_s)),
+            "value_range": [vmin, vmax], "channels": channels}
 
 
-def error_histogram(torch_out: np.ndarray, keras_out: np.ndarray, atol: float | None) -> dict[str, Any]:
-    """Counts of log10 |torch - keras| in 40 bins, the exact zeros apart, and the tolerance: the page draws it
+def error_histogram(a: np.ndarray, b: np.ndarray, atol: float | None) -> dict[str, Any]:
+    """Counts of log10 |a - b| in 40 bins, the exact zeros apart, and the tolerance: the page draws it
     (as SVG: a few hundred bytes of numbers instead of a picture of them)."""
     with np.errstate(invalid="ignore"):  # inf - inf: NaN, dropped just below
-        diff = np.abs(np.asarray(torch_out, np.float64) - np.asarray(keras_out, np.float64)).ravel()
+        diff = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).ravel()
     diff = diff[np.isfinite(diff)]
     zeros = int((diff == 0).sum())
     logs = np.log10(diff[diff > 0])
@@ -101,8 +103,11 @@ def error_histogram(torch_out: np.ndarray, keras_out: np.ndarray, atol: float | 
             "log10_atol": round(math.log10(atol), 4) if atol else None}
 
 
-def comparison_pictures(torch_out: np.ndarray, keras_out: np.ndarray, atol: float | None) -> dict[str, Any]:
-    """Everything the report draws for a torch-vs-keras comparison; {} when the shapes differ (nothing to align)."""
-    if np.shape(torch_out) != np.shape(keras_out) or np.size(torch_out) == 0:
+def comparison_pictures(a: np.ndarray, b: np.ndarray, atol: float | None,
+                        names: tuple[str, str] = ("torch", "keras"), what: str | None = None) -> dict[str, Any]:
+    """Everything the report draws for the comparison `what` of `a` against `b` (named `names`); {} when the
+    shapes differ (nothing to align)."""
+    if np.shape(a) != np.shape(b) or np.size(a) == 0:
         return {}
-    return {"heatmaps": heatmaps(torch_out, keras_out), "histogram": error_histogram(torch_out, keras_out, atol)}
+    return {"what": what or f"{names[0]} vs {names[1]}", "heatmaps": heatmaps(a, b, names),
+            "histogram": error_histogram(a, b, atol)}

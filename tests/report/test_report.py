@@ -56,7 +56,7 @@ def test_heatmaps_show_the_worst_channels_first_of_the_sample_with_the_worst_ele
     first = h["channels"][0]
     assert first["max_abs"] == pytest.approx(0.5, rel=1e-6)
     # One pixel per element: width is the columns, height the rows.
-    assert png_size(first["torch"]) == (7, 5) and png_size(first["diff"]) == (7, 5)
+    assert png_size(first["a"]) == (7, 5) and png_size(first["diff"]) == (7, 5)
 
 
 def test_large_planes_are_reduced_by_block_max_so_no_error_disappears() -> None:
@@ -77,7 +77,7 @@ def test_dense_outputs_are_one_plane_of_samples_by_features() -> None:
     t = np.arange(20, dtype=np.float32).reshape(2, 10)
     h = heatmaps(t, t + 1e-6)
     assert h["label"] == "samples x features" and h["sample"] is None
-    assert png_size(h["channels"][0]["keras"]) == (10, 2)
+    assert png_size(h["channels"][0]["b"]) == (10, 2)
 
 
 def test_histogram_counts_every_difference_and_the_exact_zeros_apart() -> None:

@@ -67,7 +67,7 @@ function dropoutPicture(m) {
     " (dashed); 5-sigma interval [" + lo.toFixed(4) + ", " + hi.toFixed(4) + "] (band)"}));
 }
 
-function histogram(h) {
+function histogram(h, names) {
   // Bars of log10 |torch - keras| counts; the tolerance (atol) as a dashed red line.
   const W = 420, H = 150, L = 40, B = 28, ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -87,7 +87,7 @@ function histogram(h) {
   for (let t = Math.ceil(lo); t <= Math.floor(hi); t++) add("text", {x: x(t), y: H - B + 13, "font-size": 10, "text-anchor": "middle"}, "1e" + t);
   add("text", {x: L - 4, y: 14, "font-size": 10, "text-anchor": "end"}, top);
   add("text", {x: L - 4, y: H - B, "font-size": 10, "text-anchor": "end"}, 0);
-  add("text", {x: (L + W) / 2, y: H - 3, "font-size": 10, "text-anchor": "middle"}, "|torch \u2212 keras| (log scale)");
+  add("text", {x: (L + W) / 2, y: H - 3, "font-size": 10, "text-anchor": "middle"}, "|" + (names || ["torch", "keras"]).join(" \u2212 ") + "| (log scale)");
   if (h.log10_atol !== null) {
     add("line", {x1: x(h.log10_atol), x2: x(h.log10_atol), y1: 8, y2: H - B, stroke: "#b00020", "stroke-dasharray": "4 3"});
     add("text", {x: x(h.log10_atol) + 3, y: 16, "font-size": 10, fill: "#b00020"}, "atol");
@@ -148,16 +148,24 @@ function layerCurve(loc) {
   return el("div", {}, svg, legend);
 }
 
+// The name of one array of a comparison, in words ("torch", "keras", "expected", ...: the comparator's names).
+function arrayName(name, backend) {
+  return name === "torch" ? "PyTorch" : name === "keras" ? kerasName(backend) :
+         name === "expected" ? "expected (expect.output)" : name;
+}
 function heatmapTable(h, backend) {
+  // The comparison's two arrays (a results file from before names were kept: torch and keras, under those keys).
+  const [na, nb] = h.names || ["torch", "keras"];
   const t = el("table", {class: "maps"});
-  t.append(el("tr", {}, el("th", {text: ""}), el("th", {text: "PyTorch"}), el("th", {text: kerasName(backend)}),
-                        el("th", {text: "|torch \u2212 keras|"})));
+  t.append(el("tr", {}, el("th", {text: ""}), el("th", {class: "a", text: arrayName(na, backend)}),
+                        el("th", {class: "b", text: arrayName(nb, backend)}),
+                        el("th", {class: "diff", text: "|" + na + " \u2212 " + nb + "|"})));
   for (const c of h.channels) {
     const scale = Math.max(1, Math.min(12, Math.floor(150 / Math.max(c.rows, c.cols))));
     const img = b64 => el("img", {src: "data:image/png;base64," + b64, width: c.cols * scale, height: c.rows * scale, alt: ""});
     const name = h.label === "channel" ? "channel " + c.index : h.label;
     t.append(el("tr", {}, el("td", {class: "muted", text: name + (c.reduced_by > 1 ? " (" + c.reduced_by + "x" + c.reduced_by + " blocks)" : "")}),
-      el("td", {}, img(c.torch)), el("td", {}, img(c.keras)),
+      el("td", {}, img(c.a || c.torch)), el("td", {}, img(c.b || c.keras)),
       el("td", {}, img(c.diff), el("div", {class: "muted", text: "0 \u2026 " + fmt(c.max_abs)}))));
   }
   const note = "values " + fmt(h.value_range[0]) + " (dark) \u2026 " + fmt(h.value_range[1]) + " (bright), one scale for both" +
@@ -199,9 +207,11 @@ function details(row) {
   const det = row.details || {};
   const pics = det.pictures || {};
   const picRow = el("div", {class: "pics"});
-  if (pics.heatmaps) picRow.append(el("div", {}, el("h4", {text: "Where the outputs differ"}), heatmapTable(pics.heatmaps, row.backend)));
-  if (pics.histogram) picRow.append(el("div", {}, el("h4", {text: "Distribution of the differences"}), histogram(pics.histogram)));
+  if (pics.heatmaps) picRow.append(el("div", {class: "heatmaps", "data-what": pics.what || "keras vs torch"},
+    el("h4", {text: "Where the outputs differ" + (pics.what ? ": " + pics.what : "")}), heatmapTable(pics.heatmaps, row.backend)));
+  if (pics.histogram) picRow.append(el("div", {}, el("h4", {text: "Distribution of the differences"}), histogram(pics.histogram, pics.heatmaps && pics.heatmaps.names)));
   if (picRow.childElementCount) d.append(picRow);
+  if (det.pictures_note) d.append(el("p", {class: "muted pictures-note", text: det.pictures_note}));
   if (det.pictures_error) d.append(el("p", {class: "muted", text: "no pictures: " + det.pictures_error}));
   if (row.case !== null && row.case !== undefined) {
     const [name, yaml] = DATA.cases[row.case];
@@ -239,6 +249,8 @@ function groupPoints(rowList) {
     p.max_rel = Math.max(-1, ...p.list.map(r => NUM(r.max_rel)));
     p.worst_abs = p.list.map(r => r.max_abs).find(v => NUM(v) === p.max_abs);
     p.worst_rel = p.list.map(r => r.max_rel).find(v => NUM(v) === p.max_rel);
+    p.headroom = Math.max(-1, ...p.list.map(r => NUM(r.headroom)));
+    p.worst_headroom = p.list.map(r => r.headroom).find(v => NUM(v) === p.headroom);
     p.duration_s = p.list.reduce((t, r) => t + (r.duration_s || 0), 0);
     p.text = p.list.map(r => r.id + " " + r.blocks.join(" ") + " " + r.params + " " + sweepText(r.sweep) + " " +
                              r.message + " " + r.backend).join(" ").toLowerCase();
@@ -250,7 +262,8 @@ function statusCell(p, backend, r) {
   if (!r) return el("td", {class: "st absent", "data-backend": backend, title: "not run with Keras on " + backend, text: "\u2013"});
   const td = el("td", {class: "st " + r.status, "data-backend": r.backend, "data-status": r.status, "data-id": r.id,
                        title: r.id + ": " + r.status + " (click for its details)"},
-                r.status, r.max_rel !== null && r.max_rel !== undefined ? el("small", {text: fmt(r.max_rel)}) : null);
+                r.status, r.headroom !== null && r.headroom !== undefined ?
+                  el("small", {class: "ratio", title: "error/tolerance (1 or less passes)", text: fmt(r.headroom)}) : null);
   td.addEventListener("click", ev => { ev.stopPropagation(); toggleResult(p, r); });
   return td;
 }
@@ -276,7 +289,7 @@ function buildRows() {
     } else {
       for (const b of columns) p._cells.push(statusCell(p, b, p.results[b]));
     }
-    p._nums = [cell("", "num max_abs"), cell("", "num max_rel"), cell("", "num duration_s")];
+    p._nums = [cell("", "num max_abs"), cell("", "num max_rel"), cell("", "num headroom"), cell("", "num duration_s")];
     tr.append(...p._cells, ...p._nums);
     p._tr = tr;
     tr.addEventListener("click", () => togglePoint(p));
@@ -293,7 +306,7 @@ function toggleResult(p, r) {
   if (r._open) { r._open.remove(); r._open = null; }
   else {
     r._open = el("tr", {class: "open-detail", "data-backend": r.backend},
-                 el("td", {colspan: 8 + DATA.backends.length}, details(r)));
+                 el("td", {colspan: 9 + DATA.backends.length}, details(r)));
     r._open.style.display = p._tr.style.display;
   }
   placeDetails(p);
@@ -316,17 +329,18 @@ function applyFilter() {
     p._tr.style.display = show ? "" : "none";
     for (const r of p.list) if (r._open) r._open.style.display = show ? "" : "none";
     for (const c of p._cells) c.classList.toggle("dim", !!bk && c.dataset.backend !== bk);
-    const [a, rel, t] = numbers(p, bk);  // the filtered backend's numbers, else the worst (and total) over them
-    p._nums[0].textContent = fmt(a); p._nums[1].textContent = fmt(rel); p._nums[2].textContent = fmt(t);
+    const nums = numbers(p, bk);  // the filtered backend's numbers, else the worst (and total) over them
+    nums.forEach((x, i) => { p._nums[i].textContent = fmt(x); });
+    p._nums[2].classList.toggle("over", NUM(nums[2]) > 1);
     if (show) { n += st ? rs.filter(r => r.status === st).length : rs.length; shownPoints += 1; }
   }
   document.getElementById("shown").textContent = n + " of " + DATA.rows.length + " tests shown, in " + shownPoints +
     " of " + points.length + " rows";
 }
 function numbers(p, bk) {
-  if (!bk) return [p.worst_abs, p.worst_rel, p.duration_s];
+  if (!bk) return [p.worst_abs, p.worst_rel, p.worst_headroom, p.duration_s];
   const r = p.results[bk];
-  return r ? [r.max_abs, r.max_rel, r.duration_s] : [null, null, null];
+  return r ? [r.max_abs, r.max_rel, r.headroom, r.duration_s] : [null, null, null, null];
 }
 function sortKey(p, key) {
   const r = p.first;
@@ -339,7 +353,7 @@ function sortKey(p, key) {
   if (key === "params") return r.params || sweepText(r.sweep);
   if (key === "shape") return shapeText(r.shapes);
   if (key === "device") return r.device;
-  // max_abs, max_rel, duration_s: the filtered backend's, else the worst over the backends (time: their sum)
+  // max_abs, max_rel, headroom, duration_s: the filtered backend's, else the worst over the backends (time: their sum)
   const bk = document.getElementById("f-backend").value;
   if (bk) { const r = p.results[bk]; return r ? NUM(r[key]) : -1; }
   return p[key];
