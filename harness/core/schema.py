@@ -33,6 +33,11 @@ def number_text_hint(value: Any) -> str:
         float(value)
     except ValueError:
         return ""
+    word = value.strip().lstrip("+-").lower()
+    if word in ("inf", "infinity", "nan"):  # float() reads these; YAML 1.1's words for them start with a dot
+        sign = "-" if value.strip().startswith("-") else ""
+        return (f" (YAML reads {value.strip()} as text: write {'.nan' if word == 'nan' else sign + '.inf'}, YAML's "
+                "word for it)")
     match = _EXPONENT_FORM.fullmatch(value)
     if match:
         mantissa, sign, exponent = match.groups()

@@ -686,6 +686,20 @@ def test_a_number_yaml_reads_as_text_gets_how_to_write_it(tmp_path: Path, writte
     assert entry.points[0].layers[0].params["epsilon"] == pytest.approx(number, rel=1e-15)
 
 
+@pytest.mark.parametrize(("written", "word"), [("inf", ".inf"), ("-Infinity", "-.inf"), ("nan", ".nan")])
+def test_infinity_and_nan_written_as_python_spells_them_get_yamls_words(tmp_path: Path, written: str,
+                                                                         word: str) -> None:
+    """float() reads 'inf' and 'nan', YAML 1.1 does not: the hint gives YAML's word, which it reads as the number."""
+    path = tmp_path / "case.yaml"
+    path.write_text(f"- name: c\n  block: leaky_relu\n  params: {{negative_slope: {written}}}\n"
+                    "  input: {shape: [2, 3]}\n", encoding="utf-8")
+    (entry,), _ = load_file(path)
+    assert str(entry.error).endswith(f"(YAML reads {written} as text: write {word}, YAML's word for it)"), entry.error
+    path.write_text(path.read_text(encoding="utf-8").replace(written, word), encoding="utf-8")
+    (entry,), _ = load_file(path)
+    assert "YAML reads" not in str(entry.error)  # now a number (which the parameter may still refuse)
+
+
 def test_text_that_is_no_number_gets_no_number_hint(tmp_path: Path) -> None:
     path = tmp_path / "case.yaml"
     path.write_text("- name: eps\n  block: batch_norm2d\n  params: {epsilon: small}\n  input: {shape: [2, 3, 4, 4]}\n",
