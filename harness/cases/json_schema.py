@@ -7,8 +7,9 @@ harness.cases.json_schema`) regenerates and tests/cases/test_json_schema.py hold
 
 It declares draft 2020-12 but uses only the keywords draft-07 reads alike (editors' YAML support reads draft-07): no
 `$ref` beside other keywords, `if`/`then` instead of `dependentRequired`. It checks the form of a case; what needs
-the values together (a kernel larger than its input, `optimizer` without `check: train_step`, a required
-parameter of a network's layer given by the sweep, a file's contents) is the loader's, which `harness check` runs.
+the values together (a kernel larger than its input, `optimizer` without `check: train_step`, whether a network
+layer's required parameters are given, since a sweep `layers.<index>.<param>` may give them, a file's contents) is
+the loader's, which `harness check` runs.
 What JSON cannot say: `2.0` is an integer to JSON Schema, and YAML 1.2 editors read `1e-5` as a number (the
 loader's YAML 1.1 reads text: set the editor to YAML 1.1).
 """
@@ -162,6 +163,7 @@ def _layer(blocks: dict[str, Block], graph: bool, nested: bool) -> dict[str, Any
             then["required"] = needed
         cases.append(_when("block", name, then))
     props = {"block": _enum(blocks), "params": {"type": "object"}, "weights": _ref("weights")}
+    props |= {key: _doc(key, {"type": "object", "minProperties": 1}) for key in PORT_KEYS}
     if graph:
         props["name"] = {"type": "string", "pattern": NODE_NAME_RE.pattern, "not": {"const": GRAPH_INPUT},
                          "description": "the node's name, unique among the nodes"}

@@ -29,9 +29,11 @@ def schema() -> dict[str, Any]:
     return case_file_schema()
 
 
-@pytest.fixture(scope="module")
-def validator(schema: dict[str, Any]) -> Draft202012Validator:
-    return Draft202012Validator(schema)
+@pytest.fixture(scope="module", params=[Draft202012Validator, Draft7Validator], ids=["2020-12", "draft-07"])
+def validator(schema: dict[str, Any], request: pytest.FixtureRequest) -> Draft202012Validator:
+    """The schema as it declares itself (2020-12), and as editors' YAML support reads it (draft-07): the same
+    answers either way."""
+    return request.param(schema)
 
 
 def test_the_shipped_file_is_generated_from_the_registry_as_it_is() -> None:
@@ -183,6 +185,9 @@ PLANTED = {
                               "block: residual\n  layers: [{block: relu}]"),
     "a graph node without a name": ("block: conv2d\n  params: {filters: 4, kernel_size: 3}",
                                     "block: graph\n  nodes: [{block: relu}]"),
+    "a layer's empty keras_params": ("block: conv2d\n  params: {filters: 4, kernel_size: 3}",
+                                     "block: sequential\n  defaults: native\n"
+                                     "  layers: [{block: relu, keras_params: {}}]"),
     "torch_params' unknown parameter": ("kernel_size: 3}", "kernel_size: 3}\n  defaults: native\n"
                                                            "  torch_params: {padding_mod: reflect}"),
 }
