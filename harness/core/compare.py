@@ -3,10 +3,10 @@
 Order of checks (the first that fails names the verdict): shape, then NaN/Inf in the same places, then
 `|actual - expected| <= atol + rtol * |expected|` elementwise.
 
-Besides max abs and max rel, a verdict with values carries `headroom`: the largest over the elements of
-|actual - expected| / (atol + rtol * |expected|), the very quantity the decision compares with 1 (<= 1 passes), so it
-is comparable across dtypes and tolerances where max rel is not (a bfloat16 value near zero passes on atol with a
-max rel above 1).
+Besides max abs and max rel, a verdict with values carries `tolerance_ratio` (error / tolerance): the largest over
+the elements of |actual - expected| / (atol + rtol * |expected|), the very quantity the decision compares with 1
+(<= 1 passes), so it is comparable across dtypes and tolerances where max rel is not (a bfloat16 value near zero
+passes on atol with a max rel above 1).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what
     metrics.update(
         max_abs=float(diff.max()) if n else 0.0,
         max_rel=float(rel.max()) if n else 0.0,
-        headroom=float(ratio.max()) if n else 0.0,
+        tolerance_ratio=float(ratio.max()) if n else 0.0,
         n_bad=n_bad,
         pct_bad=100.0 * n_bad / n if n else 0.0,
         worst_index=list(worst),

@@ -48,11 +48,11 @@ def _number(x: Any) -> str:
 
 
 def worst_element(result: dict[str, Any]) -> dict[str, Any]:
-    """The comparison that differs (the headline verdict) and its worst element: `what`, `text`, `headroom`."""
+    """The comparison that differs (the headline verdict) and its worst element: `what`, `text`, `tolerance_ratio`."""
     verdicts = result.get("verdicts") or []
     i = headline(result.get("status", ""), verdicts)
     if i is None:
-        return {"what": "", "text": "", "headroom": None}
+        return {"what": "", "text": "", "tolerance_ratio": None}
     v = verdicts[i]
     m = v.get("metrics") or {}
     if "worst_index" in m and m.get("worst_actual") is not None:
@@ -60,9 +60,9 @@ def worst_element(result: dict[str, Any]) -> dict[str, Any]:
         text = f"at {m['worst_index']}: {a} {_number(m['worst_actual'])}, {b} {_number(m['worst_expected'])}"
     else:  # a comparison without elements (a dropout sample's statistics, a refusal): its own first line
         text = (v.get("message") or v.get("check", "")).splitlines()[0] if (v.get("message") or v.get("check")) else ""
-    headroom = m.get("headroom")
+    tolerance_ratio = m.get("tolerance_ratio")
     return {"what": v.get("what", ""), "text": text,
-            "headroom": headroom if isinstance(headroom, (int, float, str)) else None}
+            "tolerance_ratio": tolerance_ratio if isinstance(tolerance_ratio, (int, float, str)) else None}
 
 
 def known_differences(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,8 +85,8 @@ def known_differences(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = case["rows"].setdefault((point_id(r), side, worst["what"], worst["text"]),
                                       {"point": point_id(r), "side": side, **worst, "backends": []})
         row["backends"].append(backend_of(r))
-        if isinstance(worst["headroom"], (int, float)) and isinstance(row["headroom"], (int, float)):
-            row["headroom"] = max(row["headroom"], worst["headroom"])
+        if isinstance(worst["tolerance_ratio"], (int, float)) and isinstance(row["tolerance_ratio"], (int, float)):
+            row["tolerance_ratio"] = max(row["tolerance_ratio"], worst["tolerance_ratio"])
     out = []
     for case in by_case.values():
         rows = list(case["rows"].values())

@@ -2,8 +2,8 @@
 
 What is static HTML (readable without JavaScript): totals, the totals per Keras backend, regressions against a
 baseline, the known differences (harness.report.differences), the environment of each shard, a table per block with
-a column group per backend and each backend's worst error/tolerance (the comparator's `headroom`: <= 1 passes,
-comparable across dtypes where max rel is not). What the page's own
+a column group per backend and each backend's worst error/tolerance (the comparator's `tolerance_ratio`: <= 1
+passes, comparable across dtypes where max rel is not). What the page's own
 script (templates/report.js) draws from an embedded, gzip-compressed JSON blob: the table of every test point with
 each backend's result side by side (sortable, filterable by status, block, device and backend, and to the points
 where the backends disagree) and each test's details (its backend, how the other backends did, message, metrics,
@@ -58,13 +58,14 @@ def _num(x: Any) -> float | str | None:
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
-    """max abs / max rel / headroom (error / tolerance) of the headline verdict (harness.core.verdicts.headline: the
-    torch-vs-keras one of a pass, the comparison that failed otherwise), and its name. A results file written before
-    the comparator gave headroom has none: None."""
+    """max abs / max rel / tolerance_ratio (error / tolerance) of the headline verdict
+    (harness.core.verdicts.headline: the torch-vs-keras one of a pass, the comparison that failed otherwise), and its
+    name. A results file written before the comparator gave the ratio has none: None."""
     verdicts = r.get("verdicts", [])
     i = headline(r.get("status", ""), verdicts)
     m = verdicts[i].get("metrics", {}) if i is not None else {}
-    return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel")), "headroom": _num(m.get("headroom")),
+    return {"max_abs": _num(m.get("max_abs")), "max_rel": _num(m.get("max_rel")),
+            "tolerance_ratio": _num(m.get("tolerance_ratio")),
             "headline": verdicts[i].get("what", "") if i is not None else ""}
 
 
@@ -90,17 +91,17 @@ def _row(r: dict[str, Any], changes: dict[str, str], case_index: dict[str, int])
 
 
 def _ratio(x: Any) -> float | None:
-    """A headroom as a number (results files write an infinite one as "inf"); None where there is none."""
+    """An error/tolerance as a number (results files write an infinite one as "inf"); None where there is none."""
     if isinstance(x, (int, float)):
         return float(x)
     return float("inf") if x == "inf" else None
 
 
 def _counts(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The count of each status, the worst error/tolerance (headroom) of the tests that passed or failed a comparison
-    of values (None where no result carries one: results files from before it), and the seconds taken."""
+    """The count of each status, the worst error/tolerance (tolerance_ratio) of the tests that passed or failed a
+    comparison of values (None where no result carries one: results files from before it), and the seconds taken."""
     ratios = [x for r in results if r["status"] in (Status.PASSED, Status.FAILED)
-              and (x := _ratio(_headline(r)["headroom"])) is not None]
+              and (x := _ratio(_headline(r)["tolerance_ratio"])) is not None]
     return {**summarise(results), "worst_ratio": max(ratios) if ratios else None,
             "time_s": sum(float(r.get("duration_s") or 0) for r in results)}
 

@@ -109,41 +109,42 @@ def test_the_section_reads_without_javascript(browser, report) -> None:
 def table_ratio(page, case: str) -> tuple[str, str]:
     """The err/tol column and the figure under the status of the row of `case`."""
     row = page.locator("#tests tbody tr.row", has_text=f"::{case}[")
-    return row.locator("td.headroom").inner_text(), row.locator("td.st small").inner_text()
+    return row.locator("td.tolerance_ratio").inner_text(), row.locator("td.st small").inner_text()
 
 
 def test_error_over_tolerance_is_shown_where_max_rel_was(browser, report, doc) -> None:
     page, problems = open_report(browser, report)
     conv = by_case(doc, "conv_bf16")
-    ratio = conv["verdicts"][0]["metrics"]["headroom"]
+    ratio = conv["verdicts"][0]["metrics"]["tolerance_ratio"]
     assert 0 < ratio <= 1
     shown = page.evaluate(f"fmt({ratio})")
     assert table_ratio(page, "conv_bf16") == (shown, shown)
     assert float(table_ratio(page, "golden_wrong")[0]) > 1
     assert "over" in page.locator("#tests tbody tr.row", has_text="::golden_wrong[").locator(
-        "td.headroom").get_attribute("class")
+        "td.tolerance_ratio").get_attribute("class")
     # Per block: conv2d passed within tolerance, relu's golden value did not.
     conv_cell = page.locator("#blocks tr[data-block='conv2d'] td.ratio")
     assert float(conv_cell.inner_text()) == pytest.approx(ratio, rel=1e-2) and "over" not in conv_cell.get_attribute(
         "class")
     assert "over" in page.locator("#blocks tr[data-block='relu'] td.ratio").get_attribute("class")
     # Sorting by it puts the largest first.
-    page.click("#tests th[data-key='headroom']")
-    page.click("#tests th[data-key='headroom']")
-    values = page.evaluate("[...document.querySelectorAll('#tests tbody tr.row td.headroom')].map(td => "
+    page.click("#tests th[data-key='tolerance_ratio']")
+    page.click("#tests th[data-key='tolerance_ratio']")
+    values = page.evaluate("[...document.querySelectorAll('#tests tbody tr.row td.tolerance_ratio')].map(td => "
                            "Number(td.textContent))")
     assert values == sorted(values, reverse=True) and len(values) == 3
     assert problems == []
 
 
 def test_a_results_file_without_the_ratio_still_renders_with_the_column_blank(browser, doc, tmp_path: Path) -> None:
-    old = {**doc, "results": [{**r, "verdicts": [{**v, "metrics": {k: x for k, x in v["metrics"].items()
-                                                                      if k != "headroom"}} for v in r["verdicts"]]}
-                              for r in doc["results"]]}
+    def without(v: dict) -> dict:
+        return {**v, "metrics": {k: x for k, x in v["metrics"].items() if k != "tolerance_ratio"}}
+
+    old = {**doc, "results": [{**r, "verdicts": [without(v) for v in r["verdicts"]]} for r in doc["results"]]}
     write_report(tmp_path / "old.html", old)
     page, problems = open_report(browser, tmp_path / "old.html")
     row = page.locator("#tests tbody tr.row", has_text="::conv_bf16[")
-    assert row.locator("td.headroom").inner_text() == "" and row.locator("td.st small").count() == 0
+    assert row.locator("td.tolerance_ratio").inner_text() == "" and row.locator("td.st small").count() == 0
     assert row.locator("td.max_rel").inner_text() != ""  # what the file does hold is still shown
     assert page.locator("#blocks td.ratio").all_inner_texts() == ["", "", ""]
     assert problems == []
@@ -164,7 +165,7 @@ def test_the_heatmaps_of_a_failed_golden_value_are_of_that_comparison(browser, r
     assert "Where the outputs differ: torch vs expected" in box.inner_text()
     assert box.locator(".maps .muted", has_text="0 \u2026 0.500").count() == 1  # the difference's scale: 2.5 vs 2
     assert "|torch \u2212 expected| (log scale)" in box.locator("svg").last.text_content()
-    page.locator("details.failure").first.scroll_into_view_if_needed()
+    box.locator(".heatmaps").scroll_into_view_if_needed()
     (PROJECT / "reports").mkdir(exist_ok=True)
     page.screenshot(path=str(PROJECT / "reports" / "report-differences.png"), full_page=False)
     assert problems == []
@@ -188,8 +189,8 @@ def test_the_section_and_ratio_checks_catch_a_report_that_lies(browser, doc, tmp
             return {**r, "verdicts": [{**v, "passed": not v["passed"]} if v["kind"] == "reference" else v
                                       for v in r["verdicts"]]}
         if r["case"] == "conv_bf16":
-            return {**r, "verdicts": [{**r["verdicts"][0], "metrics": {**r["verdicts"][0]["metrics"], "headroom": 5}},
-                                      *r["verdicts"][1:]]}
+            first = {**r["verdicts"][0], "metrics": {**r["verdicts"][0]["metrics"], "tolerance_ratio": 5}}
+            return {**r, "verdicts": [first, *r["verdicts"][1:]]}
         return r
 
     write_report(tmp_path / "lies.html", {**doc, "results": [lie(r) for r in doc["results"]]})

@@ -1,6 +1,6 @@
 """The report answers "where do they differ?" (issue 17): the static section of known differences, error/tolerance
-(the comparator's headroom) instead of raw max rel per block, and the pictures of the comparison that failed. The
-page's script is checked in a real browser in test_report_browser_differences.py."""
+(the comparator's tolerance_ratio) instead of raw max rel per block, and the pictures of the comparison that failed.
+The page's script is checked in a real browser in test_report_browser_differences.py."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def verdict(what: str, kind: str, passed: bool, **metrics: object) -> dict:
             "message": "equal within" if passed else "values differ", "metrics": metrics}
 
 
-def differs(worst: list[int], keras: float, torch: float, headroom: float) -> dict:
+def differs(worst: list[int], keras: float, torch: float, ratio: float) -> dict:
     """The failing keras-vs-torch verdict of a known difference, as the comparator writes it."""
     return verdict("keras vs torch", "forward", False, shape_keras=[1, 4], shape_torch=[1, 4], max_abs=0.5,
-                   max_rel=29.0, headroom=headroom, worst_index=worst, worst_actual=keras, worst_expected=torch)
+                   max_rel=29.0, tolerance_ratio=ratio, worst_index=worst, worst_actual=keras, worst_expected=torch)
 
 
 def side(torch_ok: bool, keras_ok: bool) -> list[dict]:
@@ -107,11 +107,11 @@ def with_forward(r: dict, **metrics: object) -> dict:
 def test_per_block_shows_the_worst_error_over_tolerance_not_max_rel() -> None:
     # bfloat16 values near zero: max rel 2.77 on a pass, which read as an error; error/tolerance says 0.4.
     doc = results_document([
-        with_forward(result("a[cpu-tensorflow]", "passed", block="conv2d"), max_rel=2.77, headroom=0.4),
-        with_forward(result("b[cpu-tensorflow]", "passed", block="conv2d"), max_rel=1e-3, headroom=0.125),
-        with_forward(result("c[cpu-tensorflow]", "failed", block="dense"), max_rel=1e-4, headroom=3.5),
-        with_forward(result("d[cpu-tensorflow]", "failed", block="gelu"), max_rel=1.0, headroom=float("inf")),
-        with_forward(result("e[cpu-tensorflow]", "passed", block="relu"), max_rel=0.5),  # an old file: no headroom
+        with_forward(result("a[cpu-tensorflow]", "passed", block="conv2d"), max_rel=2.77, tolerance_ratio=0.4),
+        with_forward(result("b[cpu-tensorflow]", "passed", block="conv2d"), max_rel=1e-3, tolerance_ratio=0.125),
+        with_forward(result("c[cpu-tensorflow]", "failed", block="dense"), max_rel=1e-4, tolerance_ratio=3.5),
+        with_forward(result("d[cpu-tensorflow]", "failed", block="gelu"), max_rel=1.0, tolerance_ratio=float("inf")),
+        with_forward(result("e[cpu-tensorflow]", "passed", block="relu"), max_rel=0.5),  # an old file: no ratio
     ])
     page = render_report(doc)
     assert block_cell(page, "conv2d") == "0.4"
@@ -120,7 +120,7 @@ def test_per_block_shows_the_worst_error_over_tolerance_not_max_rel() -> None:
     assert block_cell(page, "relu") == ""
     assert "2.77" not in page.split('<table id="blocks">')[1].split("</table>")[0]
     rows = {r["id"]: r for r in unpack(page)["rows"]}
-    assert rows["a[cpu-tensorflow]"]["headroom"] == 0.4 and rows["e[cpu-tensorflow]"]["headroom"] is None
+    assert rows["a[cpu-tensorflow]"]["tolerance_ratio"] == 0.4 and rows["e[cpu-tensorflow]"]["tolerance_ratio"] is None
 
 
 # --- pictures of the comparison that failed --------------------------------------------------------------------

@@ -249,8 +249,8 @@ function groupPoints(rowList) {
     p.max_rel = Math.max(-1, ...p.list.map(r => NUM(r.max_rel)));
     p.worst_abs = p.list.map(r => r.max_abs).find(v => NUM(v) === p.max_abs);
     p.worst_rel = p.list.map(r => r.max_rel).find(v => NUM(v) === p.max_rel);
-    p.headroom = Math.max(-1, ...p.list.map(r => NUM(r.headroom)));
-    p.worst_headroom = p.list.map(r => r.headroom).find(v => NUM(v) === p.headroom);
+    p.tolerance_ratio = Math.max(-1, ...p.list.map(r => NUM(r.tolerance_ratio)));
+    p.worst_tolerance_ratio = p.list.map(r => r.tolerance_ratio).find(v => NUM(v) === p.tolerance_ratio);
     p.duration_s = p.list.reduce((t, r) => t + (r.duration_s || 0), 0);
     p.text = p.list.map(r => r.id + " " + r.blocks.join(" ") + " " + r.params + " " + sweepText(r.sweep) + " " +
                              r.message + " " + r.backend).join(" ").toLowerCase();
@@ -262,8 +262,8 @@ function statusCell(p, backend, r) {
   if (!r) return el("td", {class: "st absent", "data-backend": backend, title: "not run with Keras on " + backend, text: "\u2013"});
   const td = el("td", {class: "st " + r.status, "data-backend": r.backend, "data-status": r.status, "data-id": r.id,
                        title: r.id + ": " + r.status + " (click for its details)"},
-                r.status, r.headroom !== null && r.headroom !== undefined ?
-                  el("small", {class: "ratio", title: "error/tolerance (1 or less passes)", text: fmt(r.headroom)}) : null);
+                r.status, r.tolerance_ratio !== null && r.tolerance_ratio !== undefined ?
+                  el("small", {class: "ratio", title: "error/tolerance (1 or less passes)", text: fmt(r.tolerance_ratio)}) : null);
   td.addEventListener("click", ev => { ev.stopPropagation(); toggleResult(p, r); });
   return td;
 }
@@ -289,7 +289,8 @@ function buildRows() {
     } else {
       for (const b of columns) p._cells.push(statusCell(p, b, p.results[b]));
     }
-    p._nums = [cell("", "num max_abs"), cell("", "num max_rel"), cell("", "num headroom"), cell("", "num duration_s")];
+    p._nums = [cell("", "num max_abs"), cell("", "num max_rel"), cell("", "num tolerance_ratio"),
+               cell("", "num duration_s")];
     tr.append(...p._cells, ...p._nums);
     p._tr = tr;
     tr.addEventListener("click", () => togglePoint(p));
@@ -338,9 +339,9 @@ function applyFilter() {
     " of " + points.length + " rows";
 }
 function numbers(p, bk) {
-  if (!bk) return [p.worst_abs, p.worst_rel, p.worst_headroom, p.duration_s];
+  if (!bk) return [p.worst_abs, p.worst_rel, p.worst_tolerance_ratio, p.duration_s];
   const r = p.results[bk];
-  return r ? [r.max_abs, r.max_rel, r.headroom, r.duration_s] : [null, null, null, null];
+  return r ? [r.max_abs, r.max_rel, r.tolerance_ratio, r.duration_s] : [null, null, null, null];
 }
 function sortKey(p, key) {
   const r = p.first;
@@ -353,7 +354,8 @@ function sortKey(p, key) {
   if (key === "params") return r.params || sweepText(r.sweep);
   if (key === "shape") return shapeText(r.shapes);
   if (key === "device") return r.device;
-  // max_abs, max_rel, headroom, duration_s: the filtered backend's, else the worst over the backends (time: their sum)
+  // max_abs, max_rel, tolerance_ratio, duration_s: the filtered backend's, else the worst over the backends
+  // (time: their sum)
   const bk = document.getElementById("f-backend").value;
   if (bk) { const r = p.results[bk]; return r ? NUM(r[key]) : -1; }
   return p[key];
