@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness.core.backend_choice import BACKENDS, BackendSelectionError, chosen_backends
+from harness.core.errors import FrameworkMissing
 from harness.core.native_logs import ENV_FRAMEWORK_LOGS
 from harness.core.verdicts import Status
 from harness.suite.choices import DETAILS
@@ -204,10 +205,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class CaseFile(pytest.File):
     def collect(self):  # noqa: ANN201 (pytest's own signature)
-        from harness.blocks import network_block
-        from harness.cases import RefusedPoint, load_file
-        from harness.suite.backends import backends_for
-        from harness.suite.collect import devices_for
+        try:  # the first case file loads the frameworks (this module's docstring)
+            from harness.blocks import network_block
+            from harness.cases import RefusedPoint, load_file
+            from harness.suite.backends import backends_for
+            from harness.suite.collect import devices_for
+        except FrameworkMissing as e:  # one line saying what to install, not an import traceback
+            raise self.CollectError(str(e)) from None
 
         _register_block_markers(self.config)
         selected = _selected_backends(self.config)

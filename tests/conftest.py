@@ -7,6 +7,12 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+# onnx's C extension (nanobind) aborts the process if its module initialises twice. pytester's in-process runs
+# restore sys.modules afterwards, so an onnx first imported inside one (the float64 reference imports it lazily) is
+# dropped, and the next import runs it again: "Critical nanobind error: refusing to add duplicate key "Single" to
+# enumeration ...FormalParameterOption", SIGABRT (tests/entry/test_pytest_plugin.py then tests/suite/test_backends.py
+# did it). Imported here, before any in-process run, it stays.
+import onnx.reference  # noqa: F401
 import pytest
 
 import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)

@@ -23,19 +23,31 @@ BACKEND_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jaxlib", "torch": "torc
 ENV_BACKENDS = "HARNESS_KERAS_BACKENDS"
 
 
+# What to install for each backend (pyproject.toml's extras; README: install).
+BACKEND_EXTRAS = {"tensorflow": "xfw-harness[tensorflow]", "jax": "xfw-harness[jax]", "torch": "xfw-harness"}
+
+
+def _importable(backend: str) -> bool:
+    return importlib.util.find_spec(BACKEND_LIBRARIES[backend]) is not None
+
+
 def home_backend() -> str:
-    """The backend this process runs Keras on: KERAS_BACKEND, TensorFlow when unset. RuntimeError for any other."""
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow"
+    """The backend this process runs Keras on: KERAS_BACKEND where set; else the first installed of TensorFlow,
+    JAX and torch (torch, which the harness needs anyway, is always there: an install without TensorFlow runs Keras
+    on torch rather than failing). RuntimeError for a KERAS_BACKEND that is not one of them."""
+    backend = os.environ.get("KERAS_BACKEND", "")
+    if not backend:
+        return next((b for b in BACKENDS if _importable(b)), BACKENDS[0])
     if backend not in BACKENDS:
         raise RuntimeError(f"KERAS_BACKEND={backend!r}: the harness runs Keras on {', '.join(BACKENDS)}; set "
-                           "KERAS_BACKEND to one of them or unset it (tensorflow)")
+                           "KERAS_BACKEND to one of them or unset it (the first installed of them)")
     return backend
 
 
 def installed_backends() -> tuple[str, ...]:
     """The Keras backends this Python can run: this process's, and each whose library is installed."""
     home = home_backend()
-    return tuple(b for b in BACKENDS if b == home or importlib.util.find_spec(BACKEND_LIBRARIES[b]) is not None)
+    return tuple(b for b in BACKENDS if b == home or _importable(b))
 
 
 class BackendSelectionError(ValueError):

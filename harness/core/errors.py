@@ -84,3 +84,7 @@ class HarnessWarning(UserWarning):
 
 class InputLayoutWarning(HarnessWarning):
     """An input shape that looks channels-last (harness.cases.hints.channels_last_hint)."""
+
+
+class FrameworkMissing(ImportError):
+    """PyTorch, Keras or Keras's backend cannot be imported here: `str()` is one line saying what to install."""

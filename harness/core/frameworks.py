@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 
 from harness.core.backend_choice import (  # noqa: F401  (these names are also read from here)
+    BACKEND_EXTRAS,
     BACKEND_LIBRARIES,
     BACKENDS,
     DEVICES,
@@ -25,6 +26,8 @@ from harness.core.backend_choice import (  # noqa: F401  (these names are also r
     home_backend,
     installed_backends,
 )
+from harness.core.errors import FrameworkMissing
+from harness.core.native_logs import keep_all, quiet_native_banners
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKEND = home_backend()
@@ -45,9 +48,12 @@ if BACKEND == "jax":
 # still runs after triton. A harness user's model imports torchvision, so this module loads triton while TensorFlow
 # is not yet there. It costs 67 to 137 ms where triton is installed (-X importtime, 5 runs), and a find_spec of
 # about 0.1 ms where it is not, as in CI's CPU build of torch.
-import torch  # noqa: E402
+try:
+    import torch  # noqa: E402
+except ImportError as e:
+    raise FrameworkMissing(f"PyTorch cannot be imported in this Python ({sys.executable}): {e}; install it with "
+                           "`pip install xfw-harness` (README: install)") from e
 
-from harness.core.native_logs import keep_all, quiet_native_banners  # noqa: E402
 
 # Where TensorFlow is already loaded (a script that imports keras before the harness, as the load lines printed for
 # a ported model do), importing triton here is what would crash (`import keras; import harness.core.frameworks`
@@ -61,8 +67,19 @@ if importlib.util.find_spec("triton") is not None:
         with contextlib.suppress(ImportError):  # a triton that cannot load here cannot crash a later import either
             import triton  # noqa: F401
 
-with quiet_native_banners():  # TensorFlow's native start-up lines (harness/core/native_logs.py)
-    import keras  # noqa: E402
+
+def _missing(backend: str, e: ImportError) -> FrameworkMissing:
+    return FrameworkMissing(
+        f"Keras on its {backend} backend cannot be imported in this Python ({sys.executable}): {e}; install it with "
+        f"`pip install '{BACKEND_EXTRAS[backend]}'`, or set KERAS_BACKEND to an installed backend "
+        f"(installed: {', '.join(installed_backends())})")
+
+
+try:
+    with quiet_native_banners():  # TensorFlow's native start-up lines (harness/core/native_logs.py)
+        import keras  # noqa: E402
+except ImportError as e:
+    raise _missing(BACKEND, e) from e
 import numpy as np  # noqa: E402
 
 if keras.backend.backend() != BACKEND:  # keras was imported elsewhere first, on another backend

@@ -5,6 +5,7 @@ are found where pytest finds tests. Each run is a fresh `python -m pytest` proce
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,33 @@ def test_the_frameworks_start_up_banners_are_silenced_unless_asked_for(tmp_path:
     banner = "All log messages before absl::InitializeLog() is called are written to STDERR"
     # tensorflow-cpu 2.21.0 prints the banner on import; with --framework-logs it comes through.
     assert (banner in run.stderr) == framework_logs, run.stderr
+
+
+def without(tmp_path: Path, *modules: str) -> dict[str, str]:
+    """An environment in which `modules` are not installed, as far as Python can tell: a sitecustomize sets
+    sys.modules[name] = None, which makes `import name` raise ModuleNotFoundError and find_spec(name) None."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "HARNESS_KERAS_BACKENDS")}
+    return {**env, "PYTHONPATH": str(site)}
+
+
+def test_without_tensorflow_keras_runs_on_another_installed_backend(tmp_path: Path) -> None:
+    (tmp_path / "test_relu.yaml").write_text(CASE)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env=without(tmp_path, "tensorflow", "jax", "jaxlib"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "this process on torch" in run.stdout and "1 passed" in run.stdout
+
+
+def test_a_backend_asked_for_but_missing_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "test_relu.yaml").write_text(CASE)
+    env = {**without(tmp_path, "tensorflow"), "KERAS_BACKEND": "tensorflow"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode != 0
+    assert ("Keras on its tensorflow backend cannot be imported in this Python" in run.stdout
+            and "pip install 'xfw-harness[tensorflow]'" in run.stdout), run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
