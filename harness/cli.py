@@ -8,48 +8,16 @@ The heavy imports (the frameworks, through the engine) are made inside the comma
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from harness.core.verdicts import STATUS_ORDER, Status
-from harness.suite.details import DETAILS
-
-COLOURS = {Status.PASSED: "green", Status.FAILED: "bold red", Status.ERROR: "bold red", Status.SKIPPED: "dim",
-           Status.DIVERGENT: "yellow"}
-
-
-def summary_table(results: list[dict]):  # noqa: ANN201 - a rich Table
-    """Per block, each Keras backend's counts in a column of its own (`38 passed  1 failed`, coloured on a terminal):
-    a block failing on one backend only shows as such; then every block, and each backend's seconds."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from harness.suite.results import NOT_RUN, backend_of, backend_order, by_backend, by_block, summarise
-
-    words = {Status.DIVERGENT: "known-divergent", Status.ERROR: "errors"}
-
-    def counts(rs: list[dict]) -> Text:
-        c, text = summarise(rs), Text()
-        for s in STATUS_ORDER:
-            if c[s]:
-                word = "error" if s == Status.ERROR and c[s] == 1 else words.get(s, s)
-                text.append(("  " if text else "") + f"{c[s]} {word}", style=COLOURS[s])
-        return text
-
-    backends = backend_order(backend_of(r) for r in results)
-    table = Table(title="harness: results per block and Keras backend", title_justify="left")
-    table.add_column("block")
-    for b in backends:
-        table.add_column("not run (invalid)" if b == NOT_RUN else b)
-    for block, rs in by_block(results).items():
-        table.add_row(block, *(counts(by_backend(rs).get(b, [])) for b in backends))
-    per = by_backend(results)
-    table.add_section()
-    table.add_row("all", *(counts(per[b]) for b in backends), style="bold")
-    table.add_row("time (s)", *(f"{sum(float(r.get('duration_s') or 0) for r in per[b]):.1f}" for b in backends),
-                  style="dim")
-    return table
+from harness.core.errors import FrameworkMissing
+from harness.core.native_logs import ENV_FRAMEWORK_LOGS, quiet_warnings
+from harness.core.verdicts import Status
+from harness.report.terminal import COLOURS, summary_table
+from harness.suite.choices import DETAILS
 
 
 def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float | None = None) -> list:  # noqa: ANN001
@@ -83,6 +51,11 @@ def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float |
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with quiet_warnings(args.quiet):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.core.frameworks import BackendSelectionError
@@ -297,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           a PyTorch nn.Sequential to a verified case and a .keras model
 
 The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make docs` builds it).""")
+    parser.add_argument("--framework-logs", action="store_true",
+                        help=f"let the frameworks' start-up logs through (${ENV_FRAMEWORK_LOGS}=1 likewise)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run", help="run case files or folders of them: one line per test and a summary",
@@ -447,4 +422,10 @@ The shipped cases are also pytest tests: `pytest cases`. Manual: docs/ (`make do
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if args.framework_logs:
+        os.environ[ENV_FRAMEWORK_LOGS] = "1"  # before any framework loads (harness/core/native_logs.py)
+    try:
+        return args.func(args)
+    except FrameworkMissing as e:  # what to install, in one line, not an import traceback
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2

@@ -331,3 +331,28 @@ def test_a_failed_expectation_heads_its_line_and_row_with_its_own_figures(
     assert (values["headline"], values["max_abs"], values["max_rel"]) == ("torch vs expected", 0.5, 0.25)
     shape = rows[f"cases.yaml::wrong_shape[cpu-{BACKEND}]"]
     assert (shape["headline"], shape["max_abs"], shape["max_rel"]) == ("expected shape", None, None)
+
+
+IMPLICIT_DIM = """\
+- name: log_softmax_implicit_dim
+  block: log_softmax
+  defaults: native
+  input: {shape: [2, 3, 5]}
+  expect:
+    divergent: "PyTorch's implicit log_softmax dim is 0 for a 3-D input; Keras's axis is -1"
+"""
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_run_quiet_leaves_out_known_differences_and_the_frameworks_warnings(tmp_path: Path, quiet: bool) -> None:
+    """`--quiet`: failures, errors and the summary only (issue 17: a quiet `make report` printed tf.function
+    warnings and 29 SKIP/DIVERGENT lines). The case is a known difference whose PyTorch call warns (an implicit
+    softmax dim is deprecated): without --quiet both show, which is what makes this test able to fail."""
+    (tmp_path / "implicit.yaml").write_text(IMPLICIT_DIM)
+    run = subprocess.run([sys.executable, "-m", "harness", "run", "implicit.yaml", *HERE, *(["-q"] * quiet)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert ("DIVERGENT" in run.stdout) != quiet
+    assert ("Implicit dimension choice for log_softmax has been deprecated" in run.stderr) != quiet, run.stderr
+    assert "0 failed, 0 errors" in run.stdout
+    assert "I0000" not in run.stderr and "absl::InitializeLog" not in run.stderr  # TensorFlow's banners: never

@@ -144,7 +144,7 @@ def summary_cells(results: list[dict]) -> dict[str, list[str]]:
 
     from rich.console import Console
 
-    from harness.cli import summary_table
+    from harness.report.terminal import summary_table
 
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(summary_table(results))
