@@ -136,11 +136,21 @@ def network_key(raw: dict) -> str:
     return next(iter(case_block(raw).nested))
 
 
+def network_keys() -> dict[str, str]:
+    """Each case key that holds a whole network's layers, and the block whose cases read it (`layers`: sequential,
+    `nodes`: graph)."""
+    return {key: b.name for b in REGISTRY.values() if b.holds_network for key in b.nested}
+
+
 def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
     """The case's layers, from `block` + `params` or from a network's `layers`; and whether it is a network."""
     block = case_block(raw)
     if block is not None and block.holds_network:
         key = network_key(raw)
+        # another network's key would be silently ignored: refused, with the block that reads it
+        if other := next((k for k in network_keys() if k in raw and k != key), None):
+            raise CaseError(f"a {block.name} case has no `{other}` (that is block: {network_keys()[other]}'s); its "
+                            f"layers go in `{key}`", field=other)
         if extra := next((k for k in ("params", "weights", *PORT_KEYS) if k in raw), None):
             raise CaseError(f"a {block.name} case has no `{extra}`; give them on each of its layers", field=extra)
         items = raw.get(key)
@@ -152,8 +162,8 @@ def case_layers(raw: dict, base: Path) -> tuple[list[Layer], bool]:
         network = network_block().name
         raise CaseError(f"{block.name} is a layer of a {network}, not a case by itself: write block: {network}, "
                         f"layers: [{{block: {block.name}, layers: [...]}}, ...]", field="block")
-    if "layers" in raw:
-        raise CaseError(f"`layers` is only for block: {network_block().name}", field="layers")
+    if found := next((k for k in network_keys() if k in raw), None):
+        raise CaseError(f"`{found}` is only for block: {network_keys()[found]}", field=found)
     if "block" not in raw:
         raise CaseError("missing; allowed: a registered block name (see `python -m harness list`) or "
                         f"{network_block().name}", field="block")

@@ -94,3 +94,22 @@ def test_max_elements_raises_the_budget_and_is_refused_below_the_default(tmp_pat
     assert isinstance(raised.points[0], Point) and raised.points[0].max_elements == 2 * MAX_ELEMENTS
     (low,) = _load(tmp_path, {**case, "max_elements": 5})
     assert low.error.field == "max_elements" and "at least" in low.error.message
+
+
+LAYER = {k: v for k, v in STEM.items() if k != "name"}
+
+
+@pytest.mark.parametrize(("case", "field", "says"), [
+    # a network's key on a case of another kind was silently ignored: the case ran without those layers
+    ({"name": "g", "block": "conv2d", "params": {"filters": 4, "kernel_size": 3}, "nodes": [STEM],
+      "input": {"shape": [2, 3, 6, 6]}}, "nodes", "`nodes` is only for block: graph"),
+    ({"name": "g", "block": "conv2d", "params": {"filters": 4, "kernel_size": 3}, "layers": [LAYER],
+      "input": {"shape": [2, 3, 6, 6]}}, "layers", "`layers` is only for block: sequential"),
+    ({**_graph(STEM), "layers": [LAYER]}, "layers", "a graph case has no `layers` (that is block: sequential's)"),
+    ({"name": "g", "block": "sequential", "layers": [LAYER], "nodes": [STEM], "input": {"shape": [2, 3, 6, 6]}},
+     "nodes", "a sequential case has no `nodes` (that is block: graph's); its layers go in `layers`"),
+])
+def test_another_networks_key_is_refused_not_ignored(tmp_path: Path, case: dict, field: str, says: str) -> None:
+    (entry,) = _load(tmp_path, case)
+    assert entry.error is not None and entry.error.field == field, entry.error
+    assert says in entry.error.message, str(entry.error)
