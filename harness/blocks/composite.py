@@ -156,6 +156,11 @@ class _Composite(Block):
     def largest_array(self, site: Site) -> int:
         return max((layer.block.largest_array(s) for layer, s in self._nested_sites(site)), default=0)
 
+    def notes(self, site: Site) -> tuple[str, ...]:
+        # What a nested layer emulates, the composite does too (a residual branch's strided, dilated conv).
+        return tuple(f"{layer.block.name}: {note}" for layer, s in self._nested_sites(site)
+                     for note in layer.block.notes(s))
+
     def known_difference(self, site: Site) -> str | None:
         # The composite carries a nested layer's documented difference: the first one, in any branch.
         for layer, s in self._nested_sites(site):

@@ -141,6 +141,13 @@ if THREADS is not None:
 for _gpu in tf.config.list_physical_devices("GPU") if tf is not None else []:
     with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer be set
         tf.config.experimental.set_memory_growth(_gpu, True)
+if tf is not None and not keep_all():
+    # TensorFlow logs once per process, at its first float16 operation on a CPU without AVX-512 FP16, an E-level
+    # native line "oneDNN supports DT_HALF only on platforms with AVX-512. Falling back to the default Eigen-based
+    # implementation" (util.cc): no error, nothing to act on. One float16 operation here, after the thread and
+    # memory settings above (the first operation fixes them), makes it come while the banners are filtered.
+    with quiet_native_banners():
+        tf.matmul(tf.ones((1, 1), tf.float16), tf.ones((1, 1), tf.float16))
 
 import ml_dtypes  # noqa: E402  (NumPy's bfloat16; TensorFlow depends on it and reads its arrays)
 

@@ -31,7 +31,9 @@ ENV_FRAMEWORK_LOGS = "HARNESS_FRAMEWORK_LOGS"
 # absl's native INFO lines ("I1207 12:00:00.000000 1234 file.cc:153] ...", and "I0000 00:00:1796645309.656930 ..."
 # before its logging is initialised: seconds since the epoch) and the preamble it prints before the first of them.
 DROPPED = (re.compile(r"^I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "),
-           re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"))
+           re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"),
+           # an E-level line that is no error (harness.core.frameworks makes it come at start-up)
+           re.compile(r"^E\d{4} \S+ +\d+ util\.cc:\d+\] oneDNN supports DT_HALF only on platforms with AVX-512\."))
 
 
 def wanted(line: str) -> bool:

@@ -76,7 +76,7 @@ def point_notes(point: Point) -> list[str]:
     are then each framework's own, emulating nothing."""
     if point.defaults == "native":
         return []
-    return [f"layers[{i}] ({layer.block.name}): {note}" if point.sequential else note
+    return [f"{point.network_key}[{i}] ({layer.block.name}): {note}" if point.sequential else note
             for i, (layer, site) in enumerate(zip(point.layers, point.sites)) for note in layer.block.notes(site)]
 
 

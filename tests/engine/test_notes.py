@@ -51,6 +51,15 @@ def point(tmp_path: Path, body: str) -> Point:
     ("  block: sequential\n  layers:\n    - {block: relu}\n"
      "    - {block: conv2d, params: {filters: 2, kernel_size: 3, strides: 2, dilation_rate: 2}}\n"
      "  input: {shape: [1, 2, 11, 11]}\n", [f"layers[1] (conv2d): {STRIDE_DILATION}"]),
+    # a composite carries its nested layers' notes: a residual branch, a graph node
+    ("  block: sequential\n  layers:\n    - block: residual\n      layers:\n"
+     "        - {block: conv2d, params: {filters: 2, kernel_size: 3, padding: 2, dilation_rate: 2}}\n"
+     "        - {block: conv2d, params: {filters: 2, kernel_size: 3, padding: 1, padding_mode: reflect}}\n"
+     "  input: {shape: [1, 2, 11, 11]}\n",
+     ["layers[0] (residual): conv2d: Keras has no padding_mode: the harness pads (reflect) itself"]),
+    ("  block: graph\n  nodes:\n    - {name: a, block: relu}\n"
+     "    - {name: b, block: max_pool2d, params: {pool_size: 2, dilation: 2}}\n"
+     "  input: {shape: [1, 2, 9, 9]}\n", ["nodes[1] (max_pool2d): Keras's pooling has no dilation"]),
     ("  block: conv2d\n  defaults: native\n  params: {filters: 2, kernel_size: 3, strides: 2, dilation_rate: 2}\n"
      "  input: {shape: [1, 2, 11, 11]}\n", []),
 ])
