@@ -67,10 +67,12 @@ lint: setup
 	$(PY) -m ruff check harness tests scripts benchmarks docs
 	$(VENV)/bin/lint-imports --no-cache
 
-# The case file's JSON Schema for editors, generated from the block registry and the loader's tables
-# (harness/cases/json_schema.py) into harness/data/case-file.schema.json; a test fails while the shipped one is stale.
+# Generated from the block registry: the case file's JSON Schema for editors (harness/cases/json_schema.py, with the
+# loader's tables) and the block catalogue that `harness list` and `harness new` read (harness/tools/catalogue.py),
+# into harness/data/; a test fails while either shipped file is stale.
 schema: setup
 	$(PY) -m harness.cases.json_schema
+	$(PY) -m harness.tools.catalogue
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ from harness.core.native_logs import ENV_FRAMEWORK_LOGS, quiet_warnings
 from harness.core.verdicts import Status
 from harness.report.terminal import COLOURS, summary_table
 from harness.suite.choices import DETAILS
+from harness.tools import catalogue
 
 
 def _run_all(tests: list, details: str, quiet: bool, console, timeout_s: float | None = None) -> list:  # noqa: ANN001
@@ -169,41 +170,35 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.blocks import all_blocks
-
-    blocks = all_blocks()
-    if args.block:
-        unknown = [b for b in args.block if b not in blocks]
-        if unknown:
-            from harness.blocks import get_block
-
-            for name in unknown:
-                try:
-                    get_block(name)
-                except Exception as e:  # noqa: BLE001 - the CaseError carries the suggestion
-                    print(getattr(e, "message", e), file=sys.stderr)
-            return 2
-        blocks = {b: blocks[b] for b in args.block}
+    # From the shipped catalogue (harness/tools/catalogue.py: no framework imported); a name it lacks, from the
+    # registry, whose error carries the suggestion.
+    shipped = catalogue.read()
+    if shipped is None or any(b not in shipped for b in args.block or []):
+        return _list_from_registry(args)
+    names = args.block or list(shipped)
     if args.markdown:
-        print(markdown_block_table(blocks))
-        return 0
-    for name, block in blocks.items():
-        print(f"{name}  ({block.family})  {block.doc}")
-        for p in block.params:
-            print(f"    {p.name:18} default {p.describe_default():10} {p.doc}")
-            print(f"    {'':18} {'':18} allowed: {p.allowed()}")
+        print("\n".join([catalogue.MARKDOWN_HEAD, *(shipped[n]["markdown"] for n in names)]))
+    else:
+        print("\n".join(shipped[n]["list"] for n in names))
     return 0
 
 
-def markdown_block_table(blocks: dict) -> str:
-    """A Markdown table of the blocks and their parameters, from the registry (the manual's block reference,
-    docs/blocks.md, is generated from the registry too)."""
-    lines = ["| block | family | parameter | default | meaning |", "| --- | --- | --- | --- | --- |"]
-    for name, block in blocks.items():
-        lines.append(f"| `{name}` | {block.family} | | | {block.doc} |")
-        for p in block.params:
-            lines.append(f"| | | `{p.name}` | {p.describe_default()} | {p.doc}; {p.allowed()} |")
-    return "\n".join(lines)
+def _list_from_registry(args: argparse.Namespace) -> int:
+    from harness.blocks import all_blocks, get_block
+
+    blocks = all_blocks()
+    unknown = [b for b in args.block or [] if b not in blocks]
+    for name in unknown:
+        try:
+            get_block(name)
+        except Exception as e:  # noqa: BLE001 - the CaseError carries the suggestion
+            print(getattr(e, "message", e), file=sys.stderr)
+    if unknown:
+        return 2
+    texts = [catalogue.markdown_rows(blocks[n]) if args.markdown else catalogue.list_text(blocks[n])
+             for n in args.block or blocks]  # in the order asked for
+    print("\n".join([catalogue.MARKDOWN_HEAD] * args.markdown + texts))
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -214,15 +209,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from harness.core.errors import CaseError
-    from harness.tools.new import case_skeleton
+    entry = (catalogue.read() or {}).get(args.block)  # the shipped catalogue: no framework imported
+    if entry is None:  # not in it: the registry says why (an unknown name, with a suggestion)
+        from harness.core.errors import CaseError
+        from harness.tools.new import case_skeleton
 
-    try:
-        text = case_skeleton(args.block)
-    except CaseError as e:
-        print(e.message, file=sys.stderr)
+        try:
+            entry = {"new": case_skeleton(args.block)}
+        except CaseError as e:
+            entry = {"new_error": e.message}
+    if "new_error" in entry:
+        print(entry["new_error"], file=sys.stderr)
         return 2
-    print(text, end="")
+    print(entry["new"], end="")
     return 0
 
 

@@ -177,7 +177,8 @@ def case_skeleton(block_name: str) -> str:
     """
     block = get_block(block_name)  # a CaseError with close names for an unknown block
     lines = block.skeleton(_Writer()) or _block_skeleton(block)
-    intro = comment_lines(f"A case skeleton from `harness new {block_name}`: save it in a .yaml file (pytest collects "
-                          "those under cases/), change what you need, and run it with `harness run FILE`. The format: "
-                          "docs/writing-cases.md; every block and parameter: `harness list`.")
+    intro = comment_lines(f"A case skeleton from `harness new {block_name}`: save it as test_*.yaml beside your tests "
+                          "(pytest collects those wherever it collects tests), change what you need, and run it with "
+                          "pytest or `harness run FILE`. The format: docs/writing-cases.md; every block and "
+                          "parameter: `harness list`.")
     return "\n".join(intro + lines) + "\n"
