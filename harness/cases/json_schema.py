@@ -46,6 +46,7 @@ from harness.cases.model import (
     TOLERANCE_KEYS,
 )
 from harness.core.frameworks import BACKENDS, DEVICES
+from harness.core.generated import write_generated
 from harness.core.schema import Param
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "data" / "case-file.schema.json"
@@ -341,12 +342,7 @@ def schema_text() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m harness.cases.json_schema [FILE]`: write the schema (default: the shipped file)."""
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else SCHEMA_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(schema_text(), encoding="utf-8")
-    print(f"wrote {out}")
-    return 0
+    return write_generated(sys.argv[1:] if argv is None else argv, SCHEMA_FILE, schema_text)
 
 
 if __name__ == "__main__":

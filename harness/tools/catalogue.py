@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.core.generated import write_generated
+
 CATALOGUE_FILE = Path(__file__).resolve().parents[1] / "data" / "blocks.json"
 MARKDOWN_HEAD = "| block | family | parameter | default | meaning |\n| --- | --- | --- | --- | --- |"
 
@@ -71,12 +73,7 @@ def read() -> dict[str, dict[str, str]] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m harness.tools.catalogue [FILE]`: write the catalogue (default: the shipped file)."""
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else CATALOGUE_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(catalogue_text(), encoding="utf-8")
-    print(f"wrote {out}")
-    return 0
+    return write_generated(sys.argv[1:] if argv is None else argv, CATALOGUE_FILE, catalogue_text)
 
 
 if __name__ == "__main__":
