@@ -170,33 +170,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    # From the shipped catalogue (harness/tools/catalogue.py: no framework imported); a name it lacks, from the
-    # registry, whose error carries the suggestion.
-    shipped = catalogue.read()
-    if shipped is None or any(b not in shipped for b in args.block or []):
-        return _list_from_registry(args)
-    names = args.block or list(shipped)
-    if args.markdown:
-        print("\n".join([catalogue.MARKDOWN_HEAD, *(shipped[n]["markdown"] for n in names)]))
-    else:
-        print("\n".join(shipped[n]["list"] for n in names))
-    return 0
+    blocks = catalogue.entries()  # the shipped catalogue: no framework imported
+    if unknown := [b for b in args.block if b not in blocks]:
+        from harness.blocks import get_block
 
-
-def _list_from_registry(args: argparse.Namespace) -> int:
-    from harness.blocks import all_blocks, get_block
-
-    blocks = all_blocks()
-    unknown = [b for b in args.block or [] if b not in blocks]
-    for name in unknown:
-        try:
-            get_block(name)
-        except Exception as e:  # noqa: BLE001 - the CaseError carries the suggestion
-            print(getattr(e, "message", e), file=sys.stderr)
-    if unknown:
+        for name in unknown:
+            try:
+                get_block(name)
+            except Exception as e:  # noqa: BLE001 - the CaseError carries the suggestion
+                print(getattr(e, "message", e), file=sys.stderr)
         return 2
-    texts = [catalogue.markdown_rows(blocks[n]) if args.markdown else catalogue.list_text(blocks[n])
-             for n in args.block or blocks]  # in the order asked for
+    texts = [blocks[n]["markdown" if args.markdown else "list"] for n in args.block or blocks]  # in the order asked
     print("\n".join([catalogue.MARKDOWN_HEAD] * args.markdown + texts))
     return 0
 
@@ -209,8 +193,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    entry = (catalogue.read() or {}).get(args.block)  # the shipped catalogue: no framework imported
-    if entry is None:  # not in it: the registry says why (an unknown name, with a suggestion)
+    entry = catalogue.entries().get(args.block)  # the shipped catalogue: no framework imported
+    if entry is None:  # not in it: the registry says why (an unknown name, with close names)
         from harness.core.errors import CaseError
         from harness.tools.new import case_skeleton
 

@@ -71,6 +71,7 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
 
 _RECORDER = pytest.StashKey[_Recorder]()
 _BLOCK_MARKERS = pytest.StashKey[bool]()
+_SELECTED = pytest.StashKey[tuple[str, ...]]()  # the Keras backends of this run, read once by pytest_configure
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -146,7 +147,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "backends: harness cases comparing Keras's backends with each other")
     if config.getoption("--framework-logs"):
         os.environ[ENV_FRAMEWORK_LOGS] = "1"  # before any framework loads; backend workers inherit it
-    _selected_backends(config)  # a bad --keras-backend is a usage error before anything runs, cases or none
+    # a bad --keras-backend is a usage error before anything runs, cases or none
+    config.stash[_SELECTED] = _selected_backends(config)
     config.stash[_RECORDER] = _Recorder()
     config.pluginmanager.register(config.stash[_RECORDER])
 
@@ -182,7 +184,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     where = "" if gpu else " (" + ", ".join(f"{k} on {w}" for k, w in placement("gpu").items()) + ")"
     return [f"harness: torch {v['torch']}, keras {v['keras']} (this process on {v['backend']} "
             f"{v['backend_version']}), numpy {v['numpy']}",
-            "harness: Keras backends " + ", ".join(_selected_backends(config)) + " (--keras-backend)",
+            "harness: Keras backends " + ", ".join(config.stash[_SELECTED]) + " (--keras-backend)",
             "harness: devices cpu" + (f"; gpu not available: {gpu}" if gpu else f", gpu{where}")]
 
 
@@ -214,7 +216,7 @@ class CaseFile(pytest.File):
             raise self.CollectError(str(e)) from None
 
         _register_block_markers(self.config)
-        selected = _selected_backends(self.config)
+        selected = self.config.stash[_SELECTED]
         network = network_block().name  # a network's tests carry its block's marker too
         entries, error = load_file(self.path)
         if error is not None:

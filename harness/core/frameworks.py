@@ -87,8 +87,7 @@ if keras.backend.backend() != BACKEND:  # keras was imported elsewhere first, on
                        "keras was imported before harness.core.frameworks with another KERAS_BACKEND")
 # TensorFlow only where it is Keras's backend: its tools (SavedModel, TFLite) import it themselves.
 if BACKEND == "tensorflow":
-    with quiet_native_banners():
-        import tensorflow as tf  # noqa: E402
+    import tensorflow as tf  # noqa: E402  (already loaded by keras, under the banner filter above)
     if not keep_all():
         # Python-side warnings a user cannot act on, "tf.function retracing" above all: the harness builds a new
         # layer for every test, and Keras traces each.

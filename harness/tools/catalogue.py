@@ -4,8 +4,8 @@ frameworks (the registry's modules define Keras layers and PyTorch modules at im
 
 Rendered by the same functions that render from the registry (`render()`), so the shipped file says exactly what
 the registry would: `make schema` writes it (`python -m harness.tools.catalogue`), and tests/tools/test_catalogue.py
-fails while it is stale. Where the file is missing (a source tree that never generated it), or a name is not in it
-(the registry's own message, with its suggestion), the commands ask the registry itself.
+fails while it is stale. Where the file is missing (a source tree that never generated it) the texts are rendered
+from the registry (`entries()`); a name that is not a block gets the registry's own message, with its suggestion.
 
 The module itself imports no framework: `render()` and `write()` import the registry when called, which only
 generation and the fallback do.
@@ -69,6 +69,11 @@ def read() -> dict[str, dict[str, str]] | None:
         return json.loads(CATALOGUE_FILE.read_text(encoding="utf-8"))["blocks"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def entries() -> dict[str, dict[str, str]]:
+    """Every block's texts: the shipped file's, or rendered from the registry where there is none."""
+    return read() or render()["blocks"]
 
 
 def main(argv: list[str] | None = None) -> int:
