@@ -11,6 +11,7 @@ passes on atol with a max rel above 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,13 +25,23 @@ def format_shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+SHAPE_KEY = "shape_"  # a verdict's metrics name its two arrays: shape_<actual>, then shape_<expected>
+
+
+def compared_names(metrics: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The names of a comparison's two arrays (actual, expected), read from its metrics; None where they are not
+    two (a verdict of another kind)."""
+    names = [k[len(SHAPE_KEY):] for k in metrics if k.startswith(SHAPE_KEY)]
+    return (names[0], names[1]) if len(names) == 2 else None
+
+
 def compare(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance, what: str = "actual vs expected",
             names: tuple[str, str] = ("actual", "expected"), *, kind: VerdictKind) -> Verdict:
     """Compare `actual` against `expected` (both channels-first); the verdict is of `kind`."""
     a = np.asarray(actual)
     b = np.asarray(expected)
     na, nb = names
-    shapes = {"shape_" + na: list(a.shape), "shape_" + nb: list(b.shape)}
+    shapes = {SHAPE_KEY + na: list(a.shape), SHAPE_KEY + nb: list(b.shape)}
     if a.shape != b.shape:
         return Verdict(what, False, "shape",
                        f"shape mismatch: {na} {format_shape(a.shape)} vs {nb} {format_shape(b.shape)}", shapes,

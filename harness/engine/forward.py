@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.cases import Point
-from harness.core.compare import compare
+from harness.core.compare import SHAPE_KEY, compare
 from harness.core.verdicts import Verdict, VerdictKind
 from harness.engine.tolerances import point_tolerance
 
@@ -35,7 +35,8 @@ def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
             verdicts.append(Verdict(f"{name} vs harness shape", False, "shape",
                                     f"{name} output shape {list(out.shape)} differs from the shape the block's "
                                     f"semantics give, {list(point.output_shape)}: the adapter is wrong",
-                                    {"shape_" + name: list(out.shape), "shape_expected": list(point.output_shape)},
+                                    {SHAPE_KEY + name: list(out.shape),
+                                     SHAPE_KEY + "expected": list(point.output_shape)},
                                     kind=VerdictKind.SEMANTICS))
     if point.expect_shape is not None and point.expect_shape != point.output_shape:
         verdicts.append(Verdict("expected shape", False, "shape",

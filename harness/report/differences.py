@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.core.compare import compared_names
 from harness.core.verdicts import Status, Verdict, VerdictKind, headline
 from harness.suite.results import backend_of, backend_order, case_key, point_id
 
@@ -37,12 +38,6 @@ def reference_side(verdicts: list[dict[str, Any]]) -> str | None:
                       for v in verdicts if v.get("kind") == VerdictKind.REFERENCE])
 
 
-def compared_names(metrics: dict[str, Any]) -> tuple[str, str]:
-    """The names of a comparison's two arrays (actual, expected), from the comparator's `shape_<name>` keys."""
-    names = [k[len("shape_"):] for k in metrics if k.startswith("shape_")]
-    return (names[0], names[1]) if len(names) == 2 else ("actual", "expected")
-
-
 def _number(x: Any) -> str:
     return f"{x:.6g}" if isinstance(x, (int, float)) else str(x)
 
@@ -56,7 +51,7 @@ def worst_element(result: dict[str, Any]) -> dict[str, Any]:
     v = verdicts[i]
     m = v.get("metrics") or {}
     if "worst_index" in m and m.get("worst_actual") is not None:
-        a, b = compared_names(m)
+        a, b = compared_names(m) or ("actual", "expected")
         text = f"at {m['worst_index']}: {a} {_number(m['worst_actual'])}, {b} {_number(m['worst_expected'])}"
     else:  # a comparison without elements (a dropout sample's statistics, a refusal): its own first line
         text = (v.get("message") or v.get("check", "")).splitlines()[0] if (v.get("message") or v.get("check")) else ""

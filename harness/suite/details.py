@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from harness.cases import Point
+from harness.core.compare import compared_names
 from harness.core.timeout import Deadline, TimedOut
 from harness.core.verdicts import Status
 from harness.engine import Result
@@ -36,8 +37,8 @@ def compared_arrays(result: Result, point: Point, torch_out: Any, keras_out: Any
         at_hand["expected"] = np.asarray(point.expect_output)
     v = result.headline
     if v is not None:
-        names = tuple(k[len("shape_"):] for k in v.metrics if k.startswith("shape_"))
-        if len(names) == 2 and all(n in at_hand for n in names) and "max_abs" in v.metrics:
+        names = compared_names(v.metrics)
+        if names is not None and all(n in at_hand for n in names) and "max_abs" in v.metrics:
             return at_hand[names[0]], at_hand[names[1]], (names[0], names[1]), v.what, None
     note = (f"[{v.what}] failed, whose arrays are not kept for pictures: these are of the final outputs, keras vs "
             "torch" if v is not None and not v.passed else None)
