@@ -25,7 +25,7 @@ test: lint
 # Runs every shipped case and writes reports/index.html, reports/results.json and reports/junit.xml.
 # With reports/bench.json from `make bench`, the report also has the speed table.
 report: setup
-	$(PY) -m harness run cases --quiet --json reports/results.json --junit reports/junit.xml \
+	$(PY) -m xfw_harness run cases --quiet --json reports/results.json --junit reports/junit.xml \
 	  --html reports/index.html $(if $(wildcard reports/bench.json),--bench reports/bench.json); \
 	  status=$$?; echo "open reports/index.html"; exit $$status
 
@@ -40,7 +40,7 @@ bench: setup
 # Where a full run's time goes (pyinstrument): reports/profile.html.
 profile: setup
 	mkdir -p reports
-	$(PY) -m pyinstrument -r html -o reports/profile.html -m harness run cases --quiet
+	$(PY) -m pyinstrument -r html -o reports/profile.html -m xfw_harness run cases --quiet
 	@echo "open reports/profile.html"
 
 # Mutation check: realistic adapter bugs (scripts/mutants.py), one at a time in a copy of the harness, against
@@ -49,14 +49,14 @@ profile: setup
 mutation: setup
 	$(PY) scripts/mutation.py
 
-# Property-based search for divergences (harness fuzz) in every registered block and in random networks; the
+# Property-based search for divergences (xfw-harness fuzz) in every registered block and in random networks; the
 # minimal case of each finding is written to reports/fuzz/. Cases with a difference catalogued in
 # cases/known_differences.yaml are counted as known and not searched. Exit status 1 when something was found (or a
 # block's run could compare nothing).
 FUZZ_EXAMPLES ?= 100
 fuzz: setup
-	@status=0; for block in $$($(PY) -c "from harness.tools.fuzz import fuzzable_blocks; print(*fuzzable_blocks())"); do \
-	  $(PY) -m harness fuzz $$block --examples $(FUZZ_EXAMPLES) || status=1; done; exit $$status
+	@status=0; for block in $$($(PY) -c "from xfw_harness.tools.fuzz import fuzzable_blocks; print(*fuzzable_blocks())"); do \
+	  $(PY) -m xfw_harness fuzz $$block --examples $(FUZZ_EXAMPLES) || status=1; done; exit $$status
 
 # The report's size and load time on the shipped suite and on a generated one of 2,000 tests (docs/performance.md).
 report-scale: setup
@@ -67,12 +67,12 @@ lint: setup
 	$(PY) -m ruff check harness tests scripts benchmarks docs
 	$(VENV)/bin/lint-imports --no-cache
 
-# Generated from the block registry: the case file's JSON Schema for editors (harness/cases/json_schema.py, with the
-# loader's tables) and the block catalogue that `harness list` and `harness new` read (harness/tools/catalogue.py),
-# into harness/data/; a test fails while either shipped file is stale.
+# Generated from the block registry: the case file's JSON Schema for editors (xfw_harness/cases/json_schema.py, with the
+# loader's tables) and the block catalogue that `xfw-harness list` and `xfw-harness new` read (xfw_harness/tools/catalogue.py),
+# into xfw_harness/data/; a test fails while either shipped file is stale.
 schema: setup
-	$(PY) -m harness.cases.json_schema
-	$(PY) -m harness.tools.catalogue
+	$(PY) -m xfw_harness.cases.json_schema
+	$(PY) -m xfw_harness.tools.catalogue
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
@@ -83,7 +83,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir reports/site
 	@echo "open reports/site/index.html"
 
-# The model zoo as a benchmark: torchvision's models (random weights) through `harness port`, each in its own
+# The model zoo as a benchmark: torchvision's models (random weights) through `xfw-harness port`, each in its own
 # process, then each saved .keras reloaded in a fresh process: reports/zoo/zoo.json and zoo.md. Its own venv,
 # .venv-zoo (requirements-zoo.txt: torch 2.14.1 and torchvision 0.29.1, a CUDA build of about 5.5 GB that runs on
 # the CPU), since torchvision does not import beside requirements.lock's torch 2.13.0. ZOO_ARGS: e.g.

@@ -1,6 +1,6 @@
 """Benchmarks (`make bench`): pytest-benchmark, not part of `make test`. Results: reports/bench.json, which
-`harness run/report --bench` turns into the report's speed table."""
+`xfw-harness run/report --bench` turns into the report's speed table."""
 
 from __future__ import annotations
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.blocks import all_blocks
-from harness.cases import Point, load_case
-from harness.core.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch, torch_device
-from harness.engine import build_keras, build_torch
+from xfw_harness.blocks import all_blocks
+from xfw_harness.cases import Point, load_case
+from xfw_harness.core.frameworks import gpu_unavailable_reason, keras_device, placement, tf, torch, torch_device
+from xfw_harness.engine import build_keras, build_torch
 
 ENTRIES = [load_case("<benchmark>", i, block.benchmark_case(), Path.cwd(), set())
            for i, block in enumerate(all_blocks().values())]

@@ -1,6 +1,6 @@
 """Memory stays bounded: a run of 2,000 tests peaks no higher than a run of 200, give or take a little (each run
 in a fresh process; the generated suite of scripts/report_scale.py). Layers and Keras's global state are released
-after every test (harness.engine.run.run_point); before that was done, memory grew about 0.14 MB per six-layer
+after every test (xfw_harness.engine.run.run_point); before that was done, memory grew about 0.14 MB per six-layer
 network built."""
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.frameworks import TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
-from harness.core.layout import shape_to_channels_last
-from harness.suite.collect import load_paths, plan_tests
-from harness.suite.results import results_document
+from xfw_harness.core.frameworks import TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
+from xfw_harness.core.layout import shape_to_channels_last
+from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.results import results_document
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 GOAL = 1.25

@@ -28,8 +28,8 @@ def run(cmd: list[str], cwd: Path) -> None:
 
 @pytest.mark.parametrize("plugin", ["with_plugin", "without_plugin"])
 def test_plain_pytest_run(benchmark, project: Path, plugin: str) -> None:  # noqa: ANN001
-    """A one-test pytest run in a project without case files, with the harness's plugin and with -p no:harness."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(["-p", "no:harness"] *
+    """A one-test pytest run in a project without case files, with the harness's plugin and with -p no:xfw_harness."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(["-p", "no:xfw_harness"] *
                                                                              (plugin == "without_plugin"))]
     benchmark.pedantic(run, args=(cmd, project), rounds=5, iterations=1, warmup_rounds=1)
     benchmark.extra_info.update(kind="startup", what=f"pytest, one plain test, {plugin.replace('_', ' ')}")
@@ -38,6 +38,6 @@ def test_plain_pytest_run(benchmark, project: Path, plugin: str) -> None:  # noq
 @pytest.mark.parametrize("command", [["--help"], ["list"], ["new", "conv2d"], ["check", "cases/conv2d.yaml"]],
                          ids=lambda c: " ".join(c))
 def test_text_command(benchmark, command: list[str]) -> None:  # noqa: ANN001
-    benchmark.pedantic(run, args=([sys.executable, "-m", "harness", *command], ROOT), rounds=3, iterations=1,
+    benchmark.pedantic(run, args=([sys.executable, "-m", "xfw_harness", *command], ROOT), rounds=3, iterations=1,
                        warmup_rounds=1)
-    benchmark.extra_info.update(kind="startup", what="harness " + " ".join(command))
+    benchmark.extra_info.update(kind="startup", what="xfw-harness " + " ".join(command))

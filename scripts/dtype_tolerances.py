@@ -9,9 +9,9 @@ were refused, and the worst of
 
     ratio = max over elements of |keras - torch| / (atol + rtol * |torch|)
 
-under harness.core.tolerance.default_tolerance (the current formula), and of the raw error in units of the formula's
+under xfw_harness.core.tolerance.default_tolerance (the current formula), and of the raw error in units of the formula's
 terms: |keras - torch| / (eps * max(1, scale)) ("ulps of the scale") together with sqrt(K). The per-dtype numbers of
-the manual (docs/tolerances.md) and of harness/core/tolerance.py come from this script.
+the manual (docs/tolerances.md) and of xfw_harness/core/tolerance.py come from this script.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import harness.core.frameworks  # noqa: E402,F401  (first: fixes the Keras backend)
-from harness.cases import Point, RefusedPoint, find_case_files, load_case, load_file  # noqa: E402
-from harness.core.tolerance import EPS, default_tolerance  # noqa: E402
-from harness.engine import build_keras, build_torch, forward_keras, forward_torch  # noqa: E402
+import xfw_harness.core.frameworks  # noqa: E402,F401  (first: fixes the Keras backend)
+from xfw_harness.cases import Point, RefusedPoint, find_case_files, load_case, load_file  # noqa: E402
+from xfw_harness.core.tolerance import EPS, default_tolerance  # noqa: E402
+from xfw_harness.engine import build_keras, build_torch, forward_keras, forward_torch  # noqa: E402
 
 
 def retyped(point: Point, dtype: str) -> Point | RefusedPoint | None:

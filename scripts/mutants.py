@@ -1,6 +1,6 @@
 """Realistic adapter and harness bugs, each an exact text replacement in one file of the harness package.
 
-scripts/mutation.py applies them one at a time to a copy of harness/ and runs the shipped cases against each:
+scripts/mutation.py applies them one at a time to a copy of xfw_harness/ and runs the shipped cases against each:
 every mutant must make at least one shipped test fail or error. `old` must occur exactly once in its file, so a
 refactor that moves the code a mutant targets makes that mutant fail loudly (tests/project/test_mutation.py checks it in
 `make test`) instead of silently testing nothing.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    file: str  # relative to harness/
+    file: str  # relative to xfw_harness/
     old: str
     new: str
     why: str  # the realistic mistake it stands for

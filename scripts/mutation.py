@@ -1,7 +1,7 @@
 """Mutation check: can the shipped cases catch realistic bugs in the harness and its adapters?
 
 Each mutant of scripts/mutants.py is applied, alone, to a copy of the harness package in a temporary folder; a
-child Python process, whose `import harness` picks that copy (it checks harness.__file__), runs the shipped
+child Python process, whose `import xfw_harness` picks that copy (it checks xfw_harness.__file__), runs the shipped
 cases on the CPU, in order, and stops at the first test that fails or errors. A mutant is
 
 - caught: a shipped test failed or errored (the first one is named);
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mutants import IDENTITY, MUTANTS, Mutant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "harness"
+PACKAGE = ROOT / "xfw_harness"
 TAG = "MUTATION-CHILD "
 
 # Runs in the child, in the temporary folder that holds the mutated package (first on sys.path).
@@ -43,11 +43,12 @@ CHILD = r"""
 import json, os, sys
 def say(**kw):
     print("MUTATION-CHILD " + json.dumps(kw), flush=True)
-import harness
-say(event="imported", file=harness.__file__)
-import harness.blocks, harness.cases, harness.engine  # every layer a mutant may touch, imported before the first case
+import xfw_harness
+say(event="imported", file=xfw_harness.__file__)
+# every layer a mutant may touch, imported before the first case
+import xfw_harness.blocks, xfw_harness.cases, xfw_harness.engine
 say(event="ready")
-from harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import load_paths, plan_tests
 entries, file_errors = load_paths(sys.argv[1:])
 for error in file_errors:
     say(event="caught", test=f"{error.file}::<file>", status="error", message=str(error), ran=0, of=0)
@@ -97,21 +98,21 @@ def mutate(text: str, mutant: Mutant) -> str:
         return text
     count = text.count(mutant.old)
     if count != 1:
-        raise MutantError(f"{mutant.name}: its text occurs {count} times in harness/{mutant.file} (must be once): "
+        raise MutantError(f"{mutant.name}: its text occurs {count} times in xfw_harness/{mutant.file} (must be once): "
                           "update scripts/mutants.py to the current source")
     return text.replace(mutant.old, mutant.new)
 
 
 def check_applies(mutant: Mutant) -> None:
-    """Raise MutantError unless the mutant applies to harness/ as it is now and the result still compiles."""
+    """Raise MutantError unless the mutant applies to xfw_harness/ as it is now and the result still compiles."""
     path = PACKAGE / mutant.file
     if not path.is_file():
-        raise MutantError(f"{mutant.name}: harness/{mutant.file} does not exist")
+        raise MutantError(f"{mutant.name}: xfw_harness/{mutant.file} does not exist")
     text = mutate(path.read_text(encoding="utf-8"), mutant)
     try:
         compile(text, str(path), "exec")
     except SyntaxError as e:
-        raise MutantError(f"{mutant.name}: the mutated harness/{mutant.file} does not compile: {e}") from None
+        raise MutantError(f"{mutant.name}: the mutated xfw_harness/{mutant.file} does not compile: {e}") from None
 
 
 def _child_env(folder: Path) -> dict[str, str]:
@@ -127,14 +128,14 @@ def _child_env(folder: Path) -> dict[str, str]:
 
 
 def run_mutant(mutant: Mutant, cases: list[str], timeout_s: float = 3600.0) -> Outcome:
-    """Apply `mutant` to a copy of harness/, run `cases` against it in a child process, and say what happened."""
+    """Apply `mutant` to a copy of xfw_harness/, run `cases` against it in a child process, and say what happened."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         folder = Path(tmp)
         try:
             check_applies(mutant)
-            shutil.copytree(PACKAGE, folder / "harness", ignore=shutil.ignore_patterns("__pycache__"))
-            target = folder / "harness" / mutant.file
+            shutil.copytree(PACKAGE, folder / "xfw_harness", ignore=shutil.ignore_patterns("__pycache__"))
+            target = folder / "xfw_harness" / mutant.file
             target.write_text(mutate(target.read_text(encoding="utf-8"), mutant), encoding="utf-8")
         except MutantError as e:
             return Outcome(mutant, "invalid", message=str(e), seconds=time.perf_counter() - start)
@@ -154,7 +155,7 @@ def run_mutant(mutant: Mutant, cases: list[str], timeout_s: float = 3600.0) -> O
                     shutil.copy2(top, folder / rel.parts[0])
             args.append(str(rel))
         try:
-            module = "harness." + mutant.file.removesuffix(".py").replace("/", ".")
+            module = "xfw_harness." + mutant.file.removesuffix(".py").replace("/", ".")
             env = {**_child_env(folder), "MUTATED_MODULE": module}
             proc = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=folder, env=env,
                                   capture_output=True, text=True, timeout=timeout_s)

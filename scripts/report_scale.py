@@ -3,7 +3,7 @@
     .venv/bin/python scripts/report_scale.py [--tests 2000] [--out reports/scale] [--keras-backend B ...]
     (or: make report-scale)
 
-Both suites run on the Keras backends given (repeatable; default every installed one, as `harness run`): the
+Both suites run on the Keras backends given (repeatable; default every installed one, as `xfw-harness run`): the
 generated one has about `--tests` tests in all, its points shared out among the backends, so that the report
 shows each point's backends side by side as a real run's does. The shipped suite on JAX takes many times
 TensorFlow's time (JAX compiles every op per shape).
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import yaml
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.report.browser import browser_unavailable_reason, chromium, load_time_ms
-from harness.report.html import write_report
-from harness.suite.backends import select_backends
-from harness.suite.collect import load_paths, plan_tests
-from harness.suite.results import results_document, write_json
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from xfw_harness.report.browser import browser_unavailable_reason, chromium, load_time_ms
+from xfw_harness.report.html import write_report
+from xfw_harness.suite.backends import select_backends
+from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.results import results_document, write_json
 
 # Each template is a case whose `sweep` gets `input.seed: [0 .. n)` added to reach the wanted size.
 TEMPLATES = [

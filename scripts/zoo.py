@@ -1,4 +1,4 @@
-"""The model zoo as a benchmark: torchvision's models, with random weights, through `harness port`.
+"""The model zoo as a benchmark: torchvision's models, with random weights, through `xfw-harness port`.
 
     .venv-zoo/bin/python scripts/zoo.py [--models resnet18 alexnet] [--timeout 900] [--out reports/zoo]
     .venv-zoo/bin/python scripts/zoo.py --fx-census [--models ...]      (or: make zoo [ZOO_ARGS=...])
@@ -145,11 +145,11 @@ def headroom_by_kind(result: Any) -> dict[str, float]:
 
 def port_child(name: str, out: Path) -> dict[str, Any]:
     # The harness first, torchvision (build) after it: the order a user's script has, which the frameworks module's
-    # import order keeps alive (torchvision loads triton; after TensorFlow, a SIGSEGV: harness/core/frameworks.py).
+    # import order keeps alive (torchvision loads triton; after TensorFlow, a SIGSEGV: xfw_harness/core/frameworks.py).
     import numpy as np
     import torch
 
-    import harness.tools.port as hp
+    import xfw_harness.tools.port as hp
 
     model = build(name)
     _, shape = MODELS[name]
@@ -193,17 +193,17 @@ def port_child(name: str, out: Path) -> dict[str, Any]:
 def reload_child(name: str, out: Path, rtol: float) -> dict[str, Any]:
     import numpy as np
 
-    import harness.core.frameworks  # noqa: F401  (before the load lines' keras: triton before TensorFlow)
+    import xfw_harness.core.frameworks  # noqa: F401  (before the load lines' keras: triton before TensorFlow)
 
     check = np.load(out / "zoo-reload-check.npz")
     lines = json.loads((out / "zoo-port.json").read_text(encoding="utf-8"))["load_instructions"]
-    from harness.core.layout import to_channels_last
+    from xfw_harness.core.layout import to_channels_last
 
     x = to_channels_last(check["x"])  # NCHW -> NHWC
     namespace: dict[str, Any] = {"x": x}
     start = time.perf_counter()
     load = [line for line in lines if not line.startswith("y = ")]
-    exec("\n".join(load), namespace)  # the lines `harness port` prints, as a user would run them
+    exec("\n".join(load), namespace)  # the lines `xfw-harness port` prints, as a user would run them
     loaded = time.perf_counter()
     y = namespace["keras"].ops.convert_to_numpy(main_output(namespace["model"](x)))
     record: dict[str, Any] = {"load_seconds": round(loaded - start, 2),
@@ -344,7 +344,7 @@ def environment() -> dict[str, Any]:
 
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "commit": git("rev-parse", "HEAD"),
-            "harness_modified": bool(git("status", "--porcelain", "--", "harness")),
+            "harness_modified": bool(git("status", "--porcelain", "--", "xfw_harness")),
             "packages": {p: version(p) for p in ("torch", "torchvision", "triton", "tensorflow-cpu", "keras",
                                                  "numpy")}}
 
@@ -359,15 +359,15 @@ def number(value: Any, spec: str) -> str:
 
 def zoo_markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
-    rows = ["# The model zoo through `harness port`", "",
-            f"{env['date']}, commit {env['commit'][:10]}{' (harness/ modified)' if env['harness_modified'] else ''}, "
-            f"{env['machine']}; " + ", ".join(f"{p} {v}" for p, v in env["packages"].items() if v) + ".",
+    rows = ["# The model zoo through `xfw-harness port`", "",
+            f"{env['date']}, commit {env['commit'][:10]}{' (xfw_harness/ modified)' if env['harness_modified'] else ''}"
+            f", {env['machine']}; " + ", ".join(f"{p} {v}" for p, v in env["packages"].items() if v) + ".",
             f"Random weights (seed 0), eval mode; reload passes at max abs <= {doc['reload_rtol']:g} x max |torch|.",
             "err/tol (1: the tolerance's edge): model, the worst max-abs error over atol of the model against the "
             "case's PyTorch modules (Ported.worst_headroom); forward and gradient, Keras against PyTorch in the "
             "case's checks, |keras - torch| / (atol + rtol |torch|) at each check's element of largest error; kinks: "
             "the end-to-end gradient verdicts that differed and that every node's gradient, both frameworks fed the "
-            "same values, explained (harness/engine/node_gradients.py).",
+            "same values, explained (xfw_harness/engine/node_gradients.py).",
             "", "| model | input | ported | nodes | err/tol model | err/tol forward | err/tol gradient | kinks | "
             "port s | peak MB | reload max abs | reload | why not |", "|---" * 13 + "|"]
     for name, r in doc["models"].items():

@@ -1,4 +1,4 @@
-"""nobuco's conversion of some of the zoo's models, timed, for comparison with `harness port` (scripts/zoo.py).
+"""nobuco's conversion of some of the zoo's models, timed, for comparison with `xfw-harness port` (scripts/zoo.py).
 
     .venv-nobuco/bin/python scripts/zoo_nobuco.py [--models resnet18 ...] [--timeout 900] [--out reports/zoo]
 
@@ -11,7 +11,7 @@ torch 2.14.1 and torchvision 0.29.1 as in requirements-zoo.txt, tensorflow-cpu 2
         nobuco==0.17.0 "numpy<2"
 
 Each model (random weights, seed 0, the same builders as scripts/zoo.py, batch-norm statistics calibrated as
-`harness port` does, eval mode) is converted in a child process of its own with nobuco.pytorch_to_keras, inputs
+`xfw-harness port` does, eval mode) is converted in a child process of its own with nobuco.pytorch_to_keras, inputs
 and outputs channels-last (ChannelOrder.TENSORFLOW); the Keras model then runs on a new random input (seed 1, moved
 to NHWC) and its output is compared with PyTorch's. Writes OUT/nobuco.json; each child's output goes to
 OUT/nobuco/<model>.log.
@@ -37,8 +37,8 @@ DEFAULT_MODELS = ["resnet18", "mobilenet_v2", "efficientnet_b0", "convnext_tiny"
 
 
 def calibrate(model: Any, shape: tuple[int, ...]) -> None:
-    """Batch-norm statistics from 4 forward passes of random normal data, as `harness port` sets them on its copy
-    of a model with initial statistics (harness/tools/port/calibrate.py; the harness itself does not import here,
+    """Batch-norm statistics from 4 forward passes of random normal data, as `xfw-harness port` sets them on its copy
+    of a model with initial statistics (xfw_harness/tools/port/calibrate.py; the harness itself does not import here,
     beside Keras 2), so that both convert the same model and its activations do not vanish (a random resnet's output
     is around 1e-9 without)."""
     import numpy as np
@@ -61,7 +61,7 @@ def convert_child(name: str) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    model = build(name)  # torchvision, and so triton, before TensorFlow (harness/core/frameworks.py says why)
+    model = build(name)  # torchvision, and so triton, before TensorFlow (xfw_harness/core/frameworks.py says why)
     calibrate(model, MODELS[name][1])
     import nobuco
     from nobuco import ChannelOrder

@@ -15,9 +15,9 @@ from pathlib import Path
 import onnx.reference  # noqa: F401
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import Point, RefusedPoint, load_file
-from harness.engine import Result, run_point
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cases import Point, RefusedPoint, load_file
+from xfw_harness.engine import Result, run_point
 
 _counter = itertools.count()
 

@@ -1,5 +1,5 @@
-"""What several test modules share: the shipped cases' points, the catalogue, and running the programs `harness show`
-prints and the skeletons `harness new` prints."""
+"""What several test modules share: the shipped cases' points, the catalogue, and running the programs
+`xfw-harness show` prints and the skeletons `xfw-harness new` prints."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import Point, load_file
-from harness.engine import Result, build_keras, build_torch, forward_keras, forward_torch, run_point
-from harness.suite.collect import load_paths
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cases import Point, load_file
+from xfw_harness.engine import Result, build_keras, build_torch, forward_keras, forward_torch, run_point
+from xfw_harness.suite.collect import load_paths
 
 PROJECT = Path(__file__).resolve().parents[1]
 CASES = PROJECT / "cases"
@@ -30,12 +30,12 @@ def divergent_entries() -> set[str]:
     return {e["name"] for e in entries if isinstance(e.get("expect"), dict) and e["expect"].get("divergent")}
 
 
-# --- harness show: the printed programs, run --------------------------------------------------------------------
+# --- xfw-harness show: the printed programs, run --------------------------------------------------------------------
 
 def exec_program(source: str, name: str) -> dict[str, Any]:
     """Run a printed program top to bottom in a fresh namespace, as `python FILE` would."""
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    exec(compile(source, f"<harness show: {name}>", "exec"), namespace)  # noqa: S102 - the code under test
+    exec(compile(source, f"<xfw-harness show: {name}>", "exec"), namespace)  # noqa: S102 - the code under test
     return namespace
 
 
@@ -48,7 +48,7 @@ def runner_outputs(point: Point) -> tuple[np.ndarray, np.ndarray]:
 
 
 def shown_outputs(point: Point, code: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """The outputs of the printed PyTorch and Keras programs of a point (`harness show`'s point_code)."""
+    """The outputs of the printed PyTorch and Keras programs of a point (`xfw-harness show`'s point_code)."""
     name = point.test_id("cpu")
     return (exec_program(code["torch"], f"{name} torch")["torch_out"],
             exec_program(code["keras"], f"{name} keras")["keras_out"])
@@ -59,7 +59,7 @@ def same(shown: np.ndarray, ran: np.ndarray) -> bool:
     return shown.dtype == ran.dtype and np.array_equal(shown, ran, equal_nan=True)
 
 
-# --- harness new: the skeletons, run -------------------------------------------------------------------------------
+# --- xfw-harness new: the skeletons, run ------------------------------------------------------------------------------
 
 def switch_on(text: str, key: str, skip: tuple[str, ...] = ()) -> str:
     """A skeleton with a commented-out key (and its commented children, but `skip`) written in."""

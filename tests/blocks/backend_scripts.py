@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.core.frameworks import BACKENDS, installed_backends
+from xfw_harness.core.frameworks import BACKENDS, installed_backends
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The elementwise, dense and dropout families (harness/blocks/activations.py, dense.py, dropout.py): planted
+"""The elementwise, dense and dropout families (xfw_harness/blocks/activations.py, dense.py, dropout.py): planted
 mistakes in the new blocks (hard_sigmoid, relu6, hard_swish, selu, spatial_dropout2d) that the harness must
 catch, every block's float64 reference against both frameworks (and a wrong reference caught), the native builders
 (`defaults: native`) and `params_from_torch`.
@@ -15,17 +15,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.engine as runner
-from harness.blocks import Site, all_blocks, get_block
-from harness.blocks.activations import SELU_ALPHA, SELU_SCALE, gelu_reference, selu_reference
-from harness.blocks.reference import onnx_op
-from harness.cases import Point
-from harness.core.compare import compare
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.schema import normalise_params
-from harness.core.tolerance import default_tolerance
-from harness.core.verdicts import Verdict, VerdictKind
+import xfw_harness.engine as runner
+from xfw_harness.blocks import Site, all_blocks, get_block
+from xfw_harness.blocks.activations import SELU_ALPHA, SELU_SCALE, gelu_reference, selu_reference
+from xfw_harness.blocks.reference import onnx_op
+from xfw_harness.cases import Point
+from xfw_harness.core.compare import compare
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.schema import normalise_params
+from xfw_harness.core.tolerance import default_tolerance
+from xfw_harness.core.verdicts import Verdict, VerdictKind
 
 
 def _cls(name: str) -> type:
@@ -544,7 +544,7 @@ def test_dropout2d_drops_whole_channels_on_4d_and_warns_on_3d() -> None:
 
 
 def test_spatial_dropout2d_refuses_other_ranks(tmp_path: Path) -> None:
-    from harness.cases import RefusedPoint, load_file
+    from xfw_harness.cases import RefusedPoint, load_file
 
     path = tmp_path / "c.yaml"
     path.write_text("- {name: c, block: spatial_dropout2d, params: {rate: 0.5}, input: {shape: [2, 3, 4]}}\n")

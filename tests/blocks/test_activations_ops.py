@@ -1,6 +1,6 @@
-"""log_softmax, threshold, thresholded_relu and hard_sigmoid's alpha/beta (harness/blocks/activations_ops.py): the
+"""log_softmax, threshold, thresholded_relu and hard_sigmoid's alpha/beta (xfw_harness/blocks/activations_ops.py): the
 framework facts its docstring states, asserted against PyTorch, Keras 3 and ONNX's reference runtime directly (Keras
-2 where tf_keras is installed), then what the blocks make of them: the native hand ports, and `harness port` reading
+2 where tf_keras is installed), then what the blocks make of them: the native hand ports, and `xfw-harness port` reading
 the modules and the functional forms."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from harness.core.frameworks import keras, torch  # first: fixes KERAS_BACKEND=tensorflow before keras is imported
-from harness.tools.port import port_model
+from xfw_harness.core.frameworks import keras, torch  # first: fixes KERAS_BACKEND=tensorflow before keras is imported
+from xfw_harness.tools.port import port_model
 
 F = torch.nn.functional
 GRID = np.array([-4.0, -3.0, -2.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.0])
@@ -116,9 +116,9 @@ def test_a_hand_port_without_an_axis_normalises_over_the_batch_in_pytorch_only(r
 
 
 def test_non_default_alpha_is_exact_on_both_sides_and_defaults_build_the_frameworks_own(run_case) -> None:  # noqa: ANN001
-    from harness.blocks import get_block
-    from harness.blocks.activations_ops import HardSigmoid, TorchHardSigmoid
-    from harness.blocks.site import Site
+    from xfw_harness.blocks import get_block
+    from xfw_harness.blocks.activations_ops import HardSigmoid, TorchHardSigmoid
+    from xfw_harness.blocks.site import Site
 
     block = get_block("hard_sigmoid")
     default = Site({"alpha": 1 / 6, "beta": 0.5}, (2, 3), "float32", "eval")
@@ -162,7 +162,7 @@ def test_port_reads_the_modules_and_the_functional_forms(tmp_path: Path) -> None
 
 
 def test_port_refuses_a_log_softmax_that_casts(tmp_path: Path) -> None:
-    from harness.tools.port import PortError
+    from xfw_harness.tools.port import PortError
 
     with pytest.raises(PortError, match="casts the input first"):
         port_model(_Cast(), input_shape=(2, 3), out=tmp_path / "cast", name="cast")

@@ -1,5 +1,5 @@
-"""Dropout's Keras layers build on every installed Keras backend inside harness.core.frameworks.keras_device, as
-the engine builds them (harness/engine/build.py). On the torch backend a device scope named "cpu:0" made every
+"""Dropout's Keras layers build on every installed Keras backend inside xfw_harness.core.frameworks.keras_device, as
+the engine builds them (xfw_harness/engine/build.py). On the torch backend a device scope named "cpu:0" made every
 layer with a seed generator (Dropout, SpatialDropout2D, AlphaDropout, StochasticDepth's dropout) fail to build:
 the backend moves a new variable with Parameter.to("cpu:0"), which copies a CPU tensor into a plain one, and
 TorchLayer's ParameterDict re-wraps it as a Parameter that requires gradients, which the seed generator's int32
@@ -14,7 +14,7 @@ from tests.blocks.backend_scripts import figures_on_every_backend
 
 SCRIPT = r'''
 import json
-from harness.core.frameworks import keras, keras_device, keras_tensor, to_numpy
+from xfw_harness.core.frameworks import keras, keras_device, keras_tensor, to_numpy
 import numpy as np
 
 def build(scope):

@@ -1,7 +1,7 @@
 """The normalisation blocks on Keras's JAX and torch backends (issue 16): what the harness translates for them, and
 the per-backend facts behind cases/backend_differences.yaml's normalisation entries.
 
-- The weight transfer hands Keras a COPY of each PyTorch weight (harness/blocks/base.py, transfer_weights): JAX's
+- The weight transfer hands Keras a COPY of each PyTorch weight (xfw_harness/blocks/base.py, transfer_weights): JAX's
   Keras variable keeps a CPU NumPy array zero-copy, and the NumPy view of a torch tensor shares its memory, so
   PyTorch's in-place updates (running statistics in train mode, an optimiser's step) changed Keras's variable too:
   instance_norm's running statistics on JAX were updated twice, 0.022 off PyTorch's after 3 steps.
@@ -9,7 +9,7 @@ the per-backend facts behind cases/backend_differences.yaml's normalisation entr
   BIT64_TO_BIT32_DTYPE), and BatchNormalization, GroupNormalization and LayerNormalization pick their compute dtype
   with it: a float64 layer computes in float32 there (catalogued, not translated; a subprocess runs each backend).
   keras.ops.mean and ops.var do too: the harness's own InstanceNormalization (instance_norm with running
-  statistics) computes its statistics as sums over counts instead (harness/blocks/group_normalization.py), and
+  statistics) computes its statistics as sums over counts instead (xfw_harness/blocks/group_normalization.py), and
   its moving-average momentum as a tensor of the variable's dtype: the torch backend's ops.multiply (a Keras
   variable's `*`) makes a Python float a float32 tensor (keras/src/backend/torch/numpy.py, multiply).
 """
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.blocks import get_block
-from harness.core.frameworks import installed_backends, torch
+from xfw_harness.blocks import get_block
+from xfw_harness.core.frameworks import installed_backends, torch
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -74,8 +74,8 @@ def test_the_transfer_gives_keras_a_copy_that_pytorchs_in_place_updates_leave_al
 
 def test_a_transfer_that_hands_over_the_view_is_caught() -> None:
     """The old transfer (the NumPy view of the torch tensor, assigned as it is) fails the check above."""
-    from harness.blocks.site import resolve_path
-    from harness.core.frameworks import to_numpy
+    from xfw_harness.blocks.site import resolve_path
+    from xfw_harness.core.frameworks import to_numpy
 
     def view_transfer(block: Any, module: Any, layer: Any) -> None:
         for copy in block.weight_copies(None, module, layer):
@@ -90,7 +90,7 @@ def test_a_transfer_that_hands_over_the_view_is_caught() -> None:
 
 _FACTS = r"""
 import json
-from harness.core.frameworks import keras, BACKEND
+from xfw_harness.core.frameworks import keras, BACKEND
 import numpy as np
 from keras import ops
 from keras.src.backend.common import dtypes
@@ -111,7 +111,7 @@ x2 = rng.standard_normal((4, 12))
 d = keras.layers.Dense(7, dtype="float64")
 y = ops.convert_to_numpy(d(x2))
 out["dense"] = float(np.abs(y - (x2 @ ops.convert_to_numpy(d.kernel) + ops.convert_to_numpy(d.bias))).max())
-from harness.blocks.group_normalization import InstanceNormalization, instance_running_statistics
+from xfw_harness.blocks.group_normalization import InstanceNormalization, instance_running_statistics
 xc = np.moveaxis(x, -1, 1)
 m, v = xc.mean(axis=(2, 3), keepdims=True), xc.var(axis=(2, 3), keepdims=True)
 want = np.moveaxis((xc - m) / np.sqrt(v + 1e-5), 1, -1)

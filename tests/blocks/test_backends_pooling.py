@@ -1,4 +1,4 @@
-"""The harness's own pooling layers (harness/blocks/pooling_layers.py) on every installed Keras backend, in float64:
+"""The harness's own pooling layers (xfw_harness/blocks/pooling_layers.py) on every installed Keras backend, in float64:
 DilatedMaxPooling and AdaptivePooling must be exact there, as on TensorFlow. Each backend runs in its own Python
 (KERAS_BACKEND is fixed at import), which prints its figures as JSON; each check also runs on the code the harness
 had before (keras.ops.maximum, keras.ops.mean), to show that the check catches it: off TensorFlow those compute a
@@ -14,10 +14,10 @@ from tests.blocks.backend_scripts import figures_on_every_backend
 SCRIPT = r'''
 import json
 import numpy as np
-from harness.core.frameworks import keras, keras_tensor, to_numpy
-from harness.core.autodiff import keras_value_and_grad
-from harness.core.spatial import adaptive_windows
-from harness.blocks import pooling_layers as pl
+from xfw_harness.core.frameworks import keras, keras_tensor, to_numpy
+from xfw_harness.core.autodiff import keras_value_and_grad
+from xfw_harness.core.spatial import adaptive_windows
+from xfw_harness.blocks import pooling_layers as pl
 
 x = np.random.default_rng(0).standard_normal((2, 7, 6, 3))
 out = {}
@@ -63,8 +63,8 @@ out["nan"] = [bool(v) for v in np.isnan(nan)]
 
 # avg_pool2d, `same` padded (0, 1) on 12x12, real cells only: PyTorch's ceil-mode windows are the same windows.
 import torch
-from harness.blocks import Site, get_block
-from harness.core.schema import normalise_params
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.core.schema import normalise_params
 block = get_block("avg_pool2d")
 params = normalise_params(block.params, {"pool_size": 3, "strides": 2, "padding": "same", "count_include_pad": False})
 site = Site(params, (2, 3, 12, 12), "float64", "eval")
@@ -76,7 +76,7 @@ for name, layer in (("avg_same", block.keras_layer(site)),
     out[name] = float(np.abs(y - expected).max())
 
 # Keras's own AdaptiveMaxPooling2D (defaults: native) where TensorFlow's kills the process: 4x5 -> 2x1.
-from harness.core.errors import Refusal
+from xfw_harness.core.errors import Refusal
 block = get_block("adaptive_max_pool2d")
 site = Site(normalise_params(block.params, {"output_size": [2, 1]}), (2, 3, 4, 5), "float64", "eval")
 try:
@@ -120,7 +120,7 @@ def test_average_pooling_same_with_unequal_padding_averages_real_cells(figures: 
 
 def test_keras_adaptive_max_pooling_is_refused_only_where_it_kills_the_process(
         figures: tuple[str, dict[str, Any]]) -> None:
-    """TensorFlow's AdaptiveMaxPooling dies with SIGFPE at 4x5 -> 2x1 (harness/blocks/global_pooling.py): refused
+    """TensorFlow's AdaptiveMaxPooling dies with SIGFPE at 4x5 -> 2x1 (xfw_harness/blocks/global_pooling.py): refused
     there, built and exact on JAX and torch."""
     backend, out = figures
     assert out["adaptive_max_native"] == ("refused" if backend == "tensorflow" else 0.0), backend

@@ -1,4 +1,4 @@
-"""The shipped networks (cases/networks/) and the residual block (harness/blocks/composite.py).
+"""The shipped networks (cases/networks/) and the residual block (xfw_harness/blocks/composite.py).
 
 The networks must be what their names say and be checked as the issue asks (forward and backward, eval and train);
 the residual block must be read, planned and located by the same loader as every layer (a mistake inside a nested
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.engine as runner
-from harness.blocks import Layer, composite, get_block, plan
-from harness.cases import Point, RefusedPoint, load_file
-from harness.core.frameworks import keras, to_numpy, torch
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import xfw_harness.engine as runner
+from xfw_harness.blocks import Layer, composite, get_block, plan
+from xfw_harness.cases import Point, RefusedPoint, load_file
+from xfw_harness.core.frameworks import keras, to_numpy, torch
 
 NETWORKS = Path(__file__).resolve().parents[2] / "cases" / "networks"
 RESNET = NETWORKS / "resnet.yaml"

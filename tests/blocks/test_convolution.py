@@ -1,4 +1,4 @@
-"""The convolution family (harness/blocks/convolution.py): conv2d's padding_mode, depthwise_conv2d and
+"""The convolution family (xfw_harness/blocks/convolution.py): conv2d's padding_mode, depthwise_conv2d and
 conv2d_transpose.
 
 - Planted mistakes: each realistic wrong mapping, planted with monkeypatch, fails the case that the correct mapping
@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 import yaml
 
-import harness.blocks.conv_transpose as conv_transpose
-import harness.blocks.convolution as convolution
-import harness.blocks.keras_layers as keras_layers
-from harness.blocks import Site, get_block
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.layout import conv_transpose_kernel_to_keras, to_channels_first, to_channels_last
-from harness.core.schema import normalise_params
+import xfw_harness.blocks.conv_transpose as conv_transpose
+import xfw_harness.blocks.convolution as convolution
+import xfw_harness.blocks.keras_layers as keras_layers
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.layout import conv_transpose_kernel_to_keras, to_channels_first, to_channels_last
+from xfw_harness.core.schema import normalise_params
 
 CONV = get_block("conv2d")
 DEPTHWISE = get_block("depthwise_conv2d")
@@ -262,7 +262,7 @@ def test_planted_mistake_is_caught(planted: Planted, run_case: Callable, monkeyp
 
 def test_transposed_kernel_with_the_conv_kernel_conversion_is_right() -> None:
     """Copying a ConvTranspose2d weight with conv2d's conversion is not a mistake: [in, out, kh, kw] through conv's
-    (2, 3, 1, 0) is (kh, kw, out, in), Keras's Conv2DTranspose layout (harness.core.layout's docstring)."""
+    (2, 3, 1, 0) is (kh, kw, out, in), Keras's Conv2DTranspose layout (xfw_harness.core.layout's docstring)."""
     weight = np.random.default_rng(0).standard_normal((3, 5, 3, 2))
     np.testing.assert_array_equal(convolution.conv_kernel_to_keras(weight), conv_transpose_kernel_to_keras(weight))
 
@@ -343,8 +343,8 @@ STRIDED_1X1_TRANSPOSE = """
 # The child: every point of the case, run again and again (a heap corruption shows late, as a crash of the process).
 REPEAT = """
 import sys
-from harness.cases import load_file
-from harness.engine import run_point
+from xfw_harness.cases import load_file
+from xfw_harness.engine import run_point
 (entry,), _ = load_file(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     for point in entry.points:

@@ -1,10 +1,10 @@
 """What every registered block must have, checked for each block, as PyTorch's test_modules.py checks each entry of
-module_db: a new block is taken up here with no test of its own (harness/blocks/base.py is the contract).
+module_db: a new block is taken up here with no test of its own (xfw_harness/blocks/base.py is the contract).
 
-For each block: a float64 reference that both frameworks agree with, shipped cases, `harness show` programs that
-reproduce the runner, a `harness new` skeleton that passes, a benchmark case, a section in the generated block
+For each block: a float64 reference that both frameworks agree with, shipped cases, `xfw-harness show` programs that
+reproduce the runner, a `xfw-harness new` skeleton that passes, a benchmark case, a section in the generated block
 reference, a short fuzz run that finds nothing, declared known differences that are divergent catalogue entries,
-a `harness port` round trip where the block reads a PyTorch module, and a weight transfer whose omission the shipped
+a `xfw-harness port` round trip where the block reads a PyTorch module, and a weight transfer whose omission the shipped
 cases catch.
 """
 
@@ -19,16 +19,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 
-from harness.blocks import Block, Layer, all_blocks, get_block, plan
-from harness.cases import Point, load_case, load_file
-from harness.core.errors import Refusal
-from harness.core.frameworks import torch
-from harness.engine import run_point
-from harness.tools.fuzz import FUZZ_FILE, case_strategy, fuzz
-from harness.tools.manual import block_reference, family_doc
-from harness.tools.new import case_skeleton
-from harness.tools.port import port_model
-from harness.tools.show import point_code
 from tests.helpers import (
     CATALOGUE,
     divergent_entries,
@@ -39,6 +29,16 @@ from tests.helpers import (
     shown_outputs,
     switch_on,
 )
+from xfw_harness.blocks import Block, Layer, all_blocks, get_block, plan
+from xfw_harness.cases import Point, load_case, load_file
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import torch
+from xfw_harness.engine import run_point
+from xfw_harness.tools.fuzz import FUZZ_FILE, case_strategy, fuzz
+from xfw_harness.tools.manual import block_reference, family_doc
+from xfw_harness.tools.new import case_skeleton
+from xfw_harness.tools.port import port_model
+from xfw_harness.tools.show import point_code
 
 BLOCKS = sorted(all_blocks())
 SHIPPED = shipped_points()
@@ -70,7 +70,7 @@ def test_has_shipped_cases(name: str) -> None:
 @pytest.mark.parametrize("name", BLOCKS)
 def test_has_a_reference_that_both_frameworks_agree_with(name: str) -> None:
     """A new block without a reference would give every disagreement `no third opinion`: each registered block
-    overrides Block.reference, and on cases drawn from its schema (as harness fuzz draws them; eval mode, whose
+    overrides Block.reference, and on cases drawn from its schema (as xfw-harness fuzz draws them; eval mode, whose
     semantics are deterministic) both frameworks agree with it under `expect: {reference: true}`. float64 where no
     documented framework difference applies (the reference's own precision is what float64 tests), else float32."""
     block = get_block(name)
@@ -135,7 +135,7 @@ REFERENCE_PAGE = block_reference(all_blocks())
 
 
 def _plain(markdown: str) -> str:
-    """Markdown with the escapes harness.tools.manual adds undone, to find a source text in it."""
+    """Markdown with the escapes xfw_harness.tools.manual adds undone, to find a source text in it."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("&lt;", "<").replace("&amp;", "&")
 
 
@@ -181,9 +181,9 @@ PORTED = [name for name in BLOCKS if get_block(name).torch_types]
 
 @pytest.mark.parametrize("name", PORTED)
 def test_port_reads_the_blocks_pytorch_module_back_into_a_verified_case(name: str, tmp_path: Path) -> None:
-    """The block's PyTorch layer (the harness's own, or the hand port's with every parameter of the `harness new`
+    """The block's PyTorch layer (the harness's own, or the hand port's with every parameter of the `xfw-harness new`
     skeleton written or only the required ones: the first that is a class the block reads), ported as a one-layer
-    model: `harness port` reads it as this block, writes a case that passes and saves the Keras model."""
+    model: `xfw-harness port` reads it as this block, writes a case that passes and saves the Keras model."""
     path = tmp_path / "skeleton.yaml"
     path.write_text(case_skeleton(name), encoding="utf-8")
     (entry,), error = load_file(path)

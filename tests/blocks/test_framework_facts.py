@@ -13,7 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.core.frameworks import keras, tf, torch  # first: fixes KERAS_BACKEND=tensorflow before keras is imported
+from xfw_harness.core.frameworks import (  # first: fixes KERAS_BACKEND=tensorflow before keras is imported
+    keras,
+    tf,
+    torch,
+)
 
 F = torch.nn.functional
 
@@ -47,7 +51,7 @@ def test_conv2d_kernel_layout_and_group_order() -> None:
 
     Source: torch/nn/modules/conv.py (_ConvNd weight shape); keras/src/layers/convolutional/base_conv.py
     (kernel_shape = kernel_size + (input_channel // groups, filters)).
-    Relied on by: harness/layout.py conv_kernel_to_keras / conv_kernel_to_torch; harness/blocks/convolution.py
+    Relied on by: xfw_harness/layout.py conv_kernel_to_keras / conv_kernel_to_torch; xfw_harness/blocks/convolution.py
     Conv2D.transfer_weights (groups passed unchanged to both frameworks).
     """
     cin, cout, kh, kw, groups = 4, 6, 3, 2, 2
@@ -73,7 +77,7 @@ def test_linear_weight_is_out_in_and_dense_kernel_is_in_out() -> None:
     """Fact: torch Linear weight is [out, in]; Keras Dense kernel is (in, out): Dense kernel = weight.T.
 
     Source: torch/nn/modules/linear.py; keras/src/layers/core/dense.py (kernel shape (input_dim, units)).
-    Relied on by: harness/layout.py dense_kernel_to_keras / dense_kernel_to_torch; harness/blocks/dense.py
+    Relied on by: xfw_harness/layout.py dense_kernel_to_keras / dense_kernel_to_torch; xfw_harness/blocks/dense.py
     Dense.transfer_weights.
     """
     x = _rng(2).standard_normal((4, 5))
@@ -92,7 +96,7 @@ def test_linear_and_dense_act_on_the_last_axis() -> None:
 
     Source: torch/nn/modules/linear.py (F.linear over the last dim); keras/src/layers/core/dense.py
     (ops.matmul(inputs, kernel)).
-    Relied on by: harness/blocks/dense.py TorchChannelsLinear (moves C last for torch; Keras Dense unchanged).
+    Relied on by: xfw_harness/blocks/dense.py TorchChannelsLinear (moves C last for torch; Keras Dense unchanged).
     """
     x = _rng(3).standard_normal((2, 3, 4, 5))  # NCHW: C=3, W=5
     linear = torch.nn.Linear(5, 2, bias=False, dtype=torch.float64)
@@ -111,8 +115,8 @@ def test_flatten_orders() -> None:
 
     Source: torch/nn/modules/flatten.py; keras/src/layers/reshaping/flatten.py (call: transpose to channels-last
     when data_format is channels_first).
-    Relied on by: harness/layout.py flatten_permutation / dense_after_flatten_kernel_to_keras;
-    harness/blocks/dense.py Flatten (keras.layers.Flatten() with the default data_format) and Dense after it.
+    Relied on by: xfw_harness/layout.py flatten_permutation / dense_after_flatten_kernel_to_keras;
+    xfw_harness/blocks/dense.py Flatten (keras.layers.Flatten() with the default data_format) and Dense after it.
     """
     n, c, h, w = 2, 3, 4, 5
     x = np.arange(n * c * h * w, dtype=np.float32).reshape(n, c, h, w)
@@ -135,7 +139,7 @@ def test_torch_same_padding_refuses_stride() -> None:
     """Fact: torch Conv2d(padding='same') raises ValueError for stride > 1 (and accepts stride 1).
 
     Source: torch/nn/modules/conv.py (_ConvNd.__init__: "padding='same' is not supported for strided convolutions").
-    Relied on by: harness/blocks/convolution.py Conv2D.torch_module (padding='same' only at stride (1, 1); else
+    Relied on by: xfw_harness/blocks/convolution.py Conv2D.torch_module (padding='same' only at stride (1, 1); else
     explicit ZeroPad2d).
     """
     torch.nn.Conv2d(3, 4, 3, stride=1, padding="same")
@@ -149,7 +153,8 @@ def test_tf_same_puts_odd_padding_bottom_right() -> None:
 
     Source: tensorflow/core/framework/kernel_shape_util.cc (GetWindowedOutputSizeVerbose: pad_before = total/2);
     keras/src/backend/tensorflow/nn.py (conv passes padding='SAME' to tf.nn.convolution).
-    Relied on by: harness/spatial.py same_padding_1d; harness/blocks/convolution.py (ZeroPad2d for asymmetric pads).
+    Relied on by: xfw_harness/spatial.py same_padding_1d; xfw_harness/blocks/convolution.py (ZeroPad2d for
+    asymmetric pads).
     """
     x = _rng(4).standard_normal((1, 3, 28, 28))
     conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=0, bias=False, dtype=torch.float64)
@@ -172,7 +177,7 @@ def test_torch_same_at_stride_one_matches_tf_same() -> None:
 
     Source: torch/nn/modules/conv.py (_ConvNd.__init__: left_pad = total_padding // 2, the rest on the right);
     tensorflow/core/framework/kernel_shape_util.cc.
-    Relied on by: harness/blocks/convolution.py Conv2D.torch_module (padding='same' whenever strides == (1, 1)).
+    Relied on by: xfw_harness/blocks/convolution.py Conv2D.torch_module (padding='same' whenever strides == (1, 1)).
     """
     x = _rng(12).standard_normal((1, 2, 7, 8))
     conv = torch.nn.Conv2d(2, 3, (2, 4), padding="same", dilation=(2, 1), bias=False, dtype=torch.float64)
@@ -191,7 +196,7 @@ def test_keras_conv_refuses_stride_with_dilation() -> None:
     """Fact: Keras Conv2D raises ValueError for strides > 1 together with dilation_rate > 1 (each alone is fine).
 
     Source: keras/src/layers/convolutional/base_conv.py (BaseConv.__init__).
-    Relied on by: harness/blocks/convolution.py Conv2D.keras_layer (stride-1 conv then Subsample2D).
+    Relied on by: xfw_harness/blocks/convolution.py Conv2D.keras_layer (stride-1 conv then Subsample2D).
     """
     keras.layers.Conv2D(4, 3, strides=2)
     keras.layers.Conv2D(4, 3, dilation_rate=2)
@@ -209,7 +214,7 @@ def test_default_pool_stride_is_the_window() -> None:
 
     Source: torch/nn/modules/pooling.py (stride if stride is not None else kernel_size);
     keras/src/layers/pooling/base_pooling.py (strides = pool_size if strides is None).
-    Relied on by: harness/blocks/pooling.py _WindowPool.geometry (strides default: pool_size).
+    Relied on by: xfw_harness/blocks/pooling.py _WindowPool.geometry (strides default: pool_size).
     """
     x = _rng(5).standard_normal((1, 2, 7, 8)).astype(np.float32)
     for torch_cls, keras_cls in ((torch.nn.MaxPool2d, keras.layers.MaxPooling2D),
@@ -224,7 +229,7 @@ def test_torch_max_pool_refuses_padding_over_half_the_window() -> None:
     """Fact: torch MaxPool2d (and AvgPool2d) refuse padding > kernel_size // 2 (RuntimeError at the call).
 
     Source: aten/src/ATen/native/Pool.h (pool2d_shape_check: "pad should be at most half of effective kernel size").
-    Relied on by: harness/blocks/pooling.py _WindowPool.torch_native_padding (else an explicit pad first).
+    Relied on by: xfw_harness/blocks/pooling.py _WindowPool.torch_native_padding (else an explicit pad first).
     """
     x = torch.randn(1, 1, 6, 6)
     assert tuple(torch.nn.MaxPool2d(3, stride=1, padding=1)(x).shape) == (1, 1, 6, 6)
@@ -240,7 +245,7 @@ def test_max_pool_padding_is_minus_infinity() -> None:
 
     Source: aten/src/ATen/native/cpu/MaxPoolKernel.cpp (out-of-range taps skipped); TF max pool SAME
     (tensorflow/core/kernels/maxpooling_op.cc).
-    Relied on by: harness/blocks/pooling.py MaxPool2D (torch native padding; SpatialPadding(-inf) elsewhere;
+    Relied on by: xfw_harness/blocks/pooling.py MaxPool2D (torch native padding; SpatialPadding(-inf) elsewhere;
     Keras 'same' natively).
     """
     x = -1.0 - _rng(6).random((1, 2, 6, 6))  # all in [-2, -1)
@@ -265,7 +270,7 @@ def test_avg_pool_divisor_with_padding() -> None:
 
     Source: torch/nn/modules/pooling.py (AvgPool2d count_include_pad=True); tensorflow/core/kernels/avgpooling_op.cc
     (tensorflow#45579: SAME excludes padding).
-    Relied on by: harness/blocks/pooling.py AvgPool2D (count_include_pad passed explicitly; Keras 'same' used only
+    Relied on by: xfw_harness/blocks/pooling.py AvgPool2D (count_include_pad passed explicitly; Keras 'same' used only
     when padding is excluded; KerasAveragePoolingExcludingPadding / TorchAvgPoolExcludingPadding otherwise).
     """
     ones = np.ones((1, 1, 5, 5), dtype=np.float32)
@@ -291,7 +296,7 @@ def test_global_pool_shapes() -> None:
     torch AdaptiveAvgPool2d(1)/AdaptiveMaxPool2d(1) keep [N, C, 1, 1].
 
     Source: keras/src/layers/pooling/base_global_pooling.py (keepdims=False); torch/nn/modules/pooling.py.
-    Relied on by: harness/blocks/pooling.py TorchGlobalPool (flattens unless keepdims) and _GlobalPool.keras_layer.
+    Relied on by: xfw_harness/blocks/pooling.py TorchGlobalPool (flattens unless keepdims) and _GlobalPool.keras_layer.
     """
     x = _rng(7).standard_normal((2, 3, 4, 5)).astype(np.float32)
     for torch_cls, keras_cls in ((torch.nn.AdaptiveAvgPool2d, keras.layers.GlobalAveragePooling2D),
@@ -311,7 +316,7 @@ def test_leaky_relu_default_slopes() -> None:
 
     Source: torch/nn/modules/activation.py; keras/src/layers/activations/leaky_relu.py;
     keras/src/activations/activations.py; tensorflow/python/ops/nn_ops.py.
-    Relied on by: harness/blocks/activations.py leaky_relu (negative_slope passed explicitly; default 0.01).
+    Relied on by: xfw_harness/blocks/activations.py leaky_relu (negative_slope passed explicitly; default 0.01).
     """
     x = np.array([-2.0, 3.0], dtype=np.float32)
     np.testing.assert_allclose(_np(torch.nn.LeakyReLU()(torch.from_numpy(x))), [-0.02, 3.0], rtol=1e-6)
@@ -332,7 +337,7 @@ def test_gelu_defaults_and_gap_between_forms() -> None:
 
     Source: torch/nn/modules/activation.py (GELU); keras/src/activations/activations.py (gelu);
     keras/src/ops/nn.py (gelu).
-    Relied on by: harness/blocks/activations.py gelu (approximate passed explicitly to keras.activations.gelu);
+    Relied on by: xfw_harness/blocks/activations.py gelu (approximate passed explicitly to keras.activations.gelu);
     cases/activations.yaml gelu cases (the exact/tanh mix-up must exceed their tolerance).
     """
     grid = np.linspace(-8.0, 8.0, 20001)
@@ -378,7 +383,7 @@ def test_torch_softmax_implicit_dim() -> None:
 
     Source: torch/nn/functional.py (_get_softmax_dim: 0 for ndim 0, 1, 3, else 1);
     keras/src/layers/activations/softmax.py (axis=-1).
-    Relied on by: harness/blocks/activations.py Softmax (dim and axis always passed explicitly).
+    Relied on by: xfw_harness/blocks/activations.py Softmax (dim and axis always passed explicitly).
     """
     x3 = torch.from_numpy(_rng(8).standard_normal((2, 3, 4)))
     x4 = torch.from_numpy(_rng(9).standard_normal((2, 3, 4, 5)))
@@ -403,7 +408,7 @@ def test_training_mode_defaults() -> None:
 
     Source: torch/nn/modules/module.py (Module.__init__: training=True); keras/src/layers/layer.py (training
     defaults to None -> False outside fit); keras/src/layers/regularization/dropout.py.
-    Relied on by: harness/blocks/dropout.py and harness/runner.py (module.train(mode == 'train'); Keras called
+    Relied on by: xfw_harness/blocks/dropout.py and xfw_harness/runner.py (module.train(mode == 'train'); Keras called
     with training=mode == 'train').
     """
     x = np.ones((64, 64), dtype=np.float32)
@@ -424,8 +429,8 @@ def test_dropout_scales_survivors_by_inverse_keep(rate: float) -> None:
 
     Source: aten/src/ATen/native/Dropout.cpp (input * mask / (1 - p)); keras/src/backend/tensorflow/random.py
     (dropout -> tf.nn.experimental.stateless_dropout: x * 1/(1 - rate)).
-    Relied on by: harness/compare.py check_dropout_sample (0 or x/(1-rate) within 4 ulp, 5-sigma zero fraction);
-    harness/blocks/dropout.py.
+    Relied on by: xfw_harness/compare.py check_dropout_sample (0 or x/(1-rate) within 4 ulp, 5-sigma zero fraction);
+    xfw_harness/blocks/dropout.py.
     """
     n = 20000
     x = (1.0 + _rng(10).random(n)).astype(np.float32) * np.where(_rng(11).random(n) < 0.5, -1, 1).astype(np.float32)

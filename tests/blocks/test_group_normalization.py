@@ -1,6 +1,6 @@
-"""group_norm and instance_norm (harness/blocks/group_normalization.py), batch_norm1d and batch_norm3d
-(harness/blocks/normalization.py): each framework fact the module docs state, checked by running the frameworks; the
-NumPy references against ONNX's operators; what `harness port` reads; the refusals."""
+"""group_norm and instance_norm (xfw_harness/blocks/group_normalization.py), batch_norm1d and batch_norm3d
+(xfw_harness/blocks/normalization.py): each framework fact the module docs state, checked by running the frameworks; the
+NumPy references against ONNX's operators; what `xfw-harness port` reads; the refusals."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.blocks.group_normalization as gn
-from harness.blocks import Site, get_block
-from harness.blocks.reference import onnx_op
-from harness.cases import Point, load_file
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, tf, torch
-from harness.tools.port import port_model
+import xfw_harness.blocks.group_normalization as gn
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.blocks.reference import onnx_op
+from xfw_harness.cases import Point, load_file
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, tf, torch
+from xfw_harness.tools.port import port_model
 
 RNG = np.random.default_rng(7)
 
@@ -148,7 +148,7 @@ def test_reference_matches_both_frameworks(name: str, mode: str) -> None:
     np.testing.assert_allclose(_keras(layer, x, mode == "train"), expected, rtol=0, atol=1e-12)
 
 
-# --- harness port, the refusals -------------------------------------------------------------------------------------
+# --- xfw-harness port, the refusals -----------------------------------------------------------------------------------
 
 def test_params_from_torch() -> None:
     assert get_block("group_norm").params_from_torch(torch.nn.GroupNorm(2, 6, eps=1e-4, affine=False),

@@ -1,4 +1,4 @@
-"""batch_norm2d (harness/blocks/normalization.py): the momentum and epsilon mappings, the running statistics after
+"""batch_norm2d (xfw_harness/blocks/normalization.py): the momentum and epsilon mappings, the running statistics after
 several train-mode steps and the biased/unbiased variance reconciliation, each shown to catch its planted mistake;
 the float64 reference and the conventions it states, checked against both frameworks by running them."""
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.blocks.normalization as normalization
-from harness.blocks import Site, get_block
-from harness.cases import load_file
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, tf, torch
-from harness.core.layout import to_channels_last
+import xfw_harness.blocks.normalization as normalization
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.cases import load_file
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, tf, torch
+from xfw_harness.core.layout import to_channels_last
 
 PROJECT = Path(__file__).resolve().parents[2]
 WEIGHTS = PROJECT / "cases" / "data" / "batch_norm_6_channels.npz"
@@ -132,7 +132,7 @@ def test_affine_false_mapped_without_center_and_scale_is_caught(run_case, monkey
 def test_harness_default_epsilon_is_checked_by_the_golden_case(monkeypatch) -> None:
     """Both frameworks get the harness's default explicitly, so only golden values see a wrong default: with
     Keras's 1e-3 as the harness default, the golden case of cases/batch_norm2d.yaml fails."""
-    from harness.engine import run_point
+    from xfw_harness.engine import run_point
 
     def golden() -> str:
         entries, _ = load_file(PROJECT / "cases" / "batch_norm2d.yaml")
@@ -247,7 +247,7 @@ def test_one_value_per_channel_in_train_mode_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("params", "mode"), [("{epsilon: 0}", "train"),
                                              ("{epsilon: 0, track_running_stats: false}", "eval")])
 def test_epsilon_zero_with_batch_statistics_is_refused(tmp_path: Path, params: str, mode: str) -> None:
-    """PyTorch raises for eps=0 whenever it normalises with the batch's statistics (found by `harness fuzz
+    """PyTorch raises for eps=0 whenever it normalises with the batch's statistics (found by `xfw-harness fuzz
     batch_norm2d --seed 11`); with running statistics in eval mode 0 is a valid epsilon."""
     path = tmp_path / "bn.yaml"
     path.write_text(f"- name: b\n  block: batch_norm2d\n  params: {params}\n  mode: {mode}\n"
@@ -264,8 +264,8 @@ def test_epsilon_zero_with_batch_statistics_is_refused(tmp_path: Path, params: s
 
 def _transfer_skipping_running_statistics(self, site, module, layer) -> None:
     """BatchNorm2D.transfer_weights that copies weight and bias only (its weight_copies still name the statistics)."""
-    from harness.blocks import resolve_path
-    from harness.core.frameworks import to_numpy
+    from xfw_harness.blocks import resolve_path
+    from xfw_harness.core.frameworks import to_numpy
     for copy in self.weight_copies(site, module, layer):
         if not copy.torch_path.startswith("running"):
             resolve_path(layer, copy.keras_path).assign(to_numpy(resolve_path(module, copy.torch_path)))

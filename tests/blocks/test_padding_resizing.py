@@ -1,6 +1,6 @@
 """Padding (pad1d/2d/3d), upsampling1d/3d and resize: the framework facts their module docs state, run against
 PyTorch, Keras 3 and ONNX's reference runtime; PyTorch's refusals mirrored; the harness's Keras layers against
-PyTorch's CPU kernels in float64; `harness port` reading the modules and the functional calls.
+PyTorch's CPU kernels in float64; `xfw-harness port` reading the modules and the functional calls.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.blocks import Site, get_block
-from harness.blocks.keras_layers import Padding2D, SpatialPadding
-from harness.blocks.reference import onnx_op
-from harness.blocks.resize import Interpolation2D, nearest_source
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.schema import normalise_params
-from harness.tools.port import port_model
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.blocks.keras_layers import Padding2D, SpatialPadding
+from xfw_harness.blocks.reference import onnx_op
+from xfw_harness.blocks.resize import Interpolation2D, nearest_source
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.schema import normalise_params
+from xfw_harness.tools.port import port_model
 
 F = torch.nn.functional
 NONE = np.array([], dtype=np.float64)  # ONNX Resize's roi and scales, left out

@@ -1,6 +1,6 @@
-"""1-D and 3-D pooling, dilation and adaptive pooling (harness/blocks/pooling.py, global_pooling.py,
+"""1-D and 3-D pooling, dilation and adaptive pooling (xfw_harness/blocks/pooling.py, global_pooling.py,
 pooling_layers.py): the references against PyTorch's own float64 functions over grids, PyTorch's adaptive window
-rule, the harness's Keras layers, `harness port`'s precedence between global, window and adaptive pooling, and the
+rule, the harness's Keras layers, `xfw-harness port`'s precedence between global, window and adaptive pooling, and the
 hand ports' refusals."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.blocks import Site, get_block
-from harness.blocks.pooling_layers import DilatedMaxPooling, PoolSumOverCount
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.schema import normalise_params
-from harness.core.spatial import adaptive_windows
-from harness.tools.port.translate import block_for_module, readers
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.blocks.pooling_layers import DilatedMaxPooling, PoolSumOverCount
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.schema import normalise_params
+from xfw_harness.core.spatial import adaptive_windows
+from xfw_harness.tools.port.translate import block_for_module, readers
 
 F = torch.nn.functional
 
@@ -113,7 +113,7 @@ def test_tap_average_equals_average_pool() -> None:
 def test_onnx_reference_global_max_pool_is_wrong_outside_2d() -> None:
     """Why global max pooling's reference is NumPy: ONNX's reference GlobalMaxPool reduces the last two axes, the
     spatial ones only in 2-D (if this starts passing, ONNX fixed it)."""
-    from harness.blocks.reference import onnx_op
+    from xfw_harness.blocks.reference import onnx_op
     assert onnx_op("GlobalMaxPool", _x((2, 5, 9))).shape == (2, 1)  # the channels reduced: not [2, 5, 1]
     assert onnx_op("GlobalMaxPool", _x((2, 3, 3, 4, 5))).shape == (2, 3, 3, 1, 1, 1)  # the depth kept, rank 6
     for block, shape in (("global_max_pool1d", (2, 5, 9)), ("global_max_pool3d", (2, 3, 3, 4, 5))):
@@ -196,10 +196,10 @@ class _Volume(torch.nn.Module):
     (_Volume(), (1, 2, 6, 7, 9), ["max_pool3d", "avg_pool3d", "adaptive_max_pool3d", "global_avg_pool3d"])])
 def test_port_verifies_and_saves_a_keras_model_that_reloads(model: Any, shape: tuple[int, ...], blocks: list[str],
                                                             tmp_path: Any) -> None:
-    """harness port of 1-D, 2-D and 3-D pooling chains (modules and functional calls): each layer read by its block,
+    """xfw-harness port of 1-D, 2-D and 3-D pooling chains (modules and functional calls): each layer read by its block,
     the case verified against the model, and the saved .keras file (the harness's own pooling layers named for
     loading) gives the model's output on a new input."""
-    from harness.tools.port import port_model
+    from xfw_harness.tools.port import port_model
     ported = port_model(model, shape, out=tmp_path, name="pooled")
     assert ported.passed and ported.blocks == blocks
     keras.backend.clear_session()

@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.blocks.padding as padding
-import harness.blocks.pooling as pooling
-import harness.blocks.upsampling as upsampling
-import harness.core.spatial as spatial
-from harness.blocks import Site, get_block
-from harness.blocks.reference import onnx_op
-from harness.core.errors import Refusal
-from harness.core.frameworks import keras, tf, to_numpy, torch
-from harness.core.schema import normalise_params
+import xfw_harness.blocks.padding as padding
+import xfw_harness.blocks.pooling as pooling
+import xfw_harness.blocks.upsampling as upsampling
+import xfw_harness.core.spatial as spatial
+from xfw_harness.blocks import Site, get_block
+from xfw_harness.blocks.reference import onnx_op
+from xfw_harness.core.errors import Refusal
+from xfw_harness.core.frameworks import keras, tf, to_numpy, torch
+from xfw_harness.core.schema import normalise_params
 
 F = torch.nn.functional
 
@@ -187,7 +187,7 @@ def test_upsampling_float32_tolerance_covers_coordinate_rounding_only() -> None:
     """float32 bilinear at 256x256, factor 3: PyTorch's own float32 result misses the float64 one by ~1.6 * size
     ulp (its source coordinate is float32); the default tolerance (K = size^2) sits about 10x above that, and
     three orders below align_corners mapped to half-pixel."""
-    from harness.core.tolerance import default_tolerance
+    from xfw_harness.core.tolerance import default_tolerance
 
     x = np.random.default_rng(0).uniform(-1, 1, (1, 2, 256, 256))
     raw = {"size": 3, "interpolation": "bilinear", "align_corners": True}
@@ -558,7 +558,7 @@ def test_zero_padding_notations(raw: Any, want: tuple) -> None:
 
 @pytest.mark.parametrize("raw", [-1, [1], [1, 2, 3], [[1, 2], [3]], [[1, -2], [3, 4]], True, "same", [[1, 2], 3]])
 def test_zero_padding_bad_values_say_what_is_allowed(raw: Any) -> None:
-    from harness.core.errors import CaseError
+    from xfw_harness.core.errors import CaseError
 
     with pytest.raises(CaseError, match=r"allowed: an integer >= 0, a list \[h, w\].*\[\[top, bottom\]"):
         _site("zero_padding2d", {"padding": raw}, (1, 1, 2, 2))

@@ -1,6 +1,6 @@
 """stochastic_depth, alpha_dropout, pixel_shuffle and pixel_unshuffle: the framework facts their docs state, run;
 what one sample cannot show (batch-mode stochastic depth's rate, over many calls); the sample checks' own power
-(they reject the realistic wrong samples); `harness port` of a model using them.
+(they reject the realistic wrong samples); `xfw-harness port` of a model using them.
 """
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks.depth_space import DepthToSpace
-from harness.blocks.stochastic_depth import KerasStochasticDepth, StochasticDepth
-from harness.core.frameworks import keras, torch
-from harness.core.layout import to_channels_first, to_channels_last
-from harness.core.samples import (
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks.depth_space import DepthToSpace
+from xfw_harness.blocks.stochastic_depth import KerasStochasticDepth, StochasticDepth
+from xfw_harness.core.frameworks import keras, torch
+from xfw_harness.core.layout import to_channels_first, to_channels_last
+from xfw_harness.core.samples import (
     SELU_SATURATION,
     alpha_dropout_affine,
     binomial_interval,
     check_alpha_dropout_sample,
     check_unit_dropout_sample,
 )
-from harness.tools.port import port_model
+from xfw_harness.tools.port import port_model
 
 nn = torch.nn
 F = torch.nn.functional

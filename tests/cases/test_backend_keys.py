@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from tests.cases.test_loader import DELETE, RELU, assert_located, case, case_error, points
 
 DIVERGENT = {"divergent": "a known difference"}

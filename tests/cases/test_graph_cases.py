@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks import MAX_ELEMENTS, NETWORK_INPUT
-from harness.cases import Point, load_file
-from harness.engine import run_point
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks import MAX_ELEMENTS, NETWORK_INPUT
+from xfw_harness.cases import Point, load_file
+from xfw_harness.engine import run_point
 
 STEM = {"name": "stem", "block": "conv2d", "params": {"filters": 4, "kernel_size": 3, "padding": 1}}
 

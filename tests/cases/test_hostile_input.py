@@ -23,19 +23,19 @@ import yaml
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import harness.cases.arrays as arrays_module
-import harness.cases.loader as cases_module
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks import MAX_ELEMENTS
-from harness.cases import CaseEntry, RefusedPoint, load_file
-from harness.cases.arrays import MAX_HELD_NUMBERS
-from harness.cases.loader import MAX_FILE_BYTES, MAX_FILE_POINTS
-from harness.cases.safe_yaml import MAX_YAML_DEPTH
-from harness.cases.sweeps import MAX_POINTS
-from harness.core.errors import SHOW_LIMIT, CaseError, show
-from harness.core.frameworks import BACKEND
-from harness.core.verdicts import Status
-from harness.suite.collect import plan_tests
+import xfw_harness.cases.arrays as arrays_module
+import xfw_harness.cases.loader as cases_module
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks import MAX_ELEMENTS
+from xfw_harness.cases import CaseEntry, RefusedPoint, load_file
+from xfw_harness.cases.arrays import MAX_HELD_NUMBERS
+from xfw_harness.cases.loader import MAX_FILE_BYTES, MAX_FILE_POINTS
+from xfw_harness.cases.safe_yaml import MAX_YAML_DEPTH
+from xfw_harness.cases.sweeps import MAX_POINTS
+from xfw_harness.core.errors import SHOW_LIMIT, CaseError, show
+from xfw_harness.core.frameworks import BACKEND
+from xfw_harness.core.verdicts import Status
+from xfw_harness.suite.collect import plan_tests
 
 _counter = itertools.count()
 MB = 1 << 20
@@ -547,7 +547,7 @@ def test_loading_and_running_cases_writes_no_file(tmp_path: Path, monkeypatch: p
     results = _load_and_run(path)
     assert [r.status for r in results] == ["passed", "failed"]
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
-    from harness.cases import CASE_KEYS, INPUT_KEYS
+    from xfw_harness.cases import CASE_KEYS, INPUT_KEYS
 
     assert not {"output", "out", "results", "report", "save", "write"} & {*CASE_KEYS, *INPUT_KEYS}
 

@@ -1,7 +1,7 @@
 """Issue 17: an input written channels-last by mistake ([2, 28, 28, 3] for a batch of RGB images) ran as 28 channels
-of 28x3 without a word, since both frameworks agree on that. It now warns (harness.cases.hints), naming the file, the
-case, the shape and the channels-first shape likely meant; pytest lists it in its warnings summary and `harness run`
-prints it. The rule must stay quiet on real channels-first inputs, the shipped cases' included."""
+of 28x3 without a word, since both frameworks agree on that. It now warns (xfw_harness.cases.hints), naming the file,
+the case, the shape and the channels-first shape likely meant; pytest lists it in its warnings summary and
+`xfw-harness run` prints it. The rule must stay quiet on real channels-first inputs, the shipped cases' included."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import find_case_files, load_file
-from harness.core.errors import InputLayoutWarning
-from harness.core.frameworks import BACKEND
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cases import find_case_files, load_file
+from xfw_harness.core.errors import InputLayoutWarning
+from xfw_harness.core.frameworks import BACKEND
 
 pytest_plugins = ["pytester"]
 PROJECT = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ def test_pytest_lists_the_warning_in_its_summary(pytester: pytest.Pytester) -> N
 
 def test_harness_run_prints_the_warning(tmp_path: Path) -> None:
     (tmp_path / "nhwc.yaml").write_text(textwrap.dedent(MISTAKE), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "nhwc.yaml", "--keras-backend", BACKEND],
+    proc = subprocess.run([sys.executable, "-m", "xfw_harness", "run", "nhwc.yaml", "--keras-backend", BACKEND],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "InputLayoutWarning: nhwc.yaml: case 'mnist_nhwc': input shape [2, 28, 28, 3] looks channels-last" in \

@@ -1,6 +1,6 @@
-"""The case file's JSON Schema (harness.cases.json_schema): the shipped file is current, every shipped case validates,
-every block and parameter is in it, each parameter accepts what its `Param` accepts, and the mistakes the loader
-rejects are rejected by the schema too (each planted below, and checked against the loader first)."""
+"""The case file's JSON Schema (xfw_harness.cases.json_schema): the shipped file is current, every shipped case
+validates, every block and parameter is in it, each parameter accepts what its `Param` accepts, and the mistakes the
+loader rejects are rejected by the schema too (each planted below, and checked against the loader first)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from harness.blocks import all_blocks
-from harness.cases import OPTIMIZERS, RefusedPoint, load_file
-from harness.cases.json_schema import SCHEMA_FILE, case_file_schema, schema_text
-from harness.cases.safe_yaml import CaseLoader
-from harness.core.schema import Param
+from xfw_harness.blocks import all_blocks
+from xfw_harness.cases import OPTIMIZERS, RefusedPoint, load_file
+from xfw_harness.cases.json_schema import SCHEMA_FILE, case_file_schema, schema_text
+from xfw_harness.cases.safe_yaml import CaseLoader
+from xfw_harness.core.schema import Param
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_FILES = sorted((ROOT / "cases").rglob("*.yaml"))
@@ -38,7 +38,7 @@ def validator(schema: dict[str, Any], request: pytest.FixtureRequest) -> Draft20
 
 def test_the_shipped_file_is_generated_from_the_registry_as_it_is() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(), (
-        f"{SCHEMA_FILE} is stale: regenerate it with `make schema` (python -m harness.cases.json_schema)")
+        f"{SCHEMA_FILE} is stale: regenerate it with `make schema` (python -m xfw_harness.cases.json_schema)")
 
 
 def test_the_schema_is_valid_for_2020_12_and_for_the_draft_07_editors_read(schema: dict[str, Any]) -> None:

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import yaml
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks import MAX_ELEMENTS
-from harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, load_file
-from harness.core.errors import CaseError, Refusal
-from harness.core.frameworks import BACKEND, BACKENDS
-from harness.suite.collect import load_paths
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks import MAX_ELEMENTS
+from xfw_harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, load_file
+from xfw_harness.core.errors import CaseError, Refusal
+from xfw_harness.core.frameworks import BACKEND, BACKENDS
+from xfw_harness.suite.collect import load_paths
 
 CONV = {"name": "c", "block": "conv2d", "params": {"filters": 2, "kernel_size": 3},
         "input": {"shape": [1, 3, 8, 8]}}

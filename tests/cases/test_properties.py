@@ -3,7 +3,7 @@
 Each test draws a case, writes it as YAML, loads it with the harness's own loader and runs it. The expected
 output shape, and whether a combination is impossible at all, are computed here from the arithmetic
 (TensorFlow's `same`: ceil(in / stride); otherwise floor((in + pads - span) / stride) + 1), independently
-of harness.spatial. On a failure hypothesis shows the drawn case YAML (`note`).
+of xfw_harness.spatial. On a failure hypothesis shows the drawn case YAML (`note`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import yaml
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from harness.cases import Point, RefusedPoint, load_file
-from harness.core.errors import CaseError
-from harness.engine import Result, run_point
+from xfw_harness.cases import Point, RefusedPoint, load_file
+from xfw_harness.core.errors import CaseError
+from xfw_harness.engine import Result, run_point
 
 
 def _settings(n: int) -> settings:

@@ -1,4 +1,4 @@
-"""The comparator (harness/compare.py): verdicts, tolerance semantics, default tolerances, the dropout check,
+"""The comparator (xfw_harness/compare.py): verdicts, tolerance semantics, default tolerances, the dropout check,
 and a measurement that the default float32 tolerance has headroom over real PyTorch-vs-Keras differences."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.core.compare import compare
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.samples import binomial_interval, check_channel_dropout_sample, check_dropout_sample
-from harness.core.tolerance import EPS, ULP_FACTOR, Tolerance, default_tolerance, tolerance_for
-from harness.core.verdicts import VerdictKind
+from xfw_harness.core.compare import compare
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.samples import binomial_interval, check_channel_dropout_sample, check_dropout_sample
+from xfw_harness.core.tolerance import EPS, ULP_FACTOR, Tolerance, default_tolerance, tolerance_for
+from xfw_harness.core.verdicts import VerdictKind
 
 TOL = Tolerance(atol=1e-6, rtol=1e-6)
 

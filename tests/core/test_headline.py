@@ -1,10 +1,10 @@
-"""harness.core.verdicts.headline: which verdict's figures head a test's line and report row, for each status."""
+"""xfw_harness.core.verdicts.headline: which verdict's figures head a test's line and report row, for each status."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.core.verdicts import Status, Verdict, VerdictKind, headline
+from xfw_harness.core.verdicts import Status, Verdict, VerdictKind, headline
 
 
 def verdict(kind: VerdictKind, passed: bool, max_abs: float | None = 0.0) -> Verdict:

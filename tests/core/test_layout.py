@@ -1,4 +1,4 @@
-"""harness/layout.py against brute force and against the frameworks themselves."""
+"""xfw_harness/layout.py against brute force and against the frameworks themselves."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.layout import (
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.layout import (
     Layout,
     conv_kernel_to_keras,
     conv_kernel_to_torch,

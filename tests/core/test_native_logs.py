@@ -1,4 +1,4 @@
-"""harness.core.native_logs: TensorFlow's native start-up banners are dropped, anything else a framework writes to
+"""xfw_harness.core.native_logs: TensorFlow's native start-up banners are dropped, anything else a framework writes to
 descriptor 2 while loading still reaches the terminal, and everything does when the import fails or the user asks."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.core.native_logs import wanted
+from xfw_harness.core.native_logs import wanted
 
 PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 ONEDNN = ("I0000 00:00:1796645309.656930   17006 port.cc:153] oneDNN custom operations are on. You may see slightly "
@@ -33,7 +33,7 @@ def test_warnings_errors_and_anything_else_are_kept(line: str) -> None:
 
 SCRIPT = f"""\
 import os, sys
-from harness.core.native_logs import quiet_native_banners
+from xfw_harness.core.native_logs import quiet_native_banners
 with quiet_native_banners():
     os.write(2, {(PREAMBLE + chr(10) + ONEDNN + chr(10) + NATIVE_WARNING + chr(10)).encode()!r})
     if sys.argv[1] == "fail":
@@ -65,11 +65,11 @@ def test_harness_framework_logs_keeps_everything() -> None:
 
 
 def test_a_float16_run_prints_no_native_line(tmp_path) -> None:  # noqa: ANN001
-    """TensorFlow's one-time DT_HALF line comes at start-up, filtered (harness.core.frameworks), not at the first
+    """TensorFlow's one-time DT_HALF line comes at start-up, filtered (xfw_harness.core.frameworks), not at the first
     float16 case."""
     (tmp_path / "half.yaml").write_text("- name: half\n  block: conv2d\n  params: {filters: 2, kernel_size: 3}\n"
                                         "  input: {shape: [1, 2, 6, 6], dtype: float16}\n  devices: [cpu]\n")
-    done = subprocess.run([sys.executable, "-m", "harness", "run", "half.yaml", "--keras-backend", "tensorflow"],
+    done = subprocess.run([sys.executable, "-m", "xfw_harness", "run", "half.yaml", "--keras-backend", "tensorflow"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "DT_HALF" not in done.stderr and "I0000" not in done.stderr, done.stderr

@@ -1,4 +1,4 @@
-"""harness/spatial.py against TensorFlow's `same` and PyTorch's output sizes."""
+"""xfw_harness/spatial.py against TensorFlow's `same` and PyTorch's output sizes."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.core.errors import CaseError
-from harness.core.frameworks import keras, tf, to_numpy, torch
-from harness.core.schema import Param
-from harness.core.spatial import (
+from xfw_harness.core.errors import CaseError
+from xfw_harness.core.frameworks import keras, tf, to_numpy, torch
+from xfw_harness.core.schema import Param
+from xfw_harness.core.spatial import (
     ceil_output_size_1d,
     ceil_overhang,
     ceil_overhang_1d,

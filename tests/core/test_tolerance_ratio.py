@@ -1,4 +1,4 @@
-"""The comparator's `tolerance_ratio` metric (harness/core/compare.py): error / tolerance, the largest over the
+"""The comparator's `tolerance_ratio` metric (xfw_harness/core/compare.py): error / tolerance, the largest over the
 elements of |a - b| / (atol + rtol * |b|). It must say what the decision says (<= 1 exactly when the comparison
 passes), where max rel and a ratio of maxima do not."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.core.compare import compare
-from harness.core.tolerance import Tolerance
-from harness.core.verdicts import VerdictKind
+from xfw_harness.core.compare import compare
+from xfw_harness.core.tolerance import Tolerance
+from xfw_harness.core.verdicts import VerdictKind
 
 
 def judged(a: list[float] | np.ndarray, b: list[float] | np.ndarray, atol: float, rtol: float):  # noqa: ANN201

@@ -3,7 +3,7 @@
 The convention (docs/contributing.md, "Code examples in the manual"), per fenced block, by its language:
 
 - `yaml`: a list of cases. Written into the page's folder (as the file its first line names, `# file: NAME.yaml`,
-  else an invented name) and run with every other page's cases by one `harness run`: each must pass (passed or
+  else an invented name) and run with every other page's cases by one `xfw-harness run`: each must pass (passed or
   divergent; skipped tests, a GPU's, are allowed beside at least one that ran), or, after `<!-- example: fails -->`,
   each of its tests must fail.
 - `python`: run with this venv's Python in the page's folder, or, with a first line `# file: NAME.py`, written there
@@ -16,7 +16,7 @@ The convention (docs/contributing.md, "Code examples in the manual"), per fenced
 `<!-- example: not run (WHY) -->` before a block skips it with that reason (the setup commands, the whole suite, a
 GPU); `<!-- example: output (WHAT) -->` marks a `python` or `yaml` block that shows a program's output. Each page
 gets its own folder, holding a copy of `cases/` and a `.venv` link to this venv, so that commands run as written
-(`.venv/bin/harness run cases/seed_article.yaml`). Blocks of a page run in order: a later block sees the files of
+(`.venv/bin/xfw-harness run cases/seed_article.yaml`). Blocks of a page run in order: a later block sees the files of
 earlier ones.
 """
 
@@ -209,7 +209,7 @@ def _judge_cases(example: Example, results: list[dict]) -> str:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Runs every page's blocks (pages side by side, each page's blocks in order), then every yaml example of
-    every page in one `harness run`; maps each example's id to "" (it did what it should) or what went wrong."""
+    every page in one `xfw-harness run`; maps each example's id to "" (it did what it should) or what went wrong."""
     base = tmp_path_factory.mktemp("docs-examples")
     folders = {page: base / page.stem for page in PAGES}
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -220,11 +220,11 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         if e.language == "yaml" and e.kind in ("run", "fails") and not found.get(e.id):
             files[(folders[e.page] / (e.file or f"example_{e.line}.yaml")).relative_to(base).as_posix()] = e
     if files:
-        proc = _run([str(VENV / "bin" / "harness"), "run", *files, "--quiet", "--json", "results.json"], base)
+        proc = _run([str(VENV / "bin" / "xfw-harness"), "run", *files, "--quiet", "--json", "results.json"], base)
         try:
             results = json.loads((base / "results.json").read_text(encoding="utf-8"))["results"]
         except (OSError, ValueError, KeyError):
-            pytest.fail(f"`harness run` over the yaml examples wrote no results file\n{_tail(proc)}")
+            pytest.fail(f"`xfw-harness run` over the yaml examples wrote no results file\n{_tail(proc)}")
         for file, example in files.items():
             found[example.id] = _judge_cases(example, [r for r in results if r.get("file") == file])
             if found[example.id] and not [r for r in results if r.get("file") == file]:

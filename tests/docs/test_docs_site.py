@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.blocks.registry import all_blocks
-from harness.tools.manual import catalogue_entries, generated, known_differences
+from xfw_harness.blocks.registry import all_blocks
+from xfw_harness.tools.manual import catalogue_entries, generated, known_differences
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -24,7 +24,7 @@ PAGES = [README, *sorted(DOCS.glob("*.md"))]
 
 
 def _plain(markdown: str) -> str:
-    """Markdown with the escapes `harness.tools.manual` adds undone, to find a source text in it."""
+    """Markdown with the escapes `xfw_harness.tools.manual` adds undone, to find a source text in it."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("&lt;", "<").replace("&amp;", "&")
 
 
@@ -147,20 +147,20 @@ def _module_exists(dotted: list[str]) -> tuple[Path | None, list[str]]:
 
 
 def test_the_files_modules_and_cases_the_pages_name_exist() -> None:
-    """Paths (`harness/engine/localize.py`, `tests/tools/test_fuzz.py`), dotted names (`harness.core.layout`,
-    `harness.blocks.reference.onnx_op`) and shipped cases (`cases/conv2d.yaml::dilation`) named in code spans: a
+    """Paths (`xfw_harness/engine/localize.py`, `tests/tools/test_fuzz.py`), dotted names (`xfw_harness.core.layout`,
+    `xfw_harness.blocks.reference.onnx_op`) and shipped cases (`cases/conv2d.yaml::dilation`) named in code spans: a
     module moved or a case renamed must take the manual with it."""
     wrong = []
     for page in PAGES:
         for span in _code_spans(page):
-            for path in re.findall(r"\b((?:harness|tests|scripts|benchmarks|cases|docs)/[\w/.-]*\w)", span):
+            for path in re.findall(r"\b((?:xfw_harness|tests|scripts|benchmarks|cases|docs)/[\w/.-]*\w)", span):
                 if not (ROOT / path).exists() and not (ROOT / "cases" / path).exists():
                     wrong.append(f"{page.name}: `{span}`: no {path}")
             for file, case in re.findall(r"\b((?:cases/)?[\w/-]+\.yaml)::(\w+)", span):
                 path = ROOT / file if (ROOT / file).exists() else ROOT / "cases" / file
                 if path.is_file() and not re.search(rf"name: {case}\b", path.read_text(encoding="utf-8")):
                     wrong.append(f"{page.name}: `{span}`: {file} has no case {case}")
-            for dotted in re.findall(r"\bharness(?:\.\w+)+", span):
+            for dotted in re.findall(r"\bxfw_harness(?:\.\w+)+", span):
                 source, rest = _module_exists(dotted.split("."))
                 if source is None or (rest and not re.search(rf"\b{rest[0]}\b", source.read_text(encoding="utf-8"))):
                     wrong.append(f"{page.name}: `{span}`: no {dotted}")

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
-from harness.blocks import all_blocks
+from xfw_harness.blocks import all_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases import Point, load_file
-from harness.core.frameworks import installed_backends
-from harness.suite.backends import run_on_backend
+from xfw_harness.cases import Point, load_file
+from xfw_harness.core.frameworks import installed_backends
+from xfw_harness.suite.backends import run_on_backend
 
 PROJECT = Path(__file__).resolve().parents[2]
 CATALOGUE = PROJECT / "cases" / "backend_differences.yaml"

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.blocks.convolution as convolution
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import load_file
+import xfw_harness.blocks.convolution as convolution
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cases import load_file
 
 OFF = """
 - name: planted

@@ -1,4 +1,4 @@
-"""`compare: devices` (harness/cross_device.py): each framework's CPU run against its own GPU run.
+"""`compare: devices` (xfw_harness/cross_device.py): each framework's CPU run against its own GPU run.
 
 This machine has no GPU, so the code path runs with a faked second device: the `gpu` placement is monkeypatched
 to the CPU (both sides then compute on the CPU, through every step a real GPU run takes), and a difference planted
@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.engine.build as build
-import harness.engine.devices as cross_device
-from harness.cases import load_file
-from harness.core import frameworks
-from harness.core.frameworks import BACKEND, BACKENDS, keras, torch
-from harness.engine import run_point
-from harness.suite.collect import devices_for, plan_tests
+import xfw_harness.engine.build as build
+import xfw_harness.engine.devices as cross_device
+from xfw_harness.cases import load_file
+from xfw_harness.core import frameworks
+from xfw_harness.core.frameworks import BACKEND, BACKENDS, keras, torch
+from xfw_harness.engine import run_point
+from xfw_harness.suite.collect import devices_for, plan_tests
 
 pytest_plugins = ["pytester"]
 
@@ -50,7 +50,7 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _gpu_side(monkeypatch: pytest.MonkeyPatch, name: str, change) -> list[str]:
-    """Wrap the builders harness.engine.devices calls (build_torch or build_keras) so that `change(built)` applies
+    """Wrap the builders xfw_harness.engine.devices calls (build_torch or build_keras) so that `change(built)` applies
     to what is built for the gpu only;
     returns the devices the builder was called for."""
     calls: list[str] = []

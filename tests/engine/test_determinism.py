@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.core.frameworks import BACKEND, to_numpy, torch
-from harness.engine import build_keras, build_torch
-from harness.suite.collect import PlannedTest, load_paths, plan_tests
-from harness.suite.results import strict_json
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.core.frameworks import BACKEND, to_numpy, torch
+from xfw_harness.engine import build_keras, build_torch
+from xfw_harness.suite.collect import PlannedTest, load_paths, plan_tests
+from xfw_harness.suite.results import strict_json
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("duration_s",)  # what may differ between two runs of the same test
@@ -100,8 +100,8 @@ def test_serial_and_parallel_pytest_runs_write_identical_results(tests: list[Pla
     ids = [t.id for t in tests]
     docs = {}
     # The frameworks' thread counts set their summation order (a conv's weight gradient differs in the last bits
-    # between 1 and 2 threads), and xdist workers get fewer threads (harness.core.frameworks.THREADS): every run here
-    # gets this process's count, so that what is compared is the harness's own determinism.
+    # between 1 and 2 threads), and xdist workers get fewer threads (xfw_harness.core.frameworks.THREADS): every run
+    # here gets this process's count, so that what is compared is the harness's own determinism.
     env = {**os.environ, "HARNESS_THREADS": str(torch.get_num_threads())}
     for name, extra in (("serial", ["-p", "no:xdist"]), ("parallel", ["-n", "2"])):
         path = tmp_path / f"{name}.json"

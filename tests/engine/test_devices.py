@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from harness.core import frameworks
-from harness.core.frameworks import BACKEND, gpu_unavailable_reason, keras_device, placement, tf, torch
-from harness.engine import build_torch, run_point
+from xfw_harness.core import frameworks
+from xfw_harness.core.frameworks import BACKEND, gpu_unavailable_reason, keras_device, placement, tf, torch
+from xfw_harness.engine import build_torch, run_point
 
 NO_GPU = gpu_unavailable_reason()
 CONV = """
@@ -75,11 +75,11 @@ def _child(code: str, backend: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_keras_backend_chooses_the_backend_and_an_unknown_one_is_refused() -> None:
-    proc = _child("import harness.core.frameworks", "tensorflw")
+    proc = _child("import xfw_harness.core.frameworks", "tensorflw")
     assert proc.returncode != 0
     assert "KERAS_BACKEND='tensorflw': the harness runs Keras on tensorflow, jax, torch" in proc.stderr
     # JAX: 64-bit types on (else float64 cases would silently run in float32), no TensorFlow imported for Keras.
-    proc = _child("import harness.core.frameworks as f, jax, numpy as np; "
+    proc = _child("import xfw_harness.core.frameworks as f, jax, numpy as np; "
                   "print(f.BACKEND, f.keras.backend.backend(), f.tf is None, jax.config.jax_enable_x64, "
                   "f.keras_tensor(np.zeros(2)).dtype, f.versions()['backend'])", "jax")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -87,7 +87,7 @@ def test_keras_backend_chooses_the_backend_and_an_unknown_one_is_refused() -> No
 
 
 def test_keras_imported_first_on_another_backend_is_refused() -> None:
-    proc = _child("import os; import keras; os.environ['KERAS_BACKEND'] = 'jax'; import harness.core.frameworks",
+    proc = _child("import os; import keras; os.environ['KERAS_BACKEND'] = 'jax'; import xfw_harness.core.frameworks",
                   "torch")
     assert proc.returncode != 0
     assert "Keras runs on 'torch' in this process, KERAS_BACKEND says 'jax'" in proc.stderr

@@ -2,7 +2,7 @@
 of each dtype has measured headroom over correct mappings, and planted mistakes above the dtype's resolution fail.
 
 The per-family measurements behind the tolerance (every shipped case re-run in each dtype) come from
-scripts/dtype_tolerances.py; the numbers are in harness/compare.py and the README."""
+scripts/dtype_tolerances.py; the numbers are in xfw_harness/compare.py and the README."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import harness.blocks.convolution as convolution
-import harness.blocks.dense as dense
-from harness.blocks import get_block, resolve_path
-from harness.cases import DTYPES, InputSpec, Point, load_file
-from harness.core.frameworks import NUMPY_DTYPES, TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
-from harness.core.layout import dense_kernel_to_keras, to_channels_last
-from harness.core.samples import check_dropout_sample
-from harness.core.tolerance import EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
-from harness.engine import build_keras, build_torch, run_point
+import xfw_harness.blocks.convolution as convolution
+import xfw_harness.blocks.dense as dense
+from xfw_harness.blocks import get_block, resolve_path
+from xfw_harness.cases import DTYPES, InputSpec, Point, load_file
+from xfw_harness.core.frameworks import NUMPY_DTYPES, TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
+from xfw_harness.core.layout import dense_kernel_to_keras, to_channels_last
+from xfw_harness.core.samples import check_dropout_sample
+from xfw_harness.core.tolerance import EPS, OUTPUT_ULPS, ULP_FACTOR, default_tolerance
+from xfw_harness.engine import build_keras, build_torch, run_point
 
 PROJECT = Path(__file__).resolve().parents[2]
 REDUCED = ("float16", "bfloat16")

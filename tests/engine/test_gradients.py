@@ -1,4 +1,4 @@
-"""check: backward and check: train_step (harness/engine/backward.py, train_step.py, optimizers.py).
+"""check: backward and check: train_step (xfw_harness/engine/backward.py, train_step.py, optimizers.py).
 
 Each mistake a port (or the harness's own mapping) could make is planted with monkeypatch into a case that passes
 with the correct mapping, and must fail, naming the gradient or the update that differs. The correct mappings pass
@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.blocks.convolution as convolution
-import harness.core.layout as layout
-import harness.engine.backward as backward
-import harness.engine.optimizers as optimizers
-import harness.engine.train_step as train_step
-import harness.engine.weights_map as weights_map
-from harness.blocks import WeightCopy
-from harness.cases import load_file
-from harness.core.frameworks import keras, tf
-from harness.core.layout import to_channels_last
+import xfw_harness.blocks.convolution as convolution
+import xfw_harness.core.layout as layout
+import xfw_harness.engine.backward as backward
+import xfw_harness.engine.optimizers as optimizers
+import xfw_harness.engine.train_step as train_step
+import xfw_harness.engine.weights_map as weights_map
+from xfw_harness.blocks import WeightCopy
+from xfw_harness.cases import load_file
+from xfw_harness.core.frameworks import keras, tf
+from xfw_harness.core.layout import to_channels_last
 
 CONV_BACKWARD = """
 - name: conv_backward

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness import cli
-from harness.blocks import get_block
-from harness.core.frameworks import BACKEND, keras, torch
-from harness.core.timeout import DEFAULT_TIMEOUT_S, ENV_VAR, Deadline, TimedOut, can_interrupt, default_timeout
-from harness.engine import run_point
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness import cli
+from xfw_harness.blocks import get_block
+from xfw_harness.core.frameworks import BACKEND, keras, torch
+from xfw_harness.core.timeout import DEFAULT_TIMEOUT_S, ENV_VAR, Deadline, TimedOut, can_interrupt, default_timeout
+from xfw_harness.engine import run_point
 
 pytest_plugins = ["pytester"]
 
@@ -172,9 +172,9 @@ def test_off_the_main_thread_there_is_no_timeout_and_nothing_breaks() -> None:
 CRASH_CONFTEST = """
 import os
 
-import harness.core.frameworks
-from harness.core.frameworks import torch
-from harness.blocks import get_block
+import xfw_harness.core.frameworks
+from xfw_harness.core.frameworks import torch
+from xfw_harness.blocks import get_block
 
 
 class Die(torch.nn.Module):
@@ -210,8 +210,8 @@ def test_a_worker_that_dies_is_reported_and_the_others_still_run(pytester: pytes
 HANG_CONFTEST = """
 import time
 
-from harness.core.frameworks import torch
-from harness.blocks import get_block
+from xfw_harness.core.frameworks import torch
+from xfw_harness.blocks import get_block
 
 _saved = {}
 

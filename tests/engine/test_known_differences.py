@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.blocks import get_block
-from harness.cases import Point, load_file
-from harness.core.frameworks import BACKEND
-from harness.engine import Result, run_point
-from harness.suite.collect import load_paths
+from xfw_harness.blocks import get_block
+from xfw_harness.cases import Point, load_file
+from xfw_harness.core.frameworks import BACKEND
+from xfw_harness.engine import Result, run_point
+from xfw_harness.suite.collect import load_paths
 
 pytest_plugins = ["pytester"]
 
@@ -213,7 +213,7 @@ def test_a_known_difference_with_expect_reference_needs_a_side_that_agrees(
 
 
 def test_an_incomplete_adapter_is_no_framework_difference() -> None:
-    from harness.core.verdicts import Verdict, VerdictKind
+    from xfw_harness.core.verdicts import Verdict, VerdictKind
 
     assert Verdict("grad layers[0].weight", False, "values", "", kind=VerdictKind.GRADIENT).compares_frameworks()
     assert not Verdict("weights mapped", False, "mapping", "", kind=VerdictKind.MAPPING).compares_frameworks()
@@ -249,7 +249,7 @@ def test_junit_and_the_summary_count_a_divergent_test_as_a_pass(run_case: Callab
                                                                  tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    from harness.suite.results import results_document, summarise, write_junit
+    from xfw_harness.suite.results import results_document, summarise, write_junit
 
     (result,) = run_case(DIVERGENT_LEAKY)
     doc = results_document([result.to_dict()])

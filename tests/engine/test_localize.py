@@ -1,4 +1,4 @@
-"""Locating the first divergence in a network (harness/localize.py): a mistake planted in layer k of a network is
+"""Locating the first divergence in a network (xfw_harness/localize.py): a mistake planted in layer k of a network is
 named at exactly k, both with each layer fed PyTorch's input and end to end; a passing network gets no
 localisation; the per-layer curves reach results.json and the report's page (and are drawn in a real browser)."""
 
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-import harness.blocks.dense as dense
-from harness.blocks import get_block
-from harness.cli import main
-from harness.core.frameworks import BACKEND, keras
-from harness.core.layout import dense_kernel_to_keras
-from harness.engine import run_point
-from harness.engine.localize import LAYER_BY_LAYER, WHAT, first_divergence
-from harness.report.browser import browser_unavailable_reason, chromium, open_report
-from harness.report.html import unpack
+import xfw_harness.blocks.dense as dense
+from xfw_harness.blocks import get_block
+from xfw_harness.cli import main
+from xfw_harness.core.frameworks import BACKEND, keras
+from xfw_harness.core.layout import dense_kernel_to_keras
+from xfw_harness.engine import run_point
+from xfw_harness.engine.localize import LAYER_BY_LAYER, WHAT, first_divergence
+from xfw_harness.report.browser import browser_unavailable_reason, chromium, open_report
+from xfw_harness.report.html import unpack
 
 # layers[3] is the GELU, after a conv of reduction length 64 * 3 * 3 = 576.
 GELU_NETWORK = """

@@ -1,4 +1,4 @@
-"""A network's gradients node by node (harness.engine.node_gradients): where the end-to-end gradients of a network
+"""A network's gradients node by node (xfw_harness.engine.node_gradients): where the end-to-end gradients of a network
 differ, each node's vector-Jacobian product, both frameworks fed the same values, decides. All agree: the end-to-end
 differences pass, explained (kinks). One differs: the point fails and that node is named. Planted: a join whose Keras
 gradient is wrong for one operand (its forward exact) is caught and located."""
@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks import get_block
-from harness.cases import load_file
-from harness.core.frameworks import keras, tf
-from harness.core.layout import to_channels_last
-from harness.core.tolerance import Tolerance
-from harness.engine import backward, run_point
-from harness.engine.build import build_keras, build_torch
-from harness.engine.node_gradients import WHAT, node_gradient_verdicts
-from harness.engine.training import mapped_weights
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks import get_block
+from xfw_harness.cases import load_file
+from xfw_harness.core.frameworks import keras, tf
+from xfw_harness.core.layout import to_channels_last
+from xfw_harness.core.tolerance import Tolerance
+from xfw_harness.engine import backward, run_point
+from xfw_harness.engine.build import build_keras, build_torch
+from xfw_harness.engine.node_gradients import WHAT, node_gradient_verdicts
+from xfw_harness.engine.training import mapped_weights
 
 GRAPHS = Path(__file__).resolve().parents[2] / "cases" / "graphs.yaml"
 

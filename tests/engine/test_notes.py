@@ -1,6 +1,6 @@
 """Issue 17: a conv with strides and dilation passed without a word that Keras's own Conv2D refuses that combination
 and the harness computes it (stride 1, then every stride-th output). Each block says where it emulates what Keras
-lacks (Block.notes); the result carries the notes, `harness run` prints them under the status line and the report
+lacks (Block.notes); the result carries the notes, `xfw-harness run` prints them under the status line and the report
 shows them in the test's details."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import Point, load_file
-from harness.cli import main
-from harness.core.frameworks import BACKEND
-from harness.engine.result import point_notes
-from harness.report.html import unpack
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cases import Point, load_file
+from xfw_harness.cli import main
+from xfw_harness.core.frameworks import BACKEND
+from xfw_harness.engine.result import point_notes
+from xfw_harness.report.html import unpack
 
 STRIDE_DILATION = "Keras's own convolution refuses strides > 1 with dilation_rate > 1"
 

@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.blocks.convolution as convolution
-import harness.blocks.dense as dense
-import harness.blocks.pooling as pooling
-import harness.engine.run as runner  # the runner's own names, which the planted mistakes replace
-from harness.blocks import get_block
-from harness.core.frameworks import keras, to_numpy, torch
-from harness.core.layout import dense_kernel_to_keras
-from harness.core.spatial import resolve_padding
+import xfw_harness.blocks.convolution as convolution
+import xfw_harness.blocks.dense as dense
+import xfw_harness.blocks.pooling as pooling
+import xfw_harness.engine.run as runner  # the runner's own names, which the planted mistakes replace
+from xfw_harness.blocks import get_block
+from xfw_harness.core.frameworks import keras, to_numpy, torch
+from xfw_harness.core.layout import dense_kernel_to_keras
+from xfw_harness.core.spatial import resolve_padding
 
 
 def _cls(name: str) -> type:

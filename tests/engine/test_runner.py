@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import harness.blocks.convolution as convolution
-from harness.blocks import get_block
-from harness.core.frameworks import BACKEND, torch
-from harness.suite.collect import load_paths, plan_tests
+import xfw_harness.blocks.convolution as convolution
+from xfw_harness.blocks import get_block
+from xfw_harness.core.frameworks import BACKEND, torch
+from xfw_harness.suite.collect import load_paths, plan_tests
 
 NET = """
 - name: net
@@ -54,7 +54,7 @@ def test_a_framework_error_is_one_tests_error_and_the_others_still_run(tmp_path,
 def test_results_files_are_strict_json(tmp_path) -> None:
     import json
 
-    from harness.suite.results import read_results, write_results
+    from xfw_harness.suite.results import read_results, write_results
 
     path = tmp_path / "results.json"
     write_results(path, [{"id": "x", "status": "failed", "verdicts": [{"metrics": {"max_rel": float("inf"),

@@ -1,4 +1,4 @@
-"""The third opinion (harness/third_opinion.py): when PyTorch and Keras disagree, the float64 reference says which
+"""The third opinion (xfw_harness/third_opinion.py): when PyTorch and Keras disagree, the float64 reference says which
 one computes the block's stated semantics; `expect: {reference: true}` holds both frameworks to it.
 
 Each test plants a mistake in one adapter (or in both, alike) and checks that the verdicts and the message name the
@@ -15,9 +15,9 @@ import keras
 import pytest
 import torch
 
-from harness.blocks import get_block
-from harness.engine import Result
-from harness.engine.third_opinion import KERAS_VS_REFERENCE, TORCH_VS_REFERENCE, UNAVAILABLE
+from xfw_harness.blocks import get_block
+from xfw_harness.engine import Result
+from xfw_harness.engine.third_opinion import KERAS_VS_REFERENCE, TORCH_VS_REFERENCE, UNAVAILABLE
 
 LEAKY = """
 - name: leaky

@@ -1,4 +1,5 @@
-"""`python -m harness`: `list` and `run`, in-process through harness.cli.main and (a few) as real subprocesses."""
+"""`python -m xfw_harness`: `list` and `run`, in-process through xfw_harness.cli.main and (a few) as real
+subprocesses."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks import all_blocks
-from harness.cli import main
-from harness.core.frameworks import BACKEND, available_devices, gpu_unavailable_reason, installed_backends
-from harness.report.html import unpack
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks import all_blocks
+from xfw_harness.cli import main
+from xfw_harness.core.frameworks import BACKEND, available_devices, gpu_unavailable_reason, installed_backends
+from xfw_harness.report.html import unpack
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Keras on this process's backend only, in process (no worker): these tests are not about the backends
@@ -70,7 +71,7 @@ def lines_starting(out: str, tag: str) -> list[str]:
 
 
 def subprocess_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "xfw_harness", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -252,7 +253,7 @@ def test_bad_option_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_port_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    """`harness port` itself is tested in tests/tools/test_port.py; here: it is wired in, with its usage."""
+    """`xfw-harness port` itself is tested in tests/tools/test_port.py; here: it is wired in, with its usage."""
     with pytest.raises(SystemExit) as exc:
         main(["port", "--help"])
     assert exc.value.code == 0
@@ -264,15 +265,15 @@ def test_port_is_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_the_first_steps_in_help_work_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.cli import build_parser
+    from xfw_harness.cli import build_parser
 
     epilog = build_parser().epilog
-    steps = [line.strip().split("  ")[0] for line in epilog.splitlines() if line.startswith("  harness ")][:4]
-    assert steps == ["harness list conv2d", "harness new conv2d > my_case.yaml", "harness run my_case.yaml",
-                     "harness show my_case.yaml::conv2d_case"]
+    steps = [line.strip().split("  ")[0] for line in epilog.splitlines() if line.startswith("  xfw-harness ")][:4]
+    assert steps == ["xfw-harness list conv2d", "xfw-harness new conv2d > my_case.yaml", "xfw-harness run my_case.yaml",
+                     "xfw-harness show my_case.yaml::conv2d_case"]
     monkeypatch.chdir(tmp_path)
     for step in steps:
-        argv, _, target = step.removeprefix("harness ").partition(" > ")
+        argv, _, target = step.removeprefix("xfw-harness ").partition(" > ")
         code, out, err = run_cli(capsys, *argv.split())
         assert code == 0, (step, err)
         if argv.startswith("run"):
@@ -349,7 +350,7 @@ def test_run_quiet_leaves_out_known_differences_and_the_frameworks_warnings(tmp_
     warnings and 29 SKIP/DIVERGENT lines). The case is a known difference whose PyTorch call warns (an implicit
     softmax dim is deprecated): without --quiet both show, which is what makes this test able to fail."""
     (tmp_path / "implicit.yaml").write_text(IMPLICIT_DIM)
-    run = subprocess.run([sys.executable, "-m", "harness", "run", "implicit.yaml", *HERE, *(["-q"] * quiet)],
+    run = subprocess.run([sys.executable, "-m", "xfw_harness", "run", "implicit.yaml", *HERE, *(["-q"] * quiet)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert ("DIVERGENT" in run.stdout) != quiet

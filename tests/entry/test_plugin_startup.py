@@ -18,7 +18,7 @@ import sys
 
 
 def test_nothing_heavy_was_imported(pytestconfig):
-    assert pytestconfig.pluginmanager.hasplugin("harness")  # the plugin is active, not left out
+    assert pytestconfig.pluginmanager.hasplugin("xfw_harness")  # the plugin is active, not left out
     loaded = [name for name in {HEAVY!r} if name in sys.modules]
     assert loaded == [], f"the harness plugin loaded {{loaded}} in a run without case files"
 """

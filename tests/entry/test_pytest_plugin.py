@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.core.frameworks import BACKEND, BACKENDS, gpu_unavailable_reason, installed_backends
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.core.frameworks import BACKEND, BACKENDS, gpu_unavailable_reason, installed_backends
 
 pytest_plugins = ["pytester"]
 # Keras on this process's backend only, in process (no worker): the tests that run cases are not about the backends
@@ -288,7 +288,7 @@ def test_a_crashed_test_is_recorded_with_its_device_and_backend(nodeid: str, cas
                                                                 backend: str) -> None:
     from types import SimpleNamespace
 
-    from harness.pytest_plugin import _crashed
+    from xfw_harness.pytest_plugin import _crashed
 
     (result,) = _crashed(SimpleNamespace(nodeid=nodeid, longreprtext="worker 'gw0' crashed while running it"))
     assert (result["id"], result["case"], result["device"], result["backend"]) == (nodeid, case, device, backend)

@@ -1,6 +1,6 @@
 """The shape of the package, kept true: layers that import only the layers below them (import-linter's contract in
 pyproject.toml), no import cycle among the modules (imports inside functions included), modules small enough to read
-in one sitting, and no module outside harness/blocks/ that names a particular block."""
+in one sitting, and no module outside xfw_harness/blocks/ that names a particular block."""
 
 from __future__ import annotations
 
@@ -12,19 +12,20 @@ from pathlib import Path
 import grimp
 import pytest
 
-from harness.blocks import all_blocks
+from xfw_harness.blocks import all_blocks
 
-PACKAGE = Path(__file__).resolve().parents[2] / "harness"
+PACKAGE = Path(__file__).resolve().parents[2] / "xfw_harness"
 MAX_LINES = 450
-# The modules of harness/blocks/ that are the blocks' shared machinery, not a family: others may import them.
-BLOCK_MACHINERY = {"harness.blocks", "harness.blocks.base", "harness.blocks.site", "harness.blocks.registry",
-                   "harness.blocks.planning", "harness.blocks.reference", "harness.blocks.keras_layers",
-                   "harness.blocks.torch_calls"}
+# The modules of xfw_harness/blocks/ that are the blocks' shared machinery, not a family: others may import them.
+BLOCK_MACHINERY = {"xfw_harness.blocks", "xfw_harness.blocks.base", "xfw_harness.blocks.site",
+                   "xfw_harness.blocks.registry", "xfw_harness.blocks.planning", "xfw_harness.blocks.reference",
+                   "xfw_harness.blocks.keras_layers",
+                   "xfw_harness.blocks.torch_calls"}
 
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph("harness", include_external_packages=False)
+    return grimp.build_graph("xfw_harness", include_external_packages=False)
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -90,7 +91,7 @@ def _string_constants(path: Path) -> set[str]:
 
 
 def test_no_module_outside_blocks_names_a_block(graph: grimp.ImportGraph) -> None:
-    """Generic code asks the block (harness/blocks/base.py) and never names one: no string that is a block's name,
+    """Generic code asks the block (xfw_harness/blocks/base.py) and never names one: no string that is a block's name,
     no import of a family module."""
     names = set(all_blocks())
     named = {}
@@ -99,11 +100,11 @@ def test_no_module_outside_blocks_names_a_block(graph: grimp.ImportGraph) -> Non
             continue
         if found := names & _string_constants(path):
             named[str(path.relative_to(PACKAGE.parent))] = sorted(found)
-    assert not named, f"modules outside harness/blocks/ that name a block: {named}"
-    families = {m for m in graph.find_children("harness.blocks")} - BLOCK_MACHINERY
+    assert not named, f"modules outside xfw_harness/blocks/ that name a block: {named}"
+    families = {m for m in graph.find_children("xfw_harness.blocks")} - BLOCK_MACHINERY
     importers = {(m, f) for f in families for m in graph.find_modules_that_directly_import(f)
-                 if not m.startswith("harness.blocks")}
-    assert not importers, f"modules outside harness/blocks/ that import a block family: {sorted(importers)}"
+                 if not m.startswith("xfw_harness.blocks")}
+    assert not importers, f"modules outside xfw_harness/blocks/ that import a block family: {sorted(importers)}"
 
 
 def test_the_name_check_would_see_a_named_block(tmp_path: Path) -> None:

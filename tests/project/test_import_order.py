@@ -2,7 +2,7 @@
 
 With a CUDA build of torch (torch 2.14.1 with triton 3.8.0, beside tensorflow-cpu 2.21.0: requirements-zoo.txt),
 loading triton after TensorFlow kills the process with SIGSEGV and no message (`import tensorflow; import triton`
-exits 139; torchvision and torch._dynamo import triton), so harness/core/frameworks.py imports triton first. Only a
+exits 139; torchvision and torch._dynamo import triton), so xfw_harness/core/frameworks.py imports triton first. Only a
 fresh process shows it: by the time these tests run, pytest has long imported both frameworks in its own.
 """
 
@@ -32,17 +32,17 @@ def run_child(code: str) -> subprocess.CompletedProcess[str]:
 def test_a_model_can_import_torchvision_after_the_harness() -> None:
     # torchvision where it is installed (what a user's model imports), triton itself otherwise.
     user_import = "torchvision" if importlib.util.find_spec("torchvision") is not None else "triton"
-    child = run_child(f"import harness.core.frameworks\nimport {user_import}")
+    child = run_child(f"import xfw_harness.core.frameworks\nimport {user_import}")
     assert child.returncode == 0, (
-        f"`import harness.core.frameworks; import {user_import}` exited {child.returncode} (139 or -11: SIGSEGV, "
-        f"triton loaded after TensorFlow; see harness/core/frameworks.py):\n{child.stderr[-3000:]}")
+        f"`import xfw_harness.core.frameworks; import {user_import}` exited {child.returncode} (139 or -11: SIGSEGV, "
+        f"triton loaded after TensorFlow; see xfw_harness/core/frameworks.py):\n{child.stderr[-3000:]}")
 
 
 @needs_triton
 def test_the_harness_after_tensorflow_warns_instead_of_crashing() -> None:
     # A script that imports keras first (as a ported model's printed load lines do): loading triton then is what
     # crashes, so the frameworks module must leave it alone and say why a later torchvision would die.
-    child = run_child("import keras\nimport harness.core.frameworks")
+    child = run_child("import keras\nimport xfw_harness.core.frameworks")
     assert child.returncode == 0, (
-        f"`import keras; import harness.core.frameworks` exited {child.returncode}:\n{child.stderr[-3000:]}")
-    assert "RuntimeWarning: TensorFlow was imported before harness.core.frameworks" in child.stderr
+        f"`import keras; import xfw_harness.core.frameworks` exited {child.returncode}:\n{child.stderr[-3000:]}")
+    assert "RuntimeWarning: TensorFlow was imported before xfw_harness.core.frameworks" in child.stderr

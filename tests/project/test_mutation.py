@@ -33,7 +33,7 @@ def test_there_are_enough_realistic_mutants_across_the_harness() -> None:
     files = {m.file for m in mutants.MUTANTS}
     for family in ("core/layout.py", "core/spatial.py", "core/compare.py", "engine/forward.py", "blocks/convolution.py",
                    "blocks/dense.py", "blocks/pooling.py", "blocks/activations.py", "blocks/dropout.py"):
-        assert family in files, f"no mutant in harness/{family}"
+        assert family in files, f"no mutant in xfw_harness/{family}"
 
 
 @pytest.mark.parametrize("mutant", mutants.MUTANTS, ids=lambda m: m.name)

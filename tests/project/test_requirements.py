@@ -1,7 +1,7 @@
 """Both install files (requirements.lock for CPU machines and CI, requirements-gpu.txt for CUDA machines) must
 pin every package the harness imports: `make setup` installs the package itself with --no-deps, so a dependency
 missing from the file it reads is missing from the venv (requirements-gpu.txt once lacked onnx and scipy, and
-`import harness` failed on a GPU machine)."""
+`import xfw_harness` failed on a GPU machine)."""
 
 import re
 from pathlib import Path

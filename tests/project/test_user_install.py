@@ -9,6 +9,7 @@ Versions are held to requirements.lock (pip's --constraint), so the install come
 
 from __future__ import annotations
 
+import configparser
 import os
 import subprocess
 import sys
@@ -69,16 +70,32 @@ def test_a_users_project_runs_its_plain_tests_and_yaml_cases_with_pytest(install
               env=env)
     assert "tests/layers/test_conv.yaml::my_conv[cpu-jax]" in out and "tests/test_mine.py::test_my_own_code" in out
     # The commands: the package imports from the environment, not from the repository.
-    out = run(bin_dir / "python", "-c", "import harness; print(harness.__file__)", cwd=project, env=env)
+    out = run(bin_dir / "python", "-c", "import xfw_harness; print(xfw_harness.__file__)", cwd=project, env=env)
     assert str(ROOT) not in out and "site-packages" in out
-    assert "1 file" in run(bin_dir / "harness", "check", "tests/layers/test_conv.yaml", cwd=project, env=env)
+    assert "1 file" in run(bin_dir / "xfw-harness", "check", "tests/layers/test_conv.yaml", cwd=project, env=env)
 
 
 def test_the_wheel_carries_the_schema_and_the_report_page(installed: tuple[Path, Path]) -> None:
     _, dist = installed
     (wheel,) = dist.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("harness/data/case-file.schema.json", "harness/report/templates/report.html",
-                   "harness/report/templates/report.js", "harness/pytest_plugin.py"):
+    for needed in ("xfw_harness/data/case-file.schema.json", "xfw_harness/report/templates/report.html",
+                   "xfw_harness/report/templates/report.js", "xfw_harness/pytest_plugin.py"):
         assert needed in names, f"{wheel.name} lacks {needed}"
     assert len(list(dist.glob("*.tar.gz"))) == 1
+
+
+def test_the_wheel_claims_only_its_own_names(installed: tuple[Path, Path]) -> None:
+    """PyPI's unrelated `harness` distribution installs a `harness` package and a `harness` command: this one installs
+    only `xfw_harness` (import), `xfw-harness` (command) and the pytest plugin `xfw_harness`, so both can live in one
+    environment (issue 17)."""
+    _, dist = installed
+    (wheel,) = dist.glob("*.whl")
+    archive = zipfile.ZipFile(wheel)
+    top = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"xfw_harness"}, top
+    (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    parser = configparser.ConfigParser()
+    parser.read_string(archive.read(entry_points).decode())
+    assert dict(parser["console_scripts"]) == {"xfw-harness": "xfw_harness.cli:main"}
+    assert dict(parser["pytest11"]) == {"xfw_harness": "xfw_harness.pytest_plugin"}

@@ -1,6 +1,5 @@
-"""The report's data path: pictures (harness.suite.figures), results documents (merging shards, baselines, JUnit XML)
-and
-the HTML page's static parts and packed data. The page's script is tested in a real browser in
+"""The report's data path: pictures (xfw_harness.suite.figures), results documents (merging shards, baselines, JUnit
+XML) and the HTML page's static parts and packed data. The page's script is tested in a real browser in
 test_report_browser.py.
 """
 
@@ -18,12 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.cli import main
-from harness.report.html import render_report, unpack
-from harness.suite.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
-from harness.suite.local import run_test
-from harness.suite.results import (
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from tests.report.fakes import result
+from xfw_harness.cli import main
+from xfw_harness.report.html import render_report, unpack
+from xfw_harness.suite.figures import MAX_CHANNELS, MAX_SIDE, comparison_pictures, error_histogram, heatmaps
+from xfw_harness.suite.local import run_test
+from xfw_harness.suite.results import (
     ResultsFileError,
     changes_since,
     merge,
@@ -33,7 +33,6 @@ from harness.suite.results import (
     write_json,
     write_junit,
 )
-from tests.report.fakes import result
 
 
 def png_size(b64: str) -> tuple[int, int]:
@@ -135,12 +134,12 @@ def test_failed_tests_keep_pictures_by_default_and_passing_ones_only_when_asked(
 
 
 def test_a_picture_that_cannot_be_drawn_never_changes_the_verdict(case_points, monkeypatch) -> None:
-    import harness.suite.details
+    import xfw_harness.suite.details
 
     def broken(*args, **kwargs):
         raise RuntimeError("no canvas")
 
-    monkeypatch.setattr(harness.suite.details, "comparison_pictures", broken)
+    monkeypatch.setattr(xfw_harness.suite.details, "comparison_pictures", broken)
     results = tight_results(case_points, "all")
     assert {r.status for r in results} == {"passed", "failed"}
     assert all(r.details["pictures_error"] == "RuntimeError: no canvas" for r in results if r.case != "drop")
@@ -312,8 +311,8 @@ def test_run_writes_junit_and_a_report_with_a_baseline(tmp_path: Path, capsys) -
 def test_progress_bar_on_a_terminal_plain_lines_elsewhere(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from harness.cli import _run_all
-    from harness.suite.collect import load_paths, plan_tests
+    from xfw_harness.cli import _run_all
+    from xfw_harness.suite.collect import load_paths, plan_tests
 
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")
@@ -342,7 +341,7 @@ BENCH = {"machine_info": {"cpu": {"brand_raw": "Test CPU"}},
 
 
 def test_speed_rows_pair_the_frameworks_per_case_and_device() -> None:
-    from harness.report.html import bench_facts, speed_rows
+    from xfw_harness.report.html import bench_facts, speed_rows
 
     rows = speed_rows(BENCH)
     assert [(r["case"], r["device"], r["faster"]) for r in rows] == [("conv2d", "cpu", "torch"),

@@ -12,9 +12,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.report.html import render_report, unpack
-from harness.suite.results import (
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from tests.report.fakes import on, result
+from xfw_harness.report.html import render_report, unpack
+from xfw_harness.suite.results import (
     changes_since,
     merge,
     point_id,
@@ -23,7 +24,6 @@ from harness.suite.results import (
     write_json,
     write_junit,
 )
-from tests.report.fakes import on, result
 
 P = "cases/x.yaml::c[s=1-cpu]"  # one point on one device; its tests' ids end in the backend
 BAD = "cases/x.yaml::bad"  # a case that could not run: no device, no backend
@@ -131,20 +131,20 @@ def test_the_page_counts_each_block_on_each_backend_apart() -> None:
 
 def test_the_block_counts_check_catches_a_page_that_mixes_the_backends(monkeypatch) -> None:
     """Planted: every backend's group counts every result (what grouping by backend guards against)."""
-    import harness.report.html
+    import xfw_harness.report.html
 
-    monkeypatch.setattr(harness.report.html, "by_backend", lambda rs: {"tensorflow": rs, "jax": rs})
+    monkeypatch.setattr(xfw_harness.report.html, "by_backend", lambda rs: {"tensorflow": rs, "jax": rs})
     doc = results_document([on(P, "tensorflow", "passed"), on(P, "jax", "failed")])
     assert block_cells(render_report(doc))[("relu", "tensorflow", "failed")] == "1"  # where the check above looks
 
 
 def summary_cells(results: list[dict]) -> dict[str, list[str]]:
-    """`harness run`'s summary table as text: the first cell of each row -> the row's cells."""
+    """`xfw-harness run`'s summary table as text: the first cell of each row -> the row's cells."""
     import io
 
     from rich.console import Console
 
-    from harness.report.terminal import summary_table
+    from xfw_harness.report.terminal import summary_table
 
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(summary_table(results))

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.cli import main
-from harness.core.frameworks import installed_backends
-from harness.report.browser import browser_unavailable_reason, chromium, open_report
-from harness.report.html import write_report
-from harness.suite.results import point_id, read_results, results_document, summarise
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from xfw_harness.cli import main
+from xfw_harness.core.frameworks import installed_backends
+from xfw_harness.report.browser import browser_unavailable_reason, chromium, open_report
+from xfw_harness.report.html import write_report
+from xfw_harness.suite.results import point_id, read_results, results_document, summarise
 
 PROJECT = Path(__file__).resolve().parents[2]
 REASON = browser_unavailable_reason()

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.report.browser import browser_unavailable_reason, chromium, open_report
-from harness.report.html import write_report
-from harness.suite.figures import comparison_pictures
-from harness.suite.local import run_test
-from harness.suite.results import results_document
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from tests.conftest import load_points
+from xfw_harness.report.browser import browser_unavailable_reason, chromium, open_report
+from xfw_harness.report.html import write_report
+from xfw_harness.suite.figures import comparison_pictures
+from xfw_harness.suite.local import run_test
+from xfw_harness.suite.results import results_document
 
 PROJECT = Path(__file__).resolve().parents[2]
 REASON = browser_unavailable_reason()

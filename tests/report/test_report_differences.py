@@ -7,12 +7,12 @@ from __future__ import annotations
 import html as htmllib
 import re
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.report.differences import known_differences
-from harness.report.html import render_report, unpack
-from harness.suite.local import run_test
-from harness.suite.results import results_document
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from tests.report.fakes import on, result
+from xfw_harness.report.differences import known_differences
+from xfw_harness.report.html import render_report, unpack
+from xfw_harness.suite.local import run_test
+from xfw_harness.suite.results import results_document
 
 WHY = "default negative_slope: PyTorch 0.01, Keras 0.3"
 POINT = "cases/k.yaml::slope[cpu]"

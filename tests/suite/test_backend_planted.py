@@ -1,7 +1,7 @@
 """A Keras bug on one backend only is caught, and blamed on that backend, not on the PyTorch mapping.
 
 Two mistakes are planted into Keras itself, each on one backend, by a `sitecustomize` module on the PYTHONPATH of a
-`harness run` (the run's worker processes inherit it): Keras's torch-backend transposed convolution returns its
+`xfw-harness run` (the run's worker processes inherit it): Keras's torch-backend transposed convolution returns its
 output shifted down by one pixel (what keras PR #22876 fixed: torch-backend Conv2DTranspose with padding='same' and
 strides=2 was shifted by one pixel, the shapes right), and Keras's BatchNormalization on JAX takes its momentum the
 other way round (1 - momentum: a running average that keeps 0.1 of the old statistics instead of 0.9). The run
@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from harness.core.frameworks import installed_backends
+from xfw_harness.core.frameworks import installed_backends
 
 pytestmark = pytest.mark.skipif(len(installed_backends()) < 3, reason="needs Keras's three backends installed "
                                 "(make setup installs them)")
@@ -77,8 +77,8 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     (folder / "cases.yaml").write_text(CASES, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "HARNESS_KERAS_BACKENDS")}
     env["PYTHONPATH"] = os.pathsep.join([str(folder / "site"), *filter(None, [os.environ.get("PYTHONPATH")])])
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "cases.yaml", "--keras-backend", "all", "--quiet",
-                           "--json", "results.json"], cwd=folder, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "xfw_harness", "run", "cases.yaml", "--keras-backend", "all",
+                           "--quiet", "--json", "results.json"], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=900)
     assert (folder / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))["results"]

@@ -1,5 +1,5 @@
 """Each other Keras backend runs in a worker process, its tests prefetched side by side with this process's
-(harness.suite.backends): a worker that crashes makes that one test an error naming the backend and the signal, and
+(xfw_harness.suite.backends): a worker that crashes makes that one test an error naming the backend and the signal, and
 the tests after it run in a fresh worker; results keep the run's order whatever order the backends finish in.
 
 The crash is planted into Keras on JAX by a `sitecustomize` module on the run's PYTHONPATH (the worker inherits it):
@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from harness.core.frameworks import installed_backends
+from xfw_harness.core.frameworks import installed_backends
 
 pytestmark = pytest.mark.skipif("jax" not in installed_backends(), reason="needs Keras's JAX backend (make setup)")
 
@@ -56,7 +56,7 @@ def crashed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], s
     (folder / "cases.yaml").write_text(CASES, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "HARNESS_KERAS_BACKENDS")}
     env["PYTHONPATH"] = os.pathsep.join([str(folder / "site"), *filter(None, [os.environ.get("PYTHONPATH")])])
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "cases.yaml", "--keras-backend", "tensorflow",
+    proc = subprocess.run([sys.executable, "-m", "xfw_harness", "run", "cases.yaml", "--keras-backend", "tensorflow",
                            "--keras-backend", "jax", "--json", "results.json"], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=600)
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))["results"]

@@ -1,9 +1,9 @@
-"""Keras's backends as an axis of a run (harness.suite.backends): which backends a run covers, each point planned on
+"""Keras's backends as an axis of a run (xfw_harness.suite.backends): which backends a run covers, each point planned on
 each of them, the worker processes that run the other backends (a crash, a hang, a fresh worker after either),
 `compare: backends`, and a known difference held on some backends only (expect.backends).
 
 Mistakes are planted in a worker through a `sitecustomize` module on PYTHONPATH (PLANT below): the worker is a
-fresh `python -m harness.suite.worker` that inherits this process's environment, so nothing in the harness needs a
+fresh `python -m xfw_harness.suite.worker` that inherits this process's environment, so nothing in the harness needs a
 test-only hook.
 """
 
@@ -17,20 +17,20 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks as frameworks  # first: fixes the Keras backend before anything imports keras
-from harness.cases import Point, load_file
-from harness.core.frameworks import BACKEND, BACKENDS, ENV_BACKENDS, BackendSelectionError, installed_backends
-from harness.core.verdicts import Status
-from harness.engine import run_point
-from harness.suite import backends as backends_module
-from harness.suite.backends import (
+import xfw_harness.core.frameworks as frameworks  # first: fixes the Keras backend before anything imports keras
+from xfw_harness.cases import Point, load_file
+from xfw_harness.core.frameworks import BACKEND, BACKENDS, ENV_BACKENDS, BackendSelectionError, installed_backends
+from xfw_harness.core.verdicts import Status
+from xfw_harness.engine import run_point
+from xfw_harness.suite import backends as backends_module
+from xfw_harness.suite.backends import (
     backends_for,
     run_backends_comparison,
     run_on_backend,
     select_backends,
     worker,
 )
-from harness.suite.collect import plan_tests
+from xfw_harness.suite.collect import plan_tests
 
 # A backend that runs in a worker here: torch's is the cheapest to start (PyTorch is imported anyway).
 OTHER = "torch" if BACKEND != "torch" else "tensorflow"
@@ -41,12 +41,12 @@ PLANT = """
 import os
 
 if os.environ.get("HARNESS_TEST_PLANT"):
-    import harness.core.frameworks  # fixes the Keras backend from KERAS_BACKEND, as the worker's own imports do
+    import xfw_harness.core.frameworks  # fixes the Keras backend from KERAS_BACKEND, as the worker's own imports do
     import signal
     import time
 
-    from harness.blocks import get_block
-    from harness.core.frameworks import keras, torch
+    from xfw_harness.blocks import get_block
+    from xfw_harness.core.frameworks import keras, torch
 
     class Planted(torch.nn.Module):
         def forward(self, x):

@@ -1,5 +1,5 @@
 """Sharding: N parts that are disjoint, cover every test, are balanced and are the same on every machine; through
-`harness run --shard` and `pytest --harness-shard`."""
+`xfw-harness run --shard` and `pytest --harness-shard`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from harness.cli import _shard, main
-from harness.core.frameworks import BACKEND, installed_backends
-from harness.suite.collect import load_paths, plan_tests
-from harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from xfw_harness.cli import _shard, main
+from xfw_harness.core.frameworks import BACKEND, installed_backends
+from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytest_plugins = ["pytester"]
@@ -118,8 +118,8 @@ def test_pytest_shards_cover_the_collection_once(pytester: pytest.Pytester) -> N
 def test_durations_from_a_results_file_written_before_backends_weigh_todays_tensorflow_tests(tmp_path: Path) -> None:
     """A results file from before backends were an axis names no backend and its ids end in the device: its tests
     ran on TensorFlow, and their measured durations apply to today's TensorFlow ids (not to JAX's or torch's)."""
-    from harness.suite.results import read_results
-    from harness.suite.sharding import durations_from
+    from xfw_harness.suite.results import read_results
+    from xfw_harness.suite.sharding import durations_from
 
     old = {"schema": 2, "shards": [{"label": "old", "environment": {}}], "environment": {}, "summary": {}, "cases": {},
            "results": [{"id": "c.yaml::a[cpu]", "file": "c.yaml", "case": "a", "device": "cpu", "status": "passed",

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.core.frameworks import keras
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.core.frameworks import keras
 
 
 def _planted_here() -> bool:

@@ -1,8 +1,8 @@
-"""Run `harness show`'s programs in a process whose Keras runs on $KERAS_BACKEND, against the runner there.
+"""Run `xfw-harness show`'s programs in a process whose Keras runs on $KERAS_BACKEND, against the runner there.
 
 `python -m tests.tools.show_on_backend REQUEST.json` (from the project's root) reads {"points": [SPEC, ...],
 "texts": [[SPEC, PATH], ...], "planted": [[SPEC, OLD, NEW], ...]}: for each point SPEC the programs point_code prints
-here; for each text the program text in PATH (what `harness show --keras-backend B` printed in another process, or
+here; for each text the program text in PATH (what `xfw-harness show --keras-backend B` printed in another process, or
 a planted variant of it); for each planted the programs of SPEC with OLD replaced by NEW in the Keras one. Each
 is executed as `python FILE` would run it and compared bit for bit with the runner's outputs of the point on this
 backend. One JSON line on stdout: {"backend": ..., "results": [{"spec", "source", "torch", "keras", "error"}]},
@@ -16,11 +16,11 @@ import sys
 import traceback
 from pathlib import Path
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cases import find_points
-from harness.core.frameworks import keras
-from harness.tools.show import point_code
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from tests.helpers import exec_program, runner_outputs, same
+from xfw_harness.cases import find_points
+from xfw_harness.core.frameworks import keras
+from xfw_harness.tools.show import point_code
 
 
 def _check(spec: str, source: str, path: str | None = None, replace: tuple[str, str] | None = None

@@ -1,5 +1,5 @@
-"""`harness list` and `harness new` answer from the shipped block catalogue (harness/data/blocks.json) without
-importing a framework (issue 17: 12-14 s to print text; 4-5 s before the catalogue), and say exactly what the
+"""`xfw-harness list` and `xfw-harness new` answer from the shipped block catalogue (xfw_harness/data/blocks.json)
+without importing a framework (issue 17: 12-14 s to print text; 4-5 s before the catalogue), and say exactly what the
 registry says."""
 
 from __future__ import annotations
@@ -10,22 +10,23 @@ from pathlib import Path
 
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cli import main
-from harness.tools import catalogue
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cli import main
+from xfw_harness.tools import catalogue
 
 HEAVY = ("torch", "keras", "tensorflow", "jax", "onnx")
 
 
 def test_the_shipped_catalogue_is_rendered_from_the_registry_as_it_is() -> None:
     assert catalogue.CATALOGUE_FILE.read_text(encoding="utf-8") == catalogue.catalogue_text(), (
-        f"{catalogue.CATALOGUE_FILE} is stale: regenerate it with `make schema` (python -m harness.tools.catalogue)")
+        f"{catalogue.CATALOGUE_FILE} is stale: regenerate it with `make schema` "
+        "(python -m xfw_harness.tools.catalogue)")
 
 
 @pytest.mark.parametrize("argv", [["list"], ["list", "conv2d", "dense"], ["list", "--markdown"], ["new", "conv2d"],
                                   ["new", "sequential"]], ids=" ".join)
 def test_list_and_new_import_no_framework(argv: list[str]) -> None:
-    script = (f"import sys\nfrom harness.cli import main\ncode = main({argv!r})\n"
+    script = (f"import sys\nfrom xfw_harness.cli import main\ncode = main({argv!r})\n"
               f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
               "assert code == 0 and not loaded, (code, loaded)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

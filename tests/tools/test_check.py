@@ -1,4 +1,4 @@
-"""`harness check FILE...`: every bad case of every file reported with its file, case and field, exit status 1; a
+"""`xfw-harness check FILE...`: every bad case of every file reported with its file, case and field, exit status 1; a
 valid file 0 and a one-line summary; nothing run."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.tools.check import check_paths
+from xfw_harness.cli import main
+from xfw_harness.tools.check import check_paths
 
 GOOD = """
 - name: good_conv
@@ -90,7 +90,7 @@ def test_a_file_that_is_not_a_case_file_does_not_hide_the_others(tmp_path: Path)
 
 
 def test_nothing_runs_a_case_that_would_fail_when_run_is_valid(tmp_path: Path) -> None:
-    """Golden values that are wrong fail `harness run`; a check, which runs nothing, finds the case valid."""
+    """Golden values that are wrong fail `xfw-harness run`; a check, which runs nothing, finds the case valid."""
     path = _write(tmp_path, "wrong_golden.yaml", """
         - name: relu_wrong_golden
           block: relu

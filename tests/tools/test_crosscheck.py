@@ -1,8 +1,8 @@
-"""`harness verify MODULE:FACTORY ARTEFACT` and `export_tflite` (harness.tools.crosscheck).
+"""`xfw-harness verify MODULE:FACTORY ARTEFACT` and `export_tflite` (xfw_harness.tools.crosscheck).
 
 Two small PyTorch models (a conv, batch norm, ReLU, max-pool and linear net with a functional flatten; a model with
 two outputs, a vector and a channels-first map) are converted to Keras *by hand* here, as someone porting with
-nobuco or onnx2tf in mind would (channels-last; weights through harness.core.layout), and saved as a .keras file, a
+nobuco or onnx2tf in mind would (channels-last; weights through xfw_harness.core.layout), and saved as a .keras file, a
 SavedModel folder and a .tflite file. A correct conversion passes for each kind; planted mistakes fail with the
 output and the seed named: a kernel with kh and kw swapped, a missing bias, a Dense after a flatten whose rows were
 not permuted (the message names the flatten order), a wrong batch-norm epsilon, an output left in Keras's flatten
@@ -21,21 +21,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cli import build_parser, main
-from harness.core.frameworks import BACKEND, installed_backends, keras, to_numpy, torch
-from harness.core.layout import (
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cli import build_parser, main
+from xfw_harness.core.frameworks import BACKEND, installed_backends, keras, to_numpy, torch
+from xfw_harness.core.layout import (
     conv_kernel_to_keras,
     dense_after_flatten_kernel_to_keras,
     dense_kernel_to_keras,
     to_channels_last,
 )
-from harness.tools.crosscheck import export_tflite, open_artefact
-from harness.tools.crosscheck.alignment import NHWC, choose_input_layout
-from harness.tools.crosscheck.artefact import ArtefactError, natural_key
-from harness.tools.crosscheck.judge import DEFAULT_K
-from harness.tools.crosscheck.verify import pair_outputs
-from harness.tools.port.model import load_model
+from xfw_harness.tools.crosscheck import export_tflite, open_artefact
+from xfw_harness.tools.crosscheck.alignment import NHWC, choose_input_layout
+from xfw_harness.tools.crosscheck.artefact import ArtefactError, natural_key
+from xfw_harness.tools.crosscheck.judge import DEFAULT_K
+from xfw_harness.tools.crosscheck.verify import pair_outputs
+from xfw_harness.tools.port.model import load_model
 
 MODELS = textwrap.dedent('''
     import torch
@@ -147,7 +147,7 @@ def keras_features(m) -> keras.Model:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if BACKEND != "tensorflow":  # the artefacts are exported through TensorFlow (SavedModel, LiteRT)
-        pytest.skip(f"harness verify's .keras and SavedModel run in TensorFlow; Keras runs on {BACKEND} here")
+        pytest.skip(f"xfw-harness verify's .keras and SavedModel run in TensorFlow; Keras runs on {BACKEND} here")
     """The models' file, and every artefact the tests verify (built once: the exports take most of the time)."""
     root = tmp_path_factory.mktemp("crosscheck")
     models = root / "crosscheck_models.py"
@@ -315,7 +315,7 @@ def test_export_tflite_runs_on_litert_and_compares(built, tmp_path: Path) -> Non
 
 def test_export_tflite_converts_every_layer_it_was_measured_on(tmp_path: Path) -> None:
     """Conv2D, BatchNormalization, DepthwiseConv2D, Add, Multiply, Concatenate, ReLU, PReLU, Dense and
-    GlobalAveragePooling2D through keras.Model.export(format="litert") (harness/tools/crosscheck/litert.py)."""
+    GlobalAveragePooling2D through keras.Model.export(format="litert") (xfw_harness/tools/crosscheck/litert.py)."""
     inp = keras.Input((8, 8, 3))
     x = L.ReLU()(L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(inp)))
     a = L.Add()([x, L.DepthwiseConv2D(3, padding="same")(x)])
@@ -361,12 +361,13 @@ def test_keras_and_savedmodel_artefacts_on_another_backend_say_they_need_tensorf
     (saved / "saved_model.pb").write_bytes(b"")
     backend = OTHER_THAN_TF[0]
     for artefact, kind in ((keras_file, "Keras 3 model (.keras)"), (saved, "TensorFlow SavedModel")):
-        done = subprocess.run([sys.executable, "-m", "harness", "verify", f"{tmp_path / 'net.py'}:net", str(artefact),
-                               "--input-shape", "2,3"], env={**os.environ, "KERAS_BACKEND": backend},
+        done = subprocess.run([sys.executable, "-m", "xfw_harness", "verify", f"{tmp_path / 'net.py'}:net",
+                               str(artefact), "--input-shape", "2,3"], env={**os.environ, "KERAS_BACKEND": backend},
                               capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 2, done.stdout + done.stderr
         assert done.stdout == ""
-        assert (f"harness verify: {artefact}: harness verify runs a {kind} in TensorFlow (tf.GradientTape for the "
-                f"input gradient), and Keras runs on {backend} in this process (KERAS_BACKEND={backend}): run it with "
-                "KERAS_BACKEND=tensorflow, or unset") in done.stderr, done.stderr
+        expected = (f"xfw-harness verify: {artefact}: xfw-harness verify runs a {kind} in TensorFlow "
+                    f"(tf.GradientTape for the input gradient), and Keras runs on {backend} in this process "
+                    f"(KERAS_BACKEND={backend}): run it with KERAS_BACKEND=tensorflow, or unset")
+        assert expected in done.stderr, done.stderr
         assert "Traceback" not in done.stderr

@@ -1,4 +1,4 @@
-"""`harness fuzz` (harness/fuzz.py): drawn from each block's schema, run by the runner, shrunk and written.
+"""`xfw-harness fuzz` (xfw_harness/fuzz.py): drawn from each block's schema, run by the runner, shrunk and written.
 
 - A short deterministic run over every registered block (and random networks), with the default dtypes, finds
   nothing: the adapters agree on every drawn case, and the cases with a catalogued framework difference
@@ -10,8 +10,8 @@
   smaller, each optional parameter left out, the input's dimensions, seed, dtype and mode made simpler, passes or is
   refused), and written as a loadable case file that reproduces the failure, and passes once the adapter is fixed;
   a shrinking stopped by --time-budget says "partly shrunk".
-- A block defined in a test, with a parameter kind harness.tools.fuzz does not know, is fuzzable with no fuzz code, and
-  its planted Keras mistake is found, shrunk and written.
+- A block defined in a test, with a parameter kind xfw_harness.tools.fuzz does not know, is fuzzable with no fuzz
+  code, and its planted Keras mistake is found, shrunk and written.
 - Bad options are one-line errors with exit status 2 before the search; so is --device gpu without a GPU; a run
   writes nothing where it runs (not even hypothesis's constants cache).
 """
@@ -32,15 +32,15 @@ import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-import harness.engine.run as runner
-import harness.tools.fuzz.search as fuzz_search  # where fuzz() looks up run_case and _clock
-from harness.blocks import REGISTRY, Block, Site, all_blocks, get_block
-from harness.cases import DTYPES, Point, load_case, load_file
-from harness.cli import main
-from harness.core import frameworks
-from harness.core.schema import Param
-from harness.engine import run_point
-from harness.tools.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
+import xfw_harness.engine.run as runner
+import xfw_harness.tools.fuzz.search as fuzz_search  # where fuzz() looks up run_case and _clock
+from xfw_harness.blocks import REGISTRY, Block, Site, all_blocks, get_block
+from xfw_harness.cases import DTYPES, Point, load_case, load_file
+from xfw_harness.cli import main
+from xfw_harness.core import frameworks
+from xfw_harness.core.schema import Param
+from xfw_harness.engine import run_point
+from xfw_harness.tools.fuzz import case_strategy, fuzz, fuzzable_blocks, known_difference, run_case
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = 15  # per block
@@ -160,7 +160,7 @@ def test_nothing_is_written_where_it_runs(tmp_path: Path) -> None:
     where, out = tmp_path / "cwd", tmp_path / "out"
     where.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
-    done = subprocess.run([sys.executable, "-m", "harness", "fuzz", "relu", "--examples", "30", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "xfw_harness", "fuzz", "relu", "--examples", "30", "--out", str(out)],
                           cwd=where, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in where.rglob("*")) == [], "written where it ran"
@@ -241,7 +241,7 @@ def test_a_broken_adapter_is_found_shrunk_and_written(tmp_path: Path, monkeypatc
     assert error is None and len(entries) == 1 and entries[0].error is None
     (point,) = entries[0].points
     assert point.case == "fuzz_conv2d_seed4"
-    assert point.raw["description"].startswith("found by `harness fuzz conv2d --seed 4`, shrunk:")
+    assert point.raw["description"].startswith("found by `xfw-harness fuzz conv2d --seed 4`, shrunk:")
     assert run_point(point, "cpu").status == report.finding_outcome.status
     # Its header says where it goes either way: an adapter's regression test, or a new catalogue entry.
     header = report.written.read_text(encoding="utf-8").split("\n- name:")[0]
@@ -292,7 +292,8 @@ def test_gpu_without_a_gpu_is_an_error_not_a_clean_run(tmp_path: Path, monkeypat
     monkeypatch.setattr(runner, "gpu_unavailable_reason", lambda: reason)
     argv = ["fuzz", "relu", "--device", "gpu", "--examples", "3", "--out", str(tmp_path)]
     assert main(argv) == 2
-    assert capsys.readouterr().err.strip() == f"harness fuzz: --device gpu: {reason}; every example would be skipped"
+    expected = f"xfw-harness fuzz: --device gpu: {reason}; every example would be skipped"
+    assert capsys.readouterr().err.strip() == expected
     # Should the check before the search miss a reason the runner skips for, every example skipped is still exit 2.
     monkeypatch.setattr(frameworks, "gpu_unavailable_reason", lambda: None)
     assert main(argv) == 2
@@ -321,7 +322,7 @@ def test_a_shrinking_stopped_by_the_time_budget_says_partly_shrunk(tmp_path: Pat
     assert "found a divergence; partly shrunk (stopped by --time-budget) after 0 steps to:" in report.summary()
     assert "drawn" in report.summary() and "  (stopped by --time-budget)" not in report.summary()
     assert report.finding["description"].startswith(
-        "found by `harness fuzz conv2d --seed 4`, partly shrunk (stopped by --time-budget): ")
+        "found by `xfw-harness fuzz conv2d --seed 4`, partly shrunk (stopped by --time-budget): ")
     assert "partly shrunk (stopped by --time-budget)" in report.written.read_text(encoding="utf-8")
 
 
@@ -329,7 +330,7 @@ def test_a_shrinking_stopped_by_the_time_budget_says_partly_shrunk(tmp_path: Pat
 
 @dataclasses.dataclass(frozen=True)
 class OddParam(Param):
-    """A parameter kind harness.tools.fuzz does not know (it probes it through `normalise`): an odd integer."""
+    """A parameter kind xfw_harness.tools.fuzz does not know (it probes it through `normalise`): an odd integer."""
 
     def allowed(self) -> str:
         return "an odd integer"
@@ -414,8 +415,8 @@ def test_fuzz_searches_on_each_backend_asked_for(tmp_path: Path, capsys: pytest.
     assert main(["fuzz", "relu", "--examples", "3", "--seed", "1", "--out", str(tmp_path), "--keras-backend", other,
                  "--keras-backend", frameworks.BACKEND]) == 0
     out = capsys.readouterr().out
-    here = out.index(f"harness fuzz relu: seed 1, 3 valid examples asked, Keras on {frameworks.BACKEND}\n")
-    there = out.index(f"harness fuzz relu: seed 1, 3 valid examples asked, Keras on {other}\n")
+    here = out.index(f"xfw-harness fuzz relu: seed 1, 3 valid examples asked, Keras on {frameworks.BACKEND}\n")
+    there = out.index(f"xfw-harness fuzz relu: seed 1, 3 valid examples asked, Keras on {other}\n")
     assert (here < there) == (frameworks.BACKENDS.index(frameworks.BACKEND) < frameworks.BACKENDS.index(other))
     assert out.count("passed        3") == 2, out
     assert list(tmp_path.iterdir()) == []
@@ -427,10 +428,10 @@ def test_fuzz_refuses_an_unknown_backend(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_a_finding_on_another_backend_says_how_to_reproduce_it_and_has_its_own_file() -> None:
-    from harness.tools.fuzz.finding import finding_file, reproduce_command
+    from xfw_harness.tools.fuzz.finding import finding_file, reproduce_command
 
     assert finding_file("conv2d", 4, "tensorflow") == "conv2d-seed4.yaml"  # the default backend: as before
     assert finding_file("conv2d", 4, "jax") == "conv2d-seed4-jax.yaml"
-    assert reproduce_command("conv2d", 4, "tensorflow") == "harness fuzz conv2d --seed 4"
-    assert reproduce_command("conv2d", 4, "torch") == "harness fuzz conv2d --seed 4 --keras-backend torch"
+    assert reproduce_command("conv2d", 4, "tensorflow") == "xfw-harness fuzz conv2d --seed 4"
+    assert reproduce_command("conv2d", 4, "torch") == "xfw-harness fuzz conv2d --seed 4 --keras-backend torch"
     assert finding_file("conv2d", 4) == finding_file("conv2d", 4, frameworks.BACKEND)

@@ -1,4 +1,4 @@
-"""`harness port MODULE:FACTORY`: a PyTorch model in, its case and a verified Keras model out.
+"""`xfw-harness port MODULE:FACTORY`: a PyTorch model in, its case and a verified Keras model out.
 
 A LeNet-like nn.Sequential ports and its .keras file reloads and matches PyTorch on a new input (another batch
 size too); --weights loads a saved state_dict; an unsupported layer is named with its place in the model; and a
@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.core.layout  # noqa: F401  (the NOTE's recipe names it)
-from harness.cases import load_file
-from harness.cli import main
-from harness.core.compare import compare
-from harness.core.frameworks import keras, torch
-from harness.core.layout import Layout
-from harness.core.tolerance import default_tolerance
-from harness.core.verdicts import VerdictKind
-from harness.tools.port import Ported, PortError, keras_custom_objects, load_model, output_note, port_model
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import xfw_harness.core.layout  # noqa: F401  (the NOTE's recipe names it)
+from xfw_harness.cases import load_file
+from xfw_harness.cli import main
+from xfw_harness.core.compare import compare
+from xfw_harness.core.frameworks import keras, torch
+from xfw_harness.core.layout import Layout
+from xfw_harness.core.tolerance import default_tolerance
+from xfw_harness.core.verdicts import VerdictKind
+from xfw_harness.tools.port import Ported, PortError, keras_custom_objects, load_model, output_note, port_model
 
 MODELS = textwrap.dedent('''
     import torch
@@ -192,9 +192,9 @@ MODELS = textwrap.dedent('''
 
 @pytest.fixture(autouse=True)
 def _this_backend_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`harness port` checks its .keras on this process's backend only here: each other backend costs a process
+    """`xfw-harness port` checks its .keras on this process's backend only here: each other backend costs a process
     (tests/tools/test_port_backends.py checks them)."""
-    monkeypatch.setenv("HARNESS_KERAS_BACKENDS", harness.core.frameworks.BACKEND)
+    monkeypatch.setenv("HARNESS_KERAS_BACKENDS", xfw_harness.core.frameworks.BACKEND)
 
 
 @pytest.fixture
@@ -277,7 +277,7 @@ def test_harness_keras_layers_are_listed_for_loading(models: Path, tmp_path: Pat
     out = tmp_path / "out"
     code, text, err = port(capsys, f"{models}:dilated", "--input-shape", "2,3,12,12", "--out", str(out))
     assert code == 0, text + err
-    assert 'custom_objects={"Subsample": harness.blocks.keras_layers.Subsample' in text
+    assert 'custom_objects={"Subsample": xfw_harness.blocks.keras_layers.Subsample' in text
     saved = keras.models.load_model(out / "dilated.keras", custom_objects=_harness_layers())
     assert set(keras_custom_objects(saved)) >= {"Subsample"}
     # Why the instructions name them: a fresh Python that has not imported the harness cannot load the file.
@@ -288,7 +288,7 @@ def test_harness_keras_layers_are_listed_for_loading(models: Path, tmp_path: Pat
 
 
 def _harness_layers() -> dict[str, type]:
-    from harness.blocks import keras_layers
+    from xfw_harness.blocks import keras_layers
 
     return {name: cls for name, cls in vars(keras_layers).items()
             if isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
@@ -310,7 +310,7 @@ def test_a_subclass_with_its_own_name_is_not_read_as_its_base(models: Path, tmp_
     code, _, err = port(capsys, f"{models}:subclassed", "--input-shape", "2,3,8,8", "--out", str(tmp_path / "o"))
     assert code == 2
     assert "ScaledConv has no block (it subclasses torch.nn.Conv2d, but its forward may differ" in err
-    assert err.startswith("harness port: 2: ")
+    assert err.startswith("xfw-harness port: 2: ")
 
 
 def test_a_planted_difference_in_a_conv_forward_is_not_passed(models: Path, tmp_path: Path,
@@ -431,7 +431,7 @@ def test_a_failed_save_is_one_line_with_exit_1_and_leaves_no_keras_file(models: 
 
 def test_a_dotted_module_is_found_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """`harness port portzoo.models:net` in the folder holding portzoo/, as `python -m` and pytest find it; a module
+    """`xfw-harness port portzoo.models:net` in the folder holding portzoo/, as `python -m` and pytest find it; a module
     that is not there says where it was looked for."""
     (tmp_path / "portzoo").mkdir()
     (tmp_path / "portzoo" / "__init__.py").write_text("", encoding="utf-8")
@@ -464,7 +464,7 @@ def test_an_error_in_the_users_code_is_one_line_with_exit_2(models: Path, tmp_pa
         path.write_text(sources[file], encoding="utf-8")
     code, text, err = port(capsys, spec.format(models=models, file=path), "--out", str(tmp_path / "o"))
     assert code == 2, text + err
-    assert "Traceback" not in err and err.startswith("harness port: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and err.startswith("xfw-harness port: ") and err.count("\n") == 1, err
     for message in messages:
         assert message.format(models=models, file=path) in err
 
@@ -475,7 +475,7 @@ def test_every_layer_that_cannot_be_ported_is_named_in_one_run(models: Path, tmp
     forward fails (an LSTM's tuple fed to a Linear), the modules no block reads are named before the failure."""
     code, _, err = port(capsys, f"{models}:mixed_problems", "--input-shape", "2,3,9,9", "--out", str(tmp_path / "o"))
     assert code == 2
-    lines = err.removeprefix("harness port: ").splitlines()
+    lines = err.removeprefix("xfw-harness port: ").splitlines()
     assert [line.split(":")[0] for line in lines] == ["2.0", "3"], err  # the Gates port: x * sigmoid(x)
     assert lines[0].startswith("2.0: torch.nn.BatchNorm2d has no exact translation (batch_norm2d: momentum=None")
     assert lines[1].startswith("3: torch.nn.AvgPool2d has no exact translation (avg_pool2d: ")
@@ -497,7 +497,7 @@ def test_a_model_ending_in_flatten_says_its_feature_order(models: Path, tmp_path
     assert "note:" not in text
     [note] = [line for line in text.splitlines() if line.startswith("NOTE: ")]
     assert text.index("PORTED: ") < text.index("NOTE: ")
-    recipe = "y[:, numpy.argsort(harness.core.layout.flatten_permutation((4, 5, 7)))]"
+    recipe = "y[:, numpy.argsort(xfw_harness.core.layout.flatten_permutation((4, 5, 7)))]"
     assert "Keras's flatten order (H, W, C), not PyTorch's (C, H, W)" in note and recipe in note
     keras.backend.clear_session()
     x = np.random.default_rng(5).standard_normal((2, 3, 7, 9)).astype(np.float32)
@@ -505,7 +505,7 @@ def test_a_model_ending_in_flatten_says_its_feature_order(models: Path, tmp_path
     with torch.no_grad():
         expected = load_model(f"{models}:ends_in_flatten").eval()(torch.from_numpy(x)).numpy()
     assert not _same(expected, y, 27), "without the reordering the features differ"
-    assert _same(expected, eval(recipe, {"numpy": np, "harness": harness, "y": y}), 27)  # noqa: S307 - our own text
+    assert _same(expected, eval(recipe, {"numpy": np, "xfw_harness": xfw_harness, "y": y}), 27)  # noqa: S307 - our own text
 
 
 def test_the_output_note_says_how_the_keras_output_is_laid_out() -> None:
@@ -542,7 +542,7 @@ def test_a_module_built_in_python_ports_without_a_file(tmp_path: Path) -> None:
     assert ported.passed and ported.name == "Sequential" and ported.blocks == ["dense", "tanh"]
     assert ported.case_path == tmp_path / "out" / "Sequential.yaml" and ported.keras_path.is_file()
     header = ported.case_path.read_text(encoding="utf-8").splitlines()[0]
-    assert header.startswith("# Written by harness.tools.port.port_model: ")
+    assert header.startswith("# Written by xfw_harness.tools.port.port_model: ")
     assert port_model(model, (5, 4), tmp_path / "named", name="tiny").case_path == tmp_path / "named" / "tiny.yaml"
     with pytest.raises(PortError, match="^empty: the model has no layers$"):
         port_model(torch.nn.Sequential(torch.nn.Identity()), out=tmp_path / "empty", name="empty")

@@ -1,4 +1,4 @@
-"""`harness port` checks its saved .keras on every installed Keras backend.
+"""`xfw-harness port` checks its saved .keras on every installed Keras backend.
 
 A small model ports, and its .keras file, loaded in a process of each other backend, gives the PyTorch model's
 output there (each backend a PASS line in port's output). The check catches a backend-only mistake: a layer that
@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.cli import main
-from harness.core.frameworks import BACKEND, installed_backends, keras
-from harness.core.layout import CHANNELS_LAST
-from harness.core.verdicts import Verdict, VerdictKind
-from harness.tools.port import port_model, report_lines
-from harness.tools.port.backends import backend_verdicts, verdict_name
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from tests.tools.planted_layers import FailsOnOneBackend, ShiftOnOneBackend
+from xfw_harness.cli import main
+from xfw_harness.core.frameworks import BACKEND, installed_backends, keras
+from xfw_harness.core.layout import CHANNELS_LAST
+from xfw_harness.core.verdicts import Verdict, VerdictKind
+from xfw_harness.tools.port import port_model, report_lines
+from xfw_harness.tools.port.backends import backend_verdicts, verdict_name
 
 OTHERS = tuple(b for b in installed_backends() if b != BACKEND)
 pytestmark = pytest.mark.skipif(not OTHERS, reason="only one Keras backend is installed")

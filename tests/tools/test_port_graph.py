@@ -1,4 +1,4 @@
-"""`harness port` on models that are graphs, not chains: residual adds, concatenations, squeeze-and-excite gates, a
+"""`xfw-harness port` on models that are graphs, not chains: residual adds, concatenations, squeeze-and-excite gates, a
 module called twice, functional calls in forward, a ConvNeXt block (permutes, LayerNorm and Linear on the last axis,
 layer scale), ShuffleNet's unit (torch.chunk, the channel-shuffle idiom), a dict output, traced with torch.fx and
 verified node by node.
@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from harness.blocks import get_block
-from harness.core.frameworks import keras, torch
-from harness.core.layout import CHANNELS_LAST, to_channels_first, to_channels_last
-from harness.tools.port import PortError, port_model
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.blocks import get_block
+from xfw_harness.core.frameworks import keras, torch
+from xfw_harness.core.layout import CHANNELS_LAST, to_channels_first, to_channels_last
+from xfw_harness.tools.port import PortError, port_model
 
-translate_module = importlib.import_module("harness.tools.port.translate")  # the package exports its function
+translate_module = importlib.import_module("xfw_harness.tools.port.translate")  # the package exports its function
 
 nn = torch.nn
 F = torch.nn.functional

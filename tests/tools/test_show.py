@@ -1,8 +1,8 @@
-"""`harness show` and `harness new`.
+"""`xfw-harness show` and `xfw-harness new`.
 
 The printed code is only worth reading if it is what runs: for every point of every shipped case, the PyTorch and
-the Keras programs that `harness show` prints are executed and must give exactly the runner's outputs, and a
-planted mistake in the printed weight transfer must be caught by that check. The skeletons of `harness new` must
+the Keras programs that `xfw-harness show` prints are executed and must give exactly the runner's outputs, and a
+planted mistake in the printed weight transfer must be caught by that check. The skeletons of `xfw-harness new` must
 load and pass as printed, with their commented examples switched on too.
 """
 
@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-import harness.engine as runner
-from harness.cases import Point, find_points, load_file
-from harness.cli import main
-from harness.core.errors import CaseError
-from harness.core.frameworks import BACKEND, installed_backends
-from harness.tools.new import case_skeleton
-from harness.tools.show import point_code, show_text
+import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+import xfw_harness.engine as runner
 from tests.helpers import runner_outputs, same, shipped_points, shown_outputs, switch_on
+from xfw_harness.cases import Point, find_points, load_file
+from xfw_harness.cli import main
+from xfw_harness.core.errors import CaseError
+from xfw_harness.core.frameworks import BACKEND, installed_backends
+from xfw_harness.tools.new import case_skeleton
+from xfw_harness.tools.show import point_code, show_text
 
 PROJECT = Path(__file__).resolve().parents[2]
 CASES = PROJECT / "cases"
@@ -103,7 +103,7 @@ def test_a_wrong_printed_kernel_transpose_fails_on_a_non_square_kernel() -> None
 
 def test_the_printed_conversion_is_the_one_the_block_uses() -> None:
     """The conversion named in the printed code comes from the block's weight_copies, the data transfer_weights
-    runs; its comment is the harness.core.layout function's own docstring."""
+    runs; its comment is the xfw_harness.core.layout function's own docstring."""
     keras_code = point_code(_one("cases/conv2d.yaml::kernel_shapes[kernel_size=4-strides=2-padding=same]"))["keras"]
     assert "# Conv2d weight [out, in/groups, kh, kw] -> Keras Conv2D kernel (kh, kw, in/groups, out)." in keras_code
     assert "conv_kernel_to_keras(t0[1].weight.detach().cpu().numpy())" in keras_code  # ZeroPad2d then Conv2d
@@ -138,8 +138,8 @@ def test_show_text_names_a_case_tolerance_and_the_dropout_rule() -> None:
 def test_gpu_code_runs_on_cuda_and_sets_the_runners_precision() -> None:
     code = point_code(_one("cases/seed_article.yaml::seed_conv_28x28"), "gpu")
     assert 'm.to(device="cuda", dtype=torch.float32)' in code["torch"]
-    assert "import harness.core.frameworks" in code["torch"] and "import harness.core.frameworks" in code["keras"]
-    assert 'keras.device("gpu:0" if harness.core.frameworks.keras_has_gpu() else "cpu")' in code["keras"]
+    assert all("import xfw_harness.core.frameworks" in code[side] for side in ("torch", "keras"))
+    assert 'keras.device("gpu:0" if xfw_harness.core.frameworks.keras_has_gpu() else "cpu")' in code["keras"]
 
 
 # --- the Keras program of each backend ---------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def _on_backend(backend: str, request: dict, tmp_path: Path) -> list[dict]:
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_the_program_for_another_backend_computes_what_its_runner_computes(
         backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`harness show --keras-backend B` from this process prints B's program (generated in a process of B's); run
+    """`xfw-harness show --keras-backend B` from this process prints B's program (generated in a process of B's); run
     there, it gives that backend's runner outputs bit for bit, and so do the programs of the other kinds of point;
     a planted kernel transpose in B's printed program is caught there."""
     spec = CROSS_POINTS[0]
@@ -222,7 +222,7 @@ def test_the_header_says_when_the_case_does_not_run_on_this_backend(tmp_path: Pa
                     encoding="utf-8")
     assert "# note: the case runs on" not in show_text(_one(f"{path}::here"))
     text = re.sub(r"\n#\s+", " ", show_text(_one(f"{path}::elsewhere")))
-    assert (f"note: the case runs on {elsewhere} only (its `backends:`), not on {BACKEND}: `harness show "
+    assert (f"note: the case runs on {elsewhere} only (its `backends:`), not on {BACKEND}: `xfw-harness show "
             f"--keras-backend {elsewhere}` prints the program there") in text
 
 
@@ -239,7 +239,7 @@ def test_find_points_by_case_sweep_id_and_test_id() -> None:
     one = _one("cases/conv2d.yaml::stride_padding_grid[strides=3x2-padding=same-input.shape=2x3x27x27]")
     assert one.sweep == {"strides": [3, 2], "padding": "same", "input.shape": [2, 3, 27, 27]}
     same = _one("cases/conv2d.yaml::stride_padding_grid[strides=3x2-padding=same-input.shape=2x3x27x27-cpu]")
-    assert same.sweep == one.sweep  # a test id as `harness run` prints it
+    assert same.sweep == one.sweep  # a test id as `xfw-harness run` prints it
     assert _one("cases/seed_article.yaml::seed_conv_28x28[cpu]").case == "seed_conv_28x28"
 
 
@@ -276,7 +276,7 @@ def test_find_points_invalid_case_and_refused_point(tmp_path: Path) -> None:
     assert [p.sweep for p in find_points(f"{path}::grouped")] == [{"groups": 1}]  # the refused point left out
 
 
-# --- (d) harness new -----------------------------------------------------------------------------------------
+# --- (d) xfw-harness new -----------------------------------------------------------------------------------------
 
 def test_new_lists_every_parameter_with_its_default() -> None:
     text = case_skeleton("max_pool2d")
@@ -332,20 +332,20 @@ def test_cli_show_refuses_the_gpu_device_without_a_gpu(capsys: pytest.CaptureFix
                                                        monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
     """A `-gpu` test id (or --device gpu) on a machine without CUDA: exit 2, no program, and why (issue 17: it
     printed the CPU program without a word)."""
-    import harness.tools.show.command as show_command
+    import xfw_harness.tools.show.command as show_command
 
     monkeypatch.setattr(show_command, "gpu_unavailable_reason", lambda: "PyTorch 9.9 sees no CUDA device (planted)")
     assert main(["show", *args]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"harness show: {args[0]} on the gpu device cannot be shown here: PyTorch 9.9 sees no CUDA device " \
+    assert f"xfw-harness show: {args[0]} on the gpu device cannot be shown here: PyTorch 9.9 sees no CUDA device " \
            "(planted)" in err
 
 
 def test_cli_show_takes_the_device_of_a_test_id(capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Where a GPU is (here: said to be), the `-gpu` test id's program is the gpu one, not the CPU one."""
-    import harness.tools.show.command as show_command
+    import xfw_harness.tools.show.command as show_command
 
     monkeypatch.setattr(show_command, "gpu_unavailable_reason", lambda: None)
     assert main(["show", "cases/seed_article.yaml::seed_conv_28x28[gpu]", "--torch-only"]) == 0

@@ -1,6 +1,0 @@
-"""Tools: the commands beside the test run, each built on the cases and the engine.
-
-show (`harness show`: a case as the PyTorch and Keras programs that compute it), new (`harness new`: a case
-skeleton), port (`harness port`: a user's PyTorch model as a verified case and a Keras model), fuzz (`harness fuzz`:
-property-based search for divergences), manual (the generated parts of the documentation).
-"""
