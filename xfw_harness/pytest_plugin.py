@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from xfw_harness.core.errors import FrameworkMissing
 from xfw_harness.core.native_logs import ENV_FRAMEWORK_LOGS
 from xfw_harness.core.verdicts import Status
 from xfw_harness.suite.choices import DETAILS
+from xfw_harness.tools import catalogue
 
 RESULTS_KEY = "harness_result"
 # Names of case files collected wherever pytest collects tests (as test_*.py are): pytest's own example of
@@ -70,7 +72,10 @@ def _crashed(report: pytest.TestReport) -> list[dict[str, Any]]:
 
 
 _RECORDER = pytest.StashKey[_Recorder]()
-_BLOCK_MARKERS = pytest.StashKey[bool]()
+_BLOCK_MARKERS = pytest.StashKey[set[str]]()  # the blocks whose marker is registered
+_REGISTRY_READ = pytest.StashKey[bool]()  # the registry's own blocks added (at the first case file)
+_HEADER_SHOWN = pytest.StashKey[bool]()  # pytest-xdist: the header printed for the first worker's collection
+_CASE_TEST_ID = re.compile(r"\.ya?ml::")  # a case test's node id (CaseItem under its YAML file)
 _SELECTED = pytest.StashKey[tuple[str, ...]]()  # the Keras backends of this run, read once by pytest_configure
 
 
@@ -145,6 +150,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for backend in BACKENDS:
         config.addinivalue_line("markers", f"{backend}: harness cases run with Keras on its {backend} backend")
     config.addinivalue_line("markers", "backends: harness cases comparing Keras's backends with each other")
+    # One marker per block (`-m conv2d`), from the shipped catalogue: `pytest --markers` lists them, and
+    # --strict-markers accepts them, before any case file is collected (the registry would load the frameworks).
+    shipped = catalogue.read() or {}
+    for name, entry in shipped.items():
+        config.addinivalue_line("markers", catalogue.marker_line(name, entry["doc"]))
+    config.stash[_BLOCK_MARKERS] = set(shipped)
     if config.getoption("--framework-logs"):
         os.environ[ENV_FRAMEWORK_LOGS] = "1"  # before any framework loads; backend workers inherit it
     # a bad --keras-backend is a usage error before anything runs, cases or none
@@ -154,15 +165,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _register_block_markers(config: pytest.Config) -> None:
-    """One marker per block (`-m conv2d`), registered when the first case file is collected: the block registry
-    loads the frameworks, which a run without case files never pays for."""
-    if config.stash.get(_BLOCK_MARKERS, False):
+    """The markers of blocks the shipped catalogue does not hold (a project's own blocks, registered by its
+    conftest), when the first case file is collected: the block registry loads the frameworks, which a run without
+    case files never pays for."""
+    if config.stash.get(_REGISTRY_READ, False):
         return
     from xfw_harness.blocks import all_blocks
 
+    registered = config.stash[_BLOCK_MARKERS]
     for name, block in all_blocks().items():
-        config.addinivalue_line("markers", f"{name}: harness cases that use the {name} block ({block.doc})")
-    config.stash[_BLOCK_MARKERS] = True
+        if name not in registered:
+            config.addinivalue_line("markers", catalogue.marker_line(name, block.doc))
+            registered.add(name)
+    config.stash[_REGISTRY_READ] = True
 
 
 def _selected_backends(config: pytest.Config) -> tuple[str, ...]:
@@ -177,6 +192,23 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     collected (a run without case files never loads the frameworks to print them)."""
     if not any(isinstance(item, CaseItem) for item in items):
         return []
+    return _header(config)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: its controller collects nothing itself
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under pytest-xdist the same header, once, when the first worker's collection holds case tests."""
+    config = node.config
+    if config.stash.get(_HEADER_SHOWN, False) or not any(_CASE_TEST_ID.search(i) for i in ids):
+        return
+    config.stash[_HEADER_SHOWN] = True
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in _header(config):
+            reporter.write_line(line)
+
+
+def _header(config: pytest.Config) -> list[str]:
     from xfw_harness.core.frameworks import gpu_unavailable_reason, placement, versions
 
     v = versions()

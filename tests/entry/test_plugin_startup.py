@@ -121,3 +121,39 @@ def test_a_backend_asked_for_but_missing_is_one_line_naming_the_extra(tmp_path: 
     assert ("Keras on its tensorflow backend cannot be imported in this Python" in run.stdout
             and "pip install 'xfw-harness[tensorflow]'" in run.stdout), run.stdout
     assert "Traceback" not in run.stdout + run.stderr
+
+
+REPORT_HEAVY = f"""\
+import sys
+
+
+def pytest_unconfigure(config):
+    print("HEAVY", [name for name in {HEAVY!r} if name in sys.modules])
+"""
+
+
+def test_block_markers_are_listed_and_accepted_without_case_files_or_frameworks(tmp_path: Path) -> None:
+    """`pytest --markers` lists one marker per block and --strict-markers accepts `@pytest.mark.conv2d` in a run
+    with no case file (before: only after a case file was collected), and neither loads a framework."""
+    (tmp_path / "conftest.py").write_text(REPORT_HEAVY)
+    run = pytest_in(tmp_path, "--markers")
+    assert "@pytest.mark.conv2d: harness cases that use the conv2d block (" in run.stdout, run.stdout
+    assert "HEAVY []" in run.stdout, run.stdout
+    (tmp_path / "test_marked.py").write_text("import pytest\n\n\n@pytest.mark.conv2d\ndef test_marked():\n    pass\n")
+    run = pytest_in(tmp_path, "-q", "-s", "--strict-markers")
+    assert run.returncode == 0 and "1 passed" in run.stdout and "HEAVY []" in run.stdout, run.stdout + run.stderr
+    assert pytest_in(tmp_path, "-q", "--strict-markers", "-m", "conv2d").returncode == 0
+    # The checks themselves still work: an unknown marker in -m, and on a test.
+    assert pytest_in(tmp_path, "-q", "--strict-markers", "-m", "conv2dd").returncode == pytest.ExitCode.USAGE_ERROR
+    (tmp_path / "test_marked.py").write_text("import pytest\n\n\n@pytest.mark.conv2dd\ndef test_marked():\n    pass\n")
+    run = pytest_in(tmp_path, "-q", "--strict-markers")
+    assert run.returncode != 0 and "'conv2dd' not found in `markers`" in run.stdout, run.stdout
+
+
+def test_the_header_is_printed_under_xdist_too(tmp_path: Path) -> None:
+    """pytest-xdist's controller collects nothing itself: the header comes once, from the workers' collections."""
+    (tmp_path / "test_relu.yaml").write_text(CASE)
+    run = pytest_in(tmp_path, "-n", "2", "--keras-backend", "tensorflow")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("harness: Keras backends tensorflow (--keras-backend)") == 1, run.stdout
+    assert "harness: torch " in run.stdout

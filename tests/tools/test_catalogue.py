@@ -51,7 +51,7 @@ def test_a_stale_catalogue_is_what_the_commands_print(monkeypatch: pytest.Monkey
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The commands print the file, so the staleness test above is what keeps them true (planted: a changed doc)."""
     stale = tmp_path / "blocks.json"
-    stale.write_text(catalogue.CATALOGUE_FILE.read_text(encoding="utf-8").replace("2-D convolution", "PLANTED", 1))
+    stale.write_text(catalogue.CATALOGUE_FILE.read_text(encoding="utf-8").replace("2-D convolution", "PLANTED"))
     monkeypatch.setattr(catalogue, "CATALOGUE_FILE", stale)
     main(["list", "conv2d"])
     assert "PLANTED" in capsys.readouterr().out

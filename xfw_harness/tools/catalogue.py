@@ -40,15 +40,21 @@ def markdown_rows(block: Any) -> str:
     return "\n".join(lines)
 
 
+def marker_line(name: str, doc: str) -> str:
+    """The pytest marker of a block's cases (`-m conv2d`), as `pytest --markers` lists it."""
+    return f"{name}: harness cases that use the {name} block ({doc})"
+
+
 def render() -> dict[str, Any]:
-    """Every registered block's `list`, `markdown` and `new` texts (`new_error` where `xfw-harness new` refuses it)."""
+    """Every registered block's doc line (its pytest marker's text), `list`, `markdown` and `new` texts (`new_error`
+    where `xfw-harness new` refuses it)."""
     from xfw_harness.blocks import all_blocks
     from xfw_harness.core.errors import CaseError
     from xfw_harness.tools.new import case_skeleton
 
     blocks: dict[str, Any] = {}
     for name, block in all_blocks().items():
-        entry = {"list": list_text(block), "markdown": markdown_rows(block)}
+        entry = {"doc": block.doc, "list": list_text(block), "markdown": markdown_rows(block)}
         try:
             entry["new"] = case_skeleton(name)
         except CaseError as e:
