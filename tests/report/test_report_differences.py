@@ -7,8 +7,12 @@ from __future__ import annotations
 import html as htmllib
 import re
 
+import numpy as np
+import pytest
+
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from tests.report.fakes import on, result
+from xfw_harness.engine import backward
 from xfw_harness.report.differences import known_differences
 from xfw_harness.report.html import render_report, unpack
 from xfw_harness.suite.local import run_test
@@ -156,3 +160,25 @@ def test_the_pictures_are_of_the_comparison_that_failed(case_points) -> None:
     # A pass (details all): its headline comparison, keras against torch.
     assert fine.details["pictures"]["heatmaps"]["names"] == ["keras", "torch"]
     assert "pictures_note" not in fine.details
+
+
+def test_a_failed_gradient_is_pictured_from_the_gradients(case_points, monkeypatch) -> None:
+    """The headline of a failed gradient is "grad input": its pictures are of the two input gradients (kept by
+    xfw_harness.engine.kept_arrays), not of the final outputs, which agree. Planted: Keras's input gradient off by 0.75
+    at one element."""
+    real = backward.keras_pass
+
+    def planted(*args, **kwargs):
+        out, grads = real(*args, **kwargs)
+        first = np.array(grads[0], copy=True)
+        first.flat[5] += 0.75
+        return out, [first, *grads[1:]]
+
+    monkeypatch.setattr(backward, "keras_pass", planted)
+    (point,) = case_points("- name: g\n  block: relu\n  input: {shape: [1, 2, 4, 4]}\n  check: [forward, backward]\n")
+    res = run_test(point, "cpu", "failed")
+    assert res.status == "failed" and res.headline.what == "grad input", res.message
+    pics = res.details["pictures"]
+    assert pics["what"] == "grad input" and pics["heatmaps"]["names"] == ["keras", "torch"]
+    assert max(c["max_abs"] for c in pics["heatmaps"]["channels"]) == pytest.approx(0.75, rel=1e-6)  # float32
+    assert pics["histogram"]["nonzero"] == 1 and "pictures_note" not in res.details

@@ -20,10 +20,10 @@ import numpy as np
 
 from xfw_harness.cases import Point
 from xfw_harness.core import frameworks
-from xfw_harness.core.compare import compare
 from xfw_harness.core.verdicts import Status, Verdict, VerdictKind
 from xfw_harness.engine.build import build_keras, build_torch, forward_keras, forward_torch
 from xfw_harness.engine.judge import judge
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.result import Result
 from xfw_harness.engine.tolerances import point_tolerance
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from xfw_harness.cases import Point
-from xfw_harness.core.compare import SHAPE_KEY, compare
+from xfw_harness.core.compare import SHAPE_KEY
 from xfw_harness.core.verdicts import Verdict, VerdictKind
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.tolerances import point_tolerance
 
 

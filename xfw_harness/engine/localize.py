@@ -24,11 +24,11 @@ import numpy as np
 
 from xfw_harness.blocks import NETWORK_INPUT
 from xfw_harness.cases import Point
-from xfw_harness.core.compare import compare
 from xfw_harness.core.frameworks import keras_device, keras_tensor, to_numpy
 from xfw_harness.core.tolerance import Tolerance, tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.build import keras_arguments, keras_inputs
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.result import Result
 
 WHAT = "first divergent layer"

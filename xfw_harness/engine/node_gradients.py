@@ -27,11 +27,11 @@ import numpy as np
 
 from xfw_harness.cases import Point
 from xfw_harness.core.autodiff import keras_value_and_grad
-from xfw_harness.core.compare import compare
 from xfw_harness.core.frameworks import keras, keras_device, keras_tensor, to_numpy, to_torch, torch, torch_device
 from xfw_harness.core.tolerance import tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.build import forward_torch, keras_arguments, keras_inputs
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.localize import torch_inputs
 from xfw_harness.engine.weights_map import Trainable
 

@@ -41,6 +41,9 @@ class Result:
     # Every layer's channels-first output in each framework, (torch, keras), kept only when the caller asks
     # (run_point's keep_outputs: the suite draws the report's pictures from them); never written out.
     outputs: tuple[list[Any], list[Any]] | None = field(default=None, repr=False)
+    # The arrays of each failed comparison, by its `what`: (actual, expected) as compared, kept with `outputs`
+    # (xfw_harness.engine.kept_arrays); never written out.
+    compared: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def headline(self) -> Verdict | None:

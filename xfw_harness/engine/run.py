@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import nullcontext
 from typing import Any
 
 from xfw_harness.cases import InputSpec, Point
@@ -32,6 +33,7 @@ from xfw_harness.engine.build import (
 )
 from xfw_harness.engine.forward import compare_outputs
 from xfw_harness.engine.judge import judge
+from xfw_harness.engine.kept_arrays import keeping_failed_arrays
 from xfw_harness.engine.result import Result, point_result
 from xfw_harness.engine.training import training_verdicts
 
@@ -42,15 +44,18 @@ def run_point(point: Point, device: str, timeout_s: float | None = None, *, keep
     `timeout_s`: the test's time limit (None: xfw_harness.core.timeout.default_timeout(), $HARNESS_TIMEOUT or 120 s;
     0: none). Past it the test is an `error` ("timed out after N s while running PyTorch's conv2d"); see
     xfw_harness.core.timeout for what cannot be interrupted.
-    `keep_outputs`: keep every layer's outputs in `result.outputs` (the suite draws the report's pictures from them).
+    `keep_outputs`: keep every layer's outputs in `result.outputs`, and the arrays of each failed comparison in
+    `result.compared` (the suite draws the report's pictures from them).
     """
     try:
         limit = default_timeout() if timeout_s is None else timeout_s
     except ValueError as e:  # a malformed $HARNESS_TIMEOUT: every test says so
         return point_result(point, device, message=str(e))
     try:
-        with Deadline(limit, _doing):
-            return _run_point(point, device, keep_outputs)
+        with Deadline(limit, _doing), (keeping_failed_arrays() if keep_outputs else nullcontext({})) as kept:
+            result = _run_point(point, device, keep_outputs)
+            result.compared = kept
+            return result
     except TimedOut as e:  # landed outside _run_point's own handlers (in one of them): still this test's error
         return point_result(point, device, message=f"{e} (in {point.test_id(device)})", duration_s=limit)
 

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from xfw_harness.cases import Point
-from xfw_harness.core.compare import compare
 from xfw_harness.core.frameworks import keras_device, keras_tensor, to_numpy, to_torch, torch, torch_device
 from xfw_harness.core.tolerance import tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.backward import step_input
 from xfw_harness.engine.build import build_keras, build_torch, keras_chain, torch_chain
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.tolerances import forward_reduction_length, point_tolerance
 from xfw_harness.engine.weights_map import mapped_weights
 

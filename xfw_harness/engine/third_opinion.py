@@ -27,10 +27,10 @@ import numpy as np
 
 from xfw_harness.blocks import run_layers
 from xfw_harness.cases import Point
-from xfw_harness.core.compare import compare
 from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import to_numpy
 from xfw_harness.core.verdicts import Verdict, VerdictKind
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.tolerances import point_tolerance
 
 TORCH_VS_REFERENCE = "torch vs reference"

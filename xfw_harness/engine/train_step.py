@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from xfw_harness.cases import Point
-from xfw_harness.core.compare import compare
 from xfw_harness.core.frameworks import keras_device, to_numpy, to_torch, torch_device
 from xfw_harness.core.tolerance import EPS, ULP_FACTOR, Tolerance, default_tolerance
 from xfw_harness.core.verdicts import Verdict, VerdictKind
@@ -39,6 +38,7 @@ from xfw_harness.engine.backward import (
     weight_reduction_length,
 )
 from xfw_harness.engine.build import build_keras, build_torch, torch_chain
+from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.optimizers import (
     MAX_NOT_COMPARED,
     adam_step_bound,

@@ -29,8 +29,9 @@ def wants_details(details: str, status: Status) -> bool:
 def compared_arrays(result: Result, point: Point, torch_out: Any, keras_out: Any
                     ) -> tuple[Any, Any, tuple[str, str], str, str | None]:
     """The two arrays of the comparison the result's headline shows (xfw_harness.core.verdicts.headline: the one that
-    failed), their names and the comparison's name; and a note when that comparison's arrays are not at hand here
-    (a gradient, the float64 reference, an expected shape): then the final outputs, keras against torch, stand in.
+    failed), their names and the comparison's name: a failed comparison's own arrays (result.compared: a gradient,
+    an update, the float64 reference), else the outputs at hand; and a note when that comparison's arrays are not
+    there (an expected shape, a verdict made without compare): then the final outputs, keras against torch, stand in.
     The comparator names its arrays in its metrics, `shape_<actual>` then `shape_<expected>`."""
     at_hand = {"torch": torch_out, "keras": keras_out}
     if point.expect_output is not None:
@@ -38,6 +39,8 @@ def compared_arrays(result: Result, point: Point, torch_out: Any, keras_out: Any
     v = result.headline
     if v is not None:
         names = compared_names(v.metrics)
+        if names is not None and v.what in result.compared and "max_abs" in v.metrics:
+            return (*result.compared[v.what], (names[0], names[1]), v.what, None)
         if names is not None and all(n in at_hand for n in names) and "max_abs" in v.metrics:
             return at_hand[names[0]], at_hand[names[1]], (names[0], names[1]), v.what, None
     note = (f"[{v.what}] failed, whose arrays are not kept for pictures: these are of the final outputs, keras vs "
