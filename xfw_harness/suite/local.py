@@ -23,7 +23,7 @@ def run_test(point: Point, device: str, details: str = "failed", timeout_s: floa
         except ValueError:  # a malformed $HARNESS_TIMEOUT: run_point has said so
             limit = 0
         attach_details(result, point, device, limit)
-    result.outputs = None
+    result.outputs, result.compared = None, {}  # arrays: not carried further (a worker pickles the result)
     return result
 
 
@@ -33,7 +33,7 @@ def final_outputs(point: Point, device: str, timeout_s: float | None = None
     the outputs are None where the run did not get that far (the result says why)."""
     result = run_point(point, device, timeout_s, keep_outputs=True)
     outputs: Any = result.outputs
-    result.outputs = None
+    result.outputs, result.compared = None, {}
     if outputs is None:
         return result, None, None
     return result, np.asarray(outputs[0][-1]), np.asarray(outputs[1][-1])
