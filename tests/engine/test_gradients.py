@@ -82,22 +82,24 @@ def _whats(result) -> list[str]:
 def test_backward_compares_the_input_and_every_weight(run_case) -> None:
     (result,) = run_case(CONV_BACKWARD)
     assert result.status == "passed", result.message
-    assert _whats(result) == ["keras vs torch", "grad input", "grad weight", "grad bias"]
+    assert _whats(result) == ["keras vs torch", "torch vs reference", "keras vs reference", "grad input", "grad weight",
+                              "grad bias"]
     assert all(v.metrics["max_abs"] <= 0.1 * v.metrics["atol"] for v in result.verdicts[1:])
 
 
 def test_backward_alone_still_runs_the_forward_comparison(run_case) -> None:
     (result,) = run_case(SQUARE_DENSE_BACKWARD)
     assert result.status == "passed", result.message
-    assert _whats(result) == ["keras vs torch", "grad input", "grad weight", "grad bias"]
+    assert _whats(result) == ["keras vs torch", "torch vs reference", "keras vs reference", "grad input", "grad weight",
+                              "grad bias"]
 
 
 def test_train_step_compares_every_update_with_both_default_optimisers(run_case) -> None:
     (result,) = run_case(CONV_BACKWARD.replace("check: [forward, backward]", "check: [train_step]\n  steps: 2"))
     assert result.status == "passed", result.message
-    assert _whats(result) == ["keras vs torch", "sgd update weight", "sgd update bias", "adam update weight",
-                              "adam update bias"]
-    assert "sgd(learning_rate=0.01, momentum=0.9), 2 step(s)" in result.verdicts[1].message
+    assert _whats(result) == ["keras vs torch", "torch vs reference", "keras vs reference", "sgd update weight",
+                              "sgd update bias", "adam update weight", "adam update bias"]
+    assert "sgd(learning_rate=0.01, momentum=0.9), 2 step(s)" in result.verdicts[3].message
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

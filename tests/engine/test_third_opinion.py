@@ -93,9 +93,13 @@ def test_two_different_mistakes_agree_with_neither(run_case: Callable, leaky: An
     assert result.message.splitlines()[0] == "the reference agrees with neither torch nor keras"
 
 
-def test_no_third_opinion_while_the_frameworks_agree(run_case: Callable) -> None:
-    """It is computed on a disagreement (or when asked): a passing suite pays nothing for it."""
-    result = _one(run_case, _leaky())
+def test_the_third_opinion_is_computed_at_every_point_unless_the_case_opts_out(run_case: Callable) -> None:
+    """By default both frameworks are held to the reference even when they agree (issue 18: a mistake both sides
+    share passes otherwise); `expect.reference: false` computes it only on a disagreement."""
+    verdicts = _verdicts(result := _one(run_case, _leaky()))
+    assert result.status == "passed", result.message
+    assert verdicts[TORCH_VS_REFERENCE].passed and verdicts[KERAS_VS_REFERENCE].passed
+    result = _one(run_case, _leaky("expect: {reference: false}"))
     assert result.status == "passed"
     assert not set(_verdicts(result)) & {TORCH_VS_REFERENCE, KERAS_VS_REFERENCE, UNAVAILABLE}
 
@@ -110,15 +114,17 @@ def test_expect_reference_checks_both_frameworks_when_they_agree(run_case: Calla
 def test_expect_reference_catches_a_mistake_both_adapters_share(run_case: Callable, leaky: Any,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Both frameworks given Keras's slope 0.3 instead of the case's 0.01: they agree with each other, so only the
-    reference can tell. Without expect.reference the case passes; with it, it fails on both sides."""
+    reference can tell. By default (and with expect.reference: true) the case fails on both sides; opted out
+    (expect.reference: false) it passes, which is what the opt-out costs."""
     _wrong_keras_slope(monkeypatch, leaky)
     _wrong_torch_slope(monkeypatch, leaky)
-    assert _one(run_case, _leaky()).status == "passed"
-    result = _one(run_case, _leaky("expect: {reference: true}"))
-    verdicts = _verdicts(result)
-    assert result.status == "failed"
-    assert not verdicts[TORCH_VS_REFERENCE].passed and not verdicts[KERAS_VS_REFERENCE].passed
-    assert "the reference agrees with neither torch nor keras" in result.message
+    assert _one(run_case, _leaky("expect: {reference: false}")).status == "passed"
+    for expect in ("", "expect: {reference: true}"):
+        result = _one(run_case, _leaky(expect))
+        verdicts = _verdicts(result)
+        assert result.status == "failed"
+        assert not verdicts[TORCH_VS_REFERENCE].passed and not verdicts[KERAS_VS_REFERENCE].passed
+        assert "the reference agrees with neither torch nor keras" in result.message
 
 
 def test_a_network_chains_the_references_with_the_copied_weights(run_case: Callable,

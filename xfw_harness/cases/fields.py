@@ -142,13 +142,13 @@ def read_expect_fails(raw: Any) -> str | None:
     return check
 
 
-def read_expect_divergent(raw: Any) -> tuple[str | None, bool, str | None]:
+def read_expect_divergent(raw: Any) -> tuple[str | None, bool | None, str | None]:
     """`expect.divergent: WHY` (a known real difference: passes only while the frameworks differ),
     `expect.reference: true` (both frameworks are checked against the float64 reference too) and
     `expect.refuses: TEXT` (the difference is that Keras refuses to build the hand port, with a message saying TEXT:
     only that refusal stands for the difference, never another error of building the layer)."""
     if not isinstance(raw, dict):
-        return None, False, None
+        return None, None, None
     why = raw.get("divergent")
     if why is not None and (not isinstance(why, str) or not why.strip()):
         raise CaseError(f"got {show(why)}; allowed: a one-line text saying why the frameworks differ",
@@ -156,8 +156,8 @@ def read_expect_divergent(raw: Any) -> tuple[str | None, bool, str | None]:
     if why is not None and "fails" in raw:
         raise CaseError("a case is either a canary (expect.fails) or a known difference (expect.divergent), "
                         "not both", field="expect.divergent")
-    reference = raw.get("reference", False)
-    if not isinstance(reference, bool):
+    reference = raw.get("reference")
+    if reference is not None and not isinstance(reference, bool):
         raise CaseError(f"got {show(reference)}; allowed: true or false", field="expect.reference")
     refuses = raw.get("refuses")
     if refuses is not None and (why is None or not isinstance(refuses, str) or not refuses.strip()):

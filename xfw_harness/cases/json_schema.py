@@ -90,7 +90,8 @@ KEY_DOCS = {
     "expect.output": "golden values: a nested list (channels-first) or a .npy path",
     "expect.fails": "a canary: passes only when the expectation is reported wrong by this check",
     "expect.divergent": "a documented real difference, why: passes only while torch and keras differ",
-    "expect.reference": "also hold both frameworks to the float64 reference",
+    "expect.reference": "true: require the float64 reference (computed at every point unless false: then only when "
+                        "the frameworks disagree)",
     "expect.refuses": "with divergent: the difference is Keras refusing the hand port with this text",
     "expect.backends": "with divergent: the Keras backends on which the difference holds",
 }
@@ -241,7 +242,7 @@ def _expect() -> dict[str, Any]:
         "output": {"anyOf": [{"type": "string", "pattern": r"\.npy$"}, {"type": "array"}]},
         "fails": {"enum": list(EXPECT_FAILS)},
         "divergent": text,
-        "reference": {"type": "boolean", "default": False},
+        "reference": {"type": "boolean"},
         "refuses": text,
         "backends": backends,
     }

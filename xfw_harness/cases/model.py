@@ -96,7 +96,10 @@ class Point:
     compare_with: str = "frameworks"  # `compare:` one of COMPARES
     defaults: str = "harness"  # `defaults:` one of DEFAULTS
     expect_divergent: str | None = None  # `expect.divergent: WHY`: a documented real difference (known_differences)
-    expect_reference: bool = False  # `expect.reference: true`: both frameworks are also checked against the reference
+    # `expect.reference`: None (unset) computes the float64 reference at every point and holds both frameworks to
+    # it where there is one; True also requires one (and, in a known difference, a side that agrees); False computes
+    # it only when the frameworks disagree (xfw_harness.engine.third_opinion.wanted)
+    expect_reference: bool | None = None
     expect_refuses: str | None = None  # `expect.refuses: TEXT`: Keras's refusal (ValueError) of a hand port says TEXT
     # `defaults: native` with torch_params / keras_params: each framework's own sites (else both build from `sites`)
     framework_sites: dict[str, list[Site]] = field(default_factory=dict)

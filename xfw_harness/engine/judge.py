@@ -7,9 +7,9 @@
   compares the frameworks failed) and nothing else failed, and fails once they agree, so that someone updates the
   catalogue. With `expect.reference: true`, one framework must also agree with the float64 reference. With
   `expect.backends`, the difference is known on those Keras backends only: on the others the case is a plain one.
-- The third opinion's REFERENCE verdicts (xfw_harness.engine.third_opinion), present when the frameworks disagree or
-  the case sets expect.reference, count like any other; its one-line summary (which side the reference agrees with)
-  leads the message.
+- The third opinion's REFERENCE verdicts (xfw_harness.engine.third_opinion), present at every point unless the
+  case sets `expect.reference: false` (then when the frameworks disagree), count like any other; its one-line
+  summary (which side the reference agrees with) leads the message.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _known_difference(point: Point, verdicts: list[Verdict], failed: list[Verdic
     differ = [v for v in frameworks if not v.passed]
     others = [v for v in failed if v not in frameworks and v.kind != VerdictKind.REFERENCE]
     sides = third_opinion.sides(verdicts)
-    if differ and not others and point.expect_reference and not any(v.passed for v in sides):
+    if differ and not others and point.expect_reference is True and not any(v.passed for v in sides):
         return Status.FAILED, "\n".join([
             "expect.reference: in a known difference one framework must compute the stated semantics, but the "
             "float64 reference agrees with neither (or could not be computed): the reference or an adapter is "

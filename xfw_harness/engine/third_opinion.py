@@ -39,8 +39,11 @@ UNAVAILABLE = "reference"  # the `what` of the verdict saying that no reference 
 
 
 def wanted(point: Point, verdicts: list[Verdict]) -> bool:
-    """A third opinion is computed when the case asks for it, or when PyTorch and Keras disagree."""
-    return point.expect_reference or any(not v.passed for v in verdicts if v.compares_frameworks())
+    """A third opinion is computed at every point unless the case opts out (`expect.reference: false`), and then
+    still when PyTorch and Keras disagree. Computed only on disagreement, a mistake both sides share (an emulation
+    the harness builds for both frameworks, a padding or size it computes for both) would pass unseen: the reference
+    computes the block's stated semantics with neither framework and none of the harness's translation."""
+    return point.expect_reference is not False or any(not v.passed for v in verdicts if v.compares_frameworks())
 
 
 def copied_weights(point: Point, modules: list[Any]) -> list[dict[str, np.ndarray]]:
@@ -81,8 +84,9 @@ def opinion(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]], t
             why = e.message
         else:
             why = f"the reference raised {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        asked = " (expect.reference asks for one: this check could not be made)" if point.expect_reference else ""
-        return [Verdict(UNAVAILABLE, not point.expect_reference, "unavailable", f"no third opinion: {why}{asked}",
+        required = point.expect_reference is True
+        asked = " (expect.reference asks for one: this check could not be made)" if required else ""
+        return [Verdict(UNAVAILABLE, not required, "unavailable", f"no third opinion: {why}{asked}",
                         kind=VerdictKind.REFERENCE)]
     tolerance = point_tolerance(point, reference)
     return [compare(torch_out, reference, tolerance, TORCH_VS_REFERENCE, ("torch", "reference"),
