@@ -152,13 +152,16 @@ BASES = [
      "expect": {"shape": [2, 3]}, "tolerance": {"atol": 1e-5}},
     {"name": "s", "block": "softmax", "params": {"axis": 1}, "input": {"fill": "values", "values": [[1, 2], [3, 4]]}},
     {"name": "r", "block": "dropout", "params": {"rate": 0.5}, "mode": "train", "input": {"shape": [2, 50]}},
+    {"name": "p", "block": "relu", "input": {"shape": [1, 3]},
+     "expect": {"plant": {"in": "keras vs torch", "side": "keras", "at": [0, 1], "plus": 1.0}, "fails": "values"}},
     {"name": "n", "block": "sequential", "layers": [{"block": "conv2d", "params": {"filters": 2, "kernel_size": 2}},
                                                     {"block": "flatten"}, {"block": "dense", "params": {"units": 2}}],
      "input": {"shape": [1, 1, 4, 4]}, "sweep": {"layers.0.filters": [1, 2]}},
 ]
 FIELDS = ["name", "block", "params", "input", "input.shape", "input.dtype", "input.fill", "input.seed", "input.values",
           "input.path", "weights", "weights.path", "sweep", "mode", "tolerance", "tolerance.atol", "expect",
-          "expect.shape", "expect.output", "expect.fails", "devices", "layers", "description", "params.filters",
+          "expect.shape", "expect.output", "expect.fails", "expect.plant", "expect.plant.in", "expect.plant.side",
+          "expect.plant.at", "expect.plant.plus", "devices", "layers", "description", "params.filters",
           "params.kernel_size", "params.strides", "params.padding", "params.pool_size", "params.units",
           "params.rate", "params.axis", "params.dilation_rate", "params.groups", "params.count_include_pad",
           "layers.0", "layers.0.params", "layers.0.block", "sweep.input.shape", "unknown_key", "params.unknown"]

@@ -20,6 +20,7 @@ from xfw_harness.cases.model import (
     MODES,
     CaseEntry,
     InputSpec,
+    Plant,
     Point,
     RefusedPoint,
     display_path,
@@ -29,5 +30,5 @@ from xfw_harness.cases.model import (
 from xfw_harness.cases.safe_yaml import case_yaml
 
 __all__ = ["CASE_KEYS", "CHECKS", "COMPARES", "DEFAULTS", "DTYPES", "FILLS", "INPUT_KEYS", "MODES",
-           "OPTIMIZERS", "CaseEntry", "InputSpec", "Point", "RefusedPoint", "case_yaml", "display_path",
+           "OPTIMIZERS", "CaseEntry", "InputSpec", "Plant", "Point", "RefusedPoint", "case_yaml", "display_path",
            "find_case_files", "find_points", "format_value", "load_case", "load_file", "sweep_id"]

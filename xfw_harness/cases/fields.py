@@ -21,8 +21,11 @@ from xfw_harness.cases.model import (
     FILLS,
     INPUT_KEYS,
     MAX_STEPS,
+    PLANT_CHANGES,
+    PLANT_KEYS,
     TOLERANCE_KEYS,
     InputSpec,
+    Plant,
 )
 from xfw_harness.core.errors import CaseError, did_you_mean, show
 from xfw_harness.core.frameworks import BACKENDS
@@ -128,23 +131,78 @@ def read_expect(raw: Any, base: Path) -> tuple[tuple[int, ...] | None, np.ndarra
     return shape, output
 
 
-EXPECT_FAILS = ("shape", "nonfinite", "values")
+# The checks a canary may name: the comparator's (shape, NaN/Inf in the same places, values) and a dropout sample's.
+EXPECT_FAILS = ("shape", "nonfinite", "values", "sample")
 
 
 def read_expect_fails(raw: Any) -> str | None:
-    """`expect.fails: CHECK`: a canary, which passes only when every comparison with the expectation fails CHECK."""
+    """`expect.fails: CHECK`: a canary, which passes only when every comparison with the expectation (or the one
+    comparison `expect.plant` plants into) fails CHECK and every other verdict passes."""
     if not isinstance(raw, dict) or "fails" not in raw:
         return None
     check = read_choice(raw["fails"], EXPECT_FAILS, "expect.fails")
-    if "shape" not in raw and "output" not in raw:
-        raise CaseError("a canary needs expect.shape or expect.output: the expectation that must fail",
-                        field="expect.fails")
+    if "shape" not in raw and "output" not in raw and "plant" not in raw:
+        raise CaseError("a canary needs expect.shape, expect.output or expect.plant: the expectation that must fail, "
+                        "or the difference planted into a comparison", field="expect.fails")
+    if check == "sample" and "plant" not in raw:
+        raise CaseError("fails: sample is the check of a dropout sample: plant a difference into one with "
+                        "expect.plant: {in: torch dropout sample, side: output, ...}", field="expect.fails")
     return check
+
+
+_PLANT_HELP = ("a mapping: `in` (the comparison: its name as results show it, e.g. 'keras vs torch', 'grad input', "
+               "'torch dropout sample'), `side` (which of its two arrays: 'keras', 'torch', 'reference', 'output', "
+               "...), optional `at` (a channels-first index: an element's, or its leading part for a sub-array; "
+               "left out: every element) and one of `value`, `plus`, `times`")
+
+
+def read_expect_plant(raw: Any) -> Plant | None:
+    """`expect.plant`: a difference planted into one comparison of a canary's run (model.Plant). Only a canary
+    (expect.fails) may plant one: the planted comparison must fail, so a plant can never make a real run pass."""
+    if not isinstance(raw, dict) or "plant" not in raw:
+        return None
+    plant = raw["plant"]
+    if "fails" not in raw:
+        raise CaseError("a plant is only read in a canary: add expect.fails, the check that must report the planted "
+                        "difference", field="expect.plant")
+    if not isinstance(plant, dict):
+        raise CaseError(f"got {show(plant)}; allowed: {_PLANT_HELP}", field="expect.plant")
+    check_keys(plant, PLANT_KEYS, "expect.plant")
+    what = plant.get("in")
+    if not isinstance(what, str) or not what.strip():
+        raise CaseError(f"got {show(what)}; allowed: the name of one comparison of the run, as results show it "
+                        "('keras vs torch', 'grad input', 'reference', 'torch dropout sample', ...)",
+                        field="expect.plant.in")
+    side = plant.get("side")
+    if not isinstance(side, str) or not side.strip():
+        raise CaseError(f"got {show(side)}; allowed: the name of one of the comparison's two arrays, as its message "
+                        "names them ('keras', 'torch', 'reference', 'gpu', 'keras[jax]'; a sample's check: 'input', "
+                        "'output')",
+                        field="expect.plant.side")
+    at = plant.get("at")
+    if at is not None and not (isinstance(at, list) and at and all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in at)):
+        raise CaseError(f"got {show(at)}; allowed: an element's channels-first index, a list of integers >= 0, or its "
+                        "leading part (a sub-array: [0] is the first sample); left out: every element",
+                        field="expect.plant.at")
+    changes = [k for k in PLANT_CHANGES if k in plant]
+    if len(changes) != 1:
+        raise CaseError(f"has {', '.join(changes) or 'none'}; allowed: exactly one of value (the elements set to it), "
+                        "plus (added to them), times (they are multiplied by it)", field="expect.plant")
+    change = changes[0]
+    amount = plant[change]
+    finite_only = change != "value"  # value may plant .nan, .inf or -.inf; plus and times a number
+    if not isinstance(amount, (int, float)) or isinstance(amount, bool) or (finite_only and not math.isfinite(amount)):
+        raise CaseError(f"got {show(amount)}; allowed: a {'finite ' if finite_only else ''}number"
+                        f"{'' if finite_only else ' (.nan, .inf and -.inf too)'}{number_text_hint(amount)}",
+                        field=f"expect.plant.{change}")
+    return Plant(what=what, side=side, at=None if at is None else tuple(at), change=change, amount=float(amount))
 
 
 def read_expect_divergent(raw: Any) -> tuple[str | None, bool | None, str | None]:
     """`expect.divergent: WHY` (a known real difference: passes only while the frameworks differ),
-    `expect.reference: true` (both frameworks are checked against the float64 reference too) and
+    `expect.reference` (unset: the float64 reference at every point; true: required; false: only on a
+    disagreement) and
     `expect.refuses: TEXT` (the difference is that Keras refuses to build the hand port, with a message saying TEXT:
     only that refusal stands for the difference, never another error of building the layer)."""
     if not isinstance(raw, dict):

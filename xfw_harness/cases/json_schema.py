@@ -42,6 +42,8 @@ from xfw_harness.cases.model import (
     NAME_RE,
     NODE_KEYS,
     NODE_NAME_RE,
+    PLANT_CHANGES,
+    PLANT_KEYS,
     PORT_KEYS,
     TOLERANCE_KEYS,
 )
@@ -88,7 +90,8 @@ KEY_DOCS = {
     "tolerance.rtol": "relative tolerance",
     "expect.shape": "the output's channels-first shape",
     "expect.output": "golden values: a nested list (channels-first) or a .npy path",
-    "expect.fails": "a canary: passes only when the expectation is reported wrong by this check",
+    "expect.fails": "a canary: passes only when the expectation (or the plant) is reported wrong by this check",
+    "expect.plant": "a canary's difference planted into one comparison of the run: in, side, at, value/plus/times",
     "expect.divergent": "a documented real difference, why: passes only while torch and keras differ",
     "expect.reference": "true: require the float64 reference (computed at every point unless false: then only when "
                         "the frameworks disagree)",
@@ -241,6 +244,7 @@ def _expect() -> dict[str, Any]:
         "shape": _list_of({"type": "integer", "minimum": 1}),
         "output": {"anyOf": [{"type": "string", "pattern": r"\.npy$"}, {"type": "array"}]},
         "fails": {"enum": list(EXPECT_FAILS)},
+        "plant": _plant(),
         "divergent": text,
         "reference": {"type": "boolean"},
         "refuses": text,
@@ -249,10 +253,31 @@ def _expect() -> dict[str, Any]:
     assert tuple(props) == EXPECT_KEYS, "a key of EXPECT_KEYS has no schema here"
     rules = [{"if": {"required": [key]}, "then": {"required": ["divergent"]}} for key in ("refuses", "backends")]
     rules.append({"if": {"required": ["fails"]}, "then": {"anyOf": [{"required": ["shape"]},
-                                                                    {"required": ["output"]}],
+                                                                    {"required": ["output"]},
+                                                                    {"required": ["plant"]}],
                                                           "not": {"required": ["divergent"]}}})
+    rules.append({"if": {"required": ["plant"]}, "then": {"required": ["fails"]}})  # only a canary plants
+    rules.append(_when("fails", "sample", {"required": ["plant"]}))
     return {"type": "object", "properties": {k: _doc(f"expect.{k}", v) for k, v in props.items()},
             "additionalProperties": False, "allOf": rules}
+
+
+def _plant() -> dict[str, Any]:
+    """expect.plant (xfw_harness.cases.fields.read_expect_plant): a comparison's side, element and change."""
+    props = {
+        "in": {"type": "string", "pattern": r"\S", "description": "the comparison, as results name it"},
+        "side": {"type": "string", "pattern": r"\S", "description": "which of its two arrays"},
+        "at": {**_list_of({"type": "integer", "minimum": 0}),
+               "description": "an index or its leading part; default: all"},
+        "value": {"type": "number", "description": "set the elements to this (.nan, .inf, -.inf too)"},
+        "plus": {"type": "number", "description": "add this to the elements"},
+        "times": {"type": "number", "description": "multiply the elements by this"},
+    }
+    assert tuple(props) == PLANT_KEYS, "a key of PLANT_KEYS has no schema here"
+    one_change = [{"required": [c], "not": {"anyOf": [{"required": [o]} for o in PLANT_CHANGES if o != c]}}
+                  for c in PLANT_CHANGES]
+    return {"type": "object", "properties": props, "additionalProperties": False, "required": ["in", "side"],
+            "oneOf": one_change}
 
 
 def _optimizer() -> dict[str, Any]:

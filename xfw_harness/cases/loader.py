@@ -24,6 +24,7 @@ from xfw_harness.cases.fields import (
     read_expect_backends,
     read_expect_divergent,
     read_expect_fails,
+    read_expect_plant,
     read_input,
     read_optimizers,
     read_steps,
@@ -67,6 +68,7 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     tolerance = read_tolerance(raw.get("tolerance"))
     expect_shape, expect_output = read_expect(raw.get("expect"), base)
     expect_fails = read_expect_fails(raw.get("expect"))
+    expect_plant = read_expect_plant(raw.get("expect"))
     expect_divergent, expect_reference, expect_refuses = read_expect_divergent(raw.get("expect"))
     expect_backends = read_expect_backends(raw.get("expect"))
     backends = read_backends(raw.get("backends"))
@@ -112,7 +114,8 @@ def read_point(file: str, name: str, raw: dict, base: Path, sweep: dict[str, Any
     return Point(file=file, case=name, sweep=sweep, layers=layers, sequential=sequential, input=spec, mode=mode,
                  sites=sites, output_shape=out_shape, tolerance=tolerance, expect_shape=expect_shape,
                  expect_output=expect_output, devices=devices, raw=raw, source_yaml=source_yaml,
-                 expect_fails=expect_fails, checks=checks, steps=read_steps(raw.get("steps")), optimizers=optimizers,
+                 expect_fails=expect_fails, expect_plant=expect_plant, checks=checks,
+                 steps=read_steps(raw.get("steps")), optimizers=optimizers,
                  compare_with=compare_with, defaults=defaults, expect_divergent=expect_divergent,
                  expect_reference=expect_reference,
                  expect_refuses=expect_refuses, framework_sites=framework_sites, graph=graph,
@@ -128,10 +131,11 @@ def check_backends_comparison(raw: dict, backends: tuple[str, ...] | None, check
         raise CaseError("compare: backends compares forward outputs; check backward or train_step on each backend "
                         "in a case with compare: frameworks", field="check")
     expect = raw.get("expect")
-    if isinstance(expect, dict) and set(expect) - {"divergent"}:
-        raise CaseError(f"compare: backends takes expect.divergent only (a Keras difference on some backend, known); "
-                        f"put {', '.join(sorted(set(expect) - {'divergent'}))} in a case with compare: frameworks",
-                        field="expect")
+    if isinstance(expect, dict) and set(expect) - {"divergent", "plant", "fails"}:
+        raise CaseError(f"compare: backends takes expect.divergent, or a canary's expect.plant and expect.fails, only "
+                        f"(a Keras difference on some backend, known); put "
+                        f"{', '.join(sorted(set(expect) - {'divergent', 'plant', 'fails'}))} in a case with compare: "
+                        "frameworks", field="expect")
 
 
 def check_devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks: tuple[str, ...]) -> None:
@@ -142,9 +146,11 @@ def check_devices_comparison(raw: dict, devices: tuple[str, ...] | None, checks:
     if checks != ("forward",):
         raise CaseError("compare: devices compares forward outputs only; check backward or train_step in a case with "
                         "compare: frameworks", field="check")
-    if "expect" in raw:
-        raise CaseError("compare: devices compares each framework with itself; put golden values, expected shapes "
-                        "and known differences in a case with compare: frameworks", field="expect")
+    expect = raw.get("expect")
+    if expect is not None and not (isinstance(expect, dict) and set(expect) <= {"plant", "fails"}):
+        raise CaseError("compare: devices compares each framework with itself; it takes a canary's expect.plant and "
+                        "expect.fails only: put golden values, expected shapes and known differences in a case with "
+                        "compare: frameworks", field="expect")
 
 
 def load_case(file: str, index: int, raw: Any, base: Path, seen: set[str]) -> CaseEntry:

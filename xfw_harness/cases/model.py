@@ -41,8 +41,32 @@ MODES = ("eval", "train")
 INPUT_SWEEP_KEYS = ("input.shape", "input.dtype", "input.seed")
 CASE_SWEEP_KEYS = ("mode",)  # case keys a sweep may vary, besides a block's parameters and INPUT_SWEEP_KEYS
 TOLERANCE_KEYS = ("atol", "rtol")
-EXPECT_KEYS = ("shape", "output", "fails", "divergent", "reference", "refuses", "backends")
+EXPECT_KEYS = ("shape", "output", "fails", "plant", "divergent", "reference", "refuses", "backends")
+# `expect.plant:` a canary's planted difference in one comparison of the run (xfw_harness.engine.plants)
+PLANT_KEYS = ("in", "side", "at", "value", "plus", "times")
+PLANT_CHANGES = ("value", "plus", "times")  # what a plant does to its array's elements: one of them
 NAME_RE = re.compile(r"^[\w.\-]+$")
+
+
+@dataclass(frozen=True)
+class Plant:
+    """`expect.plant`: a difference planted into one comparison of a canary's run, so that the check that compares
+    it must report it (xfw_harness.engine.plants applies it; docs/writing-cases.md, "Canaries").
+
+    The comparison `what` names ("keras vs torch", "grad input", "reference": the float64 reference itself, "torch
+    dropout sample": a sample's check, whose arrays are its input and output): the elements `at` (an index, or its
+    leading part: a sub-array; every element when None) of its array named `side` get `change` ("value": set to
+    `amount`, "plus": plus `amount`, "times": times `amount`)."""
+
+    what: str
+    side: str
+    at: tuple[int, ...] | None
+    change: str  # one of PLANT_CHANGES
+    amount: float
+
+    def describe(self) -> str:
+        where = "every element" if self.at is None else f"{list(self.at)}"
+        return f"{self.what}: {self.side}'s {where} {self.change} {self.amount!r}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,7 @@ class Point:
     raw: dict[str, Any] = field(default_factory=dict)  # the case at this point, sweep applied
     source_yaml: str = ""  # the case as written, sweep included (YAML, made once per case: see case_yaml)
     expect_fails: str | None = None  # a canary: the check that every comparison with the expectation must fail
+    expect_plant: Plant | None = None  # a canary's planted difference (`expect.plant`), instead of an expectation
     checks: tuple[str, ...] = ("forward",)  # `check:` what is compared, in CHECKS
     steps: int = 1  # `steps:` train-mode forward passes (running statistics) and optimiser steps
     optimizers: tuple[dict[str, Any], ...] = ()  # `optimizer:` for check train_step, normalised (OPTIMIZERS)

@@ -71,6 +71,8 @@ class Verdict:
     message: str
     metrics: dict[str, Any] = field(default_factory=dict)
     kind: VerdictKind = field(kw_only=True)  # required: every verdict says what it compares
+    # A canary's planted difference went into this comparison (`expect.plant`: xfw_harness.engine.plants); what it was.
+    planted: str | None = field(default=None, kw_only=True)
 
     def compares_frameworks(self) -> bool:
         """Whether this verdict is about PyTorch against Keras (see FRAMEWORK_KINDS); a gradient that one framework
@@ -79,7 +81,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"what": self.what, "kind": str(self.kind), "passed": self.passed, "check": self.check,
-                "message": self.message, "metrics": self.metrics}
+                "message": self.message, "metrics": self.metrics,
+                **({"planted": self.planted} if self.planted is not None else {})}
 
 
 def headline(status: str, verdicts: Sequence[Verdict | Mapping[str, Any]]) -> int | None:

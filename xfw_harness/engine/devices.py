@@ -21,6 +21,7 @@ import numpy as np
 from xfw_harness.cases import Point
 from xfw_harness.core import frameworks
 from xfw_harness.core.verdicts import Status, Verdict, VerdictKind
+from xfw_harness.engine import plants
 from xfw_harness.engine.build import build_keras, build_torch, forward_keras, forward_torch
 from xfw_harness.engine.judge import judge
 from xfw_harness.engine.kept_arrays import compare
@@ -55,7 +56,7 @@ def device_verdicts(point: Point, x: np.ndarray, outs: dict[str, dict[str, list[
                 verdicts.append(compare(gpu[-2], cpu[-2], point_tolerance(point, cpu[-2]),
                                         f"{name} cpu vs gpu before dropout", ("gpu", "cpu"), kind=VerdictKind.DEVICE))
             for device, chain in (("cpu", cpu), ("gpu", gpu)):
-                verdicts.append(sampled.check_sample(site, chain[-2] if len(chain) > 1 else x, chain[-1],
+                verdicts.append(plants.check_sample(sampled, site, chain[-2] if len(chain) > 1 else x, chain[-1],
                                                      f"{name} {device} dropout sample"))
         else:
             verdicts.append(compare(gpu[-1], cpu[-1], point_tolerance(point, cpu[-1]), f"{name} cpu vs gpu",

@@ -9,6 +9,7 @@ import numpy as np
 from xfw_harness.cases import Point
 from xfw_harness.core.compare import SHAPE_KEY
 from xfw_harness.core.verdicts import Verdict, VerdictKind
+from xfw_harness.engine import plants
 from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.tolerances import point_tolerance
 
@@ -26,8 +27,8 @@ def compare_outputs(point: Point, x: np.ndarray, torch_outs: list[np.ndarray],
                                     ("keras", "torch"), kind=VerdictKind.FORWARD))
         else:
             tin = kin = x
-        verdicts.append(sampled.check_sample(site, tin, t, "torch dropout sample"))
-        verdicts.append(sampled.check_sample(site, kin, k, "keras dropout sample"))
+        verdicts.append(plants.check_sample(sampled, site, tin, t, "torch dropout sample"))
+        verdicts.append(plants.check_sample(sampled, site, kin, k, "keras dropout sample"))
     else:
         verdicts.append(compare(k, t, point_tolerance(point, t), "keras vs torch", ("keras", "torch"),
                                 kind=VerdictKind.FORWARD))

@@ -1,8 +1,10 @@
 """The pass/fail policy: a test's `Status` and message from its verdicts, read by their kinds.
 
 - Plain case: failed when a verdict failed, else passed.
-- A canary (`expect.fails: CHECK`) turns that around for its planted expectation (the GOLDEN verdicts): it passes
-  only when every such verdict failed with CHECK and every other verdict passed.
+- A canary (`expect.fails: CHECK`) turns that around for what it plants: its expectation (the GOLDEN verdicts), or
+  with `expect.plant` the comparison the plant went into (the verdicts marked `planted`, xfw_harness.engine.plants,
+  its GOLDEN verdicts then ordinary ones). It passes only when there is such a verdict, every one failed with CHECK,
+  and every other verdict passed: a planted comparison that was never made (a check skipped) fails it too.
 - A known difference (`expect.divergent: WHY`) is DIVERGENT only while PyTorch and Keras do differ (a verdict that
   compares the frameworks failed) and nothing else failed, and fails once they agree, so that someone updates the
   catalogue. With `expect.reference: true`, one framework must also agree with the float64 reference. With
@@ -61,13 +63,21 @@ def _on_backends(point: Point) -> str:
 
 
 def _canary(point: Point, verdicts: list[Verdict]) -> tuple[Status, str]:
-    planted = [v for v in verdicts if v.kind == VerdictKind.GOLDEN]
-    wrong = [v for v in verdicts if (v.passed or v.check != point.expect_fails if v.kind == VerdictKind.GOLDEN
-                                     else not v.passed)]
+    plant = point.expect_plant
+    planted = [v for v in verdicts if (v.planted is not None if plant is not None else v.kind == VerdictKind.GOLDEN)]
+    ids = {id(v) for v in planted}
+    wrong = [v for v in verdicts if (v.passed or v.check != point.expect_fails if id(v) in ids else not v.passed)]
     if wrong or not planted:
-        lines = [f"canary: expect.fails is {point.expect_fails}: every comparison with the expectation must fail "
-                 "that check, and the others pass; the harness said otherwise"]
-        lines += _lines(wrong) or ["(no comparison with the expectation was made)"]
+        if plant is None:
+            lines = [f"canary: expect.fails is {point.expect_fails}: every comparison with the expectation must fail "
+                     "that check, and the others pass; the harness said otherwise"]
+            lines += _lines(wrong) or ["(no comparison with the expectation was made)"]
+        else:
+            lines = [f"canary: expect.fails is {point.expect_fails}: the comparison planted into ({plant.describe()}) "
+                     "must fail that check, and the others pass; the harness said otherwise"]
+            lines += _lines(wrong) + ([] if planted else [
+                f"(the planted comparison {plant.what!r} was never made: a check skipped, or expect.plant.in "
+                "misspelt)"])
         return Status.FAILED, "\n".join(lines)
     return Status.PASSED, "\n".join([f"canary: the planted difference was reported ({point.expect_fails}), as "
                                      "expected", *_lines(planted)])

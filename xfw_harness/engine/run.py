@@ -20,7 +20,7 @@ from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import after_test, gpu_unavailable_reason, keras, placement
 from xfw_harness.core.timeout import Deadline, TimedOut, default_timeout
 from xfw_harness.core.verdicts import Status, Verdict, VerdictKind
-from xfw_harness.engine import devices, localize, third_opinion
+from xfw_harness.engine import devices, localize, plants, third_opinion
 from xfw_harness.engine.build import (
     StageError,
     build_keras,
@@ -52,7 +52,8 @@ def run_point(point: Point, device: str, timeout_s: float | None = None, *, keep
     except ValueError as e:  # a malformed $HARNESS_TIMEOUT: every test says so
         return point_result(point, device, message=str(e))
     try:
-        with Deadline(limit, _doing), (keeping_failed_arrays() if keep_outputs else nullcontext({})) as kept:
+        with (Deadline(limit, _doing), plants.planting(point),
+              (keeping_failed_arrays() if keep_outputs else nullcontext({})) as kept):
             result = _run_point(point, device, keep_outputs)
             result.compared = kept
             return result

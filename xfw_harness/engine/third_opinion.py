@@ -31,6 +31,7 @@ from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import to_numpy
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.plants import plant_reference
 from xfw_harness.engine.tolerances import point_tolerance
 
 TORCH_VS_REFERENCE = "torch vs reference"
@@ -89,10 +90,14 @@ def opinion(point: Point, x: np.ndarray, weights: list[dict[str, np.ndarray]], t
         return [Verdict(UNAVAILABLE, not required, "unavailable", f"no third opinion: {why}{asked}",
                         kind=VerdictKind.REFERENCE)]
     tolerance = point_tolerance(point, reference)
-    return [compare(torch_out, reference, tolerance, TORCH_VS_REFERENCE, ("torch", "reference"),
-                    kind=VerdictKind.REFERENCE),
-            compare(keras_out, reference, tolerance, KERAS_VS_REFERENCE, ("keras", "reference"),
-                    kind=VerdictKind.REFERENCE)]
+    reference, planted = plant_reference(reference)  # a canary's wrong reference (xfw_harness.engine.plants)
+    verdicts = [compare(torch_out, reference, tolerance, TORCH_VS_REFERENCE, ("torch", "reference"),
+                        kind=VerdictKind.REFERENCE),
+                compare(keras_out, reference, tolerance, KERAS_VS_REFERENCE, ("keras", "reference"),
+                        kind=VerdictKind.REFERENCE)]
+    for verdict in verdicts if planted else ():
+        verdict.planted = planted
+    return verdicts
 
 
 def agreement(verdicts: list[Verdict]) -> str | None:

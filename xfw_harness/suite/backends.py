@@ -37,11 +37,13 @@ from typing import Any
 import numpy as np
 
 from xfw_harness.cases import Point
+from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import BACKEND, chosen_backends, installed_backends
 from xfw_harness.core.timeout import default_timeout
 from xfw_harness.core.verdicts import Status, Verdict, VerdictKind
 from xfw_harness.engine import Result, build_torch, judge, point_result
 from xfw_harness.engine.backends import attribution, backend_verdicts
+from xfw_harness.engine.plants import planting
 from xfw_harness.engine.third_opinion import copied_weights, reference_outputs
 from xfw_harness.suite.local import final_outputs, run_test
 
@@ -242,11 +244,13 @@ def run_backends_comparison(point: Point, device: str, selected: tuple[str, ...]
                           f"{', '.join(installed_backends())})")
         return result
     single = dataclasses.replace(point, compare_with="frameworks")
+    # A canary's plant names a comparison of backends: each backend's own run is a plain one.
+    plain = dataclasses.replace(single, expect_fails=None, expect_plant=None)
     keras_outs: dict[str, np.ndarray] = {}
     torch_out = None
     for backend in backends:
         try:
-            run, torch_final, keras_final = _final_outputs(single, device, backend, timeout_s)
+            run, torch_final, keras_final = _final_outputs(plain, device, backend, timeout_s)
         except (WorkerDied, RuntimeError) as e:
             result.message = f"{e} (in {point.test_id(device, COMPARED)})"
             return result
@@ -263,7 +267,12 @@ def run_backends_comparison(point: Point, device: str, selected: tuple[str, ...]
     result.shapes = {"input": list(x.shape), "torch": list(torch_out.shape),
                      **{f"keras[{b}]": list(out.shape) for b, out in keras_outs.items()}}
     reference = _reference(single, x, device)
-    result.verdicts = backend_verdicts(point, torch_out, keras_outs, reference)
+    try:
+        with planting(point):
+            result.verdicts = backend_verdicts(point, torch_out, keras_outs, reference)
+    except CaseError as e:  # a plant that names a side or an element this comparison does not have
+        result.message = str(e.located(file=point.file, case=point.case))
+        return result
     if reference is None:
         result.verdicts.append(Verdict("reference", True, "unavailable", "no float64 reference for this point",
                                        kind=VerdictKind.REFERENCE))
