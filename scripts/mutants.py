@@ -116,6 +116,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "            if strided:\n                layers.append(InsertZeros(",
            "            if False:\n                layers.append(InsertZeros(",
            "the stride dropped where Keras's strided, dilated transposed convolution runs as a stride-1 one"),
+    Mutant("transpose_same_below_stride_one_short", "blocks/conv_transpose.py",
+           "return total // 2, total - total // 2 - max(stride - keff, 0)",
+           "return total // 2, total - total // 2 - max(stride - keff - 1, 0)",
+           "`same` with a kernel below the stride extended one cell short, on both frameworks alike (issue 18: only "
+           "an expected shape or the float64 reference can see it)"),
     # --- blocks/dense.py ----------------------------------------------------------------------------------------
     Mutant("dense_bias_dropped", "blocks/dense.py",
            'if "bias" in w:',
