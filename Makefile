@@ -64,7 +64,7 @@ report-scale: setup
 
 # ruff, and import-linter's layers contract (pyproject.toml: each package imports only the layers below it).
 lint: setup
-	$(PY) -m ruff check harness tests scripts benchmarks docs
+	$(PY) -m ruff check xfw_harness tests scripts benchmarks docs
 	$(VENV)/bin/lint-imports --no-cache
 
 # Generated from the block registry: the case file's JSON Schema for editors (xfw_harness/cases/json_schema.py, with the
