@@ -1,0 +1,52 @@
+"""The frameworks, imported at their first use: `keras` and `torch` here, and `lazy_module(NAME)` for any module that
+imports them (xfw_harness.core.frameworks, a block family's framework layers).
+
+Why: importing PyTorch and Keras (TensorFlow) takes about 5 s, and most of the harness never needs them in a
+process: `xfw-harness check`, `list`, `new`, the pytest plugin's collection of case files and the JSON Schema only
+read the blocks' declarations (schemas, docs, shape arithmetic, refusals). The block modules name the frameworks
+through these proxies, so loading them costs nothing; building a module or a layer, transferring weights or running
+a point reads an attribute and loads the frameworks then. Every load goes through xfw_harness.core.frameworks first,
+which keeps the import order (torch and triton before TensorFlow) and the settings (Keras's backend, JAX's x64,
+TF32 off) that a bare `import keras` would skip.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+FRAMEWORKS = "xfw_harness.core.frameworks"
+
+
+class LazyModule:
+    """A module imported at the first read of one of its attributes (after xfw_harness.core.frameworks), then
+    read through. A stand-in for `import NAME` at the top of a module that must not load the frameworks."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def load(self) -> ModuleType:
+        if self._module is None:
+            importlib.import_module(FRAMEWORKS)  # first, whatever NAME is: it fixes Keras's backend and the settings
+            self._module = importlib.import_module(self._name)
+        return self._module
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__") and attribute.endswith("__"):  # copy/pickle/inspect probing the proxy itself
+            raise AttributeError(attribute)
+        return getattr(self.load(), attribute)
+
+    def __repr__(self) -> str:
+        return f"<lazily imported module {self._name!r}{' (loaded)' if self._module is not None else ''}>"
+
+
+def lazy_module(name: str) -> Any:
+    """The module called `name`, imported (after the frameworks' set-up) when an attribute is first read."""
+    return LazyModule(name)
+
+
+keras = lazy_module("keras")
+torch = lazy_module("torch")
+frameworks = lazy_module(FRAMEWORKS)
