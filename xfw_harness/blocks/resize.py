@@ -280,7 +280,7 @@ class Resize(Block):
         if self._keras_computes(site):
             return keras.layers.Resizing(*out, interpolation=KERAS_NAMES[p["interpolation"]], dtype=site.dtype)
         return resize_layers.Interpolation2D(out, p["interpolation"], p["align_corners"], self._kernel_scales(site),
-                               dtype=site.dtype)
+                                             dtype=site.dtype)
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         p = site.params
