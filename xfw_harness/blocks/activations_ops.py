@@ -1,8 +1,8 @@
 """Activations with parameters that Keras's own layers cannot take: `log_softmax` (along an axis), `threshold`,
 `thresholded_relu`, and `hard_sigmoid` with its own `alpha` and `beta`. Where no Keras layer computes the block
-exactly, a harness Keras layer in this module computes it from keras.ops (LogSoftmax, Threshold, HardSigmoid: each
-saves into a .keras file with its config). Facts below were run on PyTorch 2.13, Keras 3.15.1 (TensorFlow 2.21),
-tf_keras 2.21 (Keras 2) and ONNX 1.23's reference runtime.
+exactly, a harness Keras layer computes it from keras.ops (activation_layers.py: LogSoftmax, Threshold,
+HardSigmoid: each saves into a .keras file with its config). Facts below were run on PyTorch 2.13, Keras 3.15.1
+(TensorFlow 2.21), tf_keras 2.21 (Keras 2) and ONNX 1.23's reference runtime.
 
 - log_softmax: x - log(sum(exp(x))) along `axis` of the channels-first tensor (default 1, the channels), given to
   Keras as the matching channels-last axis, as softmax's. PyTorch: nn.LogSoftmax(dim), F.log_softmax(x, dim),

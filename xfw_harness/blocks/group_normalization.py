@@ -30,9 +30,9 @@ track_running_stats=False) on (N, C, L), (N, C, H, W), (N, C, D, H, W). Keras 3 
       running_mean = (1 - m) * running_mean + m * mean_over_N(instance_mean)
       running_var  = (1 - m) * running_var  + m * mean_over_N(instance_var * n / (n - 1))
 
-  Keras has no such layer: the harness's `InstanceNormalization` (keras.ops, below) computes it, its `momentum` in
-  Keras's convention (the fraction of the old value kept: it is given 1 - m, as BatchNormalization is) and its
-  moving_variance kept in PyTorch's unbiased convention, so the running statistics are compared as they are (the
+  Keras has no such layer: the harness's `InstanceNormalization` (keras.ops, group_normalization_layers.py) computes it,
+  its `momentum` in Keras's convention (the fraction of the old value kept: it is given 1 - m, as BatchNormalization is)
+  and its moving_variance kept in PyTorch's unbiased convention, so the running statistics are compared as they are (the
   generic path of xfw_harness.engine.statistics; no convention to reconcile). PyTorch's momentum=None (no cumulative
   average here, unlike BatchNorm: F.instance_norm gets 0.0) is momentum 0, the statistics never move.
 - PyTorch refuses one spatial element with the instance's statistics ("Expected more than 1 spatial element when

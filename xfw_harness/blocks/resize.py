@@ -36,9 +36,10 @@ and index arithmetic, have not been measured):
 How the harness makes Keras compute it: Keras's own keras.layers.Resizing where it computes the same (bilinear
 without align_corners, scale n / m on both axes, float32 and below; nearest-exact with scale n / m; nearest by whole
 factors, where floor(i / k) is floor((i + 0.5) / k)); everywhere else (align_corners, PyTorch's nearest, bicubic's
-a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own `Interpolation2D` below, in
-keras.ops: PyTorch's source indices per axis (a keras.ops.take for the nearest modes) or PyTorch's interpolation
-weights as one [m, n] matrix per axis built in float64 and applied with keras.ops.einsum in the layer's dtype.
+a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own `Interpolation2D`
+(resize_layers.py), in keras.ops: PyTorch's source indices per axis (a keras.ops.take for the nearest modes) or
+PyTorch's interpolation weights as one [m, n] matrix per axis built in float64 and applied with keras.ops.einsum in
+the layer's dtype.
 
 The float64 reference is NumPy: the nearest modes by the float32 index rule above; bilinear and bicubic per output
 coordinate with the coefficient functions of ONNX's reference runtime (onnx.reference.ops.op_resize._linear_coeffs,

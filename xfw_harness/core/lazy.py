@@ -1,13 +1,14 @@
 """The frameworks, imported at their first use: `keras` and `torch` here, and `lazy_module(NAME)` for any module that
-imports them (xfw_harness.core.frameworks, a block family's framework layers).
+imports them (xfw_harness.core.frameworks, a block family's framework layers such as xfw_harness.blocks.axes_layers).
 
-Why: importing PyTorch and Keras (TensorFlow) takes about 5 s, and most of the harness never needs them in a
-process: `xfw-harness check`, `list`, `new`, the pytest plugin's collection of case files and the JSON Schema only
-read the blocks' declarations (schemas, docs, shape arithmetic, refusals). The block modules name the frameworks
-through these proxies, so loading them costs nothing; building a module or a layer, transferring weights or running
-a point reads an attribute and loads the frameworks then. Every load goes through xfw_harness.core.frameworks first,
-which keeps the import order (torch and triton before TensorFlow) and the settings (Keras's backend, JAX's x64,
-TF32 off) that a bare `import keras` would skip.
+Why: importing PyTorch and Keras (TensorFlow) takes about 5 s, and a process that only reads the blocks'
+declarations (schemas, docs, shape arithmetic, refusals) never needs them: `xfw-harness check` validating case files
+for a pre-commit hook or an editor, the JSON Schema. The block modules name the frameworks through these proxies, so
+importing them costs nothing; building a module or a layer, transferring weights or running a point reads an
+attribute and loads the frameworks then. One place says how the frameworks are reached, rather than an import inside
+each builder, and tests/project/test_lazy_frameworks.py holds it. Every load goes through xfw_harness.core.frameworks
+first, which keeps the import order (torch and triton before TensorFlow) and the settings (Keras's backend, JAX's
+x64, TF32 off) that a bare `import keras` would skip.
 """
 
 from __future__ import annotations
