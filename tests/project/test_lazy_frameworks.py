@@ -108,3 +108,13 @@ def test_the_frameworks_load_at_first_use_after_their_set_up() -> None:
     """)
     child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert child.returncode == 0 and "built" in child.stdout, child.stdout[-3000:] + child.stderr[-5000:]
+
+
+def test_a_proxy_reads_through_to_the_module() -> None:
+    """Every attribute comes from the module, those named like a method of a proxy too (torch.load)."""
+    from xfw_harness.core import lazy
+    from xfw_harness.core.frameworks import keras, torch
+
+    assert lazy.torch.load is torch.load and lazy.torch.nn.Conv2d is torch.nn.Conv2d
+    assert lazy.keras.__version__ == keras.__version__ and lazy.keras.layers.Dense is keras.layers.Dense
+    assert lazy.lazy_module("xfw_harness.blocks.axes_layers").TorchPermute.__qualname__ == "TorchPermute"

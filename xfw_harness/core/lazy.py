@@ -24,23 +24,22 @@ class LazyModule:
     """A module imported at the first read of one of its attributes (after xfw_harness.core.frameworks), then
     read through. A stand-in for `import NAME` at the top of a module that must not load the frameworks."""
 
+    # The proxy's own names are private and unusual, so that none hides one of the module's (torch.load).
     def __init__(self, name: str) -> None:
-        self._name = name
-        self._module: ModuleType | None = None
+        self._lazy_name = name
+        self._lazy_module: ModuleType | None = None
 
-    def load(self) -> ModuleType:
-        if self._module is None:
+    def _lazy_load(self) -> ModuleType:
+        if self._lazy_module is None:
             importlib.import_module(FRAMEWORKS)  # first, whatever NAME is: it fixes Keras's backend and the settings
-            self._module = importlib.import_module(self._name)
-        return self._module
+            self._lazy_module = importlib.import_module(self._lazy_name)
+        return self._lazy_module
 
-    def __getattr__(self, attribute: str) -> Any:
-        if attribute.startswith("__") and attribute.endswith("__"):  # copy/pickle/inspect probing the proxy itself
-            raise AttributeError(attribute)
-        return getattr(self.load(), attribute)
+    def __getattr__(self, attribute: str) -> Any:  # only for what the proxy itself lacks: the module's attributes
+        return getattr(self._lazy_load(), attribute)
 
     def __repr__(self) -> str:
-        return f"<lazily imported module {self._name!r}{' (loaded)' if self._module is not None else ''}>"
+        return f"<lazily imported module {self._lazy_name!r}{' (loaded)' if self._lazy_module is not None else ''}>"
 
 
 def lazy_module(name: str) -> Any:
