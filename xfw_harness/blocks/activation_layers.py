@@ -1,7 +1,7 @@
 """The PyTorch modules and Keras layers of the activation blocks (xfw_harness/blocks/activations.py,
 activations_ops.py), apart from the blocks' declarations: those name them through xfw_harness.core.lazy, so that reading
-the blocks (check, list, new, collecting case files) imports no framework. Keras layers keep their registered names
-(package "harness"): saved .keras files name them.
+the blocks (xfw-harness check, the JSON Schema) imports no framework. Keras layers keep their registered names (package
+"harness"): saved .keras files name them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The PyTorch modules and Keras layers of the merging blocks (xfw_harness/blocks/merging.py), apart from the blocks'
-declarations: those name them through xfw_harness.core.lazy, so that reading the blocks (check, list, new, collecting
-case files) imports no framework. Keras layers keep their registered names (package "harness"): saved .keras files name
+declarations: those name them through xfw_harness.core.lazy, so that reading the blocks (xfw-harness check, the JSON
+Schema) imports no framework. Keras layers keep their registered names (package "harness"): saved .keras files name
 them.
 """
 
