@@ -35,8 +35,8 @@ def test_plain_pytest_run(benchmark, project: Path, plugin: str) -> None:  # noq
     benchmark.extra_info.update(kind="startup", what=f"pytest, one plain test, {plugin.replace('_', ' ')}")
 
 
-@pytest.mark.parametrize("command", [["--help"], ["list"], ["new", "conv2d"], ["check", "cases/conv2d.yaml"]],
-                         ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", [["--help"], ["list"], ["new", "conv2d"], ["check", "cases/conv2d.yaml"],
+                                     ["check", "cases/"]], ids=lambda c: " ".join(c))
 def test_text_command(benchmark, command: list[str]) -> None:  # noqa: ANN001
     benchmark.pedantic(run, args=([sys.executable, "-m", "xfw_harness", *command], ROOT), rounds=3, iterations=1,
                        warmup_rounds=1)

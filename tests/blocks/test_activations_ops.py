@@ -117,7 +117,7 @@ def test_a_hand_port_without_an_axis_normalises_over_the_batch_in_pytorch_only(r
 
 def test_non_default_alpha_is_exact_on_both_sides_and_defaults_build_the_frameworks_own(run_case) -> None:  # noqa: ANN001
     from xfw_harness.blocks import get_block
-    from xfw_harness.blocks.activations_ops import HardSigmoid, TorchHardSigmoid
+    from xfw_harness.blocks.activation_layers import HardSigmoid, TorchHardSigmoid
     from xfw_harness.blocks.site import Site
 
     block = get_block("hard_sigmoid")

@@ -111,7 +111,8 @@ x2 = rng.standard_normal((4, 12))
 d = keras.layers.Dense(7, dtype="float64")
 y = ops.convert_to_numpy(d(x2))
 out["dense"] = float(np.abs(y - (x2 @ ops.convert_to_numpy(d.kernel) + ops.convert_to_numpy(d.bias))).max())
-from xfw_harness.blocks.group_normalization import InstanceNormalization, instance_running_statistics
+from xfw_harness.blocks.group_normalization import instance_running_statistics
+from xfw_harness.blocks.group_normalization_layers import InstanceNormalization
 xc = np.moveaxis(x, -1, 1)
 m, v = xc.mean(axis=(2, 3), keepdims=True), xc.var(axis=(2, 3), keepdims=True)
 want = np.moveaxis((xc - m) / np.sqrt(v + 1e-5), 1, -1)

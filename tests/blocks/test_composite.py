@@ -18,7 +18,7 @@ import pytest
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 import xfw_harness.engine as runner
-from xfw_harness.blocks import Layer, composite, get_block, plan
+from xfw_harness.blocks import Layer, composite, composite_layers, get_block, plan
 from xfw_harness.cases import Point, RefusedPoint, load_file
 from xfw_harness.core.frameworks import keras, to_numpy, torch
 
@@ -235,14 +235,14 @@ def test_keras_adding_only_the_body_is_caught(monkeypatch: pytest.MonkeyPatch) -
             x = sub(x, training=training)
         return x
 
-    monkeypatch.setattr(composite.KerasResidual, "call", body_only)
+    monkeypatch.setattr(composite_layers.KerasResidual, "call", body_only)
     result = _run(_point(RESNET, "resnet_basic_blocks", "eval"))
     assert result.status == "failed"
     assert "layers[3] (residual)" in _first_divergent(result), result.message
 
 
 def test_torch_subtracting_the_shortcut_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(composite.TorchResidual, "forward", lambda self, x: self.body(x) - self.shortcut(x))
+    monkeypatch.setattr(composite_layers.TorchResidual, "forward", lambda self, x: self.body(x) - self.shortcut(x))
     result = _run(_point(RESNET, "resnet_odd_size_same_padding", "train"))
     assert result.status == "failed"
     assert "layers[0] (residual)" in _first_divergent(result), result.message
@@ -260,7 +260,7 @@ def test_the_keras_residual_saves_and_loads(tmp_path: Path) -> None:
     reloaded = keras.models.load_model(tmp_path / "resnet.keras")  # KerasResidual is registered: no custom_objects
     nhwc = point.sites[0].layout.to_keras(x)
     assert np.array_equal(np.asarray(reloaded(nhwc)), np.asarray(model(nhwc)))
-    assert any(isinstance(layer, composite.KerasResidual) for layer in reloaded.layers)
+    assert any(isinstance(layer, composite_layers.KerasResidual) for layer in reloaded.layers)
 
 
 def test_the_reference_composes_the_nested_references() -> None:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import xfw_harness.blocks.conv_transpose as conv_transpose
+import xfw_harness.blocks.conv_transpose_layers as conv_transpose_layers
 import xfw_harness.blocks.convolution as convolution
 import xfw_harness.blocks.keras_layers as keras_layers
 from xfw_harness.blocks import Site, get_block
@@ -63,7 +64,7 @@ def replicate_as_reflect(mp: pytest.MonkeyPatch) -> None:
 
 def circular_padded_with_zeros_in_keras(mp: pytest.MonkeyPatch) -> None:
     """Keras has no padding_mode: the hand port's ZeroPadding2D."""
-    mp.setattr(convolution, "SpatialPadding",
+    mp.setattr(keras_layers, "SpatialPadding",
                lambda padding, mode, dtype: keras.layers.ZeroPadding2D(padding, dtype=dtype))
 
 
@@ -641,7 +642,8 @@ def test_grouped_conv_transpose_saves_and_loads(tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((4, 5, 3), dtype="float64"), layer])
     path = tmp_path / "grouped.keras"
     model.save(path)
-    loaded = keras.models.load_model(path, custom_objects={"GroupedConvTranspose": conv_transpose.GroupedConvTranspose})
+    loaded = keras.models.load_model(
+        path, custom_objects={"GroupedConvTranspose": conv_transpose_layers.GroupedConvTranspose})
     grouped = [w for w in loaded.weights if w.path.endswith("kernel")]
     assert [tuple(w.shape) for w in grouped] == [(3, 3, 3, 2, 1)]
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import xfw_harness.blocks.group_normalization as gn
+import xfw_harness.blocks.group_normalization_layers as group_normalization_layers
 from xfw_harness.blocks import Site, get_block
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.cases import Point, load_file
@@ -78,7 +79,8 @@ def test_keras_group_normalization_with_one_group_per_channel_is_instance_norm()
 def test_instance_norm_keeps_the_unbiased_variance_and_uses_running_statistics_in_eval() -> None:
     batches = [RNG.standard_normal((3, 4, 2, 3)) * (1 + s) + s for s in range(3)]
     t = torch.nn.InstanceNorm2d(4, momentum=0.3, track_running_stats=True).double().train()
-    k = gn.InstanceNormalization(momentum=0.7, epsilon=1e-5, center=False, scale=False, dtype="float64")
+    k = group_normalization_layers.InstanceNormalization(momentum=0.7, epsilon=1e-5, center=False, scale=False,
+                                                         dtype="float64")
     for x in batches:
         t(torch.from_numpy(x))
         k(tf.constant(_channels_last(x)), training=True)

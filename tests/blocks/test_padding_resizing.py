@@ -16,7 +16,8 @@ import pytest
 from xfw_harness.blocks import Site, get_block
 from xfw_harness.blocks.keras_layers import Padding2D, SpatialPadding
 from xfw_harness.blocks.reference import onnx_op
-from xfw_harness.blocks.resize import Interpolation2D, nearest_source
+from xfw_harness.blocks.resize import nearest_source
+from xfw_harness.blocks.resize_layers import Interpolation2D
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.frameworks import keras, to_numpy, torch
 from xfw_harness.core.schema import normalise_params

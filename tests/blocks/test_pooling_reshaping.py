@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+import xfw_harness.blocks.keras_layers as keras_layers
 import xfw_harness.blocks.padding as padding
 import xfw_harness.blocks.pooling as pooling
+import xfw_harness.blocks.pooling_layers as pooling_layers
 import xfw_harness.blocks.upsampling as upsampling
 import xfw_harness.core.spatial as spatial
 from xfw_harness.blocks import Site, get_block
@@ -178,7 +180,7 @@ def test_keras_bilinear_computes_in_float32_whatever_its_dtype() -> None:
     x = _x((2, 3, 5, 4))
     want = _torch_out(torch.nn.Upsample(scale_factor=3, mode="bilinear", align_corners=False), x)
     native = _keras_out(keras.layers.UpSampling2D(3, interpolation="bilinear", dtype="float64"), x)
-    ours = _keras_out(upsampling.BilinearUpSampling2D((3, 3), False, dtype="float64"), x)
+    ours = _keras_out(keras_layers.BilinearUpSampling2D((3, 3), False, dtype="float64"), x)
     assert native.dtype == np.float64 and 1e-8 < np.abs(native - want).max() < 1e-5
     np.testing.assert_allclose(ours, want, rtol=1e-14, atol=1e-14)
 
@@ -267,7 +269,7 @@ def keras_max_pool_ignores_ceil_mode(mp: pytest.MonkeyPatch) -> None:
     """Keras has no ceil_mode: the port that forgets it pools in floor mode (one row and column fewer)."""
     def keras_layer(self, site):
         k, s, pads = self.geometry(site)
-        return keras.Sequential([pooling.SpatialPadding(pads, value=pooling.NEG_INF, dtype=site.dtype),
+        return keras.Sequential([keras_layers.SpatialPadding(pads, value=pooling.NEG_INF, dtype=site.dtype),
                                  keras.layers.MaxPooling2D(k, s, dtype=site.dtype)])
 
     mp.setattr(pooling.MaxPool2D, "keras_layer", keras_layer)
@@ -287,7 +289,7 @@ def avg_overhang_counted(mp: pytest.MonkeyPatch) -> None:
     runtime does): PyTorch counts only up to the padded bounds."""
     def keras_layer(self, site):
         k, s, pads, full = self.padded_geometry(site)
-        return pooling.PoolSumOverCount(k, s, full, full, dtype=site.dtype)
+        return pooling_layers.PoolSumOverCount(k, s, full, full, dtype=site.dtype)
 
     mp.setattr(pooling.AvgPool2D, "keras_layer", keras_layer)
 
@@ -296,7 +298,7 @@ def torch_avg_overhang_counted(mp: pytest.MonkeyPatch) -> None:
     """The same mistake on the PyTorch side, where the padding is wider than PyTorch's AvgPool2d takes."""
     def torch_module(self, site):
         k, s, pads, full = self.padded_geometry(site)
-        return pooling.TorchAvgPoolSumOverCount(k, s, full, full)
+        return pooling_layers.TorchAvgPoolSumOverCount(k, s, full, full)
 
     mp.setattr(pooling.AvgPool2D, "torch_module", torch_module)
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from xfw_harness.blocks.depth_space import DepthToSpace
-from xfw_harness.blocks.stochastic_depth import KerasStochasticDepth, StochasticDepth
+from xfw_harness.blocks.depth_space_layers import DepthToSpace
+from xfw_harness.blocks.stochastic_depth_layers import KerasStochasticDepth, StochasticDepth
 from xfw_harness.core.frameworks import keras, torch
 from xfw_harness.core.layout import to_channels_first, to_channels_last
 from xfw_harness.core.samples import (

@@ -3,7 +3,8 @@ contract every block implements (`Block`, xfw_harness/blocks/base.py), the regis
 layers. Importing the package registers every family; a new family's module goes in the list below.
 """
 
-import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend and TF logging before keras is imported)
+# No framework is imported here: the families name PyTorch and Keras through xfw_harness.core.lazy, so that reading
+# the blocks (check, list, new, collecting case files) does not pay for loading them.
 from xfw_harness.blocks import (  # noqa: F401  (each family registers its blocks)
     activations,
     activations_ops,

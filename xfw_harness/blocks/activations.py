@@ -53,18 +53,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference
-from xfw_harness.blocks.keras_layers import CELU, Clip
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.layout import channel_vector_to_keras
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+activation_layers = lazy_module("xfw_harness.blocks.activation_layers")
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 # Klambauer et al. 2017, as both frameworks' sources write them (see the module docstring).
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -171,17 +173,11 @@ _activation("elu", "x if x > 0 else alpha * (exp(x) - 1).",
             native_torch=lambda s: torch.nn.ELU(**s.written_args(alpha="alpha")),
             native_keras=lambda s: keras.layers.ELU(**s.written_args(alpha="alpha"), dtype=s.dtype),
             from_torch=lambda m: {"alpha": float(m.alpha)})
-@keras.saving.register_keras_serializable(package="harness")
-def gelu_tanh(x: Any) -> Any:
-    """GELU's tanh approximation (PyTorch's approximate='tanh') as a named, registered function: a Keras model
-    holding it saves into a .keras file (`xfw-harness port`), which a functools.partial of keras.activations.gelu
-    cannot."""
-    return keras.activations.gelu(x, approximate=True)
 
 
 def _keras_gelu(approximate: str) -> Any:
     """The Keras activation of the gelu block: 'gelu' (keras.activations.gelu, exact by default) or gelu_tanh."""
-    return "gelu" if approximate == "none" else gelu_tanh
+    return "gelu" if approximate == "none" else activation_layers.gelu_tanh
 
 
 _activation("gelu", "x * Phi(x) (exact) or its tanh approximation.",
@@ -222,20 +218,12 @@ _activation("softsign", "x / (1 + |x|).", lambda p: torch.nn.Softsign(),
             lambda p, dt: keras.layers.Activation("softsign", dtype=dt),
             reference=lambda p, x: x / (1.0 + np.abs(x)), torch_type="Softsign")
 _activation("celu", "x if x > 0 else alpha * (exp(x / alpha) - 1).",
-            lambda p: torch.nn.CELU(alpha=p["alpha"]), lambda p, dt: CELU(alpha=p["alpha"], dtype=dt),
+            lambda p: torch.nn.CELU(alpha=p["alpha"]), lambda p, dt: keras_layers.CELU(alpha=p["alpha"], dtype=dt),
             (Param("alpha", "float", 1.0, minimum=0.0, open_minimum=True, doc="scale of the negative part"),),
             # exp of the negative part only: the positive one is x (and would overflow for a small alpha).
             reference=lambda p, x: np.where(x > 0, x, p["alpha"] * np.expm1(np.minimum(x, 0) / p["alpha"])),
             torch_type="CELU",
             from_torch=lambda m: {"alpha": float(m.alpha)})
-
-
-class TorchHardTanh(torch.nn.Hardtanh):
-    """nn.Hardtanh with only its two bounds as arguments (its constructor's deprecated min_value/max_value aside), so
-    that `xfw-harness show` prints it from its attributes."""
-
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
-        super().__init__(min_val, max_val)
 
 
 class _Bounded(_Activation):
@@ -249,8 +237,8 @@ class _Bounded(_Activation):
 
 
 _activation("hard_tanh", "min(max(x, min_val), max_val) (PyTorch's Hardtanh; -1 and 1 by default).",
-            lambda p: TorchHardTanh(p["min_val"], p["max_val"]),
-            lambda p, dt: Clip(p["min_val"], p["max_val"], dtype=dt),
+            lambda p: activation_layers.TorchHardTanh(p["min_val"], p["max_val"]),
+            lambda p, dt: keras_layers.Clip(p["min_val"], p["max_val"], dtype=dt),
             (Param("min_val", "float", -1.0, doc="the lower bound"),
              Param("max_val", "float", 1.0, doc="the upper bound")),
             reference=lambda p, x: np.clip(x, p["min_val"], p["max_val"]), torch_type="Hardtanh",

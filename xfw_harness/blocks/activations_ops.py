@@ -1,8 +1,8 @@
 """Activations with parameters that Keras's own layers cannot take: `log_softmax` (along an axis), `threshold`,
 `thresholded_relu`, and `hard_sigmoid` with its own `alpha` and `beta`. Where no Keras layer computes the block
-exactly, a harness Keras layer in this module computes it from keras.ops (LogSoftmax, Threshold, HardSigmoid: each
-saves into a .keras file with its config). Facts below were run on PyTorch 2.13, Keras 3.15.1 (TensorFlow 2.21),
-tf_keras 2.21 (Keras 2) and ONNX 1.23's reference runtime.
+exactly, a harness Keras layer computes it from keras.ops (activation_layers.py: LogSoftmax, Threshold,
+HardSigmoid: each saves into a .keras file with its config). Facts below were run on PyTorch 2.13, Keras 3.15.1
+(TensorFlow 2.21), tf_keras 2.21 (Keras 2) and ONNX 1.23's reference runtime.
 
 - log_softmax: x - log(sum(exp(x))) along `axis` of the channels-first tensor (default 1, the channels), given to
   Keras as the matching channels-last axis, as softmax's. PyTorch: nn.LogSoftmax(dim), F.log_softmax(x, dim),
@@ -45,9 +45,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.activations import Softmax, _Activation
 from xfw_harness.blocks.base import BENCHMARK_INPUT
@@ -55,8 +53,11 @@ from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import TORCH_DTYPES
+from xfw_harness.core.lazy import frameworks, keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+activation_layers = lazy_module("xfw_harness.blocks.activation_layers")
 
 # PyTorch's Hardsigmoid, relu6(x + 3) / 6: the hard_sigmoid block's defaults.
 TORCH_HARD_SIGMOID_ALPHA = 1.0 / 6.0
@@ -64,65 +65,6 @@ TORCH_HARD_SIGMOID_BETA = 0.5
 
 
 # --- the harness's own layers ---------------------------------------------------------------------------------------
-
-@keras.saving.register_keras_serializable(package="harness")
-class LogSoftmax(keras.layers.Layer):
-    """keras.ops.log_softmax along `axis`: Keras has no log-softmax layer, and Activation('log_softmax') is axis -1
-    only."""
-
-    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.axis = axis
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.log_softmax(x, axis=self.axis)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "axis": self.axis}
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class Threshold(keras.layers.Layer):
-    """x if x > threshold else value (keras.ops.threshold): PyTorch's nn.Threshold, which Keras has no layer for."""
-
-    def __init__(self, threshold: float = 0.0, value: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.threshold, self.value = threshold, value
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.threshold(x, self.threshold, self.value)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "threshold": self.threshold, "value": self.value}
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class HardSigmoid(keras.layers.Layer):
-    """clip(alpha * x + beta, 0, 1) (keras.ops.clip): Keras's hard_sigmoid is fixed at alpha 1/6, beta 1/2."""
-
-    def __init__(self, alpha: float = 0.2, beta: float = 0.5, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.alpha, self.beta = alpha, beta
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.clip(self.alpha * x + self.beta, 0.0, 1.0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta}
-
-
-class TorchHardSigmoid(torch.nn.Module):
-    """clamp(alpha * x + beta, 0, 1): PyTorch's Hardsigmoid is fixed at alpha 1/6, beta 1/2."""
-
-    def __init__(self, alpha: float = 0.2, beta: float = 0.5) -> None:
-        super().__init__()
-        self.alpha, self.beta = alpha, beta
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(self.alpha * x + self.beta, 0.0, 1.0)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, beta={self.beta}"
 
 
 # --- log_softmax ----------------------------------------------------------------------------------------------------
@@ -140,7 +82,8 @@ class LogSoftmaxBlock(Softmax):
         return torch.nn.LogSoftmax(dim=site.params["axis"] % site.rank)
 
     def keras_layer(self, site: Site) -> keras.Layer:
-        return LogSoftmax(axis=site.layout.keras_axis(site.params["axis"], site.rank), dtype=site.dtype)
+        return activation_layers.LogSoftmax(axis=site.layout.keras_axis(site.params["axis"], site.rank),
+                                            dtype=site.dtype)
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         return onnx_op("LogSoftmax", x, axis=site.params["axis"] % site.rank)
@@ -160,7 +103,7 @@ class LogSoftmaxBlock(Softmax):
 
 def in_dtype(value: float, dtype: str) -> float:
     """`value` rounded to `dtype`, as both frameworks hold a threshold they compare an input of that dtype with."""
-    return float(torch.tensor(value, dtype=TORCH_DTYPES[dtype]).item())
+    return float(torch.tensor(value, dtype=frameworks.TORCH_DTYPES[dtype]).item())
 
 
 def threshold_reference(x: np.ndarray, threshold: float, value: float, dtype: str) -> np.ndarray:
@@ -180,7 +123,7 @@ class ThresholdBlock(_Activation):
         return torch.nn.Threshold(site.params["threshold"], site.params["value"])
 
     def keras_layer(self, site: Site) -> keras.Layer:
-        return Threshold(site.params["threshold"], site.params["value"], dtype=site.dtype)
+        return activation_layers.Threshold(site.params["threshold"], site.params["value"], dtype=site.dtype)
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         p = site.params
@@ -210,7 +153,7 @@ class ThresholdedReLU(_Activation):
         return torch.nn.Threshold(site.params["alpha"], 0.0)
 
     def keras_layer(self, site: Site) -> keras.Layer:
-        return Threshold(site.params["alpha"], 0.0, dtype=site.dtype)
+        return activation_layers.Threshold(site.params["alpha"], 0.0, dtype=site.dtype)
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         return threshold_reference(np.asarray(x, np.float64), site.params["alpha"], 0.0, site.dtype)
@@ -249,13 +192,15 @@ class HardSigmoidBlock(_Activation):
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        return torch.nn.Hardsigmoid() if is_torch_hard_sigmoid(p) else TorchHardSigmoid(p["alpha"], p["beta"])
+        if is_torch_hard_sigmoid(p):
+            return torch.nn.Hardsigmoid()
+        return activation_layers.TorchHardSigmoid(p["alpha"], p["beta"])
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
         if is_torch_hard_sigmoid(p):
             return keras.layers.Activation("hard_sigmoid", dtype=site.dtype)
-        return HardSigmoid(p["alpha"], p["beta"], dtype=site.dtype)
+        return activation_layers.HardSigmoid(p["alpha"], p["beta"], dtype=site.dtype)
 
     # An unwritten alpha or beta is PyTorch's and Keras 3's alike: the hand port builds what the harness builds.
     def native_torch_module(self, site: Site) -> torch.nn.Module:

@@ -21,28 +21,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, SkeletonWriter
-from xfw_harness.blocks.keras_layers import AxisSlice, ChannelScale
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, parameter_path
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import keras, torch
 from xfw_harness.core.layout import Layout
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+axes_layers = lazy_module("xfw_harness.blocks.axes_layers")
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 # A permutation of a rank-4 tensor's axes that keeps the batch first: each of them, as a case writes it.
 PERMUTATIONS = ([0, 1, 2, 3], [0, 1, 3, 2], [0, 2, 1, 3], [0, 2, 3, 1], [0, 3, 1, 2], [0, 3, 2, 1])
-
-
-class TorchPermute(torch.nn.Module):
-    def __init__(self, dims: tuple[int, ...]) -> None:
-        super().__init__()
-        self.dims = tuple(dims)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(*self.dims)
-
-    def extra_repr(self) -> str:
-        return f"dims={self.dims}"
 
 
 @register
@@ -69,8 +60,8 @@ class Permute(Block):
     def output_layout(self, site: Site) -> Layout:
         return site.layout.permuted(tuple(site.params["dims"]))
 
-    def torch_module(self, site: Site) -> TorchPermute:
-        return TorchPermute(site.params["dims"])
+    def torch_module(self, site: Site) -> axes_layers.TorchPermute:
+        return axes_layers.TorchPermute(site.params["dims"])
 
     def keras_layer(self, site: Site) -> Any:
         return keras.layers.Identity(dtype=site.dtype)
@@ -89,26 +80,6 @@ class Permute(Block):
             raise Refusal(f"permute{tuple(dims)} of a rank-{len(in_shapes[0])} tensor: only rank-4 permutations that "
                           "keep the batch axis first are read", field="permute.dims")
         return {"dims": dims}
-
-
-class TorchLayerNorm(torch.nn.LayerNorm):
-    """nn.LayerNorm over `axis` of a channels-first tensor (axis 1: torchvision's LayerNorm2d), its weight and bias
-    drawn (uniform 0.5 to 1.5, normal 0 and 0.1), not PyTorch's ones and zeros: Keras starts from those too, so a
-    weight transfer that copied nothing would pass."""
-
-    def __init__(self, channels: int, eps: float, affine: bool, use_bias: bool, axis: int) -> None:
-        super().__init__(channels, eps=eps, elementwise_affine=affine, bias=affine and use_bias)
-        self.channels, self.affine, self.use_bias, self.axis = channels, affine, use_bias, axis
-        with torch.no_grad():
-            if self.weight is not None:
-                self.weight.uniform_(0.5, 1.5)
-            if self.bias is not None:
-                self.bias.normal_(0.0, 0.1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.axis % x.ndim == x.ndim - 1:
-            return super().forward(x)
-        return super().forward(x.movedim(self.axis, -1)).movedim(-1, self.axis)
 
 
 @register
@@ -146,8 +117,8 @@ class LayerNorm(Block):
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        return TorchLayerNorm(site.in_shape[self._axis(site)], p["epsilon"], p["affine"], p["use_bias"],
-                              self._axis(site))
+        return axes_layers.TorchLayerNorm(site.in_shape[self._axis(site)], p["epsilon"], p["affine"], p["use_bias"],
+                                          self._axis(site))
 
     def keras_layer(self, site: Site) -> Any:
         p = site.params
@@ -200,18 +171,6 @@ class LayerNorm(Block):
                 "use_bias": module.bias is not None}
 
 
-class TorchChannelScale(torch.nn.Module):
-    """x times a learned factor per channel (axis 1), as PyTorch broadcasts a (C, 1, ..., 1) parameter."""
-
-    def __init__(self, channels: int, rank: int) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.empty(channels).uniform_(0.5, 1.5))
-        self.channels, self.rank = channels, rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight.reshape(-1, *[1] * (self.rank - 2))
-
-
 @register
 class Scale(Block):
     name = "scale"
@@ -221,11 +180,11 @@ class Scale(Block):
     any_layout = True
     torch_functions = ("mul",)
 
-    def torch_module(self, site: Site) -> TorchChannelScale:
-        return TorchChannelScale(site.in_shape[1], site.rank)
+    def torch_module(self, site: Site) -> axes_layers.TorchChannelScale:
+        return axes_layers.TorchChannelScale(site.in_shape[1], site.rank)
 
     def keras_layer(self, site: Site) -> Any:
-        return ChannelScale(axis=site.layout.keras_axis(1, site.rank), dtype=site.dtype)
+        return keras_layers.ChannelScale(axis=site.layout.keras_axis(1, site.rank), dtype=site.dtype)
 
     native_torch_module = torch_module
     native_keras_layer = keras_layer
@@ -253,18 +212,6 @@ class Scale(Block):
         """The call's parameter operand, as the block's `weight` (one value per channel)."""
         constant = next(a for a in args if isinstance(a, np.ndarray))
         return {"weight": np.asarray(constant).reshape(-1)}
-
-
-class TorchChannelShuffle(torch.nn.Module):
-    """ShuffleNet's channel shuffle, as torchvision writes it: view (N, g, C/g, H, W), swap 1 and 2, view back."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 @register
@@ -299,8 +246,8 @@ class ChannelShuffle(Block):
             raise Refusal(f"{site.in_shape[1]} channels do not split into {site.params['groups']} groups",
                           field="params.groups")
 
-    def torch_module(self, site: Site) -> TorchChannelShuffle:
-        return TorchChannelShuffle(site.params["groups"])
+    def torch_module(self, site: Site) -> axes_layers.TorchChannelShuffle:
+        return axes_layers.TorchChannelShuffle(site.params["groups"])
 
     def native_torch_module(self, site: Site) -> torch.nn.Module:
         return torch.nn.ChannelShuffle(site.params["groups"])  # a hand port's: PyTorch's own module
@@ -326,15 +273,6 @@ class ChannelShuffle(Block):
     def params_from_call(self, function: str, args: tuple, kwargs: dict[str, Any],
                          in_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
         return {"groups": int(kwargs.get("groups", args[1]))}
-
-
-class TorchNarrow(torch.nn.Module):
-    def __init__(self, axis: int, start: int, length: int) -> None:
-        super().__init__()
-        self.axis, self.start, self.length = axis, start, length
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.narrow(self.axis, self.start, self.length)
 
 
 @register
@@ -367,13 +305,13 @@ class Narrow(Block):
         shape[self._axis(site)] = site.params["length"]
         return tuple(shape)
 
-    def torch_module(self, site: Site) -> TorchNarrow:
-        return TorchNarrow(self._axis(site), site.params["start"], site.params["length"])
+    def torch_module(self, site: Site) -> axes_layers.TorchNarrow:
+        return axes_layers.TorchNarrow(self._axis(site), site.params["start"], site.params["length"])
 
     def keras_layer(self, site: Site) -> Any:
         p = site.params
-        return AxisSlice(site.layout.keras_axis(self._axis(site), site.rank), p["start"], p["start"] + p["length"],
-                         dtype=site.dtype)
+        return keras_layers.AxisSlice(site.layout.keras_axis(self._axis(site), site.rank), p["start"],
+                                      p["start"] + p["length"], dtype=site.dtype)
 
     native_torch_module = torch_module
     native_keras_layer = keras_layer

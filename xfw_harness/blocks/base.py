@@ -31,8 +31,8 @@ import numpy as np
 
 from xfw_harness.blocks.site import Site, WeightCopy, resolve_path
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import to_numpy
 from xfw_harness.core.layout import Layout
+from xfw_harness.core.lazy import frameworks
 from xfw_harness.core.schema import Param
 from xfw_harness.core.verdicts import Verdict
 
@@ -165,7 +165,7 @@ class Block:
         """Copy the PyTorch module's weights into the built Keras layer, converting layouts
         (xfw_harness.core.layout)."""
         for copy in self.weight_copies(site, module, layer):
-            value = to_numpy(resolve_path(module, copy.torch_path))
+            value = frameworks.to_numpy(resolve_path(module, copy.torch_path))
             if copy.convert is not None:
                 value = copy.convert(value, *copy.args)
             # A copy: JAX's Keras variable keeps a CPU NumPy array zero-copy, and to_numpy of a torch tensor shares

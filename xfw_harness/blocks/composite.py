@@ -35,72 +35,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-import keras
-import torch
-
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, SkeletonWriter
 from xfw_harness.blocks.planning import Layer, plan
 from xfw_harness.blocks.registry import get_block, register
 from xfw_harness.blocks.site import Site, WeightCopy
 from xfw_harness.core.errors import CaseError, Refusal
 from xfw_harness.core.layout import Layout
+from xfw_harness.core.lazy import keras, lazy_module, torch
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+composite_layers = lazy_module("xfw_harness.blocks.composite_layers")
 
 # Residual's case key of each branch, and the attribute that holds it in the PyTorch module and in the Keras layer.
 BRANCHES = {"layers": "body", "shortcut": "shortcut"}
-
-
-class TorchResidual(torch.nn.Module):
-    """body(x) + shortcut(x), each an nn.Sequential (an empty one is the identity): the harness's residual block."""
-
-    def __init__(self, body: torch.nn.Sequential, shortcut: torch.nn.Sequential) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class KerasResidual(keras.layers.Layer):
-    """body(x) + shortcut(x), each a list of Keras layers applied in order (an empty one is the identity): the
-    harness's residual block; it saves into and loads from a .keras file like any Keras layer."""
-
-    layer_lists: ClassVar[tuple[str, ...]] = ("body", "shortcut")  # constructor arguments that are lists of layers
-
-    def __init__(self, body: list[keras.Layer], shortcut: list[keras.Layer], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Keras tracks the lists' layers and their variables; a WeightCopy path such as `body.0.kernel` resolves.
-        self.body = list(body)
-        self.shortcut = list(shortcut)
-
-    def build(self, input_shape: tuple) -> None:
-        for branch in (self.body, self.shortcut):  # each sublayer built for its own input, as a functional model
-            x = keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype)
-            for sub in branch:
-                x = sub(x)
-        self.built = True
-
-    def call(self, x: Any, training: bool | None = None) -> Any:
-        y, s = x, x
-        for sub in self.body:
-            y = sub(y, training=training)
-        for sub in self.shortcut:
-            s = sub(s, training=training)
-        return keras.ops.add(y, s)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(),
-                **{key: [keras.saving.serialize_keras_object(sub) for sub in getattr(self, key)]
-                   for key in self.layer_lists}}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> KerasResidual:
-        config = dict(config)
-        branches = {key: [keras.saving.deserialize_keras_object(sub) for sub in config.pop(key)]
-                    for key in cls.layer_lists}
-        return cls(**branches, **config)
-
 
 
 @dataclass(frozen=True)
@@ -252,29 +199,30 @@ class Residual(_Composite):
         return 1 + max((layer.block.reduction_length(s) for layer, s in self._nested_sites(site)), default=0)
 
     # --- builders: the nested blocks' own, composed -----------------------------------------------------------
-    def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> TorchResidual:
+    def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> composite_layers.TorchResidual:
         # Built body first, then shortcut: the order PyTorch draws their initial weights in (xfw-harness show prints
         # the same order: TorchResidual(body=..., shortcut=...)).
         branches = self.branches(site)
         body, shortcut = (torch.nn.Sequential(*self._built(branches[key], build)) for key in BRANCHES)
-        module = TorchResidual(body, shortcut)
+        module = composite_layers.TorchResidual(body, shortcut)
         module.blocks = {key: [layer.block for layer in branches[key].layers] for key in BRANCHES}  # torch_parameters
         return module
 
-    def _keras(self, site: Site, build: Callable[[Block, Site], Any]) -> KerasResidual:
+    def _keras(self, site: Site, build: Callable[[Block, Site], Any]) -> composite_layers.KerasResidual:
         branches = self.branches(site)
-        return KerasResidual(**{attr: self._built(branches[key], build) for key, attr in BRANCHES.items()},
-                             dtype=site.dtype)
+        return composite_layers.KerasResidual(
+            **{attr: self._built(branches[key], build) for key, attr in BRANCHES.items()}, dtype=site.dtype)
 
 
-    def torch_parameters(self, module: TorchResidual) -> dict[str, Any]:
+    def torch_parameters(self, module: composite_layers.TorchResidual) -> dict[str, Any]:
         """The nested layers' weights, named `<branch>.<index>.<name>` (`layers.0.weight`, `shortcut.1.bias`)."""
         by_name = {}
         for key in BRANCHES:  # no site here: the module keeps the blocks it was built from
             by_name.update(self._nested_parameters(key, module.blocks[key], getattr(module, BRANCHES[key])))
         return by_name
 
-    def weight_copies(self, site: Site, module: TorchResidual, layer: KerasResidual) -> list[WeightCopy]:
+    def weight_copies(self, site: Site, module: composite_layers.TorchResidual,
+                      layer: composite_layers.KerasResidual) -> list[WeightCopy]:
         copies = []
         for key, branch in self.branches(site).items():
             attr = BRANCHES[key]

@@ -66,13 +66,12 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import Block
 from xfw_harness.blocks.convolution_common import (
     AXES_WORDS,
+    ConvClasses,
     check_in_channels,
     check_torch_type,
     keras_cropping,
@@ -80,14 +79,18 @@ from xfw_harness.blocks.convolution_common import (
     native_keras_padding,
     pair_param,
 )
-from xfw_harness.blocks.keras_layers import InsertZeros
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, find_keras_layer, parameter_path, sublayer_path
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.layout import conv_transpose_kernel_to_keras, grouped_conv_transpose_kernel_to_keras
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import torch_pad_arg
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+conv_transpose_layers = lazy_module("xfw_harness.blocks.conv_transpose_layers")
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 
 def transposed_crop_1d(size: int, kernel: int, stride: int, dilation: int, padding: Any,
@@ -100,42 +103,6 @@ def transposed_crop_1d(size: int, kernel: int, stride: int, dilation: int, paddi
         total = max(keff - stride, 0)
         return total // 2, total - total // 2 - max(stride - keff, 0)
     return padding, padding - output_padding
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class GroupedConvTranspose(keras.layers.Layer):
-    """PyTorch's grouped transposed convolution (ConvTranspose1d/2d/3d with groups > 1), which Keras's transposed
-    convolutions cannot take: `groups` transposed convolutions (keras.ops.conv_transpose, as Conv2DTranspose runs
-    it), group j on input channels j*in/g .. (j+1)*in/g with kernel[j] (*kernel_size, filters/g, in/g), their
-    outputs concatenated in group order, then the bias (filters,) added."""
-
-    def __init__(self, groups: int, filters: int, kernel_size: tuple[int, ...], strides: tuple[int, ...],
-                 padding: str = "valid", output_padding: tuple[int, ...] | None = None,
-                 dilation_rate: tuple[int, ...] | None = None, use_bias: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.groups, self.filters, self.use_bias, self.padding = groups, filters, use_bias, padding
-        self.kernel_size, self.strides = tuple(kernel_size), tuple(strides)
-        self.output_padding = None if output_padding is None else tuple(output_padding)
-        self.dilation_rate = tuple(dilation_rate) if dilation_rate is not None else (1,) * len(self.kernel_size)
-
-    def build(self, input_shape: tuple) -> None:
-        g = self.groups
-        self.kernel = self.add_weight(name="kernel", initializer="glorot_uniform",
-                                      shape=(g, *self.kernel_size, self.filters // g, int(input_shape[-1]) // g))
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
-
-    def call(self, x: Any) -> Any:
-        outputs = [keras.ops.conv_transpose(piece, self.kernel[j], strides=list(self.strides), padding=self.padding,
-                                            output_padding=self.output_padding, dilation_rate=self.dilation_rate,
-                                            data_format="channels_last")
-                   for j, piece in enumerate(keras.ops.split(x, self.groups, axis=-1))]
-        y = keras.ops.concatenate(outputs, axis=-1)
-        return y + self.bias if self.use_bias else y
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "groups": self.groups, "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding,
-                "output_padding": self.output_padding, "dilation_rate": self.dilation_rate, "use_bias": self.use_bias}
 
 
 def transpose_params(spatial: int) -> tuple[Param, ...]:
@@ -163,7 +130,7 @@ def transpose_params(spatial: int) -> tuple[Param, ...]:
 
 
 @register
-class Conv2DTranspose(Block):
+class Conv2DTranspose(ConvClasses, Block):
     name = "conv2d_transpose"
     benchmark = {"params": {"filters": 32, "kernel_size": 4, "strides": 2, "padding": 1},
                  "input": {"shape": [8, 32, 16, 16]}}
@@ -174,8 +141,8 @@ class Conv2DTranspose(Block):
     ranks = (4,)
     weight_names = ("weight", "bias")
     torch_types = ("ConvTranspose2d",)
-    keras_conv_type: ClassVar[type] = keras.layers.Conv2DTranspose
-    torch_conv_type: ClassVar[type] = torch.nn.ConvTranspose2d
+    keras_conv_name: ClassVar[str] = "Conv2DTranspose"
+    torch_conv_name: ClassVar[str] = "ConvTranspose2d"
     padding_doc = ("TensorFlow's transposed `same`: output size*stride; the full output cropped by "
                         "max(keff - stride, 0) cells, the odd one at the end (bottom/right), keff = (kernel-1)*dilation"
                         " + 1.")
@@ -255,7 +222,9 @@ class Conv2DTranspose(Block):
 
     def _keras_conv(self, groups: int, **kwargs: Any) -> keras.Layer:
         """Keras's transposed convolution of this rank, or the harness's GroupedConvTranspose for groups > 1."""
-        return self.keras_conv_type(**kwargs) if groups == 1 else GroupedConvTranspose(groups, **kwargs)
+        if groups == 1:
+            return self.keras_conv_type(**kwargs)
+        return conv_transpose_layers.GroupedConvTranspose(groups, **kwargs)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
@@ -278,7 +247,7 @@ class Conv2DTranspose(Block):
                                            output_padding=extension, **common))
         else:
             if strided:
-                layers.append(InsertZeros(p["strides"], dtype=site.dtype))
+                layers.append(keras_layers.InsertZeros(p["strides"], dtype=site.dtype))
             if max(extension) > 0:
                 layers.append(keras_zero_padding(tuple((0, ext) for ext in extension), site.dtype))
             layers.append(self._keras_conv(strides=(1,) * self.spatial, padding="valid", **common))
@@ -292,7 +261,7 @@ class Conv2DTranspose(Block):
 
     def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:
         groups = site.params["groups"]
-        conv_type = self.keras_conv_type if groups == 1 else GroupedConvTranspose
+        conv_type = self.keras_conv_type if groups == 1 else conv_transpose_layers.GroupedConvTranspose
         at = sublayer_path(layer, find_keras_layer(layer, conv_type))
         w = self.torch_parameters(module)
         weight = parameter_path(module, w["weight"])
@@ -393,8 +362,8 @@ class Conv1DTranspose(Conv2DTranspose):
     spatial = 1
     ranks = (3,)
     torch_types = ("ConvTranspose1d",)
-    keras_conv_type = keras.layers.Conv1DTranspose
-    torch_conv_type = torch.nn.ConvTranspose1d
+    keras_conv_name = "Conv1DTranspose"
+    torch_conv_name = "ConvTranspose1d"
     padding_doc = ("TensorFlow's transposed `same`: output size*stride; the full output cropped by max(keff - stride, "
                    "0) cells, the odd one at the end, keff = (kernel-1)*dilation + 1.")
     params = transpose_params(1)
@@ -410,8 +379,8 @@ class Conv3DTranspose(Conv2DTranspose):
     spatial = 3
     ranks = (5,)
     torch_types = ("ConvTranspose3d",)
-    keras_conv_type = keras.layers.Conv3DTranspose
-    torch_conv_type = torch.nn.ConvTranspose3d
+    keras_conv_name = "Conv3DTranspose"
+    torch_conv_name = "ConvTranspose3d"
     padding_doc = ("TensorFlow's transposed `same`: output size*stride; the full output cropped by max(keff - stride, "
                    "0) cells per axis, the odd one at the end (back/bottom/right), keff = (kernel-1)*dilation + 1.")
     params = transpose_params(3)

@@ -59,14 +59,13 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
 from xfw_harness.blocks.convolution_common import (
     AXIS_NAMES,
     ONNX_PAD_MODES,
+    ConvClasses,
     check_in_channels,
     check_torch_type,
     conv_params,
@@ -75,18 +74,21 @@ from xfw_harness.blocks.convolution_common import (
     pair_param,
     torch_pad_module,
 )
-from xfw_harness.blocks.keras_layers import SpatialPadding, Subsample
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, find_keras_layer, parameter_path, sublayer_path
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.layout import conv_kernel_to_keras, depthwise_kernel_to_keras
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import Pads, is_symmetric, output_size, resolve_padding
 
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
+
 
 @register
-class Conv2D(Block):
+class Conv2D(ConvClasses, Block):
     name = "conv2d"
     benchmark = {"params": {"filters": 32, "kernel_size": 3, "padding": "same"}, "input": BENCHMARK_INPUT}
     family = "convolution"
@@ -102,8 +104,8 @@ class Conv2D(Block):
         "Keras's own convolution refuses strides > 1 with dilation_rate > 1 (keras/src/layers/convolutional/"
         "base_conv.py): the harness runs it at stride 1 and keeps every stride-th output (its Subsample layer), "
         "the same arithmetic")
-    keras_conv_type: type = keras.layers.Conv2D
-    torch_conv_type: ClassVar[type] = torch.nn.Conv2d
+    keras_conv_name: ClassVar[str] = "Conv2D"
+    torch_conv_name: ClassVar[str] = "Conv2d"
     # Whether a grouped module with groups = in_channels is left to depthwise_conv2d (no depthwise block in 1-D/3-D).
     depthwise_elsewhere: ClassVar[bool] = True
 
@@ -187,7 +189,7 @@ class Conv2D(Block):
             if site.params["padding_mode"] == "zeros":
                 layers.append(keras_zero_padding(pads, site.dtype))
             else:
-                layers.append(SpatialPadding(pads, site.params["padding_mode"], dtype=site.dtype))
+                layers.append(keras_layers.SpatialPadding(pads, site.params["padding_mode"], dtype=site.dtype))
         return layers
 
     def keras_runs_stride_1(self, site: Site) -> bool:
@@ -212,7 +214,7 @@ class Conv2D(Block):
         layers = self._keras_padding(site, pads)
         if strided_and_dilated:
             layers += [self._keras_conv(site, 1, "valid"),
-                       Subsample(p["strides"], dtype=site.dtype)]
+                       keras_layers.Subsample(p["strides"], dtype=site.dtype)]
         else:
             layers.append(self._keras_conv(site, p["strides"], "valid"))
         return layers[0] if len(layers) == 1 else keras.Sequential(layers)
@@ -333,8 +335,8 @@ class Conv1D(Conv2D):
     ranks = (3,)
     torch_types = ("Conv1d",)
     params = conv_params(1)
-    keras_conv_type = keras.layers.Conv1D
-    torch_conv_type = torch.nn.Conv1d
+    keras_conv_name = "Conv1D"
+    torch_conv_name = "Conv1d"
     depthwise_elsewhere = False
 
 
@@ -349,8 +351,8 @@ class Conv3D(Conv2D):
     ranks = (5,)
     torch_types = ("Conv3d",)
     params = conv_params(3)
-    keras_conv_type = keras.layers.Conv3D
-    torch_conv_type = torch.nn.Conv3d
+    keras_conv_name = "Conv3D"
+    torch_conv_name = "Conv3d"
     depthwise_elsewhere = False
 
 
@@ -371,7 +373,7 @@ class DepthwiseConv2D(Conv2D):
     stride_1_note = ("TensorFlow's depthwise CPU kernel in float64 and float16 refuses unequal strides: the harness "
                      "runs Keras's layer at stride 1 and keeps every stride-th output (its Subsample layer), the "
                      "same arithmetic")
-    keras_conv_type = keras.layers.DepthwiseConv2D
+    keras_conv_name = "DepthwiseConv2D"
 
     def channels(self, site: Site) -> tuple[int, int]:
         cin = site.in_shape[1]

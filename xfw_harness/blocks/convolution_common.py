@@ -6,13 +6,11 @@ and the readers of PyTorch modules' attributes. The semantics are the family mod
 
 from __future__ import annotations
 
-from typing import Any
-
-import keras
-import torch
+from typing import Any, ClassVar
 
 from xfw_harness.blocks.base import Block
 from xfw_harness.core.errors import Refusal
+from xfw_harness.core.lazy import keras, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import Pads, Sizes, torch_pad_arg
 
@@ -26,6 +24,23 @@ TORCH_PAD_MODULES = {"zeros": "ZeroPad", "reflect": "ReflectionPad", "replicate"
 AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 # How a pair of each spatial rank is described in a Param's doc.
 AXES_WORDS = {1: "length", 2: "height and width", 3: "depth, height and width"}
+
+
+class ConvClasses:
+    """A convolution block's PyTorch module and Keras layer classes, named (`torch_conv_name`, `keras_conv_name`) and
+    looked up at first use: a class attribute holding the class itself would load the frameworks where the block is
+    declared (xfw_harness.core.lazy)."""
+
+    torch_conv_name: ClassVar[str]  # in torch.nn
+    keras_conv_name: ClassVar[str]  # in keras.layers
+
+    @property
+    def torch_conv_type(self) -> type:
+        return getattr(torch.nn, self.torch_conv_name)
+
+    @property
+    def keras_conv_type(self) -> type:
+        return getattr(keras.layers, self.keras_conv_name)
 
 
 def torch_pad_module(mode: str, pads: Pads) -> torch.nn.Module:

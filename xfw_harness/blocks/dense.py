@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import Block
 from xfw_harness.blocks.reference import onnx_op
@@ -29,7 +27,11 @@ from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, parameter_path
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.layout import Layout, dense_after_flatten_kernel_to_keras, dense_kernel_to_keras
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+dense_layers = lazy_module("xfw_harness.blocks.dense_layers")
 
 
 @register
@@ -70,17 +72,6 @@ class Flatten(Block):
                           "input: the harness's flatten keeps the batch axis and flattens all the others "
                           "(start_dim=1, end_dim=-1)", field="Flatten.start_dim")
         return {}
-
-
-class TorchChannelsLinear(torch.nn.Module):
-    """nn.Linear over axis 1 of a channels-first tensor of rank > 2."""
-
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__()
-        self.linear = linear
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.movedim(1, -1)).movedim(-1, 1)
 
 
 @register
@@ -132,7 +123,7 @@ class Dense(Block):
     def linear_on_channels(cls, site: Site, **kwargs: Any) -> torch.nn.Module:
         axis = cls._axis(site)
         linear = torch.nn.Linear(site.in_shape[axis], site.params["units"], **kwargs)
-        return linear if axis == site.rank - 1 else TorchChannelsLinear(linear)
+        return linear if axis == site.rank - 1 else dense_layers.TorchChannelsLinear(linear)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return keras.layers.Dense(site.params["units"], use_bias=site.params["use_bias"], dtype=site.dtype)
@@ -162,7 +153,7 @@ class Dense(Block):
         return {"units": int(module.out_features), "use_bias": module.bias is not None, **axis}
 
     def torch_parameters(self, module: torch.nn.Module) -> dict[str, Any]:
-        linear = module.linear if isinstance(module, TorchChannelsLinear) else module
+        linear = module.linear if isinstance(module, dense_layers.TorchChannelsLinear) else module
         return {"weight": linear.weight, "bias": linear.bias} if linear.bias is not None else {"weight": linear.weight}
 
     def weight_copies(self, site: Site, module: torch.nn.Module, layer: keras.Layer) -> list[WeightCopy]:

@@ -39,40 +39,11 @@ from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import keras, torch
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 
-
-@keras.saving.register_keras_serializable(package="harness")
-class DepthToSpace(keras.layers.Layer):
-    """keras.ops.depth_to_space(x, block_size) on an NHWC tensor, as a hand port writes it: TensorFlow's channel order
-    (the catalogue's hand port, not the harness's translation)."""
-
-    def __init__(self, block_size: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.block_size = block_size
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.depth_to_space(x, self.block_size)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "block_size": self.block_size}
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class SpaceToDepth(keras.layers.Layer):
-    """keras.ops.space_to_depth(x, block_size) on an NHWC tensor, as a hand port writes it: TensorFlow's channel order
-    (the catalogue's hand port, not the harness's translation)."""
-
-    def __init__(self, block_size: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.block_size = block_size
-
-    def call(self, x: Any) -> Any:
-        return keras.ops.space_to_depth(x, self.block_size)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "block_size": self.block_size}
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+depth_space_layers = lazy_module("xfw_harness.blocks.depth_space_layers")
 
 
 class _Reshuffle(Block):
@@ -149,7 +120,7 @@ class PixelShuffle(_Reshuffle):
     def native_keras_layer(self, site: Site) -> Any:
         if site.params["upscale_factor"] < 2:
             raise Refusal("keras.ops.depth_to_space refuses a block_size below 2", field="params.upscale_factor")
-        return DepthToSpace(site.params["upscale_factor"], dtype=site.dtype)
+        return depth_space_layers.DepthToSpace(site.params["upscale_factor"], dtype=site.dtype)
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         return onnx_op("DepthToSpace", x, blocksize=site.params["upscale_factor"], mode="CRD")
@@ -188,7 +159,7 @@ class PixelUnshuffle(_Reshuffle):
     def native_keras_layer(self, site: Site) -> Any:
         if site.params["downscale_factor"] < 2:
             raise Refusal("keras.ops.space_to_depth refuses a block_size below 2", field="params.downscale_factor")
-        return SpaceToDepth(site.params["downscale_factor"], dtype=site.dtype)
+        return depth_space_layers.SpaceToDepth(site.params["downscale_factor"], dtype=site.dtype)
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         n, c, h, w = x.shape

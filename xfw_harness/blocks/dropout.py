@@ -32,14 +32,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
+from xfw_harness.core.lazy import keras, torch
 from xfw_harness.core.samples import check_alpha_dropout_sample, check_channel_dropout_sample, check_dropout_sample
 from xfw_harness.core.schema import Param
 from xfw_harness.core.verdicts import Verdict

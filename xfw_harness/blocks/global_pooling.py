@@ -39,26 +39,21 @@ import itertools
 from math import ceil, prod
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import Block
-from xfw_harness.blocks.pooling_layers import (
-    AXES,
-    AdaptivePooling,
-    OutputSizeParam,
-    TorchGlobalPool,
-    adaptive_output_size,
-    sizes_text,
-)
+from xfw_harness.blocks.pooling_common import AXES, OutputSizeParam, adaptive_output_size, sizes_text
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
+from xfw_harness.core.backend_choice import home_backend
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import BACKEND
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import Sizes, adaptive_windows
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+pooling_layers = lazy_module("xfw_harness.blocks.pooling_layers")
 
 SHORT_AXES = {1: "L", 2: "H and W", 3: "D, H and W"}
 OP_WORDS = {"avg": ("Avg", "Average", "Mean"), "max": ("Max", "Max", "Maximum")}  # PyTorch's, Keras's, the docs'
@@ -91,7 +86,7 @@ class _GlobalPool(Block):
         return (n, c, *(1,) * self.spatial) if site.params["keepdims"] else (n, c)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
-        return TorchGlobalPool(self.op, site.params["keepdims"])
+        return pooling_layers.TorchGlobalPool(self.op, site.params["keepdims"])
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return getattr(keras.layers, self.keras_class)(keepdims=site.params["keepdims"], dtype=site.dtype)
@@ -224,7 +219,7 @@ class _AdaptivePool(Block):
         return getattr(torch.nn, self.torch_class)(self.output_size(site))
 
     def keras_layer(self, site: Site) -> keras.Layer:
-        return AdaptivePooling(self.op, self.output_size(site), dtype=site.dtype)
+        return pooling_layers.AdaptivePooling(self.op, self.output_size(site), dtype=site.dtype)
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         out = self.output_size(site)
@@ -244,7 +239,7 @@ class _AdaptivePool(Block):
         if layer is None:
             raise Refusal(f"this Keras ({keras.__version__}) has no {self.keras_class}", field="block")
         out = self.output_size(site)  # a hand port writes the numbers: Keras's layer takes no None
-        if BACKEND == "tensorflow" and self.op == "max" and any(map(_keras_max_dies, site.in_shape[2:], out)):
+        if home_backend() == "tensorflow" and self.op == "max" and any(map(_keras_max_dies, site.in_shape[2:], out)):
             raise Refusal(f"Keras's {self.keras_class} kills the process (SIGFPE) pooling {list(site.in_shape[2:])} "
                           f"to {list(out)}: a window of ceil(n/k) + 1 cells exceeds an axis", field="output_size")
         return layer(out, dtype=site.dtype)

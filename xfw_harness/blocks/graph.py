@@ -36,20 +36,11 @@ from xfw_harness.blocks.composite import _Composite
 from xfw_harness.blocks.planning import Layer, run_layers
 from xfw_harness.blocks.registry import get_block, register
 from xfw_harness.blocks.site import Site, WeightCopy
-from xfw_harness.core.frameworks import keras, torch
 from xfw_harness.core.layout import Layout, shape_to_channels_last
+from xfw_harness.core.lazy import keras, lazy_module
 
-
-class TorchGraph(torch.nn.Module):
-    """The nodes' modules (`nodes`, an nn.ModuleList) run in order, each on the outputs it takes."""
-
-    def __init__(self, modules: list[torch.nn.Module], layers: list[Layer]) -> None:
-        super().__init__()
-        self.nodes = torch.nn.ModuleList(modules)
-        self.layers = layers  # the nodes' inputs (a plain list: not a submodule)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_layers(self.layers, x, lambda i, layer, args: self.nodes[i](*args))[-1]
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+graph_layers = lazy_module("xfw_harness.blocks.graph_layers")
 
 
 def functional_model(layers: list[Layer], sites: list[Site], keras_layers: list[Any], name: str | None = None) -> Any:
@@ -93,9 +84,9 @@ class Graph(_Composite):
     def reduction_length(self, site: Site) -> int:
         return max((layer.block.reduction_length(s) for layer, s in self._nested_sites(site)), default=1)
 
-    def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> TorchGraph:
+    def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> graph_layers.TorchGraph:
         branch = self.branches(site)["nodes"]
-        module = TorchGraph(self._built(branch, build), branch.layers)
+        module = graph_layers.TorchGraph(self._built(branch, build), branch.layers)
         module.blocks = [layer.block for layer in branch.layers]  # torch_parameters: no site there
         return module
 
@@ -104,11 +95,11 @@ class Graph(_Composite):
         return functional_model(branch.layers, branch.sites, self._built(branch, build))
 
 
-    def torch_parameters(self, module: TorchGraph) -> dict[str, Any]:
+    def torch_parameters(self, module: graph_layers.TorchGraph) -> dict[str, Any]:
         """The nodes' weights, named `nodes.<index>.<name>`."""
         return self._nested_parameters("nodes", module.blocks, module.nodes)
 
-    def weight_copies(self, site: Site, module: TorchGraph, layer: Any) -> list[WeightCopy]:
+    def weight_copies(self, site: Site, module: graph_layers.TorchGraph, layer: Any) -> list[WeightCopy]:
         return self._prefixed_copies(self.branches(site)["nodes"], module.nodes, layer.node_layers, "nodes.",
                                      "node_layers.")
 

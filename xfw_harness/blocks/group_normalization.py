@@ -30,9 +30,9 @@ track_running_stats=False) on (N, C, L), (N, C, H, W), (N, C, D, H, W). Keras 3 
       running_mean = (1 - m) * running_mean + m * mean_over_N(instance_mean)
       running_var  = (1 - m) * running_var  + m * mean_over_N(instance_var * n / (n - 1))
 
-  Keras has no such layer: the harness's `InstanceNormalization` (keras.ops, below) computes it, its `momentum` in
-  Keras's convention (the fraction of the old value kept: it is given 1 - m, as BatchNormalization is) and its
-  moving_variance kept in PyTorch's unbiased convention, so the running statistics are compared as they are (the
+  Keras has no such layer: the harness's `InstanceNormalization` (keras.ops, group_normalization_layers.py) computes it,
+  its `momentum` in Keras's convention (the fraction of the old value kept: it is given 1 - m, as BatchNormalization is)
+  and its moving_variance kept in PyTorch's unbiased convention, so the running statistics are compared as they are (the
   generic path of xfw_harness.engine.statistics; no convention to reconcile). PyTorch's momentum=None (no cumulative
   average here, unlike BatchNorm: F.instance_norm gets 0.0) is momentum 0, the statistics never move.
 - PyTorch refuses one spatial element with the instance's statistics ("Expected more than 1 spatial element when
@@ -50,9 +50,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import Block, SkeletonWriter
 from xfw_harness.blocks.normalization import draw_state
@@ -60,7 +58,11 @@ from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy
 from xfw_harness.core.errors import Refusal
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+group_normalization_layers = lazy_module("xfw_harness.blocks.group_normalization_layers")
 
 KERAS_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 
@@ -90,60 +92,6 @@ def instance_running_statistics(momentum: float, batches: list[np.ndarray], init
         mean = (1 - momentum) * mean + momentum * x.mean(axis=axes).mean(axis=0)
         var = (1 - momentum) * var + momentum * (x.var(axis=axes) * n / (n - 1)).mean(axis=0)
     return mean, var
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class InstanceNormalization(keras.layers.Layer):
-    """Instance normalisation with running statistics (PyTorch's InstanceNormNd(track_running_stats=True)), which
-    Keras has no layer for: each sample's channels normalised by their own mean and biased variance over the spatial
-    axes in training, by the moving statistics in inference; `momentum` is Keras's (the fraction of the old value
-    kept) and moving_variance keeps the mean of the instances' UNBIASED variances, PyTorch's convention."""
-
-    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, center: bool = True, scale: bool = True,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.momentum, self.epsilon, self.center, self.scale = momentum, epsilon, center, scale
-
-    def build(self, input_shape: tuple) -> None:
-        channels = (input_shape[-1],)
-        self.gamma = self.add_weight(shape=channels, initializer="ones", name="gamma") if self.scale else None
-        self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta") if self.center else None
-        self.moving_mean = self.add_weight(shape=channels, initializer="zeros", name="moving_mean", trainable=False)
-        self.moving_variance = self.add_weight(shape=channels, initializer="ones", name="moving_variance",
-                                               trainable=False)
-
-    def call(self, x: Any, training: Any = None) -> Any:
-        axes = list(range(1, len(x.shape) - 1))
-        if training:
-            # Means as sums over counts: keras.ops.mean and ops.var compute float64 in float32 on the JAX and torch
-            # backends (their dtype from backend.result_type, which maps float64 to float32 there:
-            # keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE); ops.sum, square and divide keep it.
-            n = math.prod(int(d) for d in x.shape[1:-1])
-            mean = keras.ops.sum(x, axis=axes, keepdims=True) / n
-            var = keras.ops.sum(keras.ops.square(x - mean), axis=axes, keepdims=True) / n
-            batch = int(x.shape[0])
-            self._update(self.moving_mean, keras.ops.sum(mean, axis=[0, *axes]) / batch)
-            self._update(self.moving_variance, keras.ops.sum(var, axis=[0, *axes]) / batch * (n / (n - 1)))
-        else:
-            mean = keras.ops.cast(self.moving_mean, x.dtype)
-            var = keras.ops.cast(self.moving_variance, x.dtype)
-        y = (x - mean) * keras.ops.rsqrt(var + self.epsilon)
-        if self.gamma is not None:
-            y = y * keras.ops.cast(self.gamma, x.dtype)
-        if self.beta is not None:
-            y = y + keras.ops.cast(self.beta, x.dtype)
-        return y
-
-    def _update(self, variable: Any, batch: Any) -> None:
-        batch = keras.ops.cast(batch, variable.dtype)
-        # The momentum as a tensor of the variable's dtype: the torch backend's ops.multiply (a Keras variable's
-        # `*`) makes a Python float a float32 tensor first, so 0.9 would be rounded to float32 in a float64 layer.
-        momentum = keras.ops.convert_to_tensor(self.momentum, variable.dtype)
-        variable.assign(variable * momentum + batch * (1.0 - momentum))
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
-                "scale": self.scale}
 
 
 def _torch_parameters(module: torch.nn.Module) -> dict[str, Any]:
@@ -297,8 +245,8 @@ class InstanceNorm(_GroupStatistics):
         if not p["track_running_stats"]:
             return keras.layers.GroupNormalization(groups=site.in_shape[1], axis=-1, epsilon=p["epsilon"],
                                                    center=p["affine"], scale=p["affine"], dtype=site.dtype)
-        return InstanceNormalization(momentum=1.0 - p["momentum"], epsilon=p["epsilon"], center=p["affine"],
-                                     scale=p["affine"], dtype=site.dtype)
+        return group_normalization_layers.InstanceNormalization(
+            momentum=1.0 - p["momentum"], epsilon=p["epsilon"], center=p["affine"], scale=p["affine"], dtype=site.dtype)
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         p = site.params

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
+
+from xfw_harness.core.frameworks import keras
 
 # The index pattern of each PyTorch padding mode, as numpy.pad's mode (Padding2D gathers with it).
 KERAS_INDEX_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}

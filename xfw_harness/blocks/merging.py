@@ -23,39 +23,14 @@ from xfw_harness.blocks.base import Block, SkeletonWriter
 from xfw_harness.blocks.registry import get_block, register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import keras, torch
+from xfw_harness.core.lazy import keras, lazy_module
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+merging_layers = lazy_module("xfw_harness.blocks.merging_layers")
 
 # Two inputs of the benchmark's size: the block's input and a copy of it (benchmarks build them as a graph).
 _GRAPH_BENCHMARK = {"input": {"shape": [8, 32, 32, 32]}}
-
-
-class TorchAdd(torch.nn.Module):
-    """x0 + x1 + ...: PyTorch's `+` with broadcasting, as a module of several inputs."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return functools.reduce(torch.add, xs)
-
-
-class TorchMultiply(torch.nn.Module):
-    """x0 * x1 * ...: PyTorch's `*` with broadcasting, as a module of several inputs."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return functools.reduce(torch.mul, xs)
-
-
-class TorchConcatenate(torch.nn.Module):
-    """torch.cat(xs, dim) as a module of several inputs."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, dim=self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
 
 
 class _Merge(Block):
@@ -130,15 +105,14 @@ class _Elementwise(_Merge):
                           "together", field="inputs") from None
 
 
-
 @register
 class Add(_Elementwise):
     name = "add"
     doc = "The sum of its inputs, broadcast as PyTorch's `+` (a residual connection, `out += identity`)."
     torch_functions = ("add",)
 
-    def torch_module(self, site: Site) -> TorchAdd:
-        return TorchAdd()
+    def torch_module(self, site: Site) -> merging_layers.TorchAdd:
+        return merging_layers.TorchAdd()
 
     def keras_layer(self, site: Site) -> Any:
         return keras.layers.Add(dtype=site.dtype)
@@ -161,8 +135,8 @@ class Multiply(_Elementwise):
     doc = "The product of its inputs, broadcast as PyTorch's `*` (a squeeze-and-excite gate, (N, C, 1, 1) * x)."
     torch_functions = ("mul",)
 
-    def torch_module(self, site: Site) -> TorchMultiply:
-        return TorchMultiply()
+    def torch_module(self, site: Site) -> merging_layers.TorchMultiply:
+        return merging_layers.TorchMultiply()
 
     def keras_layer(self, site: Site) -> Any:
         return keras.layers.Multiply(dtype=site.dtype)
@@ -205,8 +179,8 @@ class Concatenate(_Merge):
                               f"{', '.join(str(list(s)) for s in site.in_shapes)}", field="inputs")
         return (*first[:axis], sum(s[axis] for s in site.in_shapes), *first[axis + 1:])
 
-    def torch_module(self, site: Site) -> TorchConcatenate:
-        return TorchConcatenate(self._axis(site))
+    def torch_module(self, site: Site) -> merging_layers.TorchConcatenate:
+        return merging_layers.TorchConcatenate(self._axis(site))
 
     def keras_layer(self, site: Site) -> Any:
         return keras.layers.Concatenate(axis=site.layout.keras_axis(self._axis(site), site.rank), dtype=site.dtype)

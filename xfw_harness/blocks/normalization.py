@@ -53,18 +53,19 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
-from xfw_harness.blocks.keras_layers import KerasBatchStatisticsNormalization
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, StateConvention, WeightCopy
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.layout import channel_vector_to_keras
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 
 def reduction_axes(rank: int) -> tuple[int, ...]:
@@ -203,7 +204,8 @@ class BatchNorm(Block):
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
-        cls = keras.layers.BatchNormalization if p["track_running_stats"] else KerasBatchStatisticsNormalization
+        cls = (keras.layers.BatchNormalization if p["track_running_stats"]
+               else keras_layers.KerasBatchStatisticsNormalization)
         return cls(axis=-1, momentum=1.0 - p["momentum"], epsilon=p["epsilon"], center=p["affine"],
                    scale=p["affine"], dtype=site.dtype)
 

@@ -39,18 +39,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
-from xfw_harness.blocks.keras_layers import SpatialPadding
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import Pads, torch_pad_arg
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 MODES = ("constant", "reflect", "replicate", "circular")
 # PyTorch's padding module of each mode, without its dimension ("ReflectionPad" + "2d").
@@ -234,7 +235,7 @@ class _Pad(Block):
         p = site.params
         if p["padding_mode"] == "constant" and p["value"] == 0.0:
             return self._keras_zero_padding(p["padding"], site.dtype)
-        return SpatialPadding(p["padding"], p["padding_mode"], p["value"], dtype=site.dtype)
+        return keras_layers.SpatialPadding(p["padding"], p["padding_mode"], p["value"], dtype=site.dtype)
 
     def _keras_zero_padding(self, pads: Any, dtype: str) -> keras.Layer:
         layer = getattr(keras.layers, f"ZeroPadding{self.spatial}D")

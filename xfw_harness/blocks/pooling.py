@@ -69,18 +69,12 @@ from __future__ import annotations
 from math import prod
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
-from xfw_harness.blocks.keras_layers import SpatialPadding
-from xfw_harness.blocks.pooling_layers import (
+from xfw_harness.blocks.pooling_common import (
     AXES,
     AXES_LIST,
-    DilatedMaxPooling,
-    PoolSumOverCount,
-    TorchAvgPoolSumOverCount,
     adaptive_output_size,
     pads_minus_nd,
     sizes_text,
@@ -89,8 +83,9 @@ from xfw_harness.blocks.pooling_layers import (
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
+from xfw_harness.core.backend_choice import home_backend
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.frameworks import BACKEND
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import (
     Pads,
@@ -102,6 +97,10 @@ from xfw_harness.core.spatial import (
     resolve_padding,
     torch_pad_arg,
 )
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
+pooling_layers = lazy_module("xfw_harness.blocks.pooling_layers")
 
 NEG_INF = float("-inf")
 
@@ -340,13 +339,13 @@ class _MaxPool(_WindowPool):
         k, s, pads, full = self.padded_geometry(site)
         d = self.dilation(site)
         if any(dd != 1 for dd in d) or not self.keras_has_kernel(site):
-            pool = DilatedMaxPooling(k, s, d, dtype=site.dtype)
+            pool = pooling_layers.DilatedMaxPooling(k, s, d, dtype=site.dtype)
             if not any(map(any, full)):
                 return pool
-            return keras.Sequential([SpatialPadding(full, value=NEG_INF, dtype=site.dtype), pool])
+            return keras.Sequential([keras_layers.SpatialPadding(full, value=NEG_INF, dtype=site.dtype), pool])
         if site.params["padding"] in ("valid", "same") and full == pads:
             return self.keras_pooling(site, k, s, site.params["padding"])
-        return keras.Sequential([SpatialPadding(full, value=NEG_INF, dtype=site.dtype),
+        return keras.Sequential([keras_layers.SpatialPadding(full, value=NEG_INF, dtype=site.dtype),
                                  self.keras_pooling(site, k, s, "valid")])
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
@@ -380,20 +379,22 @@ class _AvgPool(_WindowPool):
         if include and full == pads:
             zeros = getattr(torch.nn, f"ZeroPad{self.spatial}d")
             return torch.nn.Sequential(zeros(torch_pad_arg(pads)), pool(k, s))
-        return TorchAvgPoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial))
+        return pooling_layers.TorchAvgPoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial))
 
     def keras_layer(self, site: Site) -> keras.Layer:
         k, s, pads, full = self.padded_geometry(site)
         padding, include, dtype = site.params["padding"], site.params["count_include_pad"], site.dtype
         overhang = full != pads
         if not self.keras_has_kernel(site):
-            return PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), by_taps=True, dtype=dtype)
-        keras_same = padding == "same" and not include and (BACKEND != "torch" or all(a == b for a, b in pads))
+            counted = pads if include else _no_pads(self.spatial)
+            return pooling_layers.PoolSumOverCount(k, s, full, counted, by_taps=True, dtype=dtype)
+        keras_same = padding == "same" and not include and (home_backend() != "torch" or all(a == b for a, b in pads))
         if not overhang and (padding == "valid" or keras_same):
             return self.keras_pooling(site, k, s, padding)
         if include and not overhang:
-            return keras.Sequential([SpatialPadding(pads, dtype=dtype), self.keras_pooling(site, k, s, "valid")])
-        return PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), dtype=dtype)
+            return keras.Sequential([keras_layers.SpatialPadding(pads, dtype=dtype),
+                                     self.keras_pooling(site, k, s, "valid")])
+        return pooling_layers.PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), dtype=dtype)
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         k, s, pads, full = self.padded_geometry(site)

@@ -1,9 +1,10 @@
-"""The pooling blocks' shared pieces, for any number of spatial axes (1-D, 2-D, 3-D): the parameter kind of a size
-per axis with nulls (OutputSizeParam), the Keras layers that compute in
-keras.ops what Keras's pooling layers cannot (a padding of -inf, an average over the cells that count, a dilated
-window, PyTorch's adaptive windows), and the PyTorch modules for what PyTorch's pooling layers cannot take (padding
-that is asymmetric or wider than half the window, keepdims). Keras tensors are channels-last (N, *spatial, C),
-PyTorch's channels-first (N, C, *spatial); paddings are one (before, after) pair per spatial axis.
+"""The pooling blocks' Keras layers and PyTorch modules, for any number of spatial axes (1-D, 2-D, 3-D): the Keras
+layers that compute in keras.ops what Keras's pooling layers cannot (a padding of -inf, an average over the cells that
+count, a dilated window, PyTorch's adaptive windows), and the PyTorch modules for what PyTorch's pooling layers cannot
+take (padding that is asymmetric or wider than half the window, keepdims). Keras tensors are channels-last
+(N, *spatial, C), PyTorch's channels-first (N, C, *spatial); paddings are one (before, after) pair per spatial axis.
+The blocks' declarations (pooling_common.py, pooling.py, global_pooling.py) name these through xfw_harness.core.lazy,
+so that reading them imports no framework.
 """
 
 from __future__ import annotations
@@ -11,58 +12,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import keras
-import torch
-import torch.nn.functional as F
-
-from xfw_harness.core.schema import Param
+from xfw_harness.blocks.pooling_common import pads_minus_nd
+from xfw_harness.core.frameworks import keras, torch
 from xfw_harness.core.spatial import Pads, Sizes, adaptive_windows, torch_pad_arg
 
-AXES = {1: "length", 2: "height and width", 3: "depth, height and width"}
-AXES_LIST = {1: "[l]", 2: "[h, w]", 3: "[d, h, w]"}
-
-
-class OutputSizeParam(Param):
-    """An adaptive pooling's output size: a `pair` (an int >= 1 for every axis, or a list of one per axis, `size`
-    axes; the tools draw and write it as one) whose list entries may also be null (PyTorch's None: that axis keeps
-    its size) -> a tuple (None kept)."""
-
-    def allowed(self) -> str:
-        return f"an integer >= 1 or a list {self.axes_text} of such integers or nulls (null keeps that axis's size)"
-
-    def _normalise(self, v: Any) -> tuple[bool, Any]:
-        def ok(x: Any) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
-
-        if ok(v):
-            return True, (v,) * self.size
-        if isinstance(v, (list, tuple)) and len(v) == self.size and all(x is None or ok(x) for x in v):
-            return True, tuple(None if x is None else int(x) for x in v)
-        return False, None
-
-    def _json_schema(self) -> dict[str, Any]:
-        return {"anyOf": [self._json_integer(), self._json_list({"anyOf": [self._json_integer(), {"type": "null"}]})]}
-
-
-def sizes_text(value: tuple[int | None, ...]) -> int | list[int | None]:
-    """Sizes as a person writes them in YAML: 3 for (3, 3), [3, 2] otherwise (None as null)."""
-    return value[0] if len(set(value)) == 1 and value[0] is not None else list(value)
-
-
-def torch_sizes(value: Any, spatial: int) -> Sizes:
-    """A PyTorch module's size attribute (an int or a tuple) as one int per spatial axis."""
-    return (value,) * spatial if isinstance(value, int) else tuple(int(v) for v in value)
-
-
-def adaptive_output_size(output_size: Any, sizes: Sizes) -> Sizes:
-    """PyTorch's adaptive output_size (an int, or one entry per axis, None keeping that axis's size) resolved."""
-    wanted = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * len(sizes)
-    return tuple(n if k is None else int(k) for n, k in zip(sizes, wanted))
-
-
-def pads_minus_nd(outer: Pads, inner: Pads) -> Pads:
-    """The padding of `outer` that `inner` does not cover, side by side."""
-    return tuple((a - c, b - d) for (a, b), (c, d) in zip(outer, inner))
+F = torch.nn.functional
 
 
 def _pad_spec(pads: Pads) -> list[list[int]]:

@@ -36,9 +36,10 @@ and index arithmetic, have not been measured):
 How the harness makes Keras compute it: Keras's own keras.layers.Resizing where it computes the same (bilinear
 without align_corners, scale n / m on both axes, float32 and below; nearest-exact with scale n / m; nearest by whole
 factors, where floor(i / k) is floor((i + 0.5) / k)); everywhere else (align_corners, PyTorch's nearest, bicubic's
-a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own `Interpolation2D` below, in
-keras.ops: PyTorch's source indices per axis (a keras.ops.take for the nearest modes) or PyTorch's interpolation
-weights as one [m, n] matrix per axis built in float64 and applied with keras.ops.einsum in the layer's dtype.
+a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own `Interpolation2D`
+(resize_layers.py), in keras.ops: PyTorch's source indices per axis (a keras.ops.take for the nearest modes) or
+PyTorch's interpolation weights as one [m, n] matrix per axis built in float64 and applied with keras.ops.einsum in
+the layer's dtype.
 
 The float64 reference is NumPy: the nearest modes by the float32 index rule above; bilinear and bicubic per output
 coordinate with the coefficient functions of ONNX's reference runtime (onnx.reference.ops.op_resize._linear_coeffs,
@@ -64,15 +65,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+resize_layers = lazy_module("xfw_harness.blocks.resize_layers")
 
 MODES = ("nearest", "nearest-exact", "bilinear", "bicubic")
 CUBIC_A = -0.75  # PyTorch's (get_cubic_upsample_coefficients); TensorFlow's keyscubic kernel has -0.5
@@ -151,41 +154,6 @@ def interpolation_matrix(n: int, m: int, factor: float | None, mode: str, align_
     for offset, w in zip((-1, 0, 1, 2), (far(t + 1), near(t), near(1 - t), far(2 - t))):
         np.add.at(weights, (rows, np.clip(low + offset, 0, n - 1)), w)
     return weights
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class Interpolation2D(keras.layers.Layer):
-    """F.interpolate on an NHWC tensor, exactly as PyTorch computes it (xfw_harness/blocks/resize.py): PyTorch's source
-    indices (nearest, nearest-exact: a gather) or its interpolation weights (bilinear, bicubic: one matrix per axis)
-    for the input's static height and width; `scales` the scale_factor per axis PyTorch's kernel is given, or None."""
-
-    def __init__(self, size: Any, interpolation: str, align_corners: bool = False, scales: Any = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.size = tuple(int(s) for s in size)
-        self.interpolation = interpolation
-        self.align_corners = bool(align_corners)
-        self.scales = tuple(scales) if scales is not None else (None, None)
-
-    def call(self, x: Any) -> Any:
-        h, w = x.shape[1], x.shape[2]
-        if h is None or w is None:
-            raise ValueError(f"Interpolation2D needs a known height and width, got input shape {tuple(x.shape)}")
-        if self.interpolation in ("nearest", "nearest-exact"):
-            exact = self.interpolation == "nearest-exact"
-            rows, cols = (nearest_source(int(n), m, f, exact) for n, m, f in zip((h, w), self.size, self.scales))
-            return keras.ops.take(keras.ops.take(x, rows, axis=1), cols, axis=2)
-        rows, cols = (keras.ops.convert_to_tensor(
-            interpolation_matrix(int(n), m, f, self.interpolation, self.align_corners), dtype=self.compute_dtype)
-            for n, m, f in zip((h, w), self.size, self.scales))
-        return keras.ops.einsum("ow,nhwc->nhoc", cols, keras.ops.einsum("oh,nhwc->nowc", rows, x))
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return input_shape[0], *self.size, input_shape[-1]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "size": self.size, "interpolation": self.interpolation,
-                "align_corners": self.align_corners, "scales": self.scales}
 
 
 def _reference_axis(x: np.ndarray, axis: int, m: int, factor: float | None, mode: str,
@@ -312,8 +280,8 @@ class Resize(Block):
         out = self.output_shape(site)[2:]
         if self._keras_computes(site):
             return keras.layers.Resizing(*out, interpolation=KERAS_NAMES[p["interpolation"]], dtype=site.dtype)
-        return Interpolation2D(out, p["interpolation"], p["align_corners"], self._kernel_scales(site),
-                               dtype=site.dtype)
+        return resize_layers.Interpolation2D(out, p["interpolation"], p["align_corners"], self._kernel_scales(site),
+                                             dtype=site.dtype)
 
     def reference(self, site: Site, x: Any, weights: dict[str, Any]) -> Any:
         p = site.params

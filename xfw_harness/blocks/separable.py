@@ -45,15 +45,14 @@ import dataclasses
 import math
 from typing import Any
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.convolution import Conv2D, DepthwiseConv2D
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, find_keras_layer, parameter_path, sublayer_path
 from xfw_harness.core.layout import conv_kernel_to_keras, depthwise_kernel_to_keras
+from xfw_harness.core.lazy import keras, torch
 from xfw_harness.core.schema import Param
 
 
@@ -70,7 +69,7 @@ class SeparableConv2D(DepthwiseConv2D):
         Param("filters", "int", minimum=1, doc="number of output channels (of the pointwise 1x1 convolution)"),
         *DepthwiseConv2D.params,
     )
-    keras_conv_type = keras.layers.SeparableConv2D
+    keras_conv_name = "SeparableConv2D"
 
     def _depthwise_site(self, site: Site) -> Site:
         """The depthwise part's site: depthwise_conv2d's computation without a bias."""

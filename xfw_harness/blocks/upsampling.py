@@ -34,17 +34,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import torch
 
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
-from xfw_harness.blocks.keras_layers import BilinearUpSampling2D
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
+from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
+
+# The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
+keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 
 class _UpSampling(Block):
@@ -196,7 +197,7 @@ class UpSampling2D(_UpSampling):
         p = site.params
         # Keras's own bilinear runs in float32 (then casts): exact enough for float32 and below, not for float64.
         if p["interpolation"] == "bilinear" and (p["align_corners"] or site.dtype == "float64"):
-            return BilinearUpSampling2D(p["size"], p["align_corners"], dtype=site.dtype)
+            return keras_layers.BilinearUpSampling2D(p["size"], p["align_corners"], dtype=site.dtype)
         return keras.layers.UpSampling2D(p["size"], interpolation=p["interpolation"], dtype=site.dtype)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from xfw_harness.cases.loader import load_file
 from xfw_harness.cases.model import CaseEntry, Point, RefusedPoint, display_path
+from xfw_harness.core.backend_choice import DEVICES
 from xfw_harness.core.errors import CaseError, did_you_mean
-from xfw_harness.core.frameworks import DEVICES
 
 EXAMPLE_ADDRESS = "cases/conv2d.yaml::stride_padding_grid[strides=2-padding=same-input.shape=2x3x28x28]"
 

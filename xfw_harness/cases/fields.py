@@ -27,8 +27,8 @@ from xfw_harness.cases.model import (
     InputSpec,
     Plant,
 )
+from xfw_harness.core.backend_choice import BACKENDS
 from xfw_harness.core.errors import CaseError, did_you_mean, show
-from xfw_harness.core.frameworks import BACKENDS
 from xfw_harness.core.schema import Param, normalise_params, number_text_hint
 from xfw_harness.core.tolerance import Tolerance
 

@@ -47,7 +47,7 @@ from xfw_harness.cases.model import (
     PORT_KEYS,
     TOLERANCE_KEYS,
 )
-from xfw_harness.core.frameworks import BACKENDS, DEVICES
+from xfw_harness.core.backend_choice import BACKENDS, DEVICES
 from xfw_harness.core.generated import write_generated
 from xfw_harness.core.schema import Param
 

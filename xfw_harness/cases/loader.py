@@ -48,8 +48,8 @@ from xfw_harness.cases.model import (
 )
 from xfw_harness.cases.safe_yaml import CaseLoader, case_yaml
 from xfw_harness.cases.sweeps import apply_sweep, read_sweep, sweep_check
+from xfw_harness.core.backend_choice import DEVICES
 from xfw_harness.core.errors import CaseError, Refusal, show
-from xfw_harness.core.frameworks import DEVICES
 
 MAX_FILE_POINTS = 50_000  # sweep points of all the cases of one file
 MAX_FILE_BYTES = 16 << 20  # a case file's size; large arrays belong in .npy files

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from xfw_harness.blocks import MAX_ELEMENTS, Layer, Site
+from xfw_harness.core.backend_choice import home_backend
 from xfw_harness.core.errors import CaseError
-from xfw_harness.core.frameworks import BACKEND
 from xfw_harness.core.tolerance import Tolerance
 
 CASE_KEYS = ("name", "description", "block", "params", "layers", "nodes", "input", "weights", "sweep", "mode",
@@ -171,11 +171,12 @@ class Point:
     def test_id(self, device: str, backend: str | None = None) -> str:
         """`FILE::CASE[SWEEP-ID-DEVICE-BACKEND]`; the backend is Keras's in this process unless given (a
         `compare: backends` test's is `backends`)."""
-        return f"{self.file}::{self.case}[{'-'.join(filter(None, [self.sweep_id, device, backend or BACKEND]))}]"
+        return f"{self.file}::{self.case}[{'-'.join(filter(None, [self.sweep_id, device, backend or home_backend()]))}]"
 
-    def divergent_here(self, backend: str = BACKEND) -> bool:
-        """Whether the case's known difference (expect.divergent) holds on `backend`: every backend unless
-        expect.backends names some."""
+    def divergent_here(self, backend: str | None = None) -> bool:
+        """Whether the case's known difference (expect.divergent) holds on `backend` (this process's Keras backend
+        unless given): every backend unless expect.backends names some."""
+        backend = backend or home_backend()
         return self.expect_divergent is not None and (self.expect_backends is None or backend in self.expect_backends)
 
     @property

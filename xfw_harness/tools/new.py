@@ -16,8 +16,8 @@ import yaml
 
 from xfw_harness.blocks import Block, Layer, get_block, plan
 from xfw_harness.cases import DTYPES, FILLS
+from xfw_harness.core.backend_choice import BACKENDS, DEVICES
 from xfw_harness.core.errors import CaseError
-from xfw_harness.core.frameworks import BACKENDS, DEVICES
 from xfw_harness.core.schema import Param
 from xfw_harness.core.tolerance import ULP_FACTOR
 from xfw_harness.tools.show.source import WIDTH, comment_lines, yaml_flow
