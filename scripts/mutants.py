@@ -360,9 +360,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "    k = forward_reduction_length(point) * point.input.shape[1]\n",
            "a running statistic's reduction length counted over every element (N*C*H*W), not a channel's (N*H*W)"),
     Mutant("reference_only_when_frameworks_disagree", "engine/third_opinion.py",
-           "return point.expect_reference or any(",
+           "return point.expect_reference is not False or any(",
            "return any(",
-           "expect.reference ignored: the float64 reference asked only when PyTorch and Keras disagree"),
+           "the float64 reference asked only when PyTorch and Keras disagree (the default and expect.reference "
+           "ignored)"),
     Mutant("sample_interval_10_sigmas", "core/samples.py",
            "def binomial_interval(n: int, p: float, sigmas: float = 5.0)",
            "def binomial_interval(n: int, p: float, sigmas: float = 10.0)",
