@@ -173,6 +173,7 @@ def load_equivalents(path: Path) -> list[Equivalent]:
 @dataclass(frozen=True)
 class Report:
     rows: dict[str, tuple[int, int, int]]  # file -> (caught, equivalent, total)
+    caught: list[Mutant]
     survivors: list[Mutant]  # not caught, not listed
     equivalent: list[Mutant]
     stale: list[Equivalent]  # listed, but no surviving mutant of a mutated file matches
@@ -186,7 +187,7 @@ class Report:
 def judge(mutants: Iterable[Mutant], equivalents: list[Equivalent]) -> Report:
     """Per-module counts, with the reviewed list applied. The score of a module is caught / (total - equivalent)."""
     rows: dict[str, list[int]] = {}
-    survivors, equivalent, unchecked, used = [], [], [], set()
+    caught, survivors, equivalent, unchecked, used = [], [], [], [], set()
     for m in mutants:
         row = rows.setdefault(m.file, [0, 0, 0])
         row[2] += 1
@@ -194,6 +195,7 @@ def judge(mutants: Iterable[Mutant], equivalents: list[Equivalent]) -> Report:
             unchecked.append(m)
         elif m.caught:
             row[0] += 1
+            caught.append(m)
         elif listed := [e for e in equivalents if e.matches(m)]:
             row[1] += 1
             equivalent.append(m)
@@ -201,7 +203,7 @@ def judge(mutants: Iterable[Mutant], equivalents: list[Equivalent]) -> Report:
         else:
             survivors.append(m)
     stale = [e for e in equivalents if e not in used]
-    return Report({f: tuple(r) for f, r in sorted(rows.items())}, survivors, equivalent, stale, unchecked)
+    return Report({f: tuple(r) for f, r in sorted(rows.items())}, caught, survivors, equivalent, stale, unchecked)
 
 
 def render(report: Report) -> str:
@@ -212,7 +214,9 @@ def render(report: Report) -> str:
     caught, equivalent, total = (sum(r[i] for r in report.rows.values()) for i in range(3))
     score = caught / (total - equivalent) if total > equivalent else 1.0
     lines.append(f"{'all':48} {caught:7} {equivalent:7} {total:6} {score:7.1%}")
-    for title, items in (("equivalent (mutation/equivalent.yaml)", report.equivalent),
+    timeouts = [m for m in report.caught if m.status == "timeout"]
+    for title, items in (("timeout, counted as caught (a mutant that loops; check it is not a hung worker)", timeouts),
+                         ("equivalent (mutation/equivalent.yaml)", report.equivalent),
                          ("SURVIVED (kill it with a test, or list it as equivalent with the reason)", report.survivors),
                          ("NOT CHECKED (the run did not finish)", report.unchecked)):
         if items:
