@@ -26,6 +26,8 @@ FORWARD_OK = verdict(VerdictKind.FORWARD, True)
     (Status.DIVERGENT, [verdict(VerdictKind.FORWARD, False, 3.0), verdict(VerdictKind.REFERENCE, True)], 0),
     (Status.FAILED, [FORWARD_OK, verdict(VerdictKind.GOLDEN, True)], 0),  # a canary whose planted value passed
     (Status.PASSED, [verdict(VerdictKind.SAMPLE, True, None), FORWARD_OK], 1),  # the first with figures
+    # none with figures (two dropout samples): the first still heads the line (mutmut: a default of None or 1 passed)
+    (Status.PASSED, [verdict(VerdictKind.SAMPLE, True, None), verdict(VerdictKind.SAMPLE, True, None)], 0),
     (Status.ERROR, [], None),
 ])
 def test_the_headline_is_the_comparison_that_decided(status: Status, verdicts: list[Verdict],

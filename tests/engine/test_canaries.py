@@ -27,6 +27,10 @@ def test_a_canary_passes_when_the_planted_difference_is_reported(run_case) -> No
     assert [(v.what, v.passed) for v in result.verdicts] == [("keras vs torch", True), ("torch vs expected", False),
                                                             ("keras vs expected", False), ("torch vs reference", True),
                                                             ("keras vs reference", True)]
+    # The message shows the planted comparisons (the expectation's), not the frameworks' agreement beside them
+    # (mutmut: a canary that took the other verdicts for the planted ones still passed here).
+    assert [line.partition("]")[0] + "]" for line in result.message.splitlines()[1:] if line.startswith("[")] == [
+        "[torch vs expected]", "[keras vs expected]"]
 
 
 def test_a_canary_whose_expectation_holds_fails(run_case) -> None:  # noqa: ANN001

@@ -1,0 +1,256 @@
+"""Systematic mutation testing with mutmut (issue 18): its score per module, every survivor named, the reviewed list.
+
+mutmut (pinned in requirements.lock; configured in pyproject.toml's [tool.mutmut]: which modules, which tests) writes
+every mutant of the listed modules into mutants/, runs the selected tests once to learn which test calls which
+function, then runs each mutant against only the tests that call the mutated function, in forked workers of one
+interpreter that has imported TensorFlow and torch once (a fresh interpreter per mutant would pay their 5 s import
+each time). Its results are cached in mutants/: a rerun retests only the functions whose code changed.
+
+This driver runs it, then reads its results (mutants/**/*.py.meta), prints the score per module and every mutant not
+caught with its location (file:line, function, and the change) and applies the reviewed list of equivalent mutants
+(mutation/equivalent.yaml): a listed mutant counts as equivalent, not surviving. Exit status 1 when a mutant
+survived that the list does not name, or the list names a mutant that no longer survives (a stale entry), or a mutant
+was not checked.
+
+    python scripts/mutation_tool.py              # run (cached), then report (make mutation)
+    python scripts/mutation_tool.py --report     # report the last run's results only
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT = ROOT / "mutation" / "equivalent.yaml"
+MARK = "__mutmut_"
+SEPARATOR = "ǁ"  # mutmut's name for a method's mutants: xǁClassǁmethod__mutmut_N
+
+# mutmut's exit codes (mutmut.stats.status_by_exit_code), as this report counts them. A timeout or a crash of the
+# worker is the mutant's doing (the clean run passed): caught. "no tests": no selected test calls the function.
+CAUGHT = {1: "killed", 3: "killed", 37: "caught by type check", -24: "timeout", 24: "timeout", 152: "timeout",
+          36: "timeout", 255: "timeout", -11: "segfault", -9: "segfault"}
+NOT_CAUGHT = {0: "survived", 5: "no tests", 33: "no tests", 35: "suspicious"}
+
+# Forked workers inherit the thread pools of the process that ran the clean tests; a forked TensorFlow or torch with
+# more than one thread can wait forever on a lock held by a thread that was not copied (measured: every mutant whose
+# tests ran a case timed out). One thread each: the workers run side by side anyway.
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
+                   "TF_NUM_INTEROP_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mutant as the report names it: mutmut's id, where it is in the source, and what it changes."""
+
+    id: str
+    file: str  # relative to the repository: xfw_harness/core/compare.py
+    line: int  # in the unmutated file
+    function: str  # compare, or Class.method
+    before: str  # the changed source lines, stripped and joined by " / "
+    after: str
+    status: str
+
+    @property
+    def caught(self) -> bool:
+        return self.status in CAUGHT.values()
+
+    def describe(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}: {self.before!r} -> {self.after!r} [{self.id}]"
+
+
+def _functions(tree: ast.AST) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Every function of a module by its qualified name (Class.method for a method, nested ones skipped)."""
+    found = {}
+    for node in getattr(tree, "body", []):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    found[f"{node.name}.{item.name}"] = item
+    return found
+
+
+def _source_lines(source: str, node: ast.AST) -> list[str]:
+    return source.splitlines()[node.lineno - 1:node.end_lineno]
+
+
+def _mangled(mutant_id: str) -> tuple[str, str]:
+    """(the function's qualified name, the name of the mutant's function in mutmut's file) from a mutant id."""
+    name = mutant_id.rpartition(".")[2] if SEPARATOR not in mutant_id else mutant_id[mutant_id.index("x" + SEPARATOR):]
+    base = name.partition(MARK)[0]
+    if base.startswith("x" + SEPARATOR):
+        _, cls, method = base.split(SEPARATOR)
+        return f"{cls}.{method}", name
+    return base[2:], name
+
+
+class SourcePair:
+    """A module's unmutated source and mutmut's copy of it, each parsed once (the copy holds every mutant)."""
+
+    def __init__(self, mutated_source: str, original_source: str) -> None:
+        self.mutated_source = mutated_source
+        self.mutated = {n.name: n for n in ast.walk(ast.parse(mutated_source)) if isinstance(n, ast.FunctionDef)}
+        self.originals = _functions(ast.parse(original_source))
+
+
+def locate(mutant_id: str, status: str, file: str, sources: SourcePair) -> Mutant:
+    """A mutant's location and change: its function in mutmut's file diffed with the original's copy there
+    (`x_f__mutmut_orig`), the first changed line mapped to the unmutated file through the function's `def` line."""
+    function, name = _mangled(mutant_id)
+    mutated, mutated_source, originals = sources.mutated, sources.mutated_source, sources.originals
+    orig_name = name.partition(MARK)[0] + MARK + "orig"
+    if name not in mutated or orig_name not in mutated:
+        raise ValueError(f"{file}: mutant {mutant_id} is not in mutmut's copy of the file (rerun mutmut)")
+    old = [line.replace(orig_name, "") for line in _source_lines(mutated_source, mutated[orig_name])]
+    new = [line.replace(name, "") for line in _source_lines(mutated_source, mutated[name])]
+    if function not in originals:
+        raise ValueError(f"{file}: function {function} of mutant {mutant_id} is not in the source (rerun mutmut)")
+    removed, added, first = [], [], None
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag != "equal":
+            first = i1 if first is None else first
+            removed += [s.strip() for s in old[i1:i2]]
+            added += [s.strip() for s in new[j1:j2]]
+    line = originals[function].lineno + (first or 0)
+    return Mutant(mutant_id, file, line, function, " / ".join(removed), " / ".join(added), status)
+
+
+def read_results(mutants_dir: Path, root: Path) -> list[Mutant]:
+    """Every mutant mutmut generated under `mutants_dir`, with its last status ("not checked" before its run)."""
+    found = []
+    for meta in sorted(mutants_dir.rglob("*.py.meta")):
+        relative = meta.relative_to(mutants_dir).with_suffix("")  # xfw_harness/core/compare.py
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        sources = SourcePair((mutants_dir / relative).read_text(encoding="utf-8"),
+                             (root / relative).read_text(encoding="utf-8"))
+        for mutant_id, code in sorted(codes.items()):
+            status = CAUGHT.get(code) or NOT_CAUGHT.get(code) or ("not checked" if code is None else f"exit {code}")
+            found.append(locate(mutant_id, status, relative.as_posix(), sources))
+    return found
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A reviewed entry of mutation/equivalent.yaml: a mutant that no test can catch, and why."""
+
+    file: str
+    function: str
+    before: str
+    after: str
+    why: str
+
+    def matches(self, mutant: Mutant) -> bool:
+        # Not by mutmut's id: its numbering shifts whenever the function changes; the change itself does not.
+        return (self.file, self.function, self.before, self.after) == (mutant.file, mutant.function, mutant.before,
+                                                                       mutant.after)
+
+
+def load_equivalents(path: Path) -> list[Equivalent]:
+    """The reviewed list; an entry without one of the fields, or without a reason, is refused with its number."""
+    data = (yaml.safe_load(path.read_text(encoding="utf-8")) or []) if path.exists() else []
+    entries = []
+    fields = ("file", "function", "before", "after", "why")
+    for n, item in enumerate(data, 1):
+        missing = [f for f in fields if not isinstance(item, dict) or not str(item.get(f, "")).strip()]
+        if missing:
+            raise ValueError(f"{path}: entry {n} lacks {', '.join(missing)} (each entry needs {', '.join(fields)})")
+        entries.append(Equivalent(*(str(item[f]) for f in fields)))
+    return entries
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: dict[str, tuple[int, int, int]]  # file -> (caught, equivalent, total)
+    caught: list[Mutant]
+    survivors: list[Mutant]  # not caught, not listed
+    equivalent: list[Mutant]
+    stale: list[Equivalent]  # listed, but no surviving mutant of a mutated file matches
+    unchecked: list[Mutant]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.survivors or self.stale or self.unchecked)
+
+
+def judge(mutants: Iterable[Mutant], equivalents: list[Equivalent]) -> Report:
+    """Per-module counts, with the reviewed list applied. The score of a module is caught / (total - equivalent)."""
+    rows: dict[str, list[int]] = {}
+    caught, survivors, equivalent, unchecked, used = [], [], [], [], set()
+    for m in mutants:
+        row = rows.setdefault(m.file, [0, 0, 0])
+        row[2] += 1
+        if m.status == "not checked":
+            unchecked.append(m)
+        elif m.caught:
+            row[0] += 1
+            caught.append(m)
+        elif listed := [e for e in equivalents if e.matches(m)]:
+            row[1] += 1
+            equivalent.append(m)
+            used.update(listed)
+        else:
+            survivors.append(m)
+    stale = [e for e in equivalents if e not in used]
+    return Report({f: tuple(r) for f, r in sorted(rows.items())}, caught, survivors, equivalent, stale, unchecked)
+
+
+def render(report: Report) -> str:
+    lines = [f"{'module':48} {'caught':>7} {'equiv.':>7} {'total':>6} {'score':>7}"]
+    for file, (caught, equivalent, total) in report.rows.items():
+        score = caught / (total - equivalent) if total > equivalent else 1.0
+        lines.append(f"{file:48} {caught:7} {equivalent:7} {total:6} {score:7.1%}")
+    caught, equivalent, total = (sum(r[i] for r in report.rows.values()) for i in range(3))
+    score = caught / (total - equivalent) if total > equivalent else 1.0
+    lines.append(f"{'all':48} {caught:7} {equivalent:7} {total:6} {score:7.1%}")
+    timeouts = [m for m in report.caught if m.status == "timeout"]
+    for title, items in (("timeout, counted as caught (a mutant that loops; check it is not a hung worker)", timeouts),
+                         ("equivalent (mutation/equivalent.yaml)", report.equivalent),
+                         ("SURVIVED (kill it with a test, or list it as equivalent with the reason)", report.survivors),
+                         ("NOT CHECKED (the run did not finish)", report.unchecked)):
+        if items:
+            lines.append(f"{title}: {len(items)}")
+            lines += [f"  {m.status}: {m.describe()}" for m in items]
+    if report.stale:
+        lines.append(f"STALE entries of mutation/equivalent.yaml (no such surviving mutant now): {len(report.stale)}")
+        lines += [f"  {e.file} in {e.function}: {e.before!r} -> {e.after!r}" for e in report.stale]
+    return "\n".join(lines)
+
+
+def run_mutmut(max_children: int) -> int:
+    """mutmut's own run, in the repository (its config: pyproject.toml), single-threaded workers (SINGLE_THREADED)."""
+    env = {**os.environ, **SINGLE_THREADED, "PYTHONPATH": ""}  # mutmut puts its mutants/ copy first itself
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+    return subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", action="store_true", help="report the last run's results; run nothing")
+    parser.add_argument("-j", "--max-children", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    if not args.report and (code := run_mutmut(args.max_children)) != 0:
+        print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` to see why", file=sys.stderr)
+        return 2
+    mutants = read_results(ROOT / "mutants", ROOT)
+    if not mutants:
+        print("no mutmut results in mutants/: run without --report first", file=sys.stderr)
+        return 2
+    report = judge(mutants, load_equivalents(EQUIVALENT))
+    print(render(report))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The mutation tool's driver (scripts/mutation_tool.py, `make mutation`) on a small fixture: mutmut's own mutation of
+a tiny module (its real file format), results planted per mutant, without running the tool's tests. The driver must
+locate each mutant in the unmutated file, count per module, apply the reviewed list of equivalent mutants, and fail on
+an unlisted survivor, a stale entry or an entry without a reason."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("mutation_tool", ROOT / "scripts" / "mutation_tool.py")
+tool = importlib.util.module_from_spec(spec)
+sys.modules["mutation_tool"] = tool
+spec.loader.exec_module(tool)
+
+SOURCE = textwrap.dedent('''\
+    """A module for the fixture."""
+
+
+    def within(diff: float, allowed: float) -> bool:
+        """True where the error fits the tolerance."""
+        return diff <= allowed
+
+
+    class Counter:
+        def count(self, flags: list[bool]) -> int:
+            total = 0
+            for flag in flags:
+                total += int(flag)
+            return total
+    ''')
+
+
+def _mutmut_run(tmp_path: Path, status_of) -> tuple[Path, list[str]]:  # noqa: ANN001 - mutant id -> exit code
+    """mutants/pkg/mod.py as mutmut writes it, and its .meta with the exit code `status_of` gives each mutant."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text(SOURCE, encoding="utf-8")
+    mutated = mutate_file_contents("pkg/mod.py", SOURCE)
+    out = tmp_path / "mutants" / "pkg"
+    out.mkdir(parents=True)
+    (out / "mod.py").write_text(mutated.code, encoding="utf-8")
+    ids = [f"pkg.mod.{name}" for name in mutated.mutant_names]
+    codes = {i: status_of(i) for i in ids}
+    (out / "mod.py.meta").write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
+    return tmp_path / "mutants", ids
+
+
+def _line_of(text: str) -> int:
+    return next(n for n, line in enumerate(SOURCE.splitlines(), 1) if text in line)
+
+
+def test_every_mutant_is_located_in_the_unmutated_file_with_its_change(tmp_path: Path) -> None:
+    mutants_dir, ids = _mutmut_run(tmp_path, lambda i: 1)
+    found = tool.read_results(mutants_dir, tmp_path)
+    assert len(found) == len(ids) >= 4 and {m.function for m in found} == {"within", "Counter.count"}
+    assert all(m.file == "pkg/mod.py" and m.status == "killed" for m in found)
+    by_change = {(m.before, m.after): m for m in found}
+    # the comparison mutated: on the `return` line of `within`, not on its def line
+    flipped = by_change[("return diff <= allowed", "return diff < allowed")]
+    assert flipped.line == _line_of("return diff <= allowed") and flipped.function == "within"
+    method = [m for m in found if m.function == "Counter.count"]
+    assert {m.line for m in method} <= {_line_of("total = 0"), _line_of("total += int(flag)"), _line_of("return total")}
+    assert any(m.line == _line_of("total += int(flag)") for m in method)
+    assert all(m.before and m.after and m.before != m.after for m in found)
+
+
+def test_scores_per_module_equivalents_survivors_and_stale_entries(tmp_path: Path) -> None:
+    mutants_dir, ids = _mutmut_run(tmp_path, lambda i: 0 if "x_within" in i else 1)
+    found = tool.read_results(mutants_dir, tmp_path)
+    survivors = [m for m in found if m.function == "within"]
+    assert survivors and all(m.status == "survived" for m in survivors)
+
+    report = tool.judge(found, [])
+    assert not report.ok and report.survivors == survivors
+    assert report.rows == {"pkg/mod.py": (len(found) - len(survivors), 0, len(found))}
+    text = tool.render(report)
+    assert "SURVIVED" in text and f"pkg/mod.py:{survivors[0].line} in within" in text
+
+    reviewed = [tool.Equivalent(m.file, m.function, m.before, m.after, "fixture: reviewed") for m in survivors]
+    report = tool.judge(found, reviewed)
+    assert report.ok and report.rows["pkg/mod.py"] == (len(found) - len(survivors), len(survivors), len(found))
+    assert "100.0%" in tool.render(report).splitlines()[1]
+
+    # an entry whose mutant is gone (or now caught) is stale: the list must shrink with the code
+    gone = tool.Equivalent("pkg/mod.py", "within", "return diff <= allowed", "return True", "no such mutant")
+    report = tool.judge(found, [*reviewed, gone])
+    assert not report.ok and report.stale == [gone] and "STALE" in tool.render(report)
+    caught_now = tool.judge(tool.read_results(*_rerun_all_killed(mutants_dir), tmp_path), reviewed)
+    assert not caught_now.ok and caught_now.stale == reviewed
+
+
+def _rerun_all_killed(mutants_dir: Path) -> tuple[Path]:
+    meta = mutants_dir / "pkg" / "mod.py.meta"
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    data["exit_code_by_key"] = dict.fromkeys(data["exit_code_by_key"], 1)
+    meta.write_text(json.dumps(data), encoding="utf-8")
+    return (mutants_dir,)
+
+
+def test_unchecked_mutants_fail_the_report(tmp_path: Path) -> None:
+    mutants_dir, _ = _mutmut_run(tmp_path, lambda i: None)
+    report = tool.judge(tool.read_results(mutants_dir, tmp_path), [])
+    assert not report.ok and report.unchecked and "NOT CHECKED" in tool.render(report)
+
+
+def test_the_reviewed_list_refuses_an_entry_without_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "equivalent.yaml"
+    path.write_text("- {file: a.py, function: f, before: 'x = 1', after: 'x = 2', why: ''}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="entry 1 lacks why"):
+        tool.load_equivalents(path)
+    path.write_text("- {file: a.py, function: f, before: 'x = 1', after: 'x = 2', why: 'never read'}\n",
+                    encoding="utf-8")
+    assert tool.load_equivalents(path) == [tool.Equivalent("a.py", "f", "x = 1", "x = 2", "never read")]
+
+
+def test_the_shipped_list_is_well_formed_and_names_mutated_modules() -> None:
+    """Each entry of mutation/equivalent.yaml has a reason and points at a module pyproject.toml has mutmut mutate."""
+    import tomllib
+
+    mutated = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]["only_mutate"])
+    for entry in tool.load_equivalents(tool.EQUIVALENT):
+        assert entry.file in mutated, entry
+        assert entry.function in tool._functions(__import__("ast").parse((ROOT / entry.file).read_text())), entry
