@@ -2,10 +2,11 @@
 pytest plugin, report) and the tools (port, fuzz) all call this; none of them builds layers or compares arrays.
 
 The steps: build both frameworks' layers (xfw_harness.engine.build), run them, compare the outputs
-(xfw_harness.engine.forward), judge each layer of a network (xfw_harness.engine.localize), ask the float64 reference
-when the frameworks disagree (xfw_harness.engine.third_opinion), compare gradients, optimiser steps and running
-statistics where the case asks (xfw_harness.engine.training), then judge (xfw_harness.engine.judge). A `compare:
-devices` point runs each framework against itself instead (xfw_harness.engine.devices).
+(xfw_harness.engine.forward), judge each layer of a network (xfw_harness.engine.localize), hold both to the float64
+reference (xfw_harness.engine.third_opinion: at every point unless the case opts out), compare gradients, optimiser
+steps and running statistics where the case asks (xfw_harness.engine.training), then judge
+(xfw_harness.engine.judge). A `compare: devices` point runs each framework against itself instead
+(xfw_harness.engine.devices).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _run_point(point: Point, device: str, keep_outputs: bool) -> Result:
             return result
         # The weights the reference gets, taken before a training forward moves running statistics (train mode, or
         # a hand port's PyTorch module left in its default training mode); otherwise nothing moves them, so they
-        # are copied (in float64: twice a float32 model's size) only when the reference is asked for.
+        # are copied (in float64: twice a float32 model's size) only when the reference is computed.
         copied = third_opinion.copied_weights(point, modules) if point.training("torch") else None
         torch_outs = forward_torch(point, modules, x, device)
         keras_outs = forward_keras(point, layers, x, device)
