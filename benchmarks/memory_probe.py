@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from report_scale import generate  # noqa: E402
 
 import xfw_harness.core.frameworks  # noqa: E402, F401  (first: fixes the Keras backend)
-from xfw_harness.suite.collect import load_paths, plan_tests  # noqa: E402
+from xfw_harness.cases import load_paths  # noqa: E402
+from xfw_harness.suite.collect import plan_tests  # noqa: E402
 
 
 def peak_mb() -> float:

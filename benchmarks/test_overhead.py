@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xfw_harness.cases import load_paths
 from xfw_harness.core.frameworks import TORCH_DTYPES, keras, tf, to_numpy, to_torch, torch
 from xfw_harness.core.layout import shape_to_channels_last
-from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import plan_tests
 from xfw_harness.suite.results import results_document
 
 CASES = Path(__file__).resolve().parents[1] / "cases"

@@ -116,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "            if strided:\n                layers.append(keras_layers.InsertZeros(",
            "            if False:\n                layers.append(keras_layers.InsertZeros(",
            "the stride dropped where Keras's strided, dilated transposed convolution runs as a stride-1 one"),
-    Mutant("transpose_same_below_stride_one_short", "blocks/conv_transpose.py",
+    Mutant("transpose_same_below_stride_one_short", "blocks/conv_transpose_geometry.py",
            "return total // 2, total - total // 2 - max(stride - keff, 0)",
            "return total // 2, total - total // 2 - max(stride - keff - 1, 0)",
            "`same` with a kernel below the stride extended one cell short, on both frameworks alike (issue 18: only "

@@ -48,7 +48,8 @@ say(event="imported", file=xfw_harness.__file__)
 # every layer a mutant may touch, imported before the first case
 import xfw_harness.blocks, xfw_harness.cases, xfw_harness.engine
 say(event="ready")
-from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import plan_tests
+from xfw_harness.cases import load_paths
 entries, file_errors = load_paths(sys.argv[1:])
 for error in file_errors:
     say(event="caught", test=f"{error.file}::<file>", status="error", message=str(error), ran=0, of=0)

@@ -24,10 +24,11 @@ from pathlib import Path
 import yaml
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from xfw_harness.cases import load_paths
 from xfw_harness.report.browser import browser_unavailable_reason, chromium, load_time_ms
 from xfw_harness.report.html import write_report
 from xfw_harness.suite.backends import select_backends
-from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import plan_tests
 from xfw_harness.suite.results import results_document, write_json
 
 # Each template is a case whose `sweep` gets `input.seed: [0 .. n)` added to reach the wanted size.

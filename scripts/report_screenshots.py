@@ -19,12 +19,13 @@ from pathlib import Path
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
 from xfw_harness.blocks import convolution
+from xfw_harness.cases import load_paths
 from xfw_harness.core.frameworks import BACKEND
 from xfw_harness.core.spatial import resolve_padding
 from xfw_harness.report.browser import browser_unavailable_reason, chromium, open_report
 from xfw_harness.report.html import write_report
 from xfw_harness.suite.backends import select_backends
-from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import plan_tests
 from xfw_harness.suite.results import results_document
 
 PLANTED = """\

@@ -10,9 +10,8 @@ import numpy as np
 import yaml
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
-from xfw_harness.cases import Point, load_file
+from xfw_harness.cases import Point, load_file, load_paths
 from xfw_harness.engine import Result, build_keras, build_torch, forward_keras, forward_torch, run_point
-from xfw_harness.suite.collect import load_paths
 
 PROJECT = Path(__file__).resolve().parents[1]
 CASES = PROJECT / "cases"

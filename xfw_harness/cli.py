@@ -59,9 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from xfw_harness.cases import load_paths
     from xfw_harness.core.frameworks import BackendSelectionError
     from xfw_harness.suite.backends import prefetch, select_backends
-    from xfw_harness.suite.collect import error_result, load_paths, plan_tests
+    from xfw_harness.suite.collect import error_result, plan_tests
     from xfw_harness.suite.results import results_document, summarise, write_json, write_junit
 
     console = Console(highlight=False)

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import xfw_harness.blocks.conv_transpose as conv_transpose
+import xfw_harness.blocks.conv_transpose_geometry as conv_transpose_geometry
 import xfw_harness.blocks.conv_transpose_layers as conv_transpose_layers
 import xfw_harness.blocks.convolution as convolution
 import xfw_harness.blocks.keras_layers as keras_layers
@@ -140,13 +141,13 @@ def keras_same_ported_as_padding_1_output_padding_1(mp: pytest.MonkeyPatch) -> N
 def transposed_same_odd_cell_cropped_first(mp: pytest.MonkeyPatch) -> None:
     """The harness's own arithmetic for `same` wrong (odd cell at the start): PyTorch follows it, Keras computes
     TensorFlow's same itself."""
-    original = conv_transpose.transposed_crop_1d
+    original = conv_transpose_geometry.transposed_crop_1d
 
     def wrong(*args: Any) -> tuple[int, int]:
         before, after = original(*args)
         return (after, before) if args[4] == "same" and after >= 0 else (before, after)
 
-    mp.setattr(conv_transpose, "transposed_crop_1d", wrong)
+    mp.setattr(conv_transpose_geometry, "transposed_crop_1d", wrong)
 
 
 def transposed_zeros_not_inserted(mp: pytest.MonkeyPatch) -> None:

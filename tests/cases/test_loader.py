@@ -16,10 +16,9 @@ import yaml
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
 from xfw_harness.blocks import MAX_ELEMENTS
-from xfw_harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, load_file
+from xfw_harness.cases import CaseEntry, InputSpec, Point, RefusedPoint, load_file, load_paths
 from xfw_harness.core.errors import CaseError, Refusal
 from xfw_harness.core.frameworks import BACKEND, BACKENDS
-from xfw_harness.suite.collect import load_paths
 
 CONV = {"name": "c", "block": "conv2d", "params": {"filters": 2, "kernel_size": 3},
         "input": {"shape": [1, 3, 8, 8]}}

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend before anything imports keras)
+from xfw_harness.cases import load_paths
 from xfw_harness.core.frameworks import BACKEND, to_numpy, torch
 from xfw_harness.engine import build_keras, build_torch
-from xfw_harness.suite.collect import PlannedTest, load_paths, plan_tests
+from xfw_harness.suite.collect import PlannedTest, plan_tests
 from xfw_harness.suite.results import strict_json
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,10 +20,9 @@ import pytest
 import torch
 
 from xfw_harness.blocks import get_block
-from xfw_harness.cases import Point, load_file
+from xfw_harness.cases import Point, load_file, load_paths
 from xfw_harness.core.frameworks import BACKEND
 from xfw_harness.engine import Result, run_point
-from xfw_harness.suite.collect import load_paths
 
 pytest_plugins = ["pytester"]
 

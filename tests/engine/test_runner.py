@@ -7,8 +7,9 @@ import pytest
 
 import xfw_harness.blocks.convolution as convolution
 from xfw_harness.blocks import get_block
+from xfw_harness.cases import load_paths
 from xfw_harness.core.frameworks import BACKEND, torch
-from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import plan_tests
 
 NET = """
 - name: net

@@ -311,8 +311,9 @@ def test_run_writes_junit_and_a_report_with_a_baseline(tmp_path: Path, capsys) -
 def test_progress_bar_on_a_terminal_plain_lines_elsewhere(tmp_path: Path) -> None:
     from rich.console import Console
 
+    from xfw_harness.cases import load_paths
     from xfw_harness.cli import _run_all
-    from xfw_harness.suite.collect import load_paths, plan_tests
+    from xfw_harness.suite.collect import plan_tests
 
     cases = tmp_path / "cases.yaml"
     cases.write_text(textwrap.dedent(CASES), encoding="utf-8")

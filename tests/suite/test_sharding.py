@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
+from xfw_harness.cases import load_paths
 from xfw_harness.cli import _shard, main
 from xfw_harness.core.frameworks import BACKEND, installed_backends
-from xfw_harness.suite.collect import load_paths, plan_tests
+from xfw_harness.suite.collect import plan_tests
 from xfw_harness.suite.sharding import ShardError, assign, estimated_cost, parse_shard, select
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,15 @@ from xfw_harness.blocks import (  # noqa: F401  (each family registers its block
     stochastic_depth,
     upsampling,
 )
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference, SkeletonWriter
+from xfw_harness.blocks.base import (
+    BENCHMARK_INPUT,
+    CHECKED_BY,
+    Block,
+    Corner,
+    Emulation,
+    KnownDifference,
+    SkeletonWriter,
+)
 from xfw_harness.blocks.graph import functional_model
 from xfw_harness.blocks.planning import MAX_ELEMENTS, NETWORK_INPUT, Layer, plan, run_layers
 from xfw_harness.blocks.registry import REGISTRY, all_blocks, get_block, graph_block, network_block, register
@@ -41,7 +49,8 @@ from xfw_harness.blocks.site import (
     sublayer_path,
 )
 
-__all__ = ["BENCHMARK_INPUT", "MAX_ELEMENTS", "NETWORK_INPUT", "REGISTRY", "Block", "KnownDifference", "Layer", "Site",
+__all__ = ["BENCHMARK_INPUT", "CHECKED_BY", "MAX_ELEMENTS", "NETWORK_INPUT", "REGISTRY", "Block", "Corner", "Emulation",
+           "KnownDifference", "Layer", "Site",
            "SkeletonWriter", "StateConvention", "WeightCopy", "all_blocks", "find_keras_layer", "functional_model",
            "get_block", "graph_block", "network_block", "parameter_path", "plan", "register", "resolve_path",
            "run_layers", "sublayer_path"]

@@ -11,6 +11,8 @@ PyTorch's OpInfo entries and nobuco's converters keep an operator's facts in one
 - what `xfw-harness port` reads (`torch_types`, `params_from_torch`);
 - the documented framework differences it is subject to (`known_differences`, in the manner of PyTorch's
   DecorateInfo on an OpInfo entry);
+- every path where the harness computes something itself instead of a framework's layer (`emulations`), with the
+  corners where a mistake in it would hide, so that a test can see each pinned by shipped cases;
 - for a stochastic block, what can be checked of a sample (`check_sample`, `sample_rule`);
 - for a block made of other blocks, the case keys holding its layers (`nested`), and whether a case of it is a
   whole network (`holds_network`);
@@ -55,6 +57,40 @@ class KnownDifference:
     summary: str
 
 
+@dataclass(frozen=True)
+class Corner:
+    """A corner of an emulation's arithmetic where a mistake hides (a kernel smaller than its stride, a size-1 axis,
+    padding over half the window, an odd or an even size): `applies(site)` says where it holds."""
+
+    name: str
+    applies: Callable[[Site], bool]
+
+
+# How an emulation can be checked from outside the harness's own arithmetic (Emulation.checked_by).
+CHECKED_BY = ("reference", "shape", "output")
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """A path where the harness computes something itself instead of a framework's layer doing it (padding steps,
+    subsampling, inserted zeros, divisor corrections, crop arithmetic, variance reconciliation), on one side or on
+    both: declared on the block, as a KnownDifference is.
+
+    Where both frameworks run the harness's arithmetic they agree on whatever it computes, right or wrong: only a check
+    outside it pins it. `checked_by` says which check can: "reference", the block's float64 reference computes the
+    same thing without the harness's arithmetic (then any shipped case that computes the reference pins it);
+    "shape", the reference reads the harness's own arithmetic for the output's size and only an expected output
+    shape (`expect.shape`) pins it; "output", only expected values (`expect.output`) do.
+    tests/blocks/test_emulations_pinned.py checks that shipped cases pin every emulation at each of its `corners`.
+    """
+
+    name: str  # unique in its block: "same_crop", "stride_1_subsample"
+    summary: str  # what the harness computes, on which side, and why no framework layer serves
+    applies: Callable[[Site], bool]
+    checked_by: str  # one of CHECKED_BY
+    corners: tuple[Corner, ...] = ()
+
+
 class SkeletonWriter(Protocol):
     """What a block's own `skeleton` writes its lines with (xfw_harness.tools.new provides it): commented YAML lines."""
 
@@ -87,6 +123,8 @@ class Block:
     padding_doc: ClassVar[str | None] = None
     # Documented framework differences at some of its sites (KnownDifference).
     known_differences: ClassVar[tuple[KnownDifference, ...]] = ()
+    # Where the harness computes something itself instead of a framework layer (Emulation).
+    emulations: ClassVar[tuple[Emulation, ...]] = ()
     # A block made of other blocks: the case keys that hold lists of layers, written like a network's `layers`
     # (True: required and non-empty). The loader reads them into params[key], a tuple of xfw_harness.blocks.Layer.
     nested: ClassVar[dict[str, bool]] = {}
@@ -180,6 +218,16 @@ class Block:
         return next((d.entry for d in self.known_differences if d.applies(site)), None)
 
     # --- emulations ----------------------------------------------------------------------------------------------
+    def inner_sites(self, site: Site) -> list[tuple[Block, Site]]:
+        """The blocks nested in this one at `site`, each with its own site (a composite's layers): none by default."""
+        return []
+
+    def emulations_at(self, site: Site) -> list[tuple[Block, Emulation, Site]]:
+        """Every emulation that runs at `site`: this block's own that apply, then its nested blocks' (recursively),
+        each with the block that declares it and the site where it applies."""
+        own = [(self, e, site) for e in self.emulations if e.applies(site)]
+        return own + [found for block, inner in self.inner_sites(site) for found in block.emulations_at(inner)]
+
     def notes(self, site: Site) -> tuple[str, ...]:
         """What the harness computes itself at `site` because Keras (or its backend) offers no layer for it (strides
         with dilation, a padding_mode, a dilated pool): said beside a pass (`Result.notes`, printed by `xfw-harness

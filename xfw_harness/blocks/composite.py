@@ -94,6 +94,9 @@ class _Composite(Block):
     def _nested_sites(self, site: Site) -> list[tuple[Layer, Site]]:
         return [(layer, s) for branch in self.branches(site).values() for layer, s in zip(branch.layers, branch.sites)]
 
+    def inner_sites(self, site: Site) -> list[tuple[Block, Site]]:
+        return [(layer.block, s) for layer, s in self._nested_sites(site)]
+
     def check_input(self, site: Site) -> None:
         super().check_input(site)
         key = next(iter(self.nested))  # the list a composite cannot do without (`layers`, a graph's `nodes`)

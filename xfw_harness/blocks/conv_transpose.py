@@ -69,6 +69,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from xfw_harness.blocks.base import Block
+from xfw_harness.blocks.conv_transpose_geometry import (
+    TRANSPOSE_EMULATIONS,
+    keras_by_zeros,
+    keras_native_same,
+    torch_takes_crops,
+    transposed_crops,
+)
 from xfw_harness.blocks.convolution_common import (
     AXES_WORDS,
     ConvClasses,
@@ -91,18 +98,6 @@ from xfw_harness.core.spatial import torch_pad_arg
 # The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
 conv_transpose_layers = lazy_module("xfw_harness.blocks.conv_transpose_layers")
 keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
-
-
-def transposed_crop_1d(size: int, kernel: int, stride: int, dilation: int, padding: Any,
-                       output_padding: int) -> tuple[int, int]:
-    """(before, after) of conv2d_transpose on one axis (module docstring): the output is the full transposed
-    convolution, (size - 1)*stride + (kernel - 1)*dilation + 1 long, less `before` cells at the start and `after` at
-    the end; a negative `after` appends -after cells that no input reaches."""
-    if padding == "same":
-        keff = (kernel - 1) * dilation + 1
-        total = max(keff - stride, 0)
-        return total // 2, total - total // 2 - max(stride - keff, 0)
-    return padding, padding - output_padding
 
 
 def transpose_params(spatial: int) -> tuple[Param, ...]:
@@ -147,14 +142,11 @@ class Conv2DTranspose(ConvClasses, Block):
                         "max(keff - stride, 0) cells, the odd one at the end (bottom/right), keff = (kernel-1)*dilation"
                         " + 1.")
     params = transpose_params(2)
+    emulations = TRANSPOSE_EMULATIONS
 
     def crops(self, site: Site) -> tuple[tuple[int, int], ...]:
         """((before, after) height, (before, after) width): see transposed_crop_1d."""
-        p = site.params
-        padding = (0,) * self.spatial if p["padding"] == "valid" else p["padding"]
-        per_axis = ("same",) * self.spatial if padding == "same" else padding
-        return tuple(transposed_crop_1d(*args) for args in zip(
-            site.in_shape[2:], p["kernel_size"], p["strides"], p["dilation_rate"], per_axis, p["output_padding"]))
+        return transposed_crops(site)
 
     def full_size(self, site: Site) -> tuple[int, ...]:
         p = site.params
@@ -212,7 +204,7 @@ class Conv2DTranspose(ConvClasses, Block):
         common = dict(in_channels=site.in_shape[1], out_channels=p["filters"], kernel_size=p["kernel_size"],
                       stride=p["strides"], dilation=p["dilation_rate"], groups=p["groups"], bias=p["use_bias"])
         output_padding = tuple(before - after for before, after in crops)
-        if all(0 <= op < max(s, d) for op, s, d in zip(output_padding, p["strides"], p["dilation_rate"])):
+        if torch_takes_crops(site):
             return self.torch_conv_type(padding=tuple(before for before, _ in crops), output_padding=output_padding,
                                         **common)
         extension = tuple(max(-after, 0) for _, after in crops)
@@ -234,10 +226,10 @@ class Conv2DTranspose(ConvClasses, Block):
         # gradient (Conv2DBackpropFilter and the input's) corrupt the heap on a batch of one ("corrupted size vs.
         # prev_size", segfaults; measured: 200 gradient steps crash every time). Both run as stride 1 on the input
         # with zeros inserted between its rows and columns, which computes exactly the strided layer.
-        by_zeros = strided and (max(p["dilation_rate"]) > 1 or max(p["kernel_size"]) == 1)
+        by_zeros = keras_by_zeros(site)
         common = dict(groups=p["groups"], filters=p["filters"], kernel_size=p["kernel_size"],
                       dilation_rate=p["dilation_rate"], use_bias=p["use_bias"], dtype=site.dtype)
-        if p["padding"] == "same" and not by_zeros:
+        if keras_native_same(site):
             return self._keras_conv(strides=p["strides"], padding="same", **common)
         extension = tuple(max(-after, 0) for _, after in crops)
         cut = tuple((before, max(after, 0)) for before, after in crops)

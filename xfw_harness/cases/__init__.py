@@ -8,7 +8,7 @@ file (loader.py) and test addresses (addresses.py).
 
 from xfw_harness.cases.addresses import find_points
 from xfw_harness.cases.fields import OPTIMIZERS
-from xfw_harness.cases.loader import find_case_files, load_case, load_file
+from xfw_harness.cases.loader import find_case_files, load_case, load_file, load_paths
 from xfw_harness.cases.model import (
     CASE_KEYS,
     CHECKS,
@@ -31,4 +31,5 @@ from xfw_harness.cases.safe_yaml import case_yaml
 
 __all__ = ["CASE_KEYS", "CHECKS", "COMPARES", "DEFAULTS", "DTYPES", "FILLS", "INPUT_KEYS", "MODES",
            "OPTIMIZERS", "CaseEntry", "InputSpec", "Plant", "Point", "RefusedPoint", "case_yaml", "display_path",
-           "find_case_files", "find_points", "format_value", "load_case", "load_file", "sweep_id"]
+           "find_case_files", "find_points", "format_value", "load_case", "load_file", "load_paths",
+           "sweep_id"]

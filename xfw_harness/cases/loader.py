@@ -248,3 +248,15 @@ def find_case_files(paths: list[str | Path]) -> list[Path]:
         else:
             found.append(p)
     return list(dict.fromkeys(found))
+
+
+def load_paths(paths: list[str | Path]) -> tuple[list[CaseEntry], list[CaseError]]:
+    """Every case of the case files named, or under the folders named (find_case_files), and the errors of the files
+    that could not be read at all; a bad file never hides the others."""
+    entries, file_errors = [], []
+    for path in find_case_files(paths):
+        file_entries, error = load_file(path)
+        entries += file_entries
+        if error is not None:
+            file_errors.append(error)
+    return entries, file_errors

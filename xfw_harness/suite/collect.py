@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from xfw_harness.cases import CaseEntry, Point, RefusedPoint, find_case_files, load_file, sweep_id
+from xfw_harness.cases import CaseEntry, Point, RefusedPoint, sweep_id
 from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import available_devices
 from xfw_harness.core.verdicts import Status
@@ -81,13 +80,3 @@ def plan_tests(entries: Iterable[CaseEntry], device: str | None = None, match: s
                     if (device is None or dev == device) and (match is None or match in test_id):
                         planned.append(PlannedTest(test_id, point, dev, backend=backend, selected=selected))
     return planned
-
-
-def load_paths(paths: list[str | Path]) -> tuple[list[CaseEntry], list[CaseError]]:
-    entries, file_errors = [], []
-    for path in find_case_files(paths):
-        file_entries, error = load_file(path)
-        entries += file_entries
-        if error is not None:
-            file_errors.append(error)
-    return entries, file_errors

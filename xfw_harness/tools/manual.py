@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from xfw_harness.blocks import all_blocks, get_block
+from xfw_harness.cases import Point, load_paths
+from xfw_harness.tools.emulations import Pins, pins
 
 CATALOGUE = Path("cases") / "known_differences.yaml"  # relative to the project's root
 BACKEND_CATALOGUE = Path("cases") / "backend_differences.yaml"  # Keras on one backend against the others
@@ -32,8 +34,11 @@ def generated(name: str, root: Path) -> str:
         return known_differences(root / CATALOGUE)
     if name == "backend-differences":
         return known_differences(root / BACKEND_CATALOGUE)
+    if name == "emulations":
+        points = [p for entry in load_paths([root / "cases"])[0] for p in entry.points if isinstance(p, Point)]
+        return emulation_table(pins(points, all_blocks().values()))
     raise KeyError(f"no generated part called {name!r} (known: block-reference, known-differences, "
-                   "backend-differences)")
+                   "backend-differences, emulations)")
 
 
 # --- Markdown helpers ---------------------------------------------------------------------------------------------
@@ -139,6 +144,22 @@ def block_reference(blocks: Mapping[str, Any]) -> str:
         for name, block in members:
             out += [_block_section(name, block), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+# --- the emulations and the shipped cases that pin them ------------------------------------------------------------
+
+def emulation_table(table: list[Pins]) -> str:
+    """Each emulation (xfw_harness.tools.emulations): what the harness computes, what checks it, a shipped case that
+    pins it and one for each of its corners."""
+    rows = ["| block | emulation | what the harness computes | checked by | pinned by | corners |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for entry in table:
+        corners = "<br>".join(f"{name}: `{found[0]}`" if found else f"{name}: **none**"
+                              for name, found in entry.corners.items()) or "-"
+        first = f"`{entry.points[0]}`" if entry.points else "**none**"
+        rows.append(f"| [`{entry.block.name}`](blocks.md#{entry.block.name}) | {entry.emulation.name} | "
+                    f"{_cell(entry.emulation.summary)} | {entry.emulation.checked_by} | {first} | {corners} |")
+    return "\n".join(rows)
 
 
 # --- the catalogue of known differences ---------------------------------------------------------------------------
