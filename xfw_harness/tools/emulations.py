@@ -20,7 +20,8 @@ from xfw_harness.cases import Point
 
 @dataclass
 class Pins:
-    """The points that pin one emulation of one block: by test id (without the device), over all and per corner."""
+    """The points that pin one emulation of one block, as FILE::CASE[SWEEP] (every device and backend of a point
+    runs its checks), over all and per corner."""
 
     block: Block
     emulation: Emulation
@@ -72,7 +73,7 @@ def pins(points: Iterable[Point], blocks: Iterable[Block]) -> list[Pins]:
                 entry = table.get((owner.name, emulation.name))
                 if entry is None or not pinned_by(point, emulation):
                     continue
-                test = point.test_id("cpu").rsplit("-cpu", 1)[0]
+                test = f"{point.file}::{point.case}" + (f"[{point.sweep_id}]" if point.sweep_id else "")
                 if test not in entry.points:
                     entry.points.append(test)
                     entry.points_run.append(point)

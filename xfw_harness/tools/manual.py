@@ -120,6 +120,8 @@ def _block_section(name: str, block: Any) -> str:
             + ("; a case of it is a whole network" if block.holds_network else ""))
     facts += [f"- **Known difference** [`{d.entry}`](known-differences.md#{d.entry}): {_inline(d.summary)}"
               for d in block.known_differences]
+    facts += [f"- **Emulation** [{e.name}](guarantees.md#emulations-and-the-cases-that-pin-them) (checked by the "
+              f"{e.checked_by}): {_inline(e.summary)}" for e in block.emulations]
     return "\n\n".join([f"### `{name}` {{#{name}}}", _inline(block.doc), "\n".join(facts), _param_table(block)])
 
 
