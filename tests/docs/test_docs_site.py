@@ -89,8 +89,9 @@ def test_pages_ask_for_the_generated_parts_and_nothing_unknown() -> None:
                for p in DOCS.glob("*.md")}
     assert markers["blocks.md"] == ["block-reference"]
     assert markers["known-differences.md"] == ["known-differences", "backend-differences"]
+    assert markers["guarantees.md"] == ["emulations"]
     assert {m for found in markers.values() for m in found} == {"block-reference", "known-differences",
-                                                                 "backend-differences"}
+                                                                 "backend-differences", "emulations"}
     with pytest.raises(KeyError):
         generated("no-such-part", ROOT)
 
