@@ -21,7 +21,7 @@ from xfw_harness.core import samples
 from xfw_harness.core.frameworks import BACKEND, installed_backends
 from xfw_harness.core.tolerance import Tolerance
 from xfw_harness.core.verdicts import VerdictKind
-from xfw_harness.engine import devices, judge, kept_arrays, run_point, third_opinion, training
+from xfw_harness.engine import comparing, devices, judge, run_point, third_opinion, training
 from xfw_harness.engine.plants import planting
 from xfw_harness.suite import backends as suite_backends
 
@@ -41,7 +41,7 @@ POINTS = _points()
 
 def _comparator_seeing(hide: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]) -> Callable:
     """A comparator that no longer sees what `hide` takes out of (actual, expected) before comparing."""
-    real = kept_arrays.compare_arrays
+    real = comparing.compare_arrays
 
     def soft(actual: Any, expected: Any, *args: Any, **kwargs: Any) -> Any:
         a, b = np.array(actual, np.float64), np.array(expected, np.float64)
@@ -51,20 +51,20 @@ def _comparator_seeing(hide: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray
 
 
 def blind(hide: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]) -> Callable:
-    return lambda mp: mp.setattr(kept_arrays, "compare_arrays", _comparator_seeing(hide))
+    return lambda mp: mp.setattr(comparing, "compare_arrays", _comparator_seeing(hide))
 
 
 def twice_as_lenient(what: str) -> Callable:
     """The comparison named `what` (only it) under a tolerance twice as loose."""
     def soften(mp: pytest.MonkeyPatch) -> None:
-        real = kept_arrays.compare_arrays
+        real = comparing.compare_arrays
 
         def soft(actual: Any, expected: Any, tolerance: Tolerance, name: str, *args: Any, **kwargs: Any) -> Any:
             if name == what:
                 tolerance = Tolerance(2 * tolerance.atol, 2 * tolerance.rtol, tolerance.source)
             return real(actual, expected, tolerance, name, *args, **kwargs)
 
-        mp.setattr(kept_arrays, "compare_arrays", soft)
+        mp.setattr(comparing, "compare_arrays", soft)
     return soften
 
 

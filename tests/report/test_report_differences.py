@@ -164,7 +164,7 @@ def test_the_pictures_are_of_the_comparison_that_failed(case_points) -> None:
 
 def test_a_failed_gradient_is_pictured_from_the_gradients(case_points, monkeypatch) -> None:
     """The headline of a failed gradient is "grad input": its pictures are of the two input gradients (kept by
-    xfw_harness.engine.kept_arrays), not of the final outputs, which agree. Planted: Keras's input gradient off by 0.75
+    xfw_harness.engine.comparing), not of the final outputs, which agree. Planted: Keras's input gradient off by 0.75
     at one element."""
     real = backward.keras_pass
 

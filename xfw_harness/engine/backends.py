@@ -17,7 +17,7 @@ import numpy as np
 
 from xfw_harness.cases import Point
 from xfw_harness.core.verdicts import Verdict, VerdictKind
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.tolerances import point_tolerance
 
 

@@ -36,7 +36,7 @@ from xfw_harness.core.frameworks import keras, keras_device, keras_tensor, to_nu
 from xfw_harness.core.tolerance import Tolerance, tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.build import build_keras, build_torch, keras_chain, torch_chain
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.node_gradients import node_gradient_verdicts
 from xfw_harness.engine.weights_map import Trainable, mapped_weights
 

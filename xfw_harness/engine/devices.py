@@ -23,8 +23,8 @@ from xfw_harness.core import frameworks
 from xfw_harness.core.verdicts import Status, Verdict, VerdictKind
 from xfw_harness.engine import plants
 from xfw_harness.engine.build import build_keras, build_torch, forward_keras, forward_torch
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.judge import judge
-from xfw_harness.engine.kept_arrays import compare
 from xfw_harness.engine.result import Result
 from xfw_harness.engine.tolerances import point_tolerance
 

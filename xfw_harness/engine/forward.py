@@ -10,7 +10,7 @@ from xfw_harness.cases import Point
 from xfw_harness.core.compare import SHAPE_KEY
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine import plants
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.tolerances import point_tolerance
 
 

@@ -28,7 +28,7 @@ from xfw_harness.core.frameworks import keras_device, keras_tensor, to_numpy
 from xfw_harness.core.tolerance import Tolerance, tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.build import keras_arguments, keras_inputs
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.result import Result
 
 WHAT = "first divergent layer"

@@ -31,7 +31,7 @@ from xfw_harness.core.frameworks import keras, keras_device, keras_tensor, to_nu
 from xfw_harness.core.tolerance import tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.build import forward_torch, keras_arguments, keras_inputs
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.localize import torch_inputs
 from xfw_harness.engine.weights_map import Trainable
 

@@ -4,7 +4,7 @@ an optimiser update, a running statistic, the float64 reference, a device or bac
 sign in either array, a dropout sample's rate), not only a unit test.
 
 run_point (and the backends comparison, xfw_harness.suite.backends) runs a point `planting` its plant; every array
-comparison goes through xfw_harness.engine.kept_arrays.compare, which asks `plant_arrays` for the arrays to compare,
+comparison goes through xfw_harness.engine.comparing.compare, which asks `plant_arrays` for the arrays to compare,
 and every dropout sample's check through `check_sample` here. The comparator itself stays pure and never sees a
 plant: it is handed the planted array like any other. A verdict whose comparison received the plant says so
 (`Verdict.planted`): the judge's canary rule (xfw_harness.engine.judge) reads it. Only a canary has a plant (the

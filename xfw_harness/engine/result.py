@@ -42,7 +42,7 @@ class Result:
     # (run_point's keep_outputs: the suite draws the report's pictures from them); never written out.
     outputs: tuple[list[Any], list[Any]] | None = field(default=None, repr=False)
     # The arrays of each failed comparison, by its `what`: (actual, expected) as compared, kept with `outputs`
-    # (xfw_harness.engine.kept_arrays); never written out.
+    # (xfw_harness.engine.comparing); never written out.
     compared: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property

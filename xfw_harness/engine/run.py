@@ -32,9 +32,9 @@ from xfw_harness.engine.build import (
     load_weights,
     torch_chain,
 )
+from xfw_harness.engine.comparing import keeping_failed_arrays
 from xfw_harness.engine.forward import compare_outputs
 from xfw_harness.engine.judge import judge
-from xfw_harness.engine.kept_arrays import keeping_failed_arrays
 from xfw_harness.engine.result import Result, point_result
 from xfw_harness.engine.training import training_verdicts
 

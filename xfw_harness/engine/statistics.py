@@ -22,7 +22,7 @@ from xfw_harness.core.tolerance import tolerance_for
 from xfw_harness.core.verdicts import Verdict, VerdictKind
 from xfw_harness.engine.backward import step_input
 from xfw_harness.engine.build import build_keras, build_torch, keras_chain, torch_chain
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.tolerances import forward_reduction_length, point_tolerance
 from xfw_harness.engine.weights_map import mapped_weights
 

@@ -30,7 +30,7 @@ from xfw_harness.cases import Point
 from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import to_numpy
 from xfw_harness.core.verdicts import Verdict, VerdictKind
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.plants import plant_reference
 from xfw_harness.engine.tolerances import point_tolerance
 

@@ -38,7 +38,7 @@ from xfw_harness.engine.backward import (
     weight_reduction_length,
 )
 from xfw_harness.engine.build import build_keras, build_torch, torch_chain
-from xfw_harness.engine.kept_arrays import compare
+from xfw_harness.engine.comparing import compare
 from xfw_harness.engine.optimizers import (
     MAX_NOT_COMPARED,
     adam_step_bound,

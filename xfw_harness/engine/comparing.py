@@ -1,9 +1,8 @@
-"""The arrays of the comparisons that failed, kept for the report's pictures: a failed gradient, optimiser update,
-running statistic or float64-reference comparison is drawn from its own arrays, not from the final outputs.
-
-The engine compares through `compare` here, which is the comparator's (xfw_harness.core.compare.compare, pure: arrays
-in, verdict out) plus this bookkeeping, and a canary's planted difference (xfw_harness.engine.plants) put into the
-arrays of the comparison it names before the comparator sees them. Nothing is kept unless run_point asks
+"""Every comparison the engine makes goes through `compare` here: the comparator's (xfw_harness.core.compare.compare,
+pure: arrays in, verdict out), with a canary's planted difference (xfw_harness.engine.plants) put into the arrays of
+the comparison it names before the comparator sees them, and the arrays of the comparisons that failed kept for the
+report's pictures (a failed gradient, optimiser update, running statistic or float64-reference comparison is drawn
+from its own arrays, not from the final outputs). Nothing is kept unless run_point asks
 (`keeping_failed_arrays`, for a test whose details the report shows), and then only the first failed comparison of
 each name: a passing suite keeps none.
 """
