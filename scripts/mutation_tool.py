@@ -12,7 +12,12 @@ caught with its location (file:line, function, and the change) and applies the r
 survived that the list does not name, or the list names a mutant that no longer survives (a stale entry), or a mutant
 was not checked.
 
-    python scripts/mutation_tool.py              # run (cached), then report (make mutation)
+A timeout is rechecked before it counts: mutmut's forked workers can hang on a framework's lock (or be slowed past
+their wall-clock limit by a busy machine) without the mutant looping. Each mutant that timed out is rerun against
+the same tests in a fresh interpreter (no fork) with a generous limit (`--recheck-limit`), and its result written
+back into mutmut's results, where its cache keeps it: killed, survived, or still a timeout (then it really loops).
+
+    python scripts/mutation_tool.py              # run (cached), recheck timeouts, then report (make mutation)
     python scripts/mutation_tool.py --report     # report the last run's results only
 """
 
@@ -215,7 +220,7 @@ def render(report: Report) -> str:
     score = caught / (total - equivalent) if total > equivalent else 1.0
     lines.append(f"{'all':48} {caught:7} {equivalent:7} {total:6} {score:7.1%}")
     timeouts = [m for m in report.caught if m.status == "timeout"]
-    for title, items in (("timeout, counted as caught (a mutant that loops; check it is not a hung worker)", timeouts),
+    for title, items in (("timeout, counted as caught (rechecked unforked after the run: it loops)", timeouts),
                          ("equivalent (mutation/equivalent.yaml)", report.equivalent),
                          ("SURVIVED (kill it with a test, or list it as equivalent with the reason)", report.survivors),
                          ("NOT CHECKED (the run did not finish)", report.unchecked)):
@@ -235,14 +240,46 @@ def run_mutmut(max_children: int) -> int:
     return subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL).returncode
 
 
+def recheck_timeouts(mutants_dir: Path, limit_s: float) -> list[tuple[str, str]]:
+    """Rerun each mutant whose status is a timeout in a fresh interpreter, in `mutants_dir` (where mutmut's copy of the
+    package is first on the path), against the tests mutmut selected for its function, at most `limit_s` seconds;
+    write the exit code into mutmut's .meta. Returns (mutant id, new status) for each one rechecked."""
+    tests_by_function = json.loads((mutants_dir / "mutmut-stats.json").read_text(encoding="utf-8"))[
+        "tests_by_mangled_function_name"]
+    timeout_codes = {code for code, status in CAUGHT.items() if status == "timeout"}
+    rechecked = []
+    for meta in sorted(mutants_dir.rglob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        for mutant_id in [m for m, code in codes.items() if code in timeout_codes]:
+            tests = sorted(tests_by_function.get(mutant_id.partition(MARK)[0], []))
+            env = {**os.environ, **SINGLE_THREADED, "MUTANT_UNDER_TEST": mutant_id, "PYTHONPATH": str(mutants_dir)}
+            command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:randomly",
+                       "-p", "no:cacheprovider", *tests]
+            try:
+                code = subprocess.run(command, cwd=mutants_dir, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, timeout=limit_s).returncode
+            except subprocess.TimeoutExpired:
+                code = 36  # mutmut's code for a timeout: it really loops (or is that slow)
+            codes[mutant_id] = code
+            rechecked.append((mutant_id, CAUGHT.get(code) or NOT_CAUGHT.get(code) or f"exit {code}"))
+            meta.write_text(json.dumps(data, indent=4), encoding="utf-8")  # after each: an interrupted recheck keeps
+    return rechecked
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", action="store_true", help="report the last run's results; run nothing")
     parser.add_argument("-j", "--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--recheck-limit", type=float, default=600.0, metavar="S",
+                        help="seconds a timed-out mutant's tests may take when rerun in a fresh interpreter")
     args = parser.parse_args(argv)
-    if not args.report and (code := run_mutmut(args.max_children)) != 0:
-        print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` to see why", file=sys.stderr)
-        return 2
+    if not args.report:
+        if (code := run_mutmut(args.max_children)) != 0:
+            print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` to see why", file=sys.stderr)
+            return 2
+        for mutant_id, status in recheck_timeouts(ROOT / "mutants", args.recheck_limit):
+            print(f"timeout rechecked in a fresh interpreter: {status}: {mutant_id}")
     mutants = read_results(ROOT / "mutants", ROOT)
     if not mutants:
         print("no mutmut results in mutants/: run without --report first", file=sys.stderr)

@@ -129,3 +129,43 @@ def test_the_shipped_list_is_well_formed_and_names_mutated_modules() -> None:
     for entry in tool.load_equivalents(tool.EQUIVALENT):
         assert entry.file in mutated, entry
         assert entry.function in tool._functions(__import__("ast").parse((ROOT / entry.file).read_text())), entry
+
+
+def test_a_timeout_is_rechecked_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    """Every mutant mutmut reported as a timeout is rerun, not forked, against its function's tests: a mutant those
+    tests catch becomes killed, one they do not catch survived, one that really loops stays a timeout; the results are
+    written back where mutmut keeps them, and the other mutants' are left alone."""
+    mutants_dir, ids = _mutmut_run(tmp_path, lambda i: 1)
+    by_change = {(m.before, m.after): m.id for m in tool.read_results(mutants_dir, tmp_path)}
+    caught = by_change[("return diff <= allowed", "return diff < allowed")]  # within(1, 1) is False
+    loops = by_change[("total = 0", "total = 1")]  # count([True]) is 2: test_counts waits for ever
+    missed = by_change[("total += int(flag)", "total = int(flag)")]  # count([True]) is still 1
+    crashes = by_change[("total += int(flag)", "total += int(None)")]  # TypeError: the test fails
+    (mutants_dir / "tests").mkdir()
+    (mutants_dir / "tests" / "test_mod.py").write_text(textwrap.dedent('''\
+        from pkg.mod import Counter, within
+
+
+        def test_equal_fits():
+            assert within(1.0, 1.0)
+
+
+        def test_counts():
+            while Counter().count([True]) != 1:
+                pass
+        '''), encoding="utf-8")
+    stats = {"tests_by_mangled_function_name": {caught.partition(tool.MARK)[0]: ["tests/test_mod.py::test_equal_fits"],
+                                                loops.partition(tool.MARK)[0]: ["tests/test_mod.py::test_counts"]}}
+    (mutants_dir / "mutmut-stats.json").write_text(json.dumps(stats), encoding="utf-8")
+    meta = mutants_dir / "pkg" / "mod.py.meta"
+    timed_out = {caught, loops, missed, crashes}
+    meta.write_text(json.dumps({"exit_code_by_key": {i: -24 if i in timed_out else 1 for i in ids}}),
+                    encoding="utf-8")
+
+    rechecked = dict(tool.recheck_timeouts(mutants_dir, limit_s=10))
+
+    assert rechecked == {caught: "killed", loops: "timeout", missed: "survived", crashes: "killed"}
+    written = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    assert (written[caught], written[missed], written[crashes]) == (1, 0, 1)
+    assert tool.CAUGHT[written[loops]] == "timeout"
+    assert all(written[i] == 1 for i in ids if i not in timed_out)
