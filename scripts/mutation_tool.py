@@ -4,7 +4,9 @@ mutmut (pinned in requirements.lock; configured in pyproject.toml's [tool.mutmut
 every mutant of the listed modules into mutants/, runs the selected tests once to learn which test calls which
 function, then runs each mutant against only the tests that call the mutated function, in forked workers of one
 interpreter that has imported TensorFlow and torch once (a fresh interpreter per mutant would pay their 5 s import
-each time). Its results are cached in mutants/: a rerun retests only the functions whose code changed.
+each time). Its results are cached in mutants/: a rerun retests the mutants of functions whose code changed, and
+(this driver resets them first) every mutant not caught, since mutmut 3.8 keeps a cached survivor even when the tests
+changed. A caught mutant stays caught until mutants/ is removed (`rm -rf mutants` for a clean run).
 
 This driver runs it, then reads its results (mutants/**/*.py.meta), prints the score per module and every mutant not
 caught with its location (file:line, function, and the change) and applies the reviewed list of equivalent mutants
@@ -240,6 +242,22 @@ def run_mutmut(max_children: int) -> int:
     return subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL).returncode
 
 
+def reset_not_caught(mutants_dir: Path) -> int:
+    """Mark every mutant that was not caught as not checked in mutmut's results, so that its run retests it against
+    the tests as they are now (mutmut's cache follows the mutated functions' code, not the tests). Returns how many."""
+    count = 0
+    for meta in sorted(mutants_dir.rglob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        stale = [m for m, code in codes.items() if code in NOT_CAUGHT]
+        for mutant_id in stale:
+            codes[mutant_id] = None
+        if stale:
+            meta.write_text(json.dumps(data, indent=4), encoding="utf-8")
+            count += len(stale)
+    return count
+
+
 def recheck_timeouts(mutants_dir: Path, limit_s: float) -> list[tuple[str, str]]:
     """Rerun each mutant whose status is a timeout in a fresh interpreter, in `mutants_dir` (where mutmut's copy of the
     package is first on the path), against the tests mutmut selected for its function, at most `limit_s` seconds;
@@ -275,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a timed-out mutant's tests may take when rerun in a fresh interpreter")
     args = parser.parse_args(argv)
     if not args.report:
+        reset_not_caught(ROOT / "mutants")
         if (code := run_mutmut(args.max_children)) != 0:
             print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` to see why", file=sys.stderr)
             return 2

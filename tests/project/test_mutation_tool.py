@@ -169,3 +169,14 @@ def test_a_timeout_is_rechecked_in_a_fresh_interpreter(tmp_path: Path) -> None:
     assert (written[caught], written[missed], written[crashes]) == (1, 0, 1)
     assert tool.CAUGHT[written[loops]] == "timeout"
     assert all(written[i] == 1 for i in ids if i not in timed_out)
+
+
+def test_a_rerun_retests_every_mutant_not_caught(tmp_path: Path) -> None:
+    """mutmut keeps a cached survivor while its function's code is unchanged, even after a test was added to kill
+    it: the driver marks survivors (and mutants no test reached) unchecked before each run; caught ones stay."""
+    codes = {}
+    mutants_dir, ids = _mutmut_run(tmp_path, lambda i: codes.setdefault(i, [0, 33, 1, -24, 5][len(codes) % 5]))
+    assert tool.reset_not_caught(mutants_dir) == sum(code in (0, 33, 5) for code in codes.values())
+    written = json.loads((mutants_dir / "pkg" / "mod.py.meta").read_text(encoding="utf-8"))["exit_code_by_key"]
+    assert written == {i: None if code in (0, 33, 5) else code for i, code in codes.items()}
+    assert tool.reset_not_caught(mutants_dir) == 0
