@@ -19,8 +19,16 @@ their wall-clock limit by a busy machine) without the mutant looping. Each mutan
 the same tests in a fresh interpreter (no fork) with a generous limit (`--recheck-limit`), and its result written
 back into mutmut's results, where its cache keeps it: killed, survived, or still a timeout (then it really loops).
 
+Scopes: the default one is pyproject.toml's [tool.mutmut] (the modules that decide verdicts, against their unit tests),
+run in the repository (results in mutants/). Each further scope, [tool.xfw_harness_mutation.NAME] (only_mutate,
+tests, pytest_args), mutates other modules against other tests, e.g. the blocks' emulation geometry against the
+shipped cases that pin it; mutmut reads one configuration per folder, so such a scope runs in .mutation/NAME/ (links
+to the package, tests and cases, and the repository's pyproject.toml with [tool.mutmut] replaced by the scope's),
+with its own results and cache there.
+
     python scripts/mutation_tool.py              # run (cached), recheck timeouts, then report (make mutation)
     python scripts/mutation_tool.py --report     # report the last run's results only
+    python scripts/mutation_tool.py --scope emulations
 """
 
 from __future__ import annotations
@@ -30,16 +38,22 @@ import ast
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "mutation" / "equivalent.yaml"
+PYPROJECT = ROOT / "pyproject.toml"
+DEFAULT_SCOPE = "verdicts"  # pyproject.toml's own [tool.mutmut]
+SCOPES = "xfw_harness_mutation"  # [tool.xfw_harness_mutation.NAME]: the further scopes
+LINKED = ("xfw_harness", "tests", "cases")  # what a scope's folder links to
 MARK = "__mutmut_"
 SEPARATOR = "ǁ"  # mutmut's name for a method's mutants: xǁClassǁmethod__mutmut_N
 
@@ -209,7 +223,7 @@ def judge(mutants: Iterable[Mutant], equivalents: list[Equivalent]) -> Report:
             used.update(listed)
         else:
             survivors.append(m)
-    stale = [e for e in equivalents if e not in used]
+    stale = [e for e in equivalents if e not in used and e.file in rows]  # another scope's entries are not judged
     return Report({f: tuple(r) for f, r in sorted(rows.items())}, caught, survivors, equivalent, stale, unchecked)
 
 
@@ -235,11 +249,39 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-def run_mutmut(max_children: int) -> int:
-    """mutmut's own run, in the repository (its config: pyproject.toml), single-threaded workers (SINGLE_THREADED)."""
+def scope_folder(name: str, root: Path = ROOT) -> Path:
+    """Where mutmut runs scope `name`: the repository for the default scope; else .mutation/NAME/, made (again) here
+    from [tool.xfw_harness_mutation.NAME]. Raises KeyError naming the scopes there are."""
+    if name == DEFAULT_SCOPE:
+        return root
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    scopes = tomllib.loads(text).get("tool", {}).get(SCOPES, {})
+    if name not in scopes:
+        raise KeyError(f"no mutation scope {name!r} (scopes: {', '.join([DEFAULT_SCOPE, *scopes])})")
+    scope = scopes[name]
+    folder = root / ".mutation" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in LINKED:
+        if not (folder / item).is_symlink():
+            (folder / item).symlink_to(root / item)
+    pytest_args = ["-p", "no:cacheprovider", "-q", *scope.get("pytest_args", [])]
+    # JSON's lists of strings are TOML's too.
+    table = "\n".join(["[tool.mutmut]", 'source_paths = ["xfw_harness"]',
+                       f"only_mutate = {json.dumps(scope['only_mutate'])}",
+                       f"pytest_add_cli_args_test_selection = {json.dumps(scope['tests'])}",
+                       f"pytest_add_cli_args = {json.dumps(pytest_args)}",
+                       'also_copy = ["cases"]', ""])
+    text = re.sub(r"^\[tool\.mutmut\]\n(?:(?!\[).*\n)*", lambda _: table + "\n", text, count=1, flags=re.M)
+    (folder / "pyproject.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def run_mutmut(max_children: int, folder: Path = ROOT) -> int:
+    """mutmut's own run in `folder` (its config: the pyproject.toml there), in single-threaded workers
+    (SINGLE_THREADED)."""
     env = {**os.environ, **SINGLE_THREADED, "PYTHONPATH": ""}  # mutmut puts its mutants/ copy first itself
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    return subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL).returncode
+    return subprocess.run(command, cwd=folder, env=env, stdout=subprocess.DEVNULL).returncode
 
 
 def reset_not_caught(mutants_dir: Path) -> int:
@@ -291,17 +333,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--recheck-limit", type=float, default=600.0, metavar="S",
                         help="seconds a timed-out mutant's tests may take when rerun in a fresh interpreter")
+    parser.add_argument("--scope", default=DEFAULT_SCOPE,
+                        help=f"which modules against which tests (default {DEFAULT_SCOPE}: [tool.mutmut]; others: "
+                             f"[tool.{SCOPES}.NAME] in pyproject.toml)")
     args = parser.parse_args(argv)
+    try:
+        folder = scope_folder(args.scope)
+    except KeyError as e:
+        print(f"mutation_tool: {e.args[0]}", file=sys.stderr)
+        return 2
     if not args.report:
-        reset_not_caught(ROOT / "mutants")
-        if (code := run_mutmut(args.max_children)) != 0:
-            print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` to see why", file=sys.stderr)
+        reset_not_caught(folder / "mutants")
+        if (code := run_mutmut(args.max_children, folder)) != 0:
+            print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` in {folder} to see why",
+                  file=sys.stderr)
             return 2
-        for mutant_id, status in recheck_timeouts(ROOT / "mutants", args.recheck_limit):
+        for mutant_id, status in recheck_timeouts(folder / "mutants", args.recheck_limit):
             print(f"timeout rechecked in a fresh interpreter: {status}: {mutant_id}")
-    mutants = read_results(ROOT / "mutants", ROOT)
+    mutants = read_results(folder / "mutants", ROOT)
     if not mutants:
-        print("no mutmut results in mutants/: run without --report first", file=sys.stderr)
+        print(f"no mutmut results in {folder / 'mutants'}: run without --report first", file=sys.stderr)
         return 2
     report = judge(mutants, load_equivalents(EQUIVALENT))
     print(render(report))

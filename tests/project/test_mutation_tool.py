@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("mutation_tool", ROOT / "scripts" / "mutation_tool.py")
@@ -122,10 +123,11 @@ def test_the_reviewed_list_refuses_an_entry_without_a_reason(tmp_path: Path) -> 
 
 
 def test_the_shipped_list_is_well_formed_and_names_mutated_modules() -> None:
-    """Each entry of mutation/equivalent.yaml has a reason and points at a module pyproject.toml has mutmut mutate."""
-    import tomllib
-
-    mutated = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]["only_mutate"])
+    """Each entry of mutation/equivalent.yaml has a reason and points at a module that a scope of pyproject.toml has
+    mutmut mutate."""
+    tools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    mutated = {*tools["mutmut"]["only_mutate"],
+               *(f for scope in tools[tool.SCOPES].values() for f in scope["only_mutate"])}
     for entry in tool.load_equivalents(tool.EQUIVALENT):
         assert entry.file in mutated, entry
         assert entry.function in tool._functions(__import__("ast").parse((ROOT / entry.file).read_text())), entry
@@ -158,17 +160,19 @@ def test_a_timeout_is_rechecked_in_a_fresh_interpreter(tmp_path: Path) -> None:
                                                 loops.partition(tool.MARK)[0]: ["tests/test_mod.py::test_counts"]}}
     (mutants_dir / "mutmut-stats.json").write_text(json.dumps(stats), encoding="utf-8")
     meta = mutants_dir / "pkg" / "mod.py.meta"
-    timed_out = {caught, loops, missed, crashes}
-    meta.write_text(json.dumps({"exit_code_by_key": {i: -24 if i in timed_out else 1 for i in ids}}),
-                    encoding="utf-8")
 
-    rechecked = dict(tool.recheck_timeouts(mutants_dir, limit_s=10))
+    def recheck(timed_out: set[str], limit_s: float) -> dict[str, str]:
+        meta.write_text(json.dumps({"exit_code_by_key": {i: -24 if i in timed_out else 1 for i in ids}}),
+                        encoding="utf-8")
+        return dict(tool.recheck_timeouts(mutants_dir, limit_s=limit_s))
 
-    assert rechecked == {caught: "killed", loops: "timeout", missed: "survived", crashes: "killed"}
+    # a generous limit where the tests end (a loaded machine starts pytest slowly); a short one where they cannot
+    assert recheck({caught, missed, crashes}, limit_s=300) == {caught: "killed", missed: "survived", crashes: "killed"}
     written = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
     assert (written[caught], written[missed], written[crashes]) == (1, 0, 1)
-    assert tool.CAUGHT[written[loops]] == "timeout"
-    assert all(written[i] == 1 for i in ids if i not in timed_out)
+    assert all(written[i] == 1 for i in ids if i not in {caught, missed, crashes})
+    assert recheck({loops}, limit_s=5) == {loops: "timeout"}
+    assert tool.CAUGHT[json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"][loops]] == "timeout"
 
 
 def test_a_rerun_retests_every_mutant_not_caught(tmp_path: Path) -> None:
@@ -180,3 +184,44 @@ def test_a_rerun_retests_every_mutant_not_caught(tmp_path: Path) -> None:
     written = json.loads((mutants_dir / "pkg" / "mod.py.meta").read_text(encoding="utf-8"))["exit_code_by_key"]
     assert written == {i: None if code in (0, 33, 5) else code for i, code in codes.items()}
     assert tool.reset_not_caught(mutants_dir) == 0
+
+
+def test_a_further_scope_runs_in_its_own_folder_with_its_own_configuration(tmp_path: Path) -> None:
+    """`--scope NAME`: mutmut reads one [tool.mutmut] per folder, so a scope gets .mutation/NAME/ with links to the
+    package, tests and cases, and the project's pyproject.toml whose [tool.mutmut] is the scope's (the rest kept)."""
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent('''\
+        [tool.pytest.ini_options]
+        testpaths = ["tests"]
+
+        [tool.mutmut]
+        source_paths = ["xfw_harness"]
+        only_mutate = ["xfw_harness/core/compare.py"]
+
+        [tool.xfw_harness_mutation.geometry]
+        only_mutate = ["xfw_harness/blocks/g.py"]
+        tests = ["cases/g.yaml"]
+        pytest_args = ["--keras-backend", "tensorflow"]
+        '''), encoding="utf-8")
+    for item in tool.LINKED:
+        (tmp_path / item).mkdir()
+    assert tool.scope_folder("verdicts", tmp_path) == tmp_path
+    folder = tool.scope_folder("geometry", tmp_path)
+    assert folder == tmp_path / ".mutation" / "geometry"
+    assert all((folder / item).resolve() == (tmp_path / item).resolve() for item in tool.LINKED)
+    config = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["pytest"]["ini_options"] == {"testpaths": ["tests"]}
+    assert config["tool"]["mutmut"] == {
+        "source_paths": ["xfw_harness"], "only_mutate": ["xfw_harness/blocks/g.py"],
+        "pytest_add_cli_args_test_selection": ["cases/g.yaml"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "--keras-backend", "tensorflow"],
+        "also_copy": ["cases"]}
+    assert tool.scope_folder("geometry", tmp_path) == folder  # made again over the old one
+    with pytest.raises(KeyError, match="no mutation scope 'nope' \\(scopes: verdicts, geometry\\)"):
+        tool.scope_folder("nope", tmp_path)
+
+
+def test_the_reviewed_entries_of_another_scope_are_not_stale(tmp_path: Path) -> None:
+    mutants_dir, _ = _mutmut_run(tmp_path, lambda i: 1)
+    elsewhere = tool.Equivalent("xfw_harness/blocks/g.py", "f", "x = 1", "x = 2", "another scope's")
+    report = tool.judge(tool.read_results(mutants_dir, tmp_path), [elsewhere])
+    assert report.ok and report.stale == []
