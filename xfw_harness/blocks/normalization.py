@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, StateConvention, WeightCopy
@@ -147,6 +147,25 @@ def variance_convention(momentum: float, flattened_from: tuple[int, ...] | None 
     return StateConvention(functools.partial(reconcile_variance, momentum, **keyword), VARIANCE_NOTE)
 
 
+def keras_batch_statistics(site: Site) -> bool:
+    """Whether Keras runs the harness's KerasBatchStatisticsNormalization (track_running_stats: false: Keras's
+    BatchNormalization has no such switch) rather than its own BatchNormalization."""
+    return not site.params["track_running_stats"]
+
+
+# The running variance's reconciliation (`variance_convention`) is not declared here: what pins it is the statistics
+# comparison after train-mode steps against PyTorch's own running_var (xfw_harness.engine.statistics), which none of
+# Emulation.checked_by's kinds (reference, shape, output) expresses.
+BATCH_NORM_EMULATIONS = (
+    Emulation("keras_batch_statistics_layer",
+              "track_running_stats: false: Keras's BatchNormalization has no such switch, so Keras runs the "
+              "harness's KerasBatchStatisticsNormalization (keras_layers.py), which normalises with the batch's "
+              "statistics in eval mode too (training=True forced)",
+              keras_batch_statistics, "reference",
+              (Corner("eval mode", lambda s: s.mode == "eval"), Corner("train mode", lambda s: s.mode == "train"))),
+)
+
+
 class BatchNorm(Block):
     """Batch normalisation of a channels-first tensor of one of `ranks` (PyTorch's `torch_class`); the blocks below
     differ only in those two."""
@@ -154,6 +173,7 @@ class BatchNorm(Block):
     torch_class: ClassVar[str]
     family = "normalization"
     weight_names = ("weight", "bias", "running_mean", "running_var")
+    emulations = BATCH_NORM_EMULATIONS
     params = (
         Param("momentum", "float", 0.1, minimum=0.0, maximum=1.0,
               doc="PyTorch's convention: running = (1 - momentum) * running + momentum * batch (Keras gets "
@@ -204,8 +224,8 @@ class BatchNorm(Block):
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
-        cls = (keras.layers.BatchNormalization if p["track_running_stats"]
-               else keras_layers.KerasBatchStatisticsNormalization)
+        cls = (keras_layers.KerasBatchStatisticsNormalization if keras_batch_statistics(site)
+               else keras.layers.BatchNormalization)
         return cls(axis=-1, momentum=1.0 - p["momentum"], epsilon=p["epsilon"], center=p["affine"],
                    scale=p["affine"], dtype=site.dtype)
 
