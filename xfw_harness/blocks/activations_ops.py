@@ -206,7 +206,10 @@ class HardSigmoidBlock(_Activation):
                             "any alpha and beta but PyTorch's: the harness's clip(alpha * x + beta, 0, 1) on both "
                             "sides (TorchHardSigmoid, Keras HardSigmoid): neither framework's hard sigmoid takes them",
                             lambda s: not is_torch_hard_sigmoid(s.params), "reference",
-                            (Corner("beta other than 1/2", lambda s: s.params["beta"] != TORCH_HARD_SIGMOID_BETA),)),)
+                            (Corner("beta other than 1/2", lambda s: s.params["beta"] != TORCH_HARD_SIGMOID_BETA),
+                             # the reference shares this branch (hard_sigmoid_reference): golden values pin it
+                             Corner("PyTorch's slope with another beta",
+                                    lambda s: s.params["alpha"] == TORCH_HARD_SIGMOID_ALPHA))),)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
