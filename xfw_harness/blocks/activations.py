@@ -331,6 +331,12 @@ def draw_slopes(module: torch.nn.PReLU) -> torch.nn.PReLU:
     return module
 
 
+def slopes_in_keras_feature_order(site: Site) -> bool:
+    """Whether the harness permutes a PReLU's per-feature slopes into Keras's (H, W, C) flatten order (after a
+    flatten; a hand port, `defaults: native`, copies them as they are)."""
+    return site.layout.flattened_from is not None and site.written is None
+
+
 @register
 class PReLU(Block):
     name = "prelu"
@@ -348,6 +354,11 @@ class PReLU(Block):
     weight_names = ("weight",)
     benchmark = {"params": {"per_channel": True}, "input": BENCHMARK_INPUT}
     torch_types = ("PReLU",)
+    emulations = (Emulation("slopes_in_keras_feature_order",
+                            "after a flatten the harness permutes the per-feature slopes into Keras's (H, W, C) "
+                            "order (channel_vector_to_keras); the reference reads them in PyTorch's",
+                            slopes_in_keras_feature_order, "reference",
+                            (Corner("one slope per feature", lambda s: s.params["per_channel"]),)),)
 
     @staticmethod
     def num_parameters(site: Site, per_channel: bool) -> int:
@@ -378,7 +389,7 @@ class PReLU(Block):
         # Keras's per-element default (`defaults: native`; the slopes are broadcast, as such a port copies them).
         # After a flatten the per-feature slopes follow Keras's (H, W, C) order, except in a hand port (as dense's).
         args: tuple[Any, ...] = (tuple(layer.alpha.shape),)
-        if site.layout.flattened_from is not None and site.written is None:
+        if slopes_in_keras_feature_order(site):
             args += (site.layout.flattened_from,)
         return [WeightCopy("weight", "alpha", channel_vector_to_keras, args)]
 

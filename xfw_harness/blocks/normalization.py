@@ -147,6 +147,19 @@ def variance_convention(momentum: float, flattened_from: tuple[int, ...] | None 
     return StateConvention(functools.partial(reconcile_variance, momentum, **keyword), VARIANCE_NOTE)
 
 
+def keras_feature_order(site: Site) -> tuple[int, ...] | None:
+    """The (C, H, W) shape a batch_norm1d's features were flattened from, where the harness permutes its weights,
+    running statistics and variance correction into Keras's (H, W, C) feature order; None: no permutation (not after
+    a flatten, or a hand port's `defaults: native`, which copies them as they are)."""
+    return site.layout.flattened_from if site.written is None else None
+
+
+def _orders_differ(site: Site) -> bool:
+    """Whether PyTorch's (C, H, W) and Keras's (H, W, C) flatten orders differ (C > 1 and H * W > 1)."""
+    shape = site.layout.flattened_from
+    return shape is not None and shape[0] > 1 and math.prod(shape[1:]) > 1
+
+
 def keras_batch_statistics(site: Site) -> bool:
     """Whether Keras runs the harness's KerasBatchStatisticsNormalization (track_running_stats: false: Keras's
     BatchNormalization has no such switch) rather than its own BatchNormalization."""
@@ -163,6 +176,16 @@ BATCH_NORM_EMULATIONS = (
               "statistics in eval mode too (training=True forced)",
               keras_batch_statistics, "reference",
               (Corner("eval mode", lambda s: s.mode == "eval"), Corner("train mode", lambda s: s.mode == "train"))),
+)
+# Only batch_norm1d can follow a flatten (an (N, C*H*W) input).
+BATCH_NORM1D_EMULATIONS = (
+    *BATCH_NORM_EMULATIONS,
+    Emulation("keras_feature_order_after_flatten",
+              "after a flatten Keras holds the features in (H, W, C) order: the harness permutes gamma, beta and the "
+              "running statistics into it (channel_vector_to_keras); the reference reads them in PyTorch's order",
+              lambda s: keras_feature_order(s) is not None, "reference",
+              (Corner("the two orders differ", _orders_differ), Corner("eval mode (running statistics)",
+                                                                       lambda s: s.mode == "eval"))),
 )
 
 
@@ -238,7 +261,7 @@ class BatchNorm(Block):
         keras_names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
                        "running_var": "moving_variance"}
         # After a flatten Keras holds the features in its own order (a hand port copies them as they are).
-        flattened = site.layout.flattened_from if site.written is None else None
+        flattened = keras_feature_order(site)
         convert = (channel_vector_to_keras, ((site.in_shape[1],), flattened)) if flattened else (None, ())
         variance = variance_convention(module.momentum, flattened)
         return [WeightCopy(name, keras_names[name], *convert, convention=variance if name == "running_var" else None)
@@ -306,6 +329,7 @@ class BatchNorm1D(BatchNorm):
     doc = ("Normalise each channel (feature) of an (N, C) or (N, C, L) tensor by its mean and variance over N (and "
            "L) (batch statistics in train mode, running ones in eval), then scale and shift.")
     ranks = (2, 3)
+    emulations = BATCH_NORM1D_EMULATIONS
     benchmark = {"mode": "train", "input": {"shape": [8, 32, 256]}}
 
 
