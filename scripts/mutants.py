@@ -234,6 +234,12 @@ MUTANTS: tuple[Mutant, ...] = (
            'return p["alpha"] == TORCH_HARD_SIGMOID_ALPHA',
            "only the slope compared with PyTorch's (beta is 1/2 in every framework's default): PyTorch's slope with "
            "another beta runs each framework's own hard sigmoid, and the reference, sharing the predicate, agrees"),
+    # --- blocks/axes.py ---------------------------------------------------------------------------------------------
+    Mutant("per_feature_weight_not_permuted_after_flatten", "blocks/axes.py",
+           "    if not features_in_keras_order(site):\n        return WeightCopy(torch_path, keras_path)\n",
+           "    if True:\n        return WeightCopy(torch_path, keras_path)\n",
+           "a scale's factors or a layer norm's gamma and beta after a flatten copied in PyTorch's (C, H, W) feature "
+           "order into Keras's (H, W, C) features (the harness's own bug until issue 18's cases)"),
     # --- blocks/normalization.py ---------------------------------------------------------------------------------
     Mutant("bn_momentum_unconverted", "blocks/normalization.py",
            'return cls(axis=-1, momentum=1.0 - p["momentum"], epsilon=p["epsilon"]',
@@ -488,7 +494,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "return cls(axis=1, momentum=1.0 - p[\"momentum\"],",
            "Keras's BatchNormalization given PyTorch's channel axis 1 on a channels-last tensor"),
     Mutant("batch_norm1d_after_flatten_not_permuted", "blocks/normalization.py",
-           "flattened = site.layout.flattened_from if site.written is None else None",
+           "flattened = keras_feature_order(site)",
            "flattened = None",
            "batch_norm1d after a flatten: weights and running statistics copied in PyTorch's (C, H, W) order"),
     Mutant("log_softmax_axis_not_mapped", "blocks/activations_ops.py",

@@ -24,7 +24,7 @@ from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation, S
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, parameter_path
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.layout import Layout
+from xfw_harness.core.layout import Layout, channel_vector_to_keras
 from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 
@@ -39,6 +39,27 @@ PERMUTATIONS = ([0, 1, 2, 3], [0, 1, 3, 2], [0, 2, 1, 3], [0, 2, 3, 1], [0, 3, 1
 def moves_axis_last(axis: int, rank: int) -> bool:
     """Whether the harness's TorchLayerNorm moves `axis` last around nn.LayerNorm (which normalises the last axis)."""
     return axis % rank != rank - 1
+
+
+def features_in_keras_order(site: Site) -> bool:
+    """Whether the harness permutes a per-feature weight into Keras's (H, W, C) flatten order: after a flatten (a hand
+    port, `defaults: native`, copies it as it is, as it does a prelu's slopes)."""
+    return site.layout.flattened_from is not None and site.written is None
+
+
+def _feature_copy(site: Site, torch_path: str, keras_path: str) -> WeightCopy:
+    """A per-feature (per-channel) weight copied into Keras, permuted into its flatten order where it must be."""
+    if not features_in_keras_order(site):
+        return WeightCopy(torch_path, keras_path)
+    return WeightCopy(torch_path, keras_path, channel_vector_to_keras,
+                      ((site.in_shape[1],), site.layout.flattened_from))
+
+
+def _feature_order_emulation(what: str) -> Emulation:
+    return Emulation("weights_in_keras_feature_order",
+                     f"after a flatten Keras holds the features in (H, W, C) order: the harness permutes {what} into "
+                     "it (channel_vector_to_keras); the reference reads them in PyTorch's order",
+                     features_in_keras_order, "reference")
 
 
 def _not_square(site: Site) -> bool:
@@ -67,6 +88,7 @@ LAYER_NORM_EMULATIONS = (
               lambda s: moves_axis_last(s.params["axis"], s.rank), "reference",
               (Corner("channels (axis 1)", lambda s: s.params["axis"] % s.rank == 1),
                Corner("a spatial axis", lambda s: 1 < s.params["axis"] % s.rank < s.rank - 1))),
+    _feature_order_emulation("gamma and beta"),
 )
 SCALE_EMULATIONS = (
     Emulation("channel_scale_layers",
@@ -75,6 +97,7 @@ SCALE_EMULATIONS = (
               lambda s: True, "reference",
               (Corner("rank 2 (N, C)", lambda s: s.rank == 2), Corner("rank 4", lambda s: s.rank == 4),
                _keras_axis_not_last(1))),
+    _feature_order_emulation("the factors"),
 )
 CHANNEL_SHUFFLE_EMULATIONS = (
     Emulation("reshape_transpose_reshape",
@@ -205,9 +228,11 @@ class LayerNorm(Block):
         return {name: t for name, t in (("weight", module.weight), ("bias", module.bias)) if t is not None}
 
     def weight_copies(self, site: Site, module: Any, layer: Any) -> list[WeightCopy]:
-        # One value per element of the normalised axis in both: copied as they are (an axis is not re-laid out).
+        # One value per element of the normalised axis in both: copied as they are (an axis is not re-laid out),
+        # except the features of a flattened tensor, which Keras holds in its own order.
         names = {"weight": "gamma", "bias": "beta"}
-        return [WeightCopy(parameter_path(module, t), names[n]) for n, t in self.torch_parameters(module).items()]
+        return [_feature_copy(site, parameter_path(module, t), names[n])
+                for n, t in self.torch_parameters(module).items()]
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         axis = self._axis(site)
@@ -258,7 +283,7 @@ class Scale(Block):
         return {"weight": module.weight}
 
     def weight_copies(self, site: Site, module: Any, layer: Any) -> list[WeightCopy]:
-        return [WeightCopy("weight", "weight")]  # one value per channel in both: the axis is the layer's
+        return [_feature_copy(site, "weight", "weight")]  # one value per channel (feature) in both
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         return np.asarray(x, np.float64) * np.reshape(weights["weight"], (-1, *[1] * (np.ndim(x) - 2)))
