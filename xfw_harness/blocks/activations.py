@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, KnownDifference
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation, KnownDifference
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy
@@ -121,18 +121,20 @@ def _activation(name: str, doc: str, torch_factory: Callable, keras_factory: Cal
                 params: tuple[Param, ...] = (), *, reference: Callable, torch_type: str,
                 native_torch: Callable | None = None, native_keras: Callable | None = None,
                 from_torch: Callable = lambda module: {},
-                known_differences: tuple[KnownDifference, ...] = (), base: type = _Activation) -> type[Block]:
+                known_differences: tuple[KnownDifference, ...] = (), emulations: tuple[Emulation, ...] = (),
+                base: type = _Activation) -> type[Block]:
     """Register an activation. `native_torch(site)` / `native_keras(site)` build the layer from the parameters the
     case wrote (Site.written_args); without them the native builders are the harness's own (nothing to leave to a
     default); `from_torch(module)` gives the case params of a `torch_type` module; `known_differences` are
-    Block.known_differences; `base` a subclass of _Activation where the block checks its input further."""
+    Block.known_differences, `emulations` Block.emulations; `base` a subclass of _Activation where the block checks
+    its input further."""
     cls = type(name, (base,), {
         "name": name, "doc": doc, "params": params, "torch_types": (torch_type,),
         "torch_factory": staticmethod(torch_factory), "keras_factory": staticmethod(keras_factory),
         "reference_function": staticmethod(reference),
         "native_torch_factory": staticmethod(native_torch or (lambda site: torch_factory(site.params))),
         "native_keras_factory": staticmethod(native_keras or (lambda site: keras_factory(site.params, site.dtype))),
-        "from_torch": staticmethod(from_torch), "known_differences": known_differences})
+        "from_torch": staticmethod(from_torch), "known_differences": known_differences, "emulations": emulations})
     return register(cls)
 
 
@@ -223,7 +225,10 @@ _activation("celu", "x if x > 0 else alpha * (exp(x / alpha) - 1).",
             # exp of the negative part only: the positive one is x (and would overflow for a small alpha).
             reference=lambda p, x: np.where(x > 0, x, p["alpha"] * np.expm1(np.minimum(x, 0) / p["alpha"])),
             torch_type="CELU",
-            from_torch=lambda m: {"alpha": float(m.alpha)})
+            from_torch=lambda m: {"alpha": float(m.alpha)},
+            emulations=(Emulation("keras_celu_layer", "the harness's Keras CELU layer (keras.ops.celu with its alpha): "
+                                  "Keras has no CELU layer that keeps an alpha", lambda s: True, "reference",
+                                  (Corner("alpha other than 1", lambda s: s.params["alpha"] != 1.0),)),))
 
 
 class _Bounded(_Activation):
@@ -243,7 +248,11 @@ _activation("hard_tanh", "min(max(x, min_val), max_val) (PyTorch's Hardtanh; -1 
              Param("max_val", "float", 1.0, doc="the upper bound")),
             reference=lambda p, x: np.clip(x, p["min_val"], p["max_val"]), torch_type="Hardtanh",
             native_torch=lambda s: torch.nn.Hardtanh(**s.written_args(min_val="min_val", max_val="max_val")),
-            from_torch=lambda m: {"min_val": float(m.min_val), "max_val": float(m.max_val)}, base=_Bounded)
+            from_torch=lambda m: {"min_val": float(m.min_val), "max_val": float(m.max_val)}, base=_Bounded,
+            emulations=(Emulation("keras_clip_layer", "the harness's Keras Clip layer (keras.ops.clip between the "
+                                  "bounds): Keras's hard_tanh is fixed at -1 and 1", lambda s: True, "reference",
+                                  (Corner("bounds other than -1 and 1",
+                                          lambda s: (s.params["min_val"], s.params["max_val"]) != (-1.0, 1.0)),)),))
 _activation("softplus", "log(1 + exp(x)).", lambda p: torch.nn.Softplus(),
             lambda p, dt: keras.layers.Activation("softplus", dtype=dt),
             reference=lambda p, x: onnx_op("Softplus", x), torch_type="Softplus", from_torch=_softplus_from_torch)
@@ -322,6 +331,12 @@ def draw_slopes(module: torch.nn.PReLU) -> torch.nn.PReLU:
     return module
 
 
+def slopes_in_keras_feature_order(site: Site) -> bool:
+    """Whether the harness permutes a PReLU's per-feature slopes into Keras's (H, W, C) flatten order (after a
+    flatten; a hand port, `defaults: native`, copies them as they are)."""
+    return site.layout.flattened_from is not None and site.written is None
+
+
 @register
 class PReLU(Block):
     name = "prelu"
@@ -339,6 +354,11 @@ class PReLU(Block):
     weight_names = ("weight",)
     benchmark = {"params": {"per_channel": True}, "input": BENCHMARK_INPUT}
     torch_types = ("PReLU",)
+    emulations = (Emulation("slopes_in_keras_feature_order",
+                            "after a flatten the harness permutes the per-feature slopes into Keras's (H, W, C) "
+                            "order (channel_vector_to_keras); the reference reads them in PyTorch's",
+                            slopes_in_keras_feature_order, "reference",
+                            (Corner("one slope per feature", lambda s: s.params["per_channel"]),)),)
 
     @staticmethod
     def num_parameters(site: Site, per_channel: bool) -> int:
@@ -369,7 +389,7 @@ class PReLU(Block):
         # Keras's per-element default (`defaults: native`; the slopes are broadcast, as such a port copies them).
         # After a flatten the per-feature slopes follow Keras's (H, W, C) order, except in a hand port (as dense's).
         args: tuple[Any, ...] = (tuple(layer.alpha.shape),)
-        if site.layout.flattened_from is not None and site.written is None:
+        if slopes_in_keras_feature_order(site):
             args += (site.layout.flattened_from,)
         return [WeightCopy("weight", "alpha", channel_vector_to_keras, args)]
 

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from xfw_harness.blocks.activations import Softmax, _Activation
-from xfw_harness.blocks.base import BENCHMARK_INPUT
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
@@ -77,6 +77,12 @@ class LogSoftmaxBlock(Softmax):
     doc = "x - log(sum(exp(x))) along axis (channels-first axis; default 1, the channels)."
     params = (Param("axis", "axis", 1, doc="axis of the channels-first tensor to normalise over"),)
     torch_types = ("LogSoftmax",)
+    emulations = (Emulation("keras_log_softmax_layer",
+                            "the harness's Keras LogSoftmax layer (keras.ops.log_softmax along the axis the layout "
+                            "gives): Keras has no log-softmax layer, Activation('log_softmax') is axis -1 only",
+                            lambda s: True, "reference",
+                            (Corner("Keras axis not last",
+                                    lambda s: s.layout.keras_axis(s.params["axis"], s.rank) != s.rank - 1),)),)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         return torch.nn.LogSoftmax(dim=site.params["axis"] % site.rank)
@@ -117,6 +123,10 @@ class ThresholdBlock(_Activation):
     params = (Param("threshold", "float", doc="x must be above it (strictly) to pass; PyTorch has no default"),
               Param("value", "float", doc="what replaces x at or below the threshold; PyTorch has no default"))
     torch_types = ("Threshold",)
+    emulations = (Emulation("keras_threshold_layer", "the harness's Keras Threshold layer (keras.ops.threshold): "
+                            "Keras has no threshold layer", lambda s: True, "reference",
+                            (Corner("value above the threshold",
+                                    lambda s: s.params["value"] > s.params["threshold"]),)),)
     benchmark = {"params": {"threshold": 0.1, "value": 20.0}, "input": BENCHMARK_INPUT}
 
     def torch_module(self, site: Site) -> torch.nn.Module:
@@ -148,6 +158,9 @@ class ThresholdedReLU(_Activation):
                     doc="x must be above it (strictly) to pass (ONNX's alpha and Keras 2's theta, both 1.0 by default; "
                         "PyTorch's Threshold has no default)"),)
     torch_types = ()  # PyTorch has no such class: xfw-harness port reads nn.Threshold(alpha, 0) as threshold
+    emulations = (Emulation("keras_threshold_layer", "the harness's Keras Threshold layer at (alpha, 0): Keras 3 has "
+                            "no ThresholdedReLU", lambda s: True, "reference",
+                            (Corner("alpha other than 1", lambda s: s.params["alpha"] != 1.0),)),)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         return torch.nn.Threshold(site.params["alpha"], 0.0)
@@ -189,6 +202,14 @@ class HardSigmoidBlock(_Activation):
               Param("beta", "float", TORCH_HARD_SIGMOID_BETA, doc="the offset (0.5 in every framework)"))
     torch_types = ("Hardsigmoid",)
     reference_function = staticmethod(hard_sigmoid_reference)  # _Activation.reference calls it
+    emulations = (Emulation("alpha_beta_on_both_sides",
+                            "any alpha and beta but PyTorch's: the harness's clip(alpha * x + beta, 0, 1) on both "
+                            "sides (TorchHardSigmoid, Keras HardSigmoid): neither framework's hard sigmoid takes them",
+                            lambda s: not is_torch_hard_sigmoid(s.params), "reference",
+                            (Corner("beta other than 1/2", lambda s: s.params["beta"] != TORCH_HARD_SIGMOID_BETA),
+                             # the reference shares this branch (hard_sigmoid_reference): golden values pin it
+                             Corner("PyTorch's slope with another beta",
+                                    lambda s: s.params["alpha"] == TORCH_HARD_SIGMOID_ALPHA))),)
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params

@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, SkeletonWriter
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation, SkeletonWriter
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, parameter_path
 from xfw_harness.core.errors import Refusal
-from xfw_harness.core.layout import Layout
+from xfw_harness.core.layout import Layout, channel_vector_to_keras
 from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
 
@@ -34,6 +34,91 @@ keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
 
 # A permutation of a rank-4 tensor's axes that keeps the batch first: each of them, as a case writes it.
 PERMUTATIONS = ([0, 1, 2, 3], [0, 1, 3, 2], [0, 2, 1, 3], [0, 2, 3, 1], [0, 3, 1, 2], [0, 3, 2, 1])
+
+
+def moves_axis_last(axis: int, rank: int) -> bool:
+    """Whether the harness's TorchLayerNorm moves `axis` last around nn.LayerNorm (which normalises the last axis)."""
+    return axis % rank != rank - 1
+
+
+def features_in_keras_order(site: Site) -> bool:
+    """Whether the harness permutes a per-feature weight into Keras's (H, W, C) flatten order: after a flatten (a hand
+    port, `defaults: native`, copies it as it is, as it does a prelu's slopes)."""
+    return site.layout.flattened_from is not None and site.written is None
+
+
+def _feature_copy(site: Site, torch_path: str, keras_path: str) -> WeightCopy:
+    """A per-feature (per-channel) weight copied into Keras, permuted into its flatten order where it must be."""
+    if not features_in_keras_order(site):
+        return WeightCopy(torch_path, keras_path)
+    return WeightCopy(torch_path, keras_path, channel_vector_to_keras,
+                      ((site.in_shape[1],), site.layout.flattened_from))
+
+
+def _feature_order_emulation(what: str) -> Emulation:
+    return Emulation("weights_in_keras_feature_order",
+                     f"after a flatten Keras holds the features in (H, W, C) order: the harness permutes {what} into "
+                     "it (channel_vector_to_keras); the reference reads them in PyTorch's order",
+                     features_in_keras_order, "reference")
+
+
+def _not_square(site: Site) -> bool:
+    return site.rank == 4 and site.in_shape[2] != site.in_shape[3]
+
+
+def _keras_axis_not_last(axis: int) -> Corner:
+    """The corner where Keras's tensor does not hold channels-first `axis` last (the layout maps it elsewhere)."""
+    return Corner(f"Keras holds axis {axis} elsewhere than last",
+                  lambda s: s.layout.keras_axis(axis, s.rank) % s.rank != s.rank - 1)
+
+
+PERMUTE_EMULATIONS = (
+    Emulation("keras_identity_and_layout",
+              "PyTorch's tensor is permuted, Keras's left as it is: keras.layers.Identity, the permutation recorded "
+              "in the output's Layout (the harness's axis bookkeeping) that the following layers and the comparison "
+              "read", lambda s: True, "reference",
+              (Corner("channels moved off axis 1", lambda s: s.params["dims"][1] != 1),
+               Corner("height and width swapped", lambda s: s.params["dims"].index(3) < s.params["dims"].index(2)),
+               Corner("height != width", _not_square))),
+)
+LAYER_NORM_EMULATIONS = (
+    Emulation("torch_moved_axis",
+              "nn.LayerNorm normalises the last axis: the harness's TorchLayerNorm moves `axis` last and back "
+              "(movedim) around it, for torchvision's LayerNorm2d (axis 1) and any other axis",
+              lambda s: moves_axis_last(s.params["axis"], s.rank), "reference",
+              (Corner("channels (axis 1)", lambda s: s.params["axis"] % s.rank == 1),
+               Corner("a spatial axis", lambda s: 1 < s.params["axis"] % s.rank < s.rank - 1))),
+    _feature_order_emulation("gamma and beta"),
+)
+SCALE_EMULATIONS = (
+    Emulation("channel_scale_layers",
+              "a per-channel factor, which neither framework has a layer for: the harness's TorchChannelScale "
+              "(a (C, 1, ..., 1) reshape) and Keras ChannelScale on the axis the layout gives",
+              lambda s: True, "reference",
+              (Corner("rank 2 (N, C)", lambda s: s.rank == 2), Corner("rank 4", lambda s: s.rank == 4),
+               _keras_axis_not_last(1))),
+    _feature_order_emulation("the factors"),
+)
+CHANNEL_SHUFFLE_EMULATIONS = (
+    Emulation("reshape_transpose_reshape",
+              "ShuffleNet's shuffle as the harness writes it on both sides: TorchChannelShuffle's view, transpose, "
+              "view (torchvision's) and Keras's Reshape (H, W, g, C/g), Permute, Reshape",
+              lambda s: True, "reference",
+              (Corner("groups 1 (the identity)", lambda s: s.params["groups"] == 1),
+               Corner("one channel per group", lambda s: s.params["groups"] == s.in_shape[1]),
+               Corner("groups and channels per group both above 1",
+                      lambda s: 1 < s.params["groups"] < s.in_shape[1]),
+               Corner("height != width", _not_square))),
+)
+NARROW_EMULATIONS = (
+    Emulation("axis_slice",
+              "the harness's TorchNarrow (x.narrow) and Keras AxisSlice, slicing [start, start + length) of the "
+              "axis the layout gives",
+              lambda s: True, "reference",
+              (Corner("channels (axis 1)", lambda s: s.params["axis"] % s.rank == 1),
+               Corner("a spatial axis", lambda s: s.params["axis"] % s.rank > 1),
+               Corner("start above 0", lambda s: s.params["start"] > 0))),
+)
 
 
 @register
@@ -47,6 +132,7 @@ class Permute(Block):
     ranks = (4,)
     any_layout = True
     torch_functions = ("permute",)
+    emulations = PERMUTE_EMULATIONS
     benchmark: ClassVar[dict[str, Any]] = {"params": {"dims": [0, 2, 3, 1]}, "input": BENCHMARK_INPUT}
 
     def check_input(self, site: Site) -> None:
@@ -97,6 +183,7 @@ class LayerNorm(Block):
     )
     weight_names = ("weight", "bias")
     any_layout = True
+    emulations = LAYER_NORM_EMULATIONS
     torch_types = ("LayerNorm", "LayerNorm2d")
 
     def _axis(self, site: Site) -> int:
@@ -141,9 +228,11 @@ class LayerNorm(Block):
         return {name: t for name, t in (("weight", module.weight), ("bias", module.bias)) if t is not None}
 
     def weight_copies(self, site: Site, module: Any, layer: Any) -> list[WeightCopy]:
-        # One value per element of the normalised axis in both: copied as they are (an axis is not re-laid out).
+        # One value per element of the normalised axis in both: copied as they are (an axis is not re-laid out),
+        # except the features of a flattened tensor, which Keras holds in its own order.
         names = {"weight": "gamma", "bias": "beta"}
-        return [WeightCopy(parameter_path(module, t), names[n]) for n, t in self.torch_parameters(module).items()]
+        return [_feature_copy(site, parameter_path(module, t), names[n])
+                for n, t in self.torch_parameters(module).items()]
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         axis = self._axis(site)
@@ -176,6 +265,7 @@ class Scale(Block):
     name = "scale"
     family = "axes"
     doc = "x times a learned factor per channel (ConvNeXt's layer scale: a (C, 1, 1) parameter times the tensor)."
+    emulations = SCALE_EMULATIONS
     weight_names = ("weight",)
     any_layout = True
     torch_functions = ("mul",)
@@ -193,7 +283,7 @@ class Scale(Block):
         return {"weight": module.weight}
 
     def weight_copies(self, site: Site, module: Any, layer: Any) -> list[WeightCopy]:
-        return [WeightCopy("weight", "weight")]  # one value per channel in both: the axis is the layer's
+        return [_feature_copy(site, "weight", "weight")]  # one value per channel (feature) in both
 
     def reference(self, site: Site, x: np.ndarray, weights: dict[str, Any]) -> np.ndarray:
         return np.asarray(x, np.float64) * np.reshape(weights["weight"], (-1, *[1] * (np.ndim(x) - 2)))
@@ -224,6 +314,7 @@ class ChannelShuffle(Block):
     ranks = (4,)
     torch_types = ("ChannelShuffle",)
     torch_functions = ("channel_shuffle",)
+    emulations = CHANNEL_SHUFFLE_EMULATIONS
 
     def skeleton(self, writer: SkeletonWriter) -> list[str]:
         line = writer.line
@@ -285,6 +376,7 @@ class Narrow(Block):
               Param("length", "int", 1, minimum=1, doc="how many are kept"))
     any_layout = True
     torch_functions = ("narrow",)
+    emulations = NARROW_EMULATIONS
 
     def _axis(self, site: Site) -> int:
         return site.params["axis"] % site.rank

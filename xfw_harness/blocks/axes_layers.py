@@ -6,6 +6,7 @@ them.
 
 from __future__ import annotations
 
+from xfw_harness.blocks.axes import moves_axis_last
 from xfw_harness.core.frameworks import torch
 
 
@@ -36,7 +37,7 @@ class TorchLayerNorm(torch.nn.LayerNorm):
                 self.bias.normal_(0.0, 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.axis % x.ndim == x.ndim - 1:
+        if not moves_axis_last(self.axis, x.ndim):
             return super().forward(x)
         return super().forward(x.movedim(self.axis, -1)).movedim(-1, self.axis)
 

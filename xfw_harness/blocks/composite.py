@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, SkeletonWriter
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation, SkeletonWriter
 from xfw_harness.blocks.planning import Layer, plan
 from xfw_harness.blocks.registry import get_block, register
 from xfw_harness.blocks.site import Site, WeightCopy
@@ -173,6 +173,12 @@ class Residual(_Composite):
     doc = ("body(x) + shortcut(x): `layers` (the body) and `shortcut` (default: none, the identity) are lists of "
            "layers like a sequential's, written beside `block` (not under params).")
     nested: ClassVar[dict[str, bool]] = {"layers": True, "shortcut": False}
+    emulations = (Emulation("branch_sum",
+                            "body(x) + shortcut(x), written by the harness on both sides (TorchResidual's `+`, "
+                            "KerasResidual's keras.ops.add over its own branch loops); the reference adds the nested "
+                            "blocks' own references", lambda s: True, "reference",
+                            (Corner("identity shortcut", lambda s: not s.params["shortcut"]),
+                             Corner("projection shortcut", lambda s: bool(s.params["shortcut"])))),)
     benchmark: ClassVar[dict[str, Any]] = {
         "layers": [{"block": "conv2d", "params": {"filters": 32, "kernel_size": 3, "padding": 1, "use_bias": False}},
                    {"block": "batch_norm2d"}, {"block": "relu"},

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, SkeletonWriter
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation, SkeletonWriter
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
@@ -46,9 +46,36 @@ from xfw_harness.core.schema import Param
 depth_space_layers = lazy_module("xfw_harness.blocks.depth_space_layers")
 
 
+def _factor(site: Site) -> int:
+    return site.params.get("upscale_factor", site.params.get("downscale_factor"))
+
+
+def _channels_per_position(site: Site) -> int:
+    """C of the (N, C, H*r, W*r) side: the channels whose order PyTorch's and TensorFlow's layouts disagree on (with
+    one, depth_to_space's order is PyTorch's, so a reshape written in the wrong order passes)."""
+    c = site.in_shape[1]
+    return c // _factor(site) ** 2 if "upscale_factor" in site.params else c
+
+
+# The Keras half is the harness's own Reshape, Permute, Reshape sequence (`_keras_sequence`) at every site; PyTorch's is
+# its own module, the reference ONNX's DepthToSpace (CRD) or NumPy's reshape and transpose of the NCHW array.
+RESHUFFLE_EMULATIONS = (
+    Emulation("keras_reshape_permute_reshape",
+              "Keras has no pixel (un)shuffle in PyTorch's channel order: the harness's keras.Sequential of Reshape, "
+              "Permute and Reshape on the NHWC tensor, its split shapes and permutation the harness's arithmetic",
+              lambda s: True, "reference",
+              (Corner("several channels per block position", lambda s: _channels_per_position(s) > 1),
+               Corner("one channel per block position", lambda s: _channels_per_position(s) == 1),
+               Corner("height != width", lambda s: s.in_shape[2] != s.in_shape[3]),
+               Corner("factor 1 (the identity)", lambda s: _factor(s) == 1),
+               Corner("odd factor above 2", lambda s: _factor(s) > 2 and _factor(s) % 2 == 1))),
+)
+
+
 class _Reshuffle(Block):
     family = "reshuffles"
     ranks = (4,)
+    emulations = RESHUFFLE_EMULATIONS
     factor: str  # the parameter's name, PyTorch's: upscale_factor, downscale_factor
     module_name: str
 

@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import Block, SkeletonWriter
+from xfw_harness.blocks.base import Block, Corner, Emulation, SkeletonWriter
 from xfw_harness.blocks.normalization import draw_state
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
@@ -197,6 +197,27 @@ class GroupNorm(_GroupStatistics):
         return {"groups": int(module.num_groups), "epsilon": float(module.eps), "affine": bool(module.affine)}
 
 
+def keras_running_instance_norm(site: Site) -> bool:
+    """Whether Keras runs the harness's InstanceNormalization (track_running_stats, which Keras has no layer for)
+    rather than its own GroupNormalization(groups=C)."""
+    return site.params["track_running_stats"]
+
+
+# Its running statistics' update (momentum 1 - m, the unbiased variance kept) is pinned by the statistics comparison
+# after train-mode steps against PyTorch's own (xfw_harness.engine.statistics), which Emulation.checked_by cannot say:
+# only its normalisation is declared here.
+INSTANCE_NORM_EMULATIONS = (
+    Emulation("keras_instance_normalization_layer",
+              "track_running_stats: Keras has no instance normalisation with running statistics, so Keras runs the "
+              "harness's InstanceNormalization (group_normalization_layers.py, keras.ops): each instance's mean and "
+              "biased variance in train mode, the moving statistics in eval mode",
+              keras_running_instance_norm, "reference",
+              (Corner("eval mode", lambda s: s.mode == "eval"), Corner("train mode", lambda s: s.mode == "train"),
+               Corner("rank 3 (N, C, L)", lambda s: s.rank == 3),
+               Corner("rank 5 (N, C, D, H, W)", lambda s: s.rank == 5))),
+)
+
+
 @register
 class InstanceNorm(_GroupStatistics):
     name = "instance_norm"
@@ -216,6 +237,7 @@ class InstanceNorm(_GroupStatistics):
               doc="keep running statistics (unbiased variance) and use them in eval mode; PyTorch's default is off"),
     )
     torch_types = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+    emulations = INSTANCE_NORM_EMULATIONS
     benchmark: ClassVar[dict[str, Any]] = {"mode": "train", "params": {"affine": True, "track_running_stats": True},
                                            "input": {"shape": [8, 32, 32, 32]}}
 
@@ -242,7 +264,7 @@ class InstanceNorm(_GroupStatistics):
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
-        if not p["track_running_stats"]:
+        if not keras_running_instance_norm(site):
             return keras.layers.GroupNormalization(groups=site.in_shape[1], axis=-1, epsilon=p["epsilon"],
                                                    center=p["affine"], scale=p["affine"], dtype=site.dtype)
         return group_normalization_layers.InstanceNormalization(

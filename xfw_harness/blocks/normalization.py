@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, StateConvention, WeightCopy
@@ -147,6 +147,48 @@ def variance_convention(momentum: float, flattened_from: tuple[int, ...] | None 
     return StateConvention(functools.partial(reconcile_variance, momentum, **keyword), VARIANCE_NOTE)
 
 
+def keras_feature_order(site: Site) -> tuple[int, ...] | None:
+    """The (C, H, W) shape a batch_norm1d's features were flattened from, where the harness permutes its weights,
+    running statistics and variance correction into Keras's (H, W, C) feature order; None: no permutation (not after
+    a flatten, or a hand port's `defaults: native`, which copies them as they are)."""
+    return site.layout.flattened_from if site.written is None else None
+
+
+def _orders_differ(site: Site) -> bool:
+    """Whether PyTorch's (C, H, W) and Keras's (H, W, C) flatten orders differ (C > 1 and H * W > 1)."""
+    shape = site.layout.flattened_from
+    return shape is not None and shape[0] > 1 and math.prod(shape[1:]) > 1
+
+
+def keras_batch_statistics(site: Site) -> bool:
+    """Whether Keras runs the harness's KerasBatchStatisticsNormalization (track_running_stats: false: Keras's
+    BatchNormalization has no such switch) rather than its own BatchNormalization."""
+    return not site.params["track_running_stats"]
+
+
+# The running variance's reconciliation (`variance_convention`) is not declared here: what pins it is the statistics
+# comparison after train-mode steps against PyTorch's own running_var (xfw_harness.engine.statistics), which none of
+# Emulation.checked_by's kinds (reference, shape, output) expresses.
+BATCH_NORM_EMULATIONS = (
+    Emulation("keras_batch_statistics_layer",
+              "track_running_stats: false: Keras's BatchNormalization has no such switch, so Keras runs the "
+              "harness's KerasBatchStatisticsNormalization (keras_layers.py), which normalises with the batch's "
+              "statistics in eval mode too (training=True forced)",
+              keras_batch_statistics, "reference",
+              (Corner("eval mode", lambda s: s.mode == "eval"), Corner("train mode", lambda s: s.mode == "train"))),
+)
+# Only batch_norm1d can follow a flatten (an (N, C*H*W) input).
+BATCH_NORM1D_EMULATIONS = (
+    *BATCH_NORM_EMULATIONS,
+    Emulation("keras_feature_order_after_flatten",
+              "after a flatten Keras holds the features in (H, W, C) order: the harness permutes gamma, beta and the "
+              "running statistics into it (channel_vector_to_keras); the reference reads them in PyTorch's order",
+              lambda s: keras_feature_order(s) is not None, "reference",
+              (Corner("the two orders differ", _orders_differ), Corner("eval mode (running statistics)",
+                                                                       lambda s: s.mode == "eval"))),
+)
+
+
 class BatchNorm(Block):
     """Batch normalisation of a channels-first tensor of one of `ranks` (PyTorch's `torch_class`); the blocks below
     differ only in those two."""
@@ -154,6 +196,7 @@ class BatchNorm(Block):
     torch_class: ClassVar[str]
     family = "normalization"
     weight_names = ("weight", "bias", "running_mean", "running_var")
+    emulations = BATCH_NORM_EMULATIONS
     params = (
         Param("momentum", "float", 0.1, minimum=0.0, maximum=1.0,
               doc="PyTorch's convention: running = (1 - momentum) * running + momentum * batch (Keras gets "
@@ -204,8 +247,8 @@ class BatchNorm(Block):
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
-        cls = (keras.layers.BatchNormalization if p["track_running_stats"]
-               else keras_layers.KerasBatchStatisticsNormalization)
+        cls = (keras_layers.KerasBatchStatisticsNormalization if keras_batch_statistics(site)
+               else keras.layers.BatchNormalization)
         return cls(axis=-1, momentum=1.0 - p["momentum"], epsilon=p["epsilon"], center=p["affine"],
                    scale=p["affine"], dtype=site.dtype)
 
@@ -218,7 +261,7 @@ class BatchNorm(Block):
         keras_names = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
                        "running_var": "moving_variance"}
         # After a flatten Keras holds the features in its own order (a hand port copies them as they are).
-        flattened = site.layout.flattened_from if site.written is None else None
+        flattened = keras_feature_order(site)
         convert = (channel_vector_to_keras, ((site.in_shape[1],), flattened)) if flattened else (None, ())
         variance = variance_convention(module.momentum, flattened)
         return [WeightCopy(name, keras_names[name], *convert, convention=variance if name == "running_var" else None)
@@ -286,6 +329,7 @@ class BatchNorm1D(BatchNorm):
     doc = ("Normalise each channel (feature) of an (N, C) or (N, C, L) tensor by its mean and variance over N (and "
            "L) (batch statistics in train mode, running ones in eval), then scale and shift.")
     ranks = (2, 3)
+    emulations = BATCH_NORM1D_EMULATIONS
     benchmark = {"mode": "train", "input": {"shape": [8, 32, 256]}}
 
 
