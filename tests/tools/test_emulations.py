@@ -96,12 +96,23 @@ def test_a_corner_that_no_case_reaches_is_reported(monkeypatch: pytest.MonkeyPat
     ("expect: {shape: [1, 2, 6, 8]}", "output", False),
     ("expect: {fails: shape, shape: [1, 2, 6, 9]}", "shape", False),  # a canary checks the check, not the path
     ("defaults: native", "reference", False),  # each framework's own layers: the harness emulates nothing
+    ("mode: train", "statistics", True),  # the running statistics are compared after train-mode steps
+    ("", "statistics", False),  # eval mode: no running statistics compared
+    ("mode: train", "sample", False),  # not a sampled point: no sample check
 ])
 def test_what_pins_an_emulation(case_points: Callable[[str], list[Point]], expect: str, checked_by: str,
                                 pinned: bool) -> None:
     (point,) = case_points(TRANSPOSE_SAME_STRIDE_2.replace("{expect}", expect))
     emulation = Emulation("planted", "planted", lambda s: True, checked_by)
     assert pinned_by(point, emulation) is pinned
+
+
+def test_a_sampled_point_pins_only_what_its_sample_check_sees(case_points: Callable[[str], list[Point]]) -> None:
+    (point,) = case_points("- {name: d, block: dropout, params: {rate: 0.5}, mode: train, input: {shape: [4, 100]}}")
+    assert point.sampled
+    assert pinned_by(point, Emulation("planted", "planted", lambda s: True, "sample"))
+    for kind in ("reference", "shape", "output", "statistics"):
+        assert not pinned_by(point, Emulation("planted", "planted", lambda s: True, kind)), kind
 
 
 # --- the reference really runs where it pins an emulation ----------------------------------------------------------

@@ -67,7 +67,7 @@ class Corner:
 
 
 # How an emulation can be checked from outside the harness's own arithmetic (Emulation.checked_by).
-CHECKED_BY = ("reference", "shape", "output")
+CHECKED_BY = ("reference", "shape", "output", "statistics", "sample")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ class Emulation:
     outside it pins it. `checked_by` says which check can: "reference", the block's float64 reference computes the
     same thing without the harness's arithmetic (then any shipped case that computes the reference pins it);
     "shape", the reference reads the harness's own arithmetic for the output's size and only an expected output
-    shape (`expect.shape`) pins it; "output", only expected values (`expect.output`) do.
+    shape (`expect.shape`) pins it; "output", only expected values (`expect.output`) do; "statistics", a state both
+    frameworks keep differently (batch norm's running variance), pinned by the comparison of the running statistics
+    after train-mode steps; "sample", a stochastic layer's train-mode draw, pinned only by each framework's sample
+    check (its statistics), since the random masks never match.
     tests/blocks/test_emulations_pinned.py checks that shipped cases pin every emulation at each of its `corners`.
     """
 

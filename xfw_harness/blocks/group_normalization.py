@@ -215,6 +215,12 @@ INSTANCE_NORM_EMULATIONS = (
               (Corner("eval mode", lambda s: s.mode == "eval"), Corner("train mode", lambda s: s.mode == "train"),
                Corner("rank 3 (N, C, L)", lambda s: s.rank == 3),
                Corner("rank 5 (N, C, D, H, W)", lambda s: s.rank == 5))),
+    Emulation("keras_running_statistics_update",
+              "the harness's InstanceNormalization (Keras) updates its moving mean and variance itself in train mode, "
+              "from each instance's statistics averaged over the batch, the variance unbiased as PyTorch's is; pinned "
+              "by the running statistics' comparison after train-mode steps",
+              lambda s: keras_running_instance_norm(s) and s.mode == "train", "statistics",
+              (Corner("momentum other than 0.1", lambda s: s.params["momentum"] != 0.1),)),
 )
 
 

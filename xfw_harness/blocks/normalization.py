@@ -166,10 +166,24 @@ def keras_batch_statistics(site: Site) -> bool:
     return not site.params["track_running_stats"]
 
 
-# The running variance's reconciliation (`variance_convention`) is not declared here: what pins it is the statistics
-# comparison after train-mode steps against PyTorch's own running_var (xfw_harness.engine.statistics), which none of
-# Emulation.checked_by's kinds (reference, shape, output) expresses.
+def _values_per_channel(site: Site) -> int:
+    """How many values each channel's batch statistics average: the unbiased correction n / (n - 1) is large for few."""
+    return math.prod(site.in_shape) // site.in_shape[1]
+
+
+def reconciles_variance(site: Site) -> bool:
+    """Whether the running variance is compared through `variance_convention` (train mode with running statistics)."""
+    return site.params["track_running_stats"] and site.mode == "train"
+
+
 BATCH_NORM_EMULATIONS = (
+    Emulation("running_variance_reconciled",
+              "Keras's moving_variance decays the biased batch variance, PyTorch's running_var the unbiased one: the "
+              "harness adds the exact difference (reconcile_variance, from the batches PyTorch's layer received) "
+              "before comparing them; pinned by the running statistics' comparison after train-mode steps",
+              reconciles_variance, "statistics",
+              (Corner("few values per channel (n <= 8)", lambda s: _values_per_channel(s) <= 8),
+               Corner("momentum other than 0.1", lambda s: s.params["momentum"] != 0.1))),
     Emulation("keras_batch_statistics_layer",
               "track_running_stats: false: Keras's BatchNormalization has no such switch, so Keras runs the "
               "harness's KerasBatchStatisticsNormalization (keras_layers.py), which normalises with the batch's "

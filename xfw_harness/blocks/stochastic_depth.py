@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Emulation
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
@@ -58,14 +58,19 @@ class StochasticDepthBlock(Block):
     family = "dropout"
     stochastic = True
     any_layout = True  # the draw is along the batch axis, first in every layout
-    # Both sides are the harness's layers at every site. The reference pins their eval-mode identity; their train-mode
-    # draw and 1/(1-p) scaling are pinned by each framework's sample check (check_sample), which Emulation.checked_by
-    # cannot say (sampled points pin nothing in xfw_harness.tools.emulations).
+    # Both sides are the harness's layers at every site: the reference pins their eval-mode identity, each
+    # framework's sample check (check_sample) their train-mode draw and 1/(1-p) scaling.
     emulations = (Emulation("harness_stochastic_depth_layers",
                             "torchvision does not import beside the harness's torch and Keras has no such layer: the "
                             "harness's StochasticDepth (torch) and KerasStochasticDepth (keras.ops), identity in eval "
-                            "mode, a Bernoulli(1 - p) draw per sample or batch scaled by 1/(1-p) in train mode",
-                            lambda s: True, "reference"),)
+                            "mode",
+                            lambda s: s.mode == "eval", "reference"),
+                  Emulation("harness_stochastic_depth_draw",
+                            "the harness's own train-mode draw on both sides: a Bernoulli(1 - p) per sample (row) or "
+                            "for the whole batch, the kept ones scaled by 1/(1-p)",
+                            lambda s: s.mode == "train", "sample",
+                            (Corner("row", lambda s: s.params["drop"] == "row"),
+                             Corner("batch", lambda s: s.params["drop"] == "batch"))))
     doc = ("torchvision's stochastic depth: in train mode each sample (row) or the whole batch (batch) is zeroed with "
            "probability p, the rest scaled by 1/(1-p); identity in eval.")
     params = (Param("p", "float", minimum=0.0, maximum=1.0, doc="probability of zeroing a sample (row) or the "

@@ -42,7 +42,7 @@ def runs_its_checks(point: Point) -> bool:
     """Whether a point's run holds the harness's builders to its checks on this machine: the harness's own builders
     (not `defaults: native`, which builds each framework's own layer and emulates nothing), torch against Keras on
     the CPU, and not a canary or a documented difference (whose checks are expected to fail)."""
-    return (point.defaults == "harness" and point.compare_with == "frameworks" and not point.sampled
+    return (point.defaults == "harness" and point.compare_with == "frameworks"
             and (point.devices is None or "cpu" in point.devices) and point.expect_fails is None
             and point.expect_plant is None and point.expect_divergent is None and point.expect_refuses is None)
 
@@ -51,6 +51,12 @@ def pinned_by(point: Point, emulation: Emulation) -> bool:
     """Whether `point`'s own checks pin `emulation` (see Emulation.checked_by)."""
     if not runs_its_checks(point):
         return False
+    if emulation.checked_by == "sample":  # a train-mode draw: only each framework's sample check sees it
+        return point.sampled
+    if point.sampled:  # its last layer's output is a random sample: no reference, no expected values
+        return False
+    if emulation.checked_by == "statistics":  # engine.training compares the running statistics in train mode
+        return point.mode == "train"
     if point.expect_output is not None:
         return True
     if emulation.checked_by == "shape":
