@@ -270,7 +270,7 @@ def scope_folder(name: str, root: Path = ROOT) -> Path:
                        f"only_mutate = {json.dumps(scope['only_mutate'])}",
                        f"pytest_add_cli_args_test_selection = {json.dumps(scope['tests'])}",
                        f"pytest_add_cli_args = {json.dumps(pytest_args)}",
-                       'also_copy = ["cases"]', ""])
+                       'also_copy = ["cases"]', 'process_isolation = "forkserver"', ""])
     text = re.sub(r"^\[tool\.mutmut\]\n(?:(?!\[).*\n)*", lambda _: table + "\n", text, count=1, flags=re.M)
     (folder / "pyproject.toml").write_text(text, encoding="utf-8")
     return folder

@@ -214,7 +214,7 @@ def test_a_further_scope_runs_in_its_own_folder_with_its_own_configuration(tmp_p
         "source_paths": ["xfw_harness"], "only_mutate": ["xfw_harness/blocks/g.py"],
         "pytest_add_cli_args_test_selection": ["cases/g.yaml"],
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "--keras-backend", "tensorflow"],
-        "also_copy": ["cases"]}
+        "also_copy": ["cases"], "process_isolation": "forkserver"}
     assert tool.scope_folder("geometry", tmp_path) == folder  # made again over the old one
     with pytest.raises(KeyError, match="no mutation scope 'nope' \\(scopes: verdicts, geometry\\)"):
         tool.scope_folder("nope", tmp_path)
