@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
@@ -46,6 +46,29 @@ from xfw_harness.core.schema import Param
 
 # The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
 keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
+
+
+def keras_bilinear_by_matrix(site: Site) -> bool:
+    """Whether upsampling2d's Keras side is the harness's BilinearUpSampling2D (Keras's UpSampling2D has no
+    align_corners, and computes bilinear in float32 whatever its dtype)."""
+    p = site.params
+    return p.get("interpolation") == "bilinear" and (p["align_corners"] or site.dtype == "float64")
+
+
+BILINEAR_EMULATIONS = (
+    Emulation("keras_bilinear_matrix",
+              "Keras's UpSampling2D has no align_corners and computes bilinear in float32: for align_corners, or in "
+              "float64, the harness's BilinearUpSampling2D applies one interpolation matrix per axis "
+              "(linear_interpolation_matrix); the reference is ONNX's Resize (align_corners / half_pixel)",
+              keras_bilinear_by_matrix, "reference",
+              (Corner("align_corners", lambda s: s.params["align_corners"]),
+               Corner("float64 half-pixel", lambda s: not s.params["align_corners"]),
+               Corner("size-1 axis", lambda s: 1 in s.in_shape[2:]),
+               Corner("factor 1 on an axis", lambda s: 1 in s.params["size"]),
+               Corner("unequal factors", lambda s: len(set(s.params["size"])) > 1),
+               Corner("odd size", lambda s: any(n % 2 for n in s.in_shape[2:])),
+               Corner("even size", lambda s: any(n % 2 == 0 for n in s.in_shape[2:])))),
+)
 
 
 class _UpSampling(Block):
@@ -180,23 +203,22 @@ class UpSampling2D(_UpSampling):
                   "cells (PyTorch's align_corners=True, emulated on Keras)"),
     )
     torch_types = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
+    emulations = BILINEAR_EMULATIONS
 
     def notes(self, site: Site) -> tuple[str, ...]:
         p = site.params
-        if p["interpolation"] != "bilinear":
+        if not keras_bilinear_by_matrix(site):
             return ()
         if p["align_corners"]:
             return ("Keras's UpSampling2D has no align_corners: the harness computes PyTorch's align_corners=True "
                     "itself (its BilinearUpSampling2D layer, one interpolation matrix per axis)",)
-        if site.dtype == "float64":
-            return ("Keras's bilinear UpSampling2D computes in float32: in float64 the harness computes it itself "
-                    "(its BilinearUpSampling2D layer)",)
-        return ()
+        return ("Keras's bilinear UpSampling2D computes in float32: in float64 the harness computes it itself "
+                "(its BilinearUpSampling2D layer)",)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
         # Keras's own bilinear runs in float32 (then casts): exact enough for float32 and below, not for float64.
-        if p["interpolation"] == "bilinear" and (p["align_corners"] or site.dtype == "float64"):
+        if keras_bilinear_by_matrix(site):
             return keras_layers.BilinearUpSampling2D(p["size"], p["align_corners"], dtype=site.dtype)
         return keras.layers.UpSampling2D(p["size"], interpolation=p["interpolation"], dtype=site.dtype)
 
