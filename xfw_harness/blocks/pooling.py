@@ -45,6 +45,10 @@ Keras's torch backend averages `same` over replicated cells where TensorFlow's r
 the end): it pads with mode="replicate" and counts those cells (keras/src/backend/torch/nn.py, average_pool and
 _apply_same_padding); there the harness computes sum / count, and cases/backend_differences.yaml holds Keras's own.
 
+The geometry (window, strides, padding, ceil mode's overhang), the path each framework's builder takes and the
+emulations those paths are (Block.emulations, issue 18) are pooling_geometry.py's, declared with the very functions
+the builders branch on.
+
 The float64 reference is ONNX's reference MaxPool / AveragePool, given the input already padded (-inf for max, the
 counted zeros for average) and ceil mode's overhang as uncounted padding. Its own pads and ceil_mode are bypassed
 for max pooling: at stride 1 it runs an older routine (onnx/reference/ops/_op_common_pool.py) that reads pads as
