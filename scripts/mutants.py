@@ -572,7 +572,8 @@ MUTANTS: tuple[Mutant, ...] = (
            'resize_layers.Interpolation2D(out, p["interpolation"], p["align_corners"], (None, None),',
            "a scale_factor's coordinates taken as n / m on the Keras side (Keras's Resizing, recompute's)"),
     Mutant("resize_nearest_as_keras_half_pixel", "blocks/resize.py",
-           "return ratio and all(m % n == 0 for n, m in zip((h, w), out))",
+           "return ratio and all(m % n == 0 and (nearest_source(n, m, f, False) == np.arange(m) // (m // n)).all()\n"
+           "                             for n, m, f in zip((h, w), out, kernel_scales(site)))",
            "return ratio",
            "PyTorch's nearest (floor) ported as Keras's nearest (half-pixel centres) at every size"),
     # --- convolution of any rank, grouped transposed convolution (issue 15) --------------------------------------

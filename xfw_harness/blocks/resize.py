@@ -35,11 +35,12 @@ and index arithmetic, have not been measured):
 
 How the harness makes Keras compute it: Keras's own keras.layers.Resizing where it computes the same (bilinear
 without align_corners, scale n / m on both axes, float32 and below; nearest-exact with scale n / m; nearest by whole
-factors, where floor(i / k) is floor((i + 0.5) / k)); everywhere else (align_corners, PyTorch's nearest, bicubic's
-a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own `Interpolation2D`
-(resize_layers.py), in keras.ops: PyTorch's source indices per axis (a keras.ops.take for the nearest modes) or
-PyTorch's interpolation weights as one [m, n] matrix per axis built in float64 and applied with keras.ops.einsum in
-the layer's dtype.
+factors, where floor(i / k) is floor((i + 0.5) / k), except where PyTorch's float32 index is not i // k: 2 -> 82
+reads input 0 at output 41, Keras's Resizing 1, measured, cases/resize.yaml); everywhere else (align_corners,
+PyTorch's nearest, bicubic's a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own
+`Interpolation2D` (resize_layers.py), in keras.ops: PyTorch's source indices per axis (a keras.ops.take for the
+nearest modes) or PyTorch's interpolation weights as one [m, n] matrix per axis built in float64 and applied with
+keras.ops.einsum in the layer's dtype.
 
 The float64 reference is NumPy: the nearest modes by the float32 index rule above; bilinear and bicubic per output
 coordinate with the coefficient functions of ONNX's reference runtime (onnx.reference.ops.op_resize._linear_coeffs,
@@ -220,8 +221,9 @@ def keras_computes(site: Site) -> bool:
         return ratio and not p["align_corners"] and site.dtype != "float64"
     if mode == "nearest-exact":
         return ratio
-    if mode == "nearest":
-        return ratio and all(m % n == 0 for n, m in zip((h, w), out))
+    if mode == "nearest":  # whole factors k, where PyTorch's float32 index is i // k: not everywhere (2 -> 82)
+        return ratio and all(m % n == 0 and (nearest_source(n, m, f, False) == np.arange(m) // (m // n)).all()
+                             for n, m, f in zip((h, w), out, kernel_scales(site)))
     return False  # bicubic: TensorFlow's a = -0.5
 
 
@@ -238,6 +240,25 @@ def _shrinks(site: Site) -> bool:
     return any(m < n for n, m in zip(site.in_shape[2:], out_size(site)))
 
 
+def _float32_index_rounds(site: Site) -> bool:
+    """A nearest source index that PyTorch's float32 arithmetic puts on another cell than float64 would (module doc:
+    2 -> 82 reads input 0 at output 41)."""
+    exact = site.params["interpolation"] == "nearest-exact"
+    for n, m, f in zip(site.in_shape[2:], out_size(site), kernel_scales(site)):
+        i, scale = np.arange(m), (1.0 / f if f else n / m)
+        wide = np.minimum(np.floor((i + (0.5 if exact else 0.0)) * scale).astype(np.int64), n - 1)
+        if (exact or m not in (n, 2 * n)) and (wide != nearest_source(n, m, f, exact)).any():
+            return True
+    return False
+
+
+def _shortcut(site: Site) -> bool:
+    """An axis PyTorch's nearest / bilinear kernels copy (kept length) or, nearest, read at i // 2 (doubled) whatever
+    the scale_factor given."""
+    return any(f is not None and m != n * f and (m == n or (m == 2 * n and site.params["interpolation"] == "nearest"))
+               for n, m, f in zip(site.in_shape[2:], out_size(site), kernel_scales(site)))
+
+
 SIZE_CORNERS = (Corner("size-1 input axis", lambda s: 1 in s.in_shape[2:]),
                 Corner("size-1 output axis", lambda s: 1 in out_size(s)),
                 Corner("odd size", lambda s: any(n % 2 for n in s.in_shape[2:])),
@@ -251,7 +272,9 @@ RESIZE_EMULATIONS = (
               "The reference gathers by the same nearest_source: PyTorch's own F.interpolate, on the other side, is "
               "the check outside the harness's arithmetic",
               lambda s: not keras_computes(s) and _nearest(s), "reference",
-              (*SIZE_CORNERS, Corner("nearest-exact", lambda s: s.params["interpolation"] == "nearest-exact"))),
+              (*SIZE_CORNERS, Corner("nearest-exact", lambda s: s.params["interpolation"] == "nearest-exact"),
+               Corner("float32 index rounding", _float32_index_rounds),
+               Corner("kept or doubled axis with another scale_factor", _shortcut))),
     Emulation("keras_interpolation_matrix",
               "Keras's Resizing has no align_corners, no a = -0.75 bicubic, no float64 bilinear and no PyTorch "
               "coordinates for a scale_factor that is not m / n: the harness's Interpolation2D applies PyTorch's "
