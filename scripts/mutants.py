@@ -576,6 +576,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "                             for n, m, f in zip((h, w), out, kernel_scales(site)))",
            "return ratio",
            "PyTorch's nearest (floor) ported as Keras's nearest (half-pixel centres) at every size"),
+    # PyTorch's float32 nearest index, which the harness gathers on Keras's side (issue 18).
+    Mutant("resize_nearest_whole_factor_trusted", "blocks/resize.py",
+           "return ratio and all(m % n == 0 and (nearest_source(n, m, f, False) == np.arange(m) // (m // n)).all()\n"
+           "                             for n, m, f in zip((h, w), out, kernel_scales(site)))",
+           "return ratio and all(m % n == 0 for n, m in zip((h, w), out))",
+           "Keras's Resizing('nearest') trusted for every whole factor: PyTorch's float32 index reads the cell "
+           "before at some (2 -> 82, output 41)"),
+    Mutant("upsampling_nearest_float32_index_ignored", "blocks/upsampling.py",
+           'if site.params.get("interpolation", "nearest") != "nearest":\n        return False',
+           "return False",
+           "nearest upsampling taken as i // factor at every factor (Keras's UpSampling, ONNX's Resize): PyTorch's "
+           "float32 index reads the cell before at some factors from 41 on"),
     # --- convolution of any rank, grouped transposed convolution (issue 15) --------------------------------------
     Mutant("conv_kernel_in_out_swapped", "core/layout.py",
            "return np.ascontiguousarray(weight.transpose(*range(2, weight.ndim), 1, 0))",
