@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import Block
+from xfw_harness.blocks.base import Block, Corner, Emulation
 from xfw_harness.blocks.pooling_common import AXES, OutputSizeParam, adaptive_output_size, sizes_text
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
@@ -59,10 +59,46 @@ SHORT_AXES = {1: "L", 2: "H and W", 3: "D, H and W"}
 OP_WORDS = {"avg": ("Avg", "Average", "Mean"), "max": ("Max", "Max", "Maximum")}  # PyTorch's, Keras's, the docs'
 
 
+def _size_one_axis(site: Site) -> bool:
+    return 1 in site.in_shape[2:]
+
+
+GLOBAL_EMULATIONS = (
+    Emulation("torch_flatten",
+              "PyTorch has no keepdims: without it the harness's TorchGlobalPool flattens adaptive pooling's "
+              "[N, C, 1, ...] to [N, C] (torch.flatten); the reference reshapes its own pooled array, and Keras's "
+              "global pooling layer is the other side", lambda s: not s.params["keepdims"], "reference",
+              (Corner("size-1 axis", _size_one_axis),)),
+)
+
+
+def _not_a_divisor(site: Site) -> bool:
+    out = adaptive_output_size(site.params["output_size"], site.in_shape[2:])
+    return any(n % k for n, k in zip(site.in_shape[2:], out))
+
+
+ADAPTIVE_EMULATIONS = (
+    Emulation("keras_adaptive_windows",
+              "Keras (before 3.15) has no adaptive pooling: the harness's AdaptivePooling reduces PyTorch's windows "
+              "(core.spatial.adaptive_windows) one axis after the other. The reference reduces the same windows: "
+              "PyTorch's own AdaptiveAvgPool/AdaptiveMaxPool, on the other side, is the check outside them",
+              lambda s: True, "reference",
+              (Corner("output not a divisor of the input (unequal, overlapping windows)", _not_a_divisor),
+               Corner("output larger than the input", lambda s: any(
+                   k > n for n, k in zip(s.in_shape[2:], adaptive_output_size(s.params["output_size"],
+                                                                              s.in_shape[2:])))),
+               Corner("size-1 axis", _size_one_axis),
+               Corner("an axis kept (null)", lambda s: None in s.params["output_size"]),
+               Corner("odd size", lambda s: any(n % 2 for n in s.in_shape[2:])),
+               Corner("even size", lambda s: any(n % 2 == 0 for n in s.in_shape[2:])))),
+)
+
+
 class _GlobalPool(Block):
     family = "pooling"
     spatial: ClassVar[int] = 2
     op: ClassVar[str]
+    emulations = GLOBAL_EMULATIONS
     keras_class: ClassVar[str]
     torch_class: ClassVar[str]  # the adaptive pooling a hand port writes: AdaptiveAvgPool2d(1) keeps [N, C, 1, 1]
     onnx_type: ClassVar[str]  # the ONNX operator of the reference
@@ -185,6 +221,7 @@ class _AdaptivePool(Block):
     spatial: ClassVar[int] = 2
     op: ClassVar[str]
     torch_class: ClassVar[str]
+    emulations = ADAPTIVE_EMULATIONS
     keras_class: ClassVar[str]  # Keras 3.15's own layer, which only `defaults: native` builds
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

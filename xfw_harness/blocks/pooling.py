@@ -45,6 +45,10 @@ Keras's torch backend averages `same` over replicated cells where TensorFlow's r
 the end): it pads with mode="replicate" and counts those cells (keras/src/backend/torch/nn.py, average_pool and
 _apply_same_padding); there the harness computes sum / count, and cases/backend_differences.yaml holds Keras's own.
 
+The geometry (window, strides, padding, ceil mode's overhang), the path each framework's builder takes and the
+emulations those paths are (Block.emulations, issue 18) are pooling_geometry.py's, declared with the very functions
+the builders branch on.
+
 The float64 reference is ONNX's reference MaxPool / AveragePool, given the input already padded (-inf for max, the
 counted zeros for average) and ceil mode's overhang as uncounted padding. Its own pads and ceil_mode are bypassed
 for max pooling: at stride 1 it runs an older routine (onnx/reference/ops/_op_common_pool.py) that reads pads as
@@ -71,6 +75,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xfw_harness.blocks import pooling_geometry
 from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
 from xfw_harness.blocks.pooling_common import (
     AXES,
@@ -80,23 +85,22 @@ from xfw_harness.blocks.pooling_common import (
     sizes_text,
     torch_sizes,
 )
+from xfw_harness.blocks.pooling_geometry import (
+    avg_pool_emulations,
+    keras_avg_path,
+    keras_max_path,
+    max_pool_emulations,
+    torch_avg_path,
+    torch_max_path,
+)
+from xfw_harness.blocks.pooling_geometry import no_pads as _no_pads
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
-from xfw_harness.core.backend_choice import home_backend
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
-from xfw_harness.core.spatial import (
-    Pads,
-    Sizes,
-    ceil_overhang,
-    effective_kernel,
-    is_symmetric,
-    pool_output_size,
-    resolve_padding,
-    torch_pad_arg,
-)
+from xfw_harness.core.spatial import Sizes, effective_kernel, pool_output_size, torch_pad_arg
 
 # The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
 keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
@@ -119,15 +123,6 @@ def window_params(spatial: int) -> tuple[Param, ...]:
                   "overhang counts for nothing), a last window that would start in the right padding dropped; "
                   "Keras has no switch (the harness pads the overhang)"),
     )
-
-
-def _with_overhang(pads: Pads, overhang: Sizes) -> Pads:
-    """`pads` with ceil mode's overhang added after (bottom, right, ...)."""
-    return tuple((before, after + extra) for (before, after), extra in zip(pads, overhang))
-
-
-def _no_pads(spatial: int) -> Pads:
-    return ((0, 0),) * spatial
 
 
 def _window_without_input(size: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int],
@@ -153,6 +148,7 @@ class _WindowPool(Block):
             cls.torch_class = f"{op.capitalize()}Pool{n}d"
             cls.keras_class = f"{'Max' if op == 'max' else 'Average'}Pooling{n}D"
             cls.params = (*window_params(n), *cls.own_params(n))
+            cls.emulations = (max_pool_emulations if op == "max" else avg_pool_emulations)(n)
             cls.torch_types = (cls.torch_class,)
             # Adaptive pooling to a divisor of its input is window pooling (adaptive_as_window).
             cls.torch_fallback_types = (f"Adaptive{op.capitalize()}Pool{n}d",)
@@ -165,29 +161,12 @@ class _WindowPool(Block):
     def keras_pooling(self, site: Site, k: Sizes, s: Sizes, padding: str) -> keras.Layer:
         return getattr(keras.layers, self.keras_class)(k, s, padding=padding, dtype=site.dtype)
 
-    def keras_has_kernel(self, site: Site) -> bool:
-        """Whether TensorFlow has a CPU kernel for Keras's pooling layer in the site's dtype: AvgPool3D and MaxPool3D
-        only in float32 and bfloat16 (measured: float64 and float16 raise NotFoundError / InvalidArgumentError);
-        1-D and 2-D in all four. Elsewhere the harness pools by the window's taps (tap_reduce)."""
-        return self.spatial != 3 or site.dtype not in ("float64", "float16")
-
-    def dilation(self, site: Site) -> Sizes:
-        return site.params.get("dilation") or (1,) * self.spatial
-
-    def geometry(self, site: Site) -> tuple[Sizes, Sizes, Pads]:
-        p = site.params
-        k = p["pool_size"]
-        s = p["strides"] or k
-        return k, s, resolve_padding(p["padding"], site.in_shape[2:], k, s, self.dilation(site))
-
-    def padded_geometry(self, site: Site) -> tuple[Sizes, Sizes, Pads, Pads]:
-        """geometry() and the padding extended by ceil mode's overhang (`full`; equal to `pads` in floor mode):
-        floor-mode pooling over the input padded by `full` has exactly ceil mode's windows."""
-        k, s, pads = self.geometry(site)
-        span = effective_kernel(k, self.dilation(site))
-        overhang = ceil_overhang(site.in_shape[2:], span, s, pads) if site.params["ceil_mode"] else \
-            (0,) * self.spatial
-        return k, s, pads, _with_overhang(pads, overhang)
+    # The geometry and the builders' paths are pooling_geometry.py's (shared with the emulations they declare).
+    keras_has_kernel = staticmethod(pooling_geometry.keras_has_kernel)
+    dilation = staticmethod(pooling_geometry.dilation)
+    geometry = staticmethod(pooling_geometry.geometry)
+    padded_geometry = staticmethod(pooling_geometry.padded_geometry)
+    torch_native_padding = staticmethod(pooling_geometry.torch_native_padding)
 
     def output_shape(self, site: Site) -> tuple[int, ...]:
         k, s, pads = self.geometry(site)
@@ -211,13 +190,6 @@ class _WindowPool(Block):
     def largest_array(self, site: Site) -> int:
         _, _, _, full = self.padded_geometry(site)
         return prod(site.in_shape[:2]) * prod(n + a + b for n, (a, b) in zip(site.in_shape[2:], full))
-
-    @staticmethod
-    def torch_native_padding(k: Sizes, pads: Pads) -> Sizes | None:
-        """Padding PyTorch's pooling layers take themselves: symmetric and at most half the window."""
-        if is_symmetric(pads) and all(pair[0] <= kk // 2 for pair, kk in zip(pads, k)):
-            return tuple(pair[0] for pair in pads)
-        return None
 
     # --- defaults: native --------------------------------------------------------------------------------
     def native_torch_module(self, site: Site) -> torch.nn.Module:
@@ -320,30 +292,32 @@ class _MaxPool(_WindowPool):
     def torch_module(self, site: Site) -> torch.nn.Module:
         k, s, pads, full = self.padded_geometry(site)
         d, spatial = self.dilation(site), self.spatial
-        native = self.torch_native_padding(k, pads)
         pool = getattr(torch.nn, self.torch_class)
-        if native is not None:
-            return pool(k, s, padding=native, dilation=d, ceil_mode=site.params["ceil_mode"])
+        if torch_max_path(site) == "native":
+            return pool(k, s, padding=self.torch_native_padding(k, pads), dilation=d,
+                        ceil_mode=site.params["ceil_mode"])
         # -inf padding, ceil mode's overhang included, then floor-mode pooling: ceil mode's windows with the
         # harness's drop rule for the padding as given (PyTorch's own ceil_mode would apply it to the padded input).
         pad = getattr(torch.nn, f"ConstantPad{spatial}d")(torch_pad_arg(full), NEG_INF)
         return torch.nn.Sequential(pad, pool(k, s, dilation=d))
 
     def notes(self, site: Site) -> tuple[str, ...]:
-        why = ("Keras's pooling has no dilation" if any(dd != 1 for dd in self.dilation(site)) else None
-               if self.keras_has_kernel(site) else f"TensorFlow has no {site.dtype} CPU kernel for {self.keras_class}")
-        return () if why is None else (f"{why}: the harness takes the maximum of the window's taps itself (its "
-                                       "DilatedMaxPooling layer)",)
+        if keras_max_path(site) != "taps":
+            return ()
+        why = ("Keras's pooling has no dilation" if any(dd != 1 for dd in self.dilation(site))
+               else f"TensorFlow has no {site.dtype} CPU kernel for {self.keras_class}")
+        return (f"{why}: the harness takes the maximum of the window's taps itself (its DilatedMaxPooling layer)",)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         k, s, pads, full = self.padded_geometry(site)
         d = self.dilation(site)
-        if any(dd != 1 for dd in d) or not self.keras_has_kernel(site):
+        path = keras_max_path(site)
+        if path == "taps":
             pool = pooling_layers.DilatedMaxPooling(k, s, d, dtype=site.dtype)
             if not any(map(any, full)):
                 return pool
             return keras.Sequential([keras_layers.SpatialPadding(full, value=NEG_INF, dtype=site.dtype), pool])
-        if site.params["padding"] in ("valid", "same") and full == pads:
+        if path == "native":
             return self.keras_pooling(site, k, s, site.params["padding"])
         return keras.Sequential([keras_layers.SpatialPadding(full, value=NEG_INF, dtype=site.dtype),
                                  self.keras_pooling(site, k, s, "valid")])
@@ -371,27 +345,24 @@ class _AvgPool(_WindowPool):
     def torch_module(self, site: Site) -> torch.nn.Module:
         k, s, pads, full = self.padded_geometry(site)
         include = site.params["count_include_pad"]
-        native = self.torch_native_padding(k, pads)
-        pool = getattr(torch.nn, self.torch_class)
-        # AvgPool3d (only it) refuses an input smaller than the window on some axis, padding or not: pad first there.
-        if native is not None and (self.spatial != 3 or all(n >= kk for n, kk in zip(site.in_shape[2:], k))):
-            return pool(k, s, padding=native, ceil_mode=site.params["ceil_mode"], count_include_pad=include)
-        if include and full == pads:
+        pool, path = getattr(torch.nn, self.torch_class), torch_avg_path(site)
+        if path == "native":
+            return pool(k, s, padding=self.torch_native_padding(k, pads), ceil_mode=site.params["ceil_mode"],
+                        count_include_pad=include)
+        if path == "zero_pad":
             zeros = getattr(torch.nn, f"ZeroPad{self.spatial}d")
             return torch.nn.Sequential(zeros(torch_pad_arg(pads)), pool(k, s))
         return pooling_layers.TorchAvgPoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial))
 
     def keras_layer(self, site: Site) -> keras.Layer:
         k, s, pads, full = self.padded_geometry(site)
-        padding, include, dtype = site.params["padding"], site.params["count_include_pad"], site.dtype
-        overhang = full != pads
-        if not self.keras_has_kernel(site):
+        include, dtype, path = site.params["count_include_pad"], site.dtype, keras_avg_path(site)
+        if path == "taps":
             counted = pads if include else _no_pads(self.spatial)
             return pooling_layers.PoolSumOverCount(k, s, full, counted, by_taps=True, dtype=dtype)
-        keras_same = padding == "same" and not include and (home_backend() != "torch" or all(a == b for a, b in pads))
-        if not overhang and (padding == "valid" or keras_same):
-            return self.keras_pooling(site, k, s, padding)
-        if include and not overhang:
+        if path == "native":
+            return self.keras_pooling(site, k, s, site.params["padding"])
+        if path == "zero_pad":
             return keras.Sequential([keras_layers.SpatialPadding(pads, dtype=dtype),
                                      self.keras_pooling(site, k, s, "valid")])
         return pooling_layers.PoolSumOverCount(k, s, full, pads if include else _no_pads(self.spatial), dtype=dtype)

@@ -35,11 +35,12 @@ and index arithmetic, have not been measured):
 
 How the harness makes Keras compute it: Keras's own keras.layers.Resizing where it computes the same (bilinear
 without align_corners, scale n / m on both axes, float32 and below; nearest-exact with scale n / m; nearest by whole
-factors, where floor(i / k) is floor((i + 0.5) / k)); everywhere else (align_corners, PyTorch's nearest, bicubic's
-a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own `Interpolation2D`
-(resize_layers.py), in keras.ops: PyTorch's source indices per axis (a keras.ops.take for the nearest modes) or
-PyTorch's interpolation weights as one [m, n] matrix per axis built in float64 and applied with keras.ops.einsum in
-the layer's dtype.
+factors, where floor(i / k) is floor((i + 0.5) / k), except where PyTorch's float32 index is not i // k: 2 -> 82
+reads input 0 at output 41, Keras's Resizing 1, measured, cases/resize.yaml); everywhere else (align_corners,
+PyTorch's nearest, bicubic's a = -0.75, a scale_factor that is not n / m, bilinear in float64) the harness's own
+`Interpolation2D` (resize_layers.py), in keras.ops: PyTorch's source indices per axis (a keras.ops.take for the
+nearest modes) or PyTorch's interpolation weights as one [m, n] matrix per axis built in float64 and applied with
+keras.ops.einsum in the layer's dtype.
 
 The float64 reference is NumPy: the nearest modes by the float32 index rule above; bilinear and bicubic per output
 coordinate with the coefficient functions of ONNX's reference runtime (onnx.reference.ops.op_resize._linear_coeffs,
@@ -67,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
@@ -182,6 +183,111 @@ def _reference_axis(x: np.ndarray, axis: int, m: int, factor: float | None, mode
     return np.stack(out, axis=axis)
 
 
+def factors(site: Site) -> tuple[float, float] | None:
+    """The scale_factor written, or the default 2 where no size is written either (None: a size)."""
+    p = site.params
+    if p["size"] is not None:
+        return None
+    return p["scale_factor"] if p["scale_factor"] is not None else (2.0, 2.0)
+
+
+def kernel_scales(site: Site) -> tuple[float | None, float | None]:
+    """The scale_factor per axis that PyTorch's kernel is given (None: it uses n / m)."""
+    given = factors(site)
+    if given is None or site.params["recompute_scale_factor"]:
+        return None, None
+    return given
+
+
+def out_size(site: Site) -> tuple[int, ...]:
+    """The output's (h, w): `size`, or floor(n * scale_factor) per axis (unchecked: Resize.output_shape refuses 0)."""
+    given = factors(site)
+    return site.params["size"] if given is None else \
+        tuple(math.floor(s * f) for s, f in zip(site.in_shape[2:], given))
+
+
+def keras_computes(site: Site) -> bool:
+    """Whether Keras's own Resizing computes PyTorch's values here (module doc); elsewhere the harness's own
+    Interpolation2D does (RESIZE_EMULATIONS)."""
+    p = site.params
+    (h, w), out = site.in_shape[2:], out_size(site)
+    mode = p["interpolation"]
+    # Keras samples at n / m; PyTorch too where no factor reaches the kernel, where it is exactly m / n, or (its
+    # shortcuts: bilinear and nearest only) where the axis keeps its length.
+    copies = mode in ("bilinear", "nearest")
+    ratio = all(f is None or m == n * f or (copies and m == n)
+                for n, m, f in zip((h, w), out, kernel_scales(site)))
+    if mode == "bilinear":
+        return ratio and not p["align_corners"] and site.dtype != "float64"
+    if mode == "nearest-exact":
+        return ratio
+    if mode == "nearest":  # whole factors k, where PyTorch's float32 index is i // k: not everywhere (2 -> 82)
+        return ratio and all(m % n == 0 and (nearest_source(n, m, f, False) == np.arange(m) // (m // n)).all()
+                             for n, m, f in zip((h, w), out, kernel_scales(site)))
+    return False  # bicubic: TensorFlow's a = -0.5
+
+
+def _nearest(site: Site) -> bool:
+    return site.params["interpolation"] in ("nearest", "nearest-exact")
+
+
+def _scale_not_ratio(site: Site) -> bool:
+    """A scale_factor reaches PyTorch's kernel that is not m / n on some axis (its coordinates are not Keras's)."""
+    return any(f is not None and m != n * f for n, m, f in zip(site.in_shape[2:], out_size(site), kernel_scales(site)))
+
+
+def _shrinks(site: Site) -> bool:
+    return any(m < n for n, m in zip(site.in_shape[2:], out_size(site)))
+
+
+def _float32_index_rounds(site: Site) -> bool:
+    """A nearest source index that PyTorch's float32 arithmetic puts on another cell than float64 would (module doc:
+    2 -> 82 reads input 0 at output 41)."""
+    exact = site.params["interpolation"] == "nearest-exact"
+    for n, m, f in zip(site.in_shape[2:], out_size(site), kernel_scales(site)):
+        i, scale = np.arange(m), (1.0 / f if f else n / m)
+        wide = np.minimum(np.floor((i + (0.5 if exact else 0.0)) * scale).astype(np.int64), n - 1)
+        if (exact or m not in (n, 2 * n)) and (wide != nearest_source(n, m, f, exact)).any():
+            return True
+    return False
+
+
+def _shortcut(site: Site) -> bool:
+    """An axis PyTorch's nearest / bilinear kernels copy (kept length) or, nearest, read at i // 2 (doubled) whatever
+    the scale_factor given."""
+    return any(f is not None and m != n * f and (m == n or (m == 2 * n and site.params["interpolation"] == "nearest"))
+               for n, m, f in zip(site.in_shape[2:], out_size(site), kernel_scales(site)))
+
+
+SIZE_CORNERS = (Corner("size-1 input axis", lambda s: 1 in s.in_shape[2:]),
+                Corner("size-1 output axis", lambda s: 1 in out_size(s)),
+                Corner("odd size", lambda s: any(n % 2 for n in s.in_shape[2:])),
+                Corner("even size", lambda s: any(n % 2 == 0 for n in s.in_shape[2:])),
+                Corner("downscaling", _shrinks), Corner("scale_factor not m / n", _scale_not_ratio))
+
+RESIZE_EMULATIONS = (
+    Emulation("keras_nearest_by_index",
+              "Keras's Resizing has no floor-rule nearest (nor PyTorch's coordinates for a scale_factor that is not "
+              "m / n): the harness's Interpolation2D gathers PyTorch's source indices (nearest_source, in float32). "
+              "The reference gathers by the same nearest_source: PyTorch's own F.interpolate, on the other side, is "
+              "the check outside the harness's arithmetic",
+              lambda s: not keras_computes(s) and _nearest(s), "reference",
+              (*SIZE_CORNERS, Corner("nearest-exact", lambda s: s.params["interpolation"] == "nearest-exact"),
+               Corner("float32 index rounding", _float32_index_rounds),
+               Corner("kept or doubled axis with another scale_factor", _shortcut))),
+    Emulation("keras_interpolation_matrix",
+              "Keras's Resizing has no align_corners, no a = -0.75 bicubic, no float64 bilinear and no PyTorch "
+              "coordinates for a scale_factor that is not m / n: the harness's Interpolation2D applies PyTorch's "
+              "weights as one matrix per axis (interpolation_matrix); the reference computes each output from ONNX's "
+              "coefficient functions (sharing only axis_scale, PyTorch's scale rule)",
+              lambda s: not keras_computes(s) and not _nearest(s), "reference",
+              (*SIZE_CORNERS, Corner("align_corners", lambda s: s.params["align_corners"]),
+               Corner("bicubic", lambda s: s.params["interpolation"] == "bicubic"),
+               Corner("float64 bilinear", lambda s: s.params["interpolation"] == "bilinear"
+                      and s.dtype == "float64"))),
+)
+
+
 @register
 class Resize(Block):
     name = "resize"
@@ -208,19 +314,10 @@ class Resize(Block):
     # it reads stay upsampling2d's, as before.
     torch_fallback_types = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
 
-    def _factors(self, site: Site) -> tuple[float, float] | None:
-        """The scale_factor written, or the default 2 where no size is written either (None: a size)."""
-        p = site.params
-        if p["size"] is not None:
-            return None
-        return p["scale_factor"] if p["scale_factor"] is not None else (2.0, 2.0)
-
-    def _kernel_scales(self, site: Site) -> tuple[float | None, float | None]:
-        """The scale_factor per axis that PyTorch's kernel is given (None: it uses n / m)."""
-        factors = self._factors(site)
-        if factors is None or site.params["recompute_scale_factor"]:
-            return None, None
-        return factors
+    _factors = staticmethod(factors)
+    _kernel_scales = staticmethod(kernel_scales)
+    _keras_computes = staticmethod(keras_computes)
+    emulations = RESIZE_EMULATIONS
 
     def output_shape(self, site: Site) -> tuple[int, ...]:
         p = site.params
@@ -234,8 +331,7 @@ class Resize(Block):
             raise Refusal("recompute_scale_factor with an explicit size: PyTorch refuses it (not meaningful)",
                           field="params.recompute_scale_factor")
         n, c, h, w = site.in_shape
-        factors = self._factors(site)
-        out = p["size"] if factors is None else tuple(math.floor(s * f) for s, f in zip((h, w), factors))
+        out = out_size(site)
         if min(out) < 1:
             raise Refusal(f"output size {list(out)} from an input of {[h, w]}: PyTorch refuses an output length 0",
                           field="params.scale_factor")
@@ -251,29 +347,11 @@ class Resize(Block):
 
     def torch_module(self, site: Site) -> torch.nn.Module:
         p = site.params
-        factors = self._factors(site)
+        given = self._factors(site)
         interpolating = p["interpolation"] in ("bilinear", "bicubic")
-        return torch.nn.Upsample(size=tuple(p["size"]) if factors is None else None, scale_factor=factors,
+        return torch.nn.Upsample(size=tuple(p["size"]) if given is None else None, scale_factor=given,
                                  mode=p["interpolation"], align_corners=p["align_corners"] if interpolating else None,
-                                 recompute_scale_factor=p["recompute_scale_factor"] if factors is not None else None)
-
-    def _keras_computes(self, site: Site) -> bool:
-        """Whether Keras's own Resizing computes PyTorch's values here (module doc)."""
-        p = site.params
-        (h, w), out = site.in_shape[2:], self.output_shape(site)[2:]
-        mode = p["interpolation"]
-        # Keras samples at n / m; PyTorch too where no factor reaches the kernel, where it is exactly m / n, or (its
-        # shortcuts: bilinear and nearest only) where the axis keeps its length.
-        copies = mode in ("bilinear", "nearest")
-        ratio = all(f is None or m == n * f or (copies and m == n)
-                    for n, m, f in zip((h, w), out, self._kernel_scales(site)))
-        if mode == "bilinear":
-            return ratio and not p["align_corners"] and site.dtype != "float64"
-        if mode == "nearest-exact":
-            return ratio
-        if mode == "nearest":
-            return ratio and all(m % n == 0 for n, m in zip((h, w), out))
-        return False  # bicubic: TensorFlow's a = -0.5
+                                 recompute_scale_factor=p["recompute_scale_factor"] if given is not None else None)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params

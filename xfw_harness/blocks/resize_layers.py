@@ -45,3 +45,25 @@ class Interpolation2D(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "size": self.size, "interpolation": self.interpolation,
                 "align_corners": self.align_corners, "scales": self.scales}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class NearestGather(keras.layers.Layer):
+    """PyTorch's nearest upsampling on a channels-last tensor of any rank: each spatial axis gathered at the input
+    indices PyTorch reads (`indices`, one list per axis: resize.nearest_source, its float32 arithmetic), for the
+    factors where they are not i // factor (upsampling.py, nearest_rounds)."""
+
+    def __init__(self, indices: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.indices = tuple(tuple(int(i) for i in axis) for axis in indices)
+
+    def call(self, x: Any) -> Any:
+        for axis, idx in enumerate(self.indices, start=1):
+            x = keras.ops.take(x, list(idx), axis=axis)
+        return x
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape[0], *(len(idx) for idx in self.indices), input_shape[-1]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "indices": self.indices}

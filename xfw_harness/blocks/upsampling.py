@@ -6,7 +6,11 @@ none. Any other output size, factor or convention is the `resize` block's (xfw_h
 - `nearest` (every rank): each cell repeated size times (output i reads input floor(i / size)); exact in both
   (Keras repeats: keras/src/layers/reshaping/up_sampling1d.py and up_sampling3d.py, keras.ops.repeat per axis).
   Measured: nn.Upsample(scale_factor, mode='nearest') on (N, C, L) and (N, C, D, H, W) equals UpSampling1D/3D
-  bit for bit, in float32 and float64 (tests/blocks/test_padding_resizing.py). UpSampling1D and UpSampling3D have
+  bit for bit, in float32 and float64 (tests/blocks/test_padding_resizing.py), for factors up to 40: PyTorch
+  computes the source index in float32 (i * float(1 / size)), and from 41 on some factors read the cell before at
+  multiples of the factor (measured, torch 2.13: 41, 47, 55, 61, 82, 83, ...; output 41 of a factor 41 reads input
+  0). There the harness gathers PyTorch's indices on Keras's side (NearestGather, resize_layers.py) and the
+  reference takes them too (cases/upsampling.yaml, nearest_float32_index_golden). UpSampling1D and UpSampling3D have
   no other interpolation; PyTorch's linear (1-D) and trilinear (3-D) have no Keras layer and are not read.
 - `upsampling2d` also interpolates:
   - `bilinear`, `align_corners: false`: output i samples input coordinate (i + 0.5) / size - 0.5 (half-pixel
@@ -36,9 +40,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
+from xfw_harness.blocks.resize import nearest_source
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.lazy import keras, lazy_module, torch
@@ -46,6 +51,56 @@ from xfw_harness.core.schema import Param
 
 # The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
 keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
+resize_layers = lazy_module("xfw_harness.blocks.resize_layers")
+
+
+def torch_nearest_indices(site: Site) -> list[np.ndarray]:
+    """The input cell each output cell reads on each spatial axis in PyTorch's nearest (float32 arithmetic,
+    xfw_harness.blocks.resize.nearest_source): i // factor, except for some factors of 41 and more (measured, torch
+    2.13: 41, 47, 55, 61, 82, 83, ...; output 41 of a factor 41 reads input 0)."""
+    return [nearest_source(n, n * f, float(f), False) for n, f in zip(site.in_shape[2:], site.params["size"])]
+
+
+def nearest_rounds(site: Site) -> bool:
+    """Whether PyTorch's nearest reads another cell than i // factor somewhere: then Keras's UpSampling (which repeats
+    each cell exactly) misses it, and the harness gathers PyTorch's indices on Keras's side (NearestGather)."""
+    if site.params.get("interpolation", "nearest") != "nearest":
+        return False
+    return any((idx != np.arange(len(idx)) // f).any() for idx, f in zip(torch_nearest_indices(site),
+                                                                          site.params["size"]))
+
+
+NEAREST_EMULATIONS = (
+    Emulation("keras_nearest_float32_index",
+              "PyTorch's nearest computes its source index in float32 (output 41 of a factor 41 reads input 0): "
+              "Keras's UpSampling repeats each cell exactly, so there the harness's NearestGather takes PyTorch's "
+              "indices (resize.nearest_source). The reference gathers by the same indices: PyTorch's own Upsample, "
+              "on the other side, is the check outside them",
+              nearest_rounds, "reference"),
+)
+
+
+def keras_bilinear_by_matrix(site: Site) -> bool:
+    """Whether upsampling2d's Keras side is the harness's BilinearUpSampling2D (Keras's UpSampling2D has no
+    align_corners, and computes bilinear in float32 whatever its dtype)."""
+    p = site.params
+    return p.get("interpolation") == "bilinear" and (p["align_corners"] or site.dtype == "float64")
+
+
+BILINEAR_EMULATIONS = (
+    Emulation("keras_bilinear_matrix",
+              "Keras's UpSampling2D has no align_corners and computes bilinear in float32: for align_corners, or in "
+              "float64, the harness's BilinearUpSampling2D applies one interpolation matrix per axis "
+              "(linear_interpolation_matrix); the reference is ONNX's Resize (align_corners / half_pixel)",
+              keras_bilinear_by_matrix, "reference",
+              (Corner("align_corners", lambda s: s.params["align_corners"]),
+               Corner("float64 half-pixel", lambda s: not s.params["align_corners"]),
+               Corner("size-1 axis", lambda s: 1 in s.in_shape[2:]),
+               Corner("factor 1 on an axis", lambda s: 1 in s.params["size"]),
+               Corner("unequal factors", lambda s: len(set(s.params["size"])) > 1),
+               Corner("odd size", lambda s: any(n % 2 for n in s.in_shape[2:])),
+               Corner("even size", lambda s: any(n % 2 == 0 for n in s.in_shape[2:])))),
+)
 
 
 class _UpSampling(Block):
@@ -86,8 +141,12 @@ class _UpSampling(Block):
         return torch.nn.Upsample(scale_factor=tuple(float(f) for f in p["size"]), mode=mode,
                                  align_corners=p["align_corners"] if mode == "bilinear" else None)
 
+    emulations = NEAREST_EMULATIONS
+
     def keras_layer(self, site: Site) -> keras.Layer:
         size = site.params["size"]
+        if nearest_rounds(site):
+            return resize_layers.NearestGather(torch_nearest_indices(site), dtype=site.dtype)
         return getattr(keras.layers, f"UpSampling{self.spatial}D")(size[0] if self.spatial == 1 else size,
                                                                     dtype=site.dtype)
 
@@ -95,6 +154,10 @@ class _UpSampling(Block):
         p = site.params
         sizes = np.array(self.output_shape(site), dtype=np.int64)
         none = np.array([], dtype=np.float64)  # Resize's roi and scales, left out: the output sizes say it
+        if nearest_rounds(site):  # PyTorch's float32 index, which ONNX's float64 Resize does not reproduce
+            for axis, idx in enumerate(torch_nearest_indices(site), start=2):
+                x = np.take(x, idx, axis=axis)
+            return x
         if p.get("interpolation", "nearest") == "nearest":
             return onnx_op("Resize", x, none, none, sizes, mode="nearest",
                            coordinate_transformation_mode="asymmetric", nearest_mode="floor")
@@ -180,23 +243,24 @@ class UpSampling2D(_UpSampling):
                   "cells (PyTorch's align_corners=True, emulated on Keras)"),
     )
     torch_types = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
+    emulations = (*NEAREST_EMULATIONS, *BILINEAR_EMULATIONS)
 
     def notes(self, site: Site) -> tuple[str, ...]:
         p = site.params
-        if p["interpolation"] != "bilinear":
+        if not keras_bilinear_by_matrix(site):
             return ()
         if p["align_corners"]:
             return ("Keras's UpSampling2D has no align_corners: the harness computes PyTorch's align_corners=True "
                     "itself (its BilinearUpSampling2D layer, one interpolation matrix per axis)",)
-        if site.dtype == "float64":
-            return ("Keras's bilinear UpSampling2D computes in float32: in float64 the harness computes it itself "
-                    "(its BilinearUpSampling2D layer)",)
-        return ()
+        return ("Keras's bilinear UpSampling2D computes in float32: in float64 the harness computes it itself "
+                "(its BilinearUpSampling2D layer)",)
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
+        if nearest_rounds(site):
+            return resize_layers.NearestGather(torch_nearest_indices(site), dtype=site.dtype)
         # Keras's own bilinear runs in float32 (then casts): exact enough for float32 and below, not for float64.
-        if p["interpolation"] == "bilinear" and (p["align_corners"] or site.dtype == "float64"):
+        if keras_bilinear_by_matrix(site):
             return keras_layers.BilinearUpSampling2D(p["size"], p["align_corners"], dtype=site.dtype)
         return keras.layers.UpSampling2D(p["size"], interpolation=p["interpolation"], dtype=site.dtype)
 
