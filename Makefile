@@ -43,15 +43,17 @@ profile: setup
 	$(PY) -m pyinstrument -r html -o reports/profile.html -m xfw_harness run cases --quiet
 	@echo "open reports/profile.html"
 
-# Mutation check, two parts; exit status 1 if either finds a survivor. (1) mutmut (pyproject.toml's [tool.mutmut])
-# over the modules that decide verdicts, each mutant against the tests that call the mutated function, in forked
-# workers, cached in mutants/ (a rerun retests only what changed): the score per module and every survivor not in
-# mutation/equivalent.yaml, by file:line (scripts/mutation_tool.py; a first run of its 2,078 mutants had checked
-# 1,191 after 27 minutes on this 2-core machine, docs/performance.md). (2) realistic adapter bugs
-# (scripts/mutants.py), one at a time in a copy of the harness, against the shipped cases. `make test` checks both
-# in short (tests/project/test_mutation.py, test_mutation_tool.py).
+# Mutation check, three parts; exit status 1 if any finds a survivor. (1) mutmut (pyproject.toml's [tool.mutmut])
+# over the modules that decide verdicts, each mutant against the tests that call the mutated function, in workers
+# forked from a fork server, cached in mutants/ (a rerun retests what changed and every survivor; timeouts are
+# rechecked unforked): the score per module and every survivor not in mutation/equivalent.yaml, by file:line
+# (scripts/mutation_tool.py). (2) The same over the blocks' emulation geometry against the shipped cases that pin it
+# (--scope emulations, in .mutation/emulations/). (3) Realistic adapter bugs (scripts/mutants.py), one at a time in a
+# copy of the harness, against the shipped cases. Times: docs/performance.md. `make test` checks all three in short
+# (tests/project/test_mutation.py, test_mutation_tool.py).
 mutation: setup
-	@status=0; $(PY) scripts/mutation_tool.py || status=1; $(PY) scripts/mutation.py || status=1; exit $$status
+	@status=0; $(PY) scripts/mutation_tool.py || status=1; $(PY) scripts/mutation_tool.py --scope emulations || status=1; \
+	$(PY) scripts/mutation.py || status=1; exit $$status
 
 # Property-based search for divergences (xfw-harness fuzz) in every registered block and in random networks; the
 # minimal case of each finding is written to reports/fuzz/. Cases with a difference catalogued in

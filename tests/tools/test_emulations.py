@@ -99,6 +99,8 @@ def test_a_corner_that_no_case_reaches_is_reported(monkeypatch: pytest.MonkeyPat
     ("mode: train", "statistics", True),  # the running statistics are compared after train-mode steps
     ("", "statistics", False),  # eval mode: no running statistics compared
     ("mode: train", "sample", False),  # not a sampled point: no sample check
+    ("expect: {reference: false}", "framework", True),  # the other side's own layer: any comparison of the two
+    ("defaults: native", "framework", False),
 ])
 def test_what_pins_an_emulation(case_points: Callable[[str], list[Point]], expect: str, checked_by: str,
                                 pinned: bool) -> None:
@@ -111,7 +113,7 @@ def test_a_sampled_point_pins_only_what_its_sample_check_sees(case_points: Calla
     (point,) = case_points("- {name: d, block: dropout, params: {rate: 0.5}, mode: train, input: {shape: [4, 100]}}")
     assert point.sampled
     assert pinned_by(point, Emulation("planted", "planted", lambda s: True, "sample"))
-    for kind in ("reference", "shape", "output", "statistics"):
+    for kind in ("reference", "shape", "output", "statistics", "framework"):
         assert not pinned_by(point, Emulation("planted", "planted", lambda s: True, kind)), kind
 
 

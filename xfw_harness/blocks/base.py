@@ -67,7 +67,7 @@ class Corner:
 
 
 # How an emulation can be checked from outside the harness's own arithmetic (Emulation.checked_by).
-CHECKED_BY = ("reference", "shape", "output", "statistics", "sample")
+CHECKED_BY = ("reference", "shape", "output", "statistics", "sample", "framework")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ class Emulation:
     shape (`expect.shape`) pins it; "output", only expected values (`expect.output`) do; "statistics", a state both
     frameworks keep differently (batch norm's running variance), pinned by the comparison of the running statistics
     after train-mode steps; "sample", a stochastic layer's train-mode draw, pinned only by each framework's sample
-    check (its statistics), since the random masks never match.
+    check (its statistics), since the random masks never match; "framework", an emulation on one side only whose
+    reference shares its arithmetic, pinned by the other side's own framework layer (any comparison of PyTorch
+    with Keras at that site).
     tests/blocks/test_emulations_pinned.py checks that shipped cases pin every emulation at each of its `corners`.
     """
 

@@ -82,7 +82,7 @@ ADAPTIVE_EMULATIONS = (
               "Keras (before 3.15) has no adaptive pooling: the harness's AdaptivePooling reduces PyTorch's windows "
               "(core.spatial.adaptive_windows) one axis after the other. The reference reduces the same windows: "
               "PyTorch's own AdaptiveAvgPool/AdaptiveMaxPool, on the other side, is the check outside them",
-              lambda s: True, "reference",
+              lambda s: True, "framework",
               (Corner("output not a divisor of the input (unequal, overlapping windows)", _not_a_divisor),
                Corner("output larger than the input", lambda s: any(
                    k > n for n, k in zip(s.in_shape[2:], adaptive_output_size(s.params["output_size"],

@@ -271,7 +271,7 @@ RESIZE_EMULATIONS = (
               "m / n): the harness's Interpolation2D gathers PyTorch's source indices (nearest_source, in float32). "
               "The reference gathers by the same nearest_source: PyTorch's own F.interpolate, on the other side, is "
               "the check outside the harness's arithmetic",
-              lambda s: not keras_computes(s) and _nearest(s), "reference",
+              lambda s: not keras_computes(s) and _nearest(s), "framework",
               (*SIZE_CORNERS, Corner("nearest-exact", lambda s: s.params["interpolation"] == "nearest-exact"),
                Corner("float32 index rounding", _float32_index_rounds),
                Corner("kept or doubled axis with another scale_factor", _shortcut))),

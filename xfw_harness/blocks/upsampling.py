@@ -76,7 +76,7 @@ NEAREST_EMULATIONS = (
               "Keras's UpSampling repeats each cell exactly, so there the harness's NearestGather takes PyTorch's "
               "indices (resize.nearest_source). The reference gathers by the same indices: PyTorch's own Upsample, "
               "on the other side, is the check outside them",
-              nearest_rounds, "reference"),
+              nearest_rounds, "framework"),
 )
 
 
