@@ -127,7 +127,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "if False:",
            "dense bias never copied into Keras"),
     Mutant("dense_on_last_axis", "blocks/dense.py",
-           "return linear if axis == site.rank - 1 else dense_layers.TorchChannelsLinear(linear)",
+           "return dense_layers.TorchChannelsLinear(linear) if linear_moves_channels(site) else linear",
            "return linear",
            "PyTorch's Linear left on the last axis (W of NCHW) of a rank > 2 input"),
     Mutant("flatten_channels_first_format", "blocks/dense.py",
