@@ -26,6 +26,9 @@ How each framework is made to compute exactly that:
   it: a different padding), but TensorFlow's backend has no `edge` or `wrap` mode (tf.pad: CONSTANT, REFLECT,
   SYMMETRIC only), so one exact gather serves the three modes.
 
+Which path each builder takes is decided by the predicates of xfw_harness/blocks/convolution_geometry.py, which
+also declare those paths as the blocks' emulations (issue 18).
+
 conv1d (N, C, L) and conv3d (N, C, D, H, W) are conv2d with one and three spatial axes: the same sum over the
 kernel taps of each axis, the same padding (TensorFlow's `same` per axis, for any stride and dilation), groups,
 dilation and padding_mode; pairs are written [l] and [d, h, w] (or one integer for every axis). One class computes
@@ -82,6 +85,7 @@ from xfw_harness.blocks.convolution_geometry import (
     depthwise_refuses_unequal_strides,
     keras_native,
     keras_pads_with_mode,
+    keras_pads_zeros,
     torch_native_same,
     torch_pad_module_first,
 )
@@ -195,7 +199,7 @@ class Conv2D(ConvClasses, Block):
         layers: list[keras.Layer] = []
         if keras_pads_with_mode(site):
             layers.append(keras_layers.SpatialPadding(pads, site.params["padding_mode"], dtype=site.dtype))
-        elif any(map(any, pads)):
+        elif keras_pads_zeros(site, self.keras_runs_stride_1):
             layers.append(keras_zero_padding(pads, site.dtype))
         return layers
 
