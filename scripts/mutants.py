@@ -100,6 +100,21 @@ MUTANTS: tuple[Mutant, ...] = (
                        keras_layers.Subsample(p["strides"], dtype=site.dtype)]''',
            '''            layers += [self._keras_conv(site, 1, "valid")]''',
            "stride dropped where Keras refuses stride with dilation"),
+    Mutant("conv_mode_same_as_at_stride_1", "blocks/convolution_geometry.py",
+           'return resolve_padding(p["padding"], site.in_shape[2:], p["kernel_size"], p["strides"], '
+           'p["dilation_rate"])',
+           'strides = (1,) * len(p["strides"]) if p["padding_mode"] != "zeros" else p["strides"]\n'
+           '    return resolve_padding(p["padding"], site.in_shape[2:], p["kernel_size"], strides, p["dilation_rate"])',
+           "`same` with a padding_mode padded as PyTorch's own padding='same' pads it at stride 1 ((k-1)*d in all) at "
+           "every stride: both sides and the reference pad the harness's amounts alike (issue 18: only an expected "
+           "shape or output can see it)"),
+    Mutant("conv_same_odd_cell_first", "blocks/convolution_geometry.py",
+           "def conv_pads(site: Site) -> Pads:",
+           "def conv_pads(site: Site) -> Pads:\n"
+           "    return tuple((after, before) for before, after in _conv_pads(site))\n\n\n"
+           "def _conv_pads(site: Site) -> Pads:",
+           "TensorFlow's odd `same` cell put first (ONNX's SAME_LOWER) wherever the harness pads itself: PyTorch at a "
+           "stride > 1, Keras with a padding_mode or at stride 1, and the reference with a padding_mode"),
     Mutant("reflect_as_keras_symmetric", "blocks/keras_layers.py",
            'KERAS_INDEX_MODES = {"reflect": "reflect",',
            'KERAS_INDEX_MODES = {"reflect": "symmetric",',
@@ -127,7 +142,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "if False:",
            "dense bias never copied into Keras"),
     Mutant("dense_on_last_axis", "blocks/dense.py",
-           "return linear if axis == site.rank - 1 else dense_layers.TorchChannelsLinear(linear)",
+           "return dense_layers.TorchChannelsLinear(linear) if linear_moves_channels(site) else linear",
            "return linear",
            "PyTorch's Linear left on the last axis (W of NCHW) of a rank > 2 input"),
     Mutant("flatten_channels_first_format", "blocks/dense.py",

@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 
 import xfw_harness.core.frameworks  # noqa: F401  (first: fixes the Keras backend)
-from xfw_harness.blocks import convolution
+from xfw_harness.blocks import convolution_geometry
 from xfw_harness.cases import load_paths
 from xfw_harness.core.frameworks import BACKEND
 from xfw_harness.core.spatial import resolve_padding
@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         demo = Path(tmp) / "planted_mistake.yaml"
         demo.write_text(textwrap.dedent(PLANTED), encoding="utf-8")
-        convolution.resolve_padding = naive_same
+        convolution_geometry.resolve_padding = naive_same
         try:
             results += [t.run("failed").to_dict() for t in plan_tests(load_paths([demo])[0], backends=(BACKEND,))]
         finally:
-            convolution.resolve_padding = resolve_padding
+            convolution_geometry.resolve_padding = resolve_padding
         for r in results:  # a stable path in the pictures, not the temporary folder's
             r["id"] = r["id"].replace(str(demo), "planted_mistake.yaml")
             r["file"] = r["file"].replace(str(demo), "planted_mistake.yaml")

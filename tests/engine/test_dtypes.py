@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import xfw_harness.blocks.convolution as convolution
+import xfw_harness.blocks.convolution_geometry as convolution_geometry
 import xfw_harness.blocks.dense as dense
 from xfw_harness.blocks import get_block, resolve_path
 from xfw_harness.cases import DTYPES, InputSpec, Point, load_file
@@ -159,8 +160,8 @@ def leaky_relu_keras_default(mp: pytest.MonkeyPatch) -> None:
 
 def same_padding_first(mp: pytest.MonkeyPatch) -> None:
     """TensorFlow's odd `same` pixel put before (top/left) instead of after, in PyTorch's explicit padding."""
-    real = convolution.resolve_padding
-    mp.setattr(convolution, "resolve_padding",
+    real = convolution_geometry.resolve_padding
+    mp.setattr(convolution_geometry, "resolve_padding",
                lambda *a, **k: tuple((hi, lo) for lo, hi in real(*a, **k)))
 
 

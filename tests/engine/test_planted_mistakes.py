@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import xfw_harness.blocks.convolution as convolution
+import xfw_harness.blocks.convolution_geometry as convolution_geometry
 import xfw_harness.blocks.dense as dense
 import xfw_harness.blocks.pooling as pooling
 import xfw_harness.engine.run as runner  # the runner's own names, which the planted mistakes replace
@@ -73,7 +74,7 @@ def same_as_symmetric_half_kernel(mp: pytest.MonkeyPatch) -> None:
             return tuple((k // 2, k // 2) for k in kernel)
         return resolve_padding(padding, size, kernel, stride, dilation)
 
-    mp.setattr(convolution, "resolve_padding", naive)
+    mp.setattr(convolution_geometry, "resolve_padding", naive)
 
 
 def leaky_relu_keras_default_slope(mp: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,9 @@ How each framework is made to compute exactly that:
   it: a different padding), but TensorFlow's backend has no `edge` or `wrap` mode (tf.pad: CONSTANT, REFLECT,
   SYMMETRIC only), so one exact gather serves the three modes.
 
+Which path each builder takes is decided by the predicates of xfw_harness/blocks/convolution_geometry.py, which
+also declare those paths as the blocks' emulations (issue 18).
+
 conv1d (N, C, L) and conv3d (N, C, D, H, W) are conv2d with one and three spatial axes: the same sum over the
 kernel taps of each axis, the same padding (TensorFlow's `same` per axis, for any stride and dilation), groups,
 dilation and padding_mode; pairs are written [l] and [d, h, w] (or one integer for every axis). One class computes
@@ -74,6 +77,18 @@ from xfw_harness.blocks.convolution_common import (
     pair_param,
     torch_pad_module,
 )
+from xfw_harness.blocks.convolution_geometry import (
+    CONV_EMULATIONS,
+    DEPTHWISE_EMULATIONS,
+    conv_pads,
+    conv_refuses_stride_with_dilation,
+    depthwise_refuses_unequal_strides,
+    keras_native,
+    keras_pads_with_mode,
+    keras_pads_zeros,
+    torch_native_same,
+    torch_pad_module_first,
+)
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, find_keras_layer, parameter_path, sublayer_path
@@ -81,7 +96,7 @@ from xfw_harness.core.errors import Refusal
 from xfw_harness.core.layout import conv_kernel_to_keras, depthwise_kernel_to_keras
 from xfw_harness.core.lazy import keras, lazy_module, torch
 from xfw_harness.core.schema import Param
-from xfw_harness.core.spatial import Pads, is_symmetric, output_size, resolve_padding
+from xfw_harness.core.spatial import Pads, output_size
 
 # The framework layers of these blocks, loaded with the frameworks at their first use (xfw_harness.core.lazy).
 keras_layers = lazy_module("xfw_harness.blocks.keras_layers")
@@ -98,7 +113,7 @@ class Conv2D(ConvClasses, Block):
     weight_names = ("weight", "bias")
     torch_types = ("Conv2d",)
     params = conv_params(2)
-    keras_refuses_stride_with_dilation = True  # keras.layers.Conv2D does; DepthwiseConv2D decomposes itself
+    emulations = CONV_EMULATIONS
     # Why the Keras side runs at stride 1 where keras_runs_stride_1 says so (notes).
     stride_1_note: ClassVar[str] = (
         "Keras's own convolution refuses strides > 1 with dilation_rate > 1 (keras/src/layers/convolutional/"
@@ -114,10 +129,7 @@ class Conv2D(ConvClasses, Block):
         return site.params["filters"], site.params["groups"]
 
     def _geometry(self, site: Site) -> tuple:
-        p = site.params
-        size = site.in_shape[2:]
-        pads = resolve_padding(p["padding"], size, p["kernel_size"], p["strides"], p["dilation_rate"])
-        return size, pads
+        return site.in_shape[2:], conv_pads(site)
 
     def _check_channels(self, site: Site) -> None:
         cin = site.in_shape[1]
@@ -170,9 +182,9 @@ class Conv2D(ConvClasses, Block):
         conv = self.torch_conv_type
         common = dict(in_channels=site.in_shape[1], out_channels=filters, kernel_size=p["kernel_size"],
                       stride=p["strides"], dilation=p["dilation_rate"], groups=groups, bias=p["use_bias"])
-        if p["padding"] == "same" and all(s == 1 for s in p["strides"]):
+        if torch_native_same(site):
             return conv(padding="same", padding_mode=mode, **common)
-        if is_symmetric(pads):
+        if not torch_pad_module_first(site):
             return conv(padding=tuple(before for before, _ in pads), padding_mode=mode, **common)
         return torch.nn.Sequential(torch_pad_module(mode, pads), conv(padding=0, **common))
 
@@ -185,31 +197,27 @@ class Conv2D(ConvClasses, Block):
     def _keras_padding(self, site: Site, pads: Pads) -> list[keras.Layer]:
         """The explicit padding before a `valid` Keras convolution: none, zeros, or PyTorch's padding_mode."""
         layers: list[keras.Layer] = []
-        if any(any(pair) for pair in pads):
-            if site.params["padding_mode"] == "zeros":
-                layers.append(keras_zero_padding(pads, site.dtype))
-            else:
-                layers.append(keras_layers.SpatialPadding(pads, site.params["padding_mode"], dtype=site.dtype))
+        if keras_pads_with_mode(site):
+            layers.append(keras_layers.SpatialPadding(pads, site.params["padding_mode"], dtype=site.dtype))
+        elif keras_pads_zeros(site, self.keras_runs_stride_1):
+            layers.append(keras_zero_padding(pads, site.dtype))
         return layers
 
     def keras_runs_stride_1(self, site: Site) -> bool:
         """Whether Keras's conv cannot take the strides (it is run at stride 1 and subsampled: the same arithmetic)."""
-        p = site.params
-        return self.keras_refuses_stride_with_dilation and max(p["strides"]) > 1 and max(p["dilation_rate"]) > 1
+        return conv_refuses_stride_with_dilation(site)
 
     def notes(self, site: Site) -> tuple[str, ...]:
-        _, pads = self._geometry(site)
         mode = site.params["padding_mode"]
         return ((self.stride_1_note,) if self.keras_runs_stride_1(site) else ()) + (
             (f"Keras has no padding_mode: the harness pads ({mode}) itself (its SpatialPadding layer) before a "
-             "'valid' convolution",) if mode != "zeros" and any(map(any, pads)) else ())
+             "'valid' convolution",) if keras_pads_with_mode(site) else ())
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
         _, pads = self._geometry(site)
         strided_and_dilated = self.keras_runs_stride_1(site)
-        native_padding = p["padding"] == "valid" or (p["padding"] == "same" and p["padding_mode"] == "zeros")
-        if native_padding and not strided_and_dilated:
+        if keras_native(site, self.keras_runs_stride_1):
             return self._keras_conv(site, p["strides"], p["padding"])
         layers = self._keras_padding(site, pads)
         if strided_and_dilated:
@@ -369,7 +377,7 @@ class DepthwiseConv2D(Conv2D):
         *(param for param in Conv2D.params if param.name in ("strides", "padding", "padding_mode", "dilation_rate",
                                                                 "use_bias")),
     )
-    keras_refuses_stride_with_dilation = False
+    emulations = DEPTHWISE_EMULATIONS
     stride_1_note = ("TensorFlow's depthwise CPU kernel in float64 and float16 refuses unequal strides: the harness "
                      "runs Keras's layer at stride 1 and keeps every stride-th output (its Subsample layer), the "
                      "same arithmetic")
@@ -388,8 +396,7 @@ class DepthwiseConv2D(Conv2D):
     def keras_runs_stride_1(self, site: Site) -> bool:
         # TensorFlow's Eigen CPU depthwise kernel (float64, float16; float32 and bfloat16 go to oneDNN) refuses
         # unequal strides: "Current implementation only supports equal length strides" (found by xfw-harness fuzz).
-        strides = site.params["strides"]
-        return strides[0] != strides[1] and site.dtype in ("float64", "float16")
+        return depthwise_refuses_unequal_strides(site)
 
     def _kernel_copy(self, site: Site, torch_path: str, keras_path: str) -> WeightCopy:
         return WeightCopy(torch_path, keras_path, depthwise_kernel_to_keras, (site.params["depth_multiplier"],))

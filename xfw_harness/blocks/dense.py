@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from xfw_harness.blocks.base import Block
+from xfw_harness.blocks.base import Block, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, parameter_path
@@ -74,6 +74,12 @@ class Flatten(Block):
         return {}
 
 
+def linear_moves_channels(site: Site) -> bool:
+    """Whether dense's features are not the last axis of the channels-first tensor (axis 1 of a rank > 2 input):
+    PyTorch's Linear acts on the last, so the harness moves them there and back (TorchChannelsLinear)."""
+    return Dense._axis(site) != site.rank - 1
+
+
 @register
 class Dense(Block):
     name = "dense"
@@ -89,6 +95,14 @@ class Dense(Block):
               "permute to channels-last)"),
     )
     any_layout = True  # on the axis the layout maps, which must be Keras's last (Dense's)
+    emulations = (
+        Emulation("torch_channels_linear",
+                  "PyTorch's Linear acts on the last axis: on the channels of a rank > 2 input the harness moves them "
+                  "last and back (TorchChannelsLinear); the reference is ONNX's Gemm on rows it folds itself",
+                  linear_moves_channels, "reference",
+                  (Corner("rank 3", lambda s: s.rank == 3), Corner("rank 4 or more", lambda s: s.rank >= 4),
+                   Corner("one unit", lambda s: s.params["units"] == 1))),
+    )
 
     @staticmethod
     def _axis(site: Site) -> int:
@@ -121,9 +135,8 @@ class Dense(Block):
 
     @classmethod
     def linear_on_channels(cls, site: Site, **kwargs: Any) -> torch.nn.Module:
-        axis = cls._axis(site)
-        linear = torch.nn.Linear(site.in_shape[axis], site.params["units"], **kwargs)
-        return linear if axis == site.rank - 1 else dense_layers.TorchChannelsLinear(linear)
+        linear = torch.nn.Linear(site.in_shape[cls._axis(site)], site.params["units"], **kwargs)
+        return dense_layers.TorchChannelsLinear(linear) if linear_moves_channels(site) else linear
 
     def keras_layer(self, site: Site) -> keras.Layer:
         return keras.layers.Dense(site.params["units"], use_bias=site.params["use_bias"], dtype=site.dtype)

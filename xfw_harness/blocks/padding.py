@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import BENCHMARK_INPUT, Block
+from xfw_harness.blocks.base import BENCHMARK_INPUT, Block, Corner, Emulation
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site
@@ -184,11 +184,44 @@ class ZeroPadding2D(Block):
         return {"padding": pads_text(pads)}
 
 
+def keras_pads_itself(site: Site) -> bool:
+    """Whether Keras pads with the harness's SpatialPadding (a mode other than constant, or a constant other than
+    zero): Keras's ZeroPadding layers pad zeros only."""
+    return not (site.params["padding_mode"] == "constant" and site.params["value"] == 0.0)
+
+
+def _largest_padding_the_mode_allows(site: Site) -> bool:
+    """reflect padding of the length - 1, or circular padding of the whole length (PyTorch refuses more)."""
+    limit = {"reflect": -1, "circular": 0}.get(site.params["padding_mode"])
+    return limit is not None and any(max(pair) == n + limit for n, pair in zip(site.in_shape[2:],
+                                                                                 site.params["padding"]))
+
+
+def _mode(name: str) -> Corner:
+    return Corner(name, lambda s: s.params["padding_mode"] == name)
+
+
+PAD_EMULATIONS = (
+    Emulation("keras_spatial_padding",
+              "Keras has no layer for reflect, replicate, circular or a constant other than zero: the harness's "
+              "SpatialPadding gathers the cells by index (numpy.pad's pattern of an arange) or pads the value; the "
+              "reference is ONNX's Pad",
+              keras_pads_itself, "reference",
+              (_mode("reflect"), _mode("replicate"), _mode("circular"),
+               Corner("a constant other than zero", lambda s: s.params["value"] != 0.0),
+               Corner("the largest padding the mode allows", _largest_padding_the_mode_allows),
+               Corner("padded size-1 axis", lambda s: any(n == 1 and any(pair) for n, pair in zip(
+                   s.in_shape[2:], s.params["padding"]))),
+               Corner("uneven (before != after)", lambda s: any(b != a for b, a in s.params["padding"])))),
+)
+
+
 class _Pad(Block):
     """pad1d/pad2d/pad3d: one class, `spatial` axes."""
 
     spatial: ClassVar[int]
     family = "padding"
+    emulations = PAD_EMULATIONS
 
     @classmethod
     def _schema(cls, spatial: int) -> tuple[Param, ...]:
@@ -233,7 +266,7 @@ class _Pad(Block):
 
     def keras_layer(self, site: Site) -> keras.Layer:
         p = site.params
-        if p["padding_mode"] == "constant" and p["value"] == 0.0:
+        if not keras_pads_itself(site):
             return self._keras_zero_padding(p["padding"], site.dtype)
         return keras_layers.SpatialPadding(p["padding"], p["padding_mode"], p["value"], dtype=site.dtype)
 

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from xfw_harness.blocks.convolution import Conv2D, DepthwiseConv2D
+from xfw_harness.blocks.convolution_geometry import SEPARABLE_EMULATIONS
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
 from xfw_harness.blocks.site import Site, WeightCopy, find_keras_layer, parameter_path, sublayer_path
@@ -70,6 +71,7 @@ class SeparableConv2D(DepthwiseConv2D):
         *DepthwiseConv2D.params,
     )
     keras_conv_name = "SeparableConv2D"
+    emulations = SEPARABLE_EMULATIONS
 
     def _depthwise_site(self, site: Site) -> Site:
         """The depthwise part's site: depthwise_conv2d's computation without a bias."""
