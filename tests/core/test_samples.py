@@ -197,6 +197,19 @@ def test_dropout_tolerance_follows_the_output_dtype() -> None:
     assert not check_dropout_sample(xi[0], xi[1] + 1, 0.5, "torch").passed
 
 
+def test_dropout_float32_outputs_are_judged_in_float64() -> None:
+    """x/(1-rate) is computed in float64: at rate 0.3 a float32 sample's reported error is its float32 rounding of
+    x/0.7 (a float32 computation of x/0.7 would read 0)."""
+    x = _positive((50,))
+    y = np.where(_first_k(x.shape, 15), np.float32(0), x / np.float32(0.7)).astype(np.float32)
+    v = check_dropout_sample(x, y, 0.3, "torch")
+    kept = y != 0
+    expected = x[kept].astype(np.float64) / 0.7
+    rounding = np.max(np.abs(y[kept] - expected) / expected)
+    assert v.passed and v.metrics["max_scale_rel_error"] == pytest.approx(rounding, rel=1e-12)
+    assert 0 < rounding < 2 * EPS32
+
+
 def test_dropout_zero_inputs_do_not_count() -> None:
     """A zero input gives 0 whether dropped or not: it counts neither as dropped nor in n."""
     x = np.array([0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0], np.float32)
