@@ -128,12 +128,14 @@ def test_shape_mismatch_verdict(check: str) -> None:
 
 
 def test_channel_dropout_of_arrays_without_channels() -> None:
-    """Channel-wise dropout of a 2-D array (no (N, C, ...) layout) is refused on "shape"; a 3-D (N, C, L) one is
-    judged per channel."""
+    """Channel-wise dropout of a 2-D array (no (N, C, ...) layout) is refused on "shape" (an output of another shape
+    is reported as such first); a 3-D (N, C, L) one is judged per channel."""
     x = _positive((4, 5))
     v = check_channel_dropout_sample(x, x * 2, 0.5, "keras")
     _assert_verdict(v, "keras", False, "shape", "channel-wise dropout needs (N, C, ...) arrays, got [4, 5]")
     assert v.metrics == {"shape_input": [4, 5], "shape_output": [4, 5], "rate": 0.5, "unit": "channels"}
+    v = check_channel_dropout_sample(x, x[:, :-1], 0.5, "keras")  # a shape mismatch is named first
+    _assert_verdict(v, "keras", False, "shape", "shape mismatch: output [4, 4] vs input [4, 5]")
     x3 = _positive((4, 5, 2))
     v = check_channel_dropout_sample(x3, _zeroed(x3, _first_k((4, 5), 10)[:, :, None], 0.5), 0.5, "keras")
     assert v.passed and v.check == "ok" and v.metrics["n"] == 20 and v.metrics["unit"] == "channels"
