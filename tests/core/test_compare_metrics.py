@@ -29,3 +29,9 @@ def test_metrics_that_name_other_than_two_arrays_have_no_compared_names() -> Non
     assert compared_names({"shape_keras": [1]}) is None  # one array: not a comparison's
     assert compared_names({"shape_a": [1], "shape_b": [1], "shape_c": [1]}) is None
     assert compared_names({"n": 1, "shape_a": [1], "x_shape_b": [2], "shape_b": [1]}) == ("a", "b")
+
+
+def test_a_comparison_not_named_is_actual_vs_expected() -> None:
+    v = compare(np.zeros(2), np.ones(2), TOL, kind=VerdictKind.GOLDEN)
+    assert v.what == "actual vs expected" and compared_names(v.metrics) == ("actual", "expected")
+    assert "actual [2] vs expected [3]" in compare(np.zeros(2), np.zeros(3), TOL, kind=VerdictKind.GOLDEN).message
