@@ -57,6 +57,16 @@ def test_a_plain_pass_lists_every_comparison(point) -> None:
     assert (status, message) == (Status.PASSED, "[keras vs torch] keras vs torch ok")
 
 
+def test_a_pass_leads_with_no_reference_summary(point) -> None:
+    """The reference's one-line summary explains a failure; beside a pass the verdicts speak for themselves."""
+    keras_ref_ok = _v(KERAS_VS_REFERENCE, True, VerdictKind.REFERENCE)
+    status, message = judge(point(), [FORWARD_OK, TORCH_REF_OK, keras_ref_ok])
+    assert status == Status.PASSED
+    assert message.split("\n") == ["[keras vs torch] keras vs torch ok",
+                                   f"[{TORCH_VS_REFERENCE}] {TORCH_VS_REFERENCE} ok",
+                                   f"[{KERAS_VS_REFERENCE}] {KERAS_VS_REFERENCE} ok"]
+
+
 def test_a_known_difference_names_its_reason_its_backends_and_the_differing_comparison(point) -> None:
     p = point("expect: {divergent: 'slope kept in float32', backends: [tensorflow, jax]}\n"
               "  backends: [tensorflow, jax]")
