@@ -59,8 +59,10 @@ SEPARATOR = "ǁ"  # mutmut's name for a method's mutants: xǁClassǁmethod__mutm
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code), as this report counts them. A timeout or a crash of the
 # worker is the mutant's doing (the clean run passed): caught. "no tests": no selected test calls the function.
+# pytest's 2 and 4 after a clean run that passed: the mutant broke the collection of the tests (a case file's loading
+# computes shapes with the mutated code: "found no collectors"), which a user's run reports as an error.
 CAUGHT = {1: "killed", 3: "killed", 37: "caught by type check", -24: "timeout", 24: "timeout", 152: "timeout",
-          36: "timeout", 255: "timeout", -11: "segfault", -9: "segfault"}
+          36: "timeout", 255: "timeout", -11: "segfault", -9: "segfault", 2: "collection error", 4: "collection error"}
 NOT_CAUGHT = {0: "survived", 5: "no tests", 33: "no tests", 35: "suspicious"}
 
 # Forked workers inherit the thread pools of the process that ran the clean tests; a forked TensorFlow or torch with

@@ -225,3 +225,13 @@ def test_the_reviewed_entries_of_another_scope_are_not_stale(tmp_path: Path) -> 
     elsewhere = tool.Equivalent("xfw_harness/blocks/g.py", "f", "x = 1", "x = 2", "another scope's")
     report = tool.judge(tool.read_results(mutants_dir, tmp_path), [elsewhere])
     assert report.ok and report.stale == []
+
+
+def test_a_mutant_that_breaks_the_tests_collection_is_caught(tmp_path: Path) -> None:
+    """A case file's loading runs block code: a mutant there makes pytest stop at collection (exit 2, or 4 "found no
+    collectors"), which a user's run shows as an error, so the mutant is caught."""
+    codes = iter([2, 4, 0, 1, 5])
+    mutants_dir, _ = _mutmut_run(tmp_path, lambda i: next(codes, 1))
+    statuses = [m.status for m in tool.read_results(mutants_dir, tmp_path)]
+    assert statuses[:5] == ["collection error", "collection error", "survived", "killed", "no tests"]
+    assert [m.caught for m in tool.read_results(mutants_dir, tmp_path)][:5] == [True, True, False, True, False]
