@@ -18,6 +18,7 @@ from xfw_harness.core.spatial import (
     ceil_output_size_1d,
     ceil_overhang,
     ceil_overhang_1d,
+    effective_kernel,
     is_symmetric,
     output_size,
     output_size_1d,
@@ -279,3 +280,17 @@ def test_adaptive_windows_are_pytorch_start_and_end_index() -> None:
         np.testing.assert_allclose(got, torch.nn.functional.adaptive_avg_pool1d(torch.from_numpy(x), k).numpy(),
                                    rtol=1e-12, atol=1e-12)
     assert adaptive_windows(5, 3) == [(0, 2), (1, 4), (3, 5)]
+
+
+@pytest.mark.parametrize(("kernel", "dilation", "span"), [((3,), (2,), (5,)), ((1, 4), (5, 1), (1, 4)),
+                                                          ((2, 3, 2), (3, 2, 1), (4, 5, 2))])
+def test_effective_kernel_is_the_span_pytorch_pools_over(kernel: tuple, dilation: tuple, span: tuple) -> None:
+    """(k - 1) * d + 1 cells per axis: an input of exactly that span gives one output of PyTorch's dilated max pool,
+    and the span's last cell is inside the window (a large value there is the output)."""
+    assert effective_kernel(kernel, dilation) == span
+    pool = {1: torch.nn.functional.max_pool1d, 2: torch.nn.functional.max_pool2d,
+            3: torch.nn.functional.max_pool3d}[len(kernel)]
+    x = torch.zeros(1, 1, *span, dtype=torch.float64)
+    x[(0, 0, *(s - 1 for s in span))] = 7.0
+    out = pool(x, kernel, stride=1, dilation=dilation)
+    assert tuple(out.shape[2:]) == (1,) * len(kernel) and out.item() == 7.0
