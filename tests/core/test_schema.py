@@ -130,6 +130,9 @@ def test_an_unknown_kind_is_a_declaration_error_that_names_it(method: str) -> No
     (Param("c", "choice", choices=("zeros", "reflect")), "reflect", "reflect"),
     (Param("c", "choice", choices=(1, -1)), -1, -1),
     (Param("c", "choice", choices=([0, 1], [1, 0])), [1, 0], [1, 0]),
+    (Param("c", "choice", choices=("auto",)), "auto", "auto"),
+    (Param("c", "choice", choices=("auto", 0)), "auto", "auto"),
+    (Param("c", "choice", choices=("auto", 0)), 0, 0),  # each choice of its own type, not the first one's
     (Param("a", "axis"), -1, -1),
     (Param("a", "axis"), 3, 3),
 ])
@@ -178,6 +181,8 @@ def test_normalise_accepts_each_form_and_gives_its_canonical_value(param: Param,
     (Param("c", "choice", choices=("zeros", "reflect")), "Reflect"),
     (Param("c", "choice", choices=(1, -1)), True),  # `true` == 1 in Python, but it is not the choice 1
     (Param("c", "choice", choices=(1, -1)), 1.0),
+    (Param("c", "choice", choices=("auto", 0)), False),
+    (Param("c", "choice", choices=("auto", 0)), "0"),
     (Param("a", "axis"), True),
     (Param("a", "axis"), 1.0),
 ])
@@ -232,7 +237,8 @@ SCHEMA_PARAMS = [
     Param("x", "float", maximum=1), Param("x", "float", maximum=1, open_maximum=True),
     Param("x", "float", None, minimum=-1, maximum=1, open_minimum=True),
     Param("b", "bool"), Param("c", "choice", choices=("zeros", "reflect")), Param("c", "choice", choices=(1, -1)),
-    Param("c", "choice", choices=([0, 1], [1, 0])), Param("a", "axis"), Param("a", "axis", None),
+    Param("c", "choice", choices=([0, 1], [1, 0])), Param("c", "choice", choices=("zeros", 0)),
+    Param("a", "axis"), Param("a", "axis", None),
 ]
 PROBES = [0, 1, 2, 3, -1, -2, 0.5, 1.5, 0.999, 1e-9, -0.5, -1.0000001, 1.0000001, "3", "1e-5", "valid", "same", "full",
           "zeros", "reflect", True, False, None, [], [0], [1], [2], [0, 0], [0, 1], [1, 0], [1, 2], [2, 2], [-1, 1],

@@ -148,7 +148,7 @@ class Param:
         if kind == "bool":
             return isinstance(v, bool), v
         if kind == "choice":
-            return v in self.choices and type(v) is type(self.choices[0]), v  # `true` is not the choice 1
+            return any(type(v) is type(c) and v == c for c in self.choices), v  # `true` is not the choice 1
         if kind == "axis":
             return _is_int(v), v
         raise AssertionError(kind)
