@@ -12,6 +12,7 @@ from xfw_harness.core.layout import (
     CHANNELS_LAST,
     Layout,
     channel_vector_to_keras,
+    channels_last_axes,
     conv_kernel_to_keras,
     conv_kernel_to_torch,
     conv_transpose_kernel_to_keras,
@@ -397,3 +398,30 @@ def test_a_permute_back_to_channels_first_is_the_standard_layout_again() -> None
 def test_describe_names_the_layout_as_errors_show_it(layout: Layout, text: str) -> None:
     """The words a refusal uses for a tensor's layout (a dense after a permute, a merge of different layouts)."""
     assert layout.describe() == text
+
+
+@pytest.mark.parametrize("per_sample", [(3, 4), (2, 3, 4), (2, 1, 3, 4)])
+def test_flatten_permutation_of_a_1d_2d_or_3d_blocks_output(per_sample: tuple[int, ...]) -> None:
+    """After a Conv1d, (C, L) flattens in that order in PyTorch and as (L, C) in Keras: the permutation of every
+    rank of per-sample tensor is Keras's flatten of the channels-last tensor."""
+    x = _arange((2, *per_sample))
+    perm = flatten_permutation(per_sample)
+    np.testing.assert_array_equal(to_channels_last(x).reshape(2, -1), x.reshape(2, -1)[..., perm])
+    assert not np.array_equal(perm, np.arange(perm.size))
+
+
+@pytest.mark.parametrize(("rank", "axes"), [(0, ()), (1, (0,)), (2, (0, 1)), (3, (0, 2, 1)), (4, (0, 2, 3, 1)),
+                                            (5, (0, 2, 3, 4, 1))])
+def test_channels_last_axes_of_every_rank(rank: int, axes: tuple[int, ...]) -> None:
+    """The channels move last from rank 3 on; a rank-2 (N, features) or lower tensor is held as it is."""
+    assert channels_last_axes(rank) == axes
+
+
+@pytest.mark.parametrize("layout", [CHANNELS_LAST, Layout(axes=(0, 1, 2, 3)), Layout(axes=(0, 3, 1, 2)),
+                                    Layout(flattened_from=(3, 4, 5))])
+def test_keras_shape_is_the_shape_to_keras_gives(layout: Layout) -> None:
+    """The shape a Keras layer is built for is the shape of the tensor Keras holds, for every kind of layout."""
+    shape = (2, 60) if layout.flattened_from else (2, 3, 4, 5)
+    assert layout.keras_shape(shape) == layout.to_keras(_arange(shape)).shape
+    if not layout.flattened_from:
+        assert layout.keras_shape(shape) == tuple(shape[a] for a in (layout.axes or (0, 2, 3, 1)))
