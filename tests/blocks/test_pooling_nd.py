@@ -1,12 +1,11 @@
 """1-D and 3-D pooling, dilation and adaptive pooling (xfw_harness/blocks/pooling.py, global_pooling.py,
-pooling_layers.py): the references against PyTorch's own float64 functions over grids, PyTorch's adaptive window
-rule, the harness's Keras layers, `xfw-harness port`'s precedence between global, window and adaptive pooling, and the
-hand ports' refusals."""
+pooling_layers.py): the references against PyTorch's own float64 functions over grids (PyTorch's adaptive window
+rule itself: tests/core/test_spatial.py), the harness's Keras layers, `xfw-harness port`'s precedence between
+global, window and adaptive pooling, and the hand ports' refusals."""
 
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ from xfw_harness.blocks.pooling_layers import DilatedMaxPooling, PoolSumOverCoun
 from xfw_harness.core.errors import Refusal
 from xfw_harness.core.frameworks import keras, to_numpy, torch
 from xfw_harness.core.schema import normalise_params
-from xfw_harness.core.spatial import adaptive_windows
 from xfw_harness.tools.port.translate import block_for_module, readers
 
 F = torch.nn.functional
@@ -44,18 +42,6 @@ def _all_three(block: str, raw: dict[str, Any], x: np.ndarray) -> tuple[np.ndarr
     with torch.no_grad():
         t = b.torch_module(site).double()(torch.from_numpy(x)).numpy()
     return t, _keras_out(b.keras_layer(site), x), b.reference(site, x, {})
-
-
-def test_adaptive_windows_are_pytorch_start_and_end_index() -> None:
-    """floor(i*n/k) .. ceil((i+1)*n/k): the windows' means and maxima are PyTorch's adaptive pooling exactly, every
-    n in 1..11 and k in 1..14 (k > n too), and a floor end index would not be (5 -> 3)."""
-    for n, k in itertools.product(range(1, 12), range(1, 15)):
-        assert adaptive_windows(n, k) == [(math.floor(i * n / k), math.ceil((i + 1) * n / k)) for i in range(k)]
-        x = _x((1, 2, n), seed=n * 20 + k)
-        want = F.adaptive_max_pool1d(torch.from_numpy(x), k).numpy()
-        got = np.stack([x[..., a:b].max(-1) for a, b in adaptive_windows(n, k)], -1)
-        np.testing.assert_array_equal(got, want)
-    assert adaptive_windows(5, 3) == [(0, 2), (1, 4), (3, 5)]
 
 
 @pytest.mark.parametrize(("block", "shape", "out"), [

@@ -9,7 +9,10 @@ import pytest
 
 from xfw_harness.core.frameworks import keras, to_numpy, torch
 from xfw_harness.core.layout import (
+    CHANNELS_LAST,
     Layout,
+    channel_vector_to_keras,
+    channels_last_axes,
     conv_kernel_to_keras,
     conv_kernel_to_torch,
     conv_transpose_kernel_to_keras,
@@ -337,3 +340,88 @@ def test_grouped_conv_transpose_kernel_matches_torch_and_round_trips() -> None:
             parts.append(_keras_output(layer, x[:, j * cin // g:(j + 1) * cin // g]))
         got = np.concatenate(parts, axis=1)
         assert np.allclose(got, expected, rtol=1e-12, atol=1e-12) == agrees
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (3, 5), (2, 3, 7), (2, 3, 4, 5), (2, 3, 4, 5, 6)])
+def test_shape_to_channels_last_is_the_shape_of_the_moved_tensor(shape: tuple[int, ...]) -> None:
+    """The shape Keras's input is declared with is the shape of the tensor `to_channels_last` makes, at every rank
+    (rank 2 and below as they are)."""
+    assert shape_to_channels_last(shape) == to_channels_last(np.zeros(shape)).shape
+
+
+def test_channel_vector_after_a_flatten_is_permuted_into_kerass_feature_order() -> None:
+    """One value per feature of a flattened (C, H, W) tensor (a PReLU's slopes, a batch norm's statistics after a
+    flatten) lands where Keras's Flatten puts that feature: the value of PyTorch's feature i is Keras's at the
+    feature's channels-last position, as for the activations themselves."""
+    c, h, w = 3, 2, 2
+    features = np.arange(c * h * w, dtype=np.float64) * 10
+    got = channel_vector_to_keras(features, (c * h * w,), (c, h, w))
+    np.testing.assert_array_equal(got, Layout(flattened_from=(c, h, w)).to_keras(features[None])[0])
+    assert not np.array_equal(got, features)
+    np.testing.assert_array_equal(channel_vector_to_keras(features, (c * h * w,)), features)  # not flattened: as is
+
+
+@pytest.mark.parametrize("flattened_from", [None, (3, 2, 2)])
+def test_one_value_is_broadcast_whether_or_not_the_tensor_was_flattened(flattened_from: tuple | None) -> None:
+    """A single value [1] (PReLU with one slope) fills every position of Keras's weight: after a flatten there is
+    nothing to permute."""
+    np.testing.assert_array_equal(channel_vector_to_keras(np.array([0.25]), (12,), flattened_from), np.full(12, 0.25))
+    np.testing.assert_array_equal(channel_vector_to_keras(np.array([0.25]), (1, 1, 3), flattened_from),
+                                  np.full((1, 1, 3), 0.25))
+
+
+def test_a_permute_records_where_pytorchs_axes_went() -> None:
+    """After torch.permute(x, (0, 2, 3, 1)) PyTorch holds NHWC, as Keras already does: Keras's tensor is PyTorch's
+    as it is (axes (0, 1, 2, 3)), which is not the standard layout, and to_keras gives Keras's tensor from PyTorch's."""
+    x = _arange((2, 3, 4, 5))
+    keras_x = CHANNELS_LAST.to_keras(x)
+    layout = CHANNELS_LAST.permuted((0, 2, 3, 1))
+    assert layout == Layout(axes=(0, 1, 2, 3)) and not layout.standard
+    np.testing.assert_array_equal(layout.to_keras(np.transpose(x, (0, 2, 3, 1))), keras_x)
+    other = CHANNELS_LAST.permuted((0, 1, 3, 2))  # H and W swapped in PyTorch only
+    np.testing.assert_array_equal(other.to_keras(np.transpose(x, (0, 1, 3, 2))), keras_x)
+    assert not other.standard
+
+
+def test_a_permute_back_to_channels_first_is_the_standard_layout_again() -> None:
+    """ConvNeXt's permute to NHWC and back: the layout is channels-last again, standard, so the blocks that take
+    only channels-first tensors accept it."""
+    layout = CHANNELS_LAST.permuted((0, 2, 3, 1)).permuted((0, 3, 1, 2))
+    assert layout == CHANNELS_LAST and layout.standard and layout.describe() == "channels-last"
+
+
+@pytest.mark.parametrize(("layout", "text"), [
+    (CHANNELS_LAST, "channels-last"),
+    (Layout(flattened_from=(3, 4, 5)), "flattened from [3, 4, 5]"),
+    (Layout(axes=(0, 1, 2, 3)), "axes [0, 1, 2, 3] of PyTorch's tensor"),
+])
+def test_describe_names_the_layout_as_errors_show_it(layout: Layout, text: str) -> None:
+    """The words a refusal uses for a tensor's layout (a dense after a permute, a merge of different layouts)."""
+    assert layout.describe() == text
+
+
+@pytest.mark.parametrize("per_sample", [(3, 4), (2, 3, 4), (2, 1, 3, 4)])
+def test_flatten_permutation_of_a_1d_2d_or_3d_blocks_output(per_sample: tuple[int, ...]) -> None:
+    """After a Conv1d, (C, L) flattens in that order in PyTorch and as (L, C) in Keras: the permutation of every
+    rank of per-sample tensor is Keras's flatten of the channels-last tensor."""
+    x = _arange((2, *per_sample))
+    perm = flatten_permutation(per_sample)
+    np.testing.assert_array_equal(to_channels_last(x).reshape(2, -1), x.reshape(2, -1)[..., perm])
+    assert not np.array_equal(perm, np.arange(perm.size))
+
+
+@pytest.mark.parametrize(("rank", "axes"), [(0, ()), (1, (0,)), (2, (0, 1)), (3, (0, 2, 1)), (4, (0, 2, 3, 1)),
+                                            (5, (0, 2, 3, 4, 1))])
+def test_channels_last_axes_of_every_rank(rank: int, axes: tuple[int, ...]) -> None:
+    """The channels move last from rank 3 on; a rank-2 (N, features) or lower tensor is held as it is."""
+    assert channels_last_axes(rank) == axes
+
+
+@pytest.mark.parametrize("layout", [CHANNELS_LAST, Layout(axes=(0, 1, 2, 3)), Layout(axes=(0, 3, 1, 2)),
+                                    Layout(flattened_from=(3, 4, 5))])
+def test_keras_shape_is_the_shape_to_keras_gives(layout: Layout) -> None:
+    """The shape a Keras layer is built for is the shape of the tensor Keras holds, for every kind of layout."""
+    shape = (2, 60) if layout.flattened_from else (2, 3, 4, 5)
+    assert layout.keras_shape(shape) == layout.to_keras(_arange(shape)).shape
+    if not layout.flattened_from:
+        assert layout.keras_shape(shape) == tuple(shape[a] for a in (layout.axes or (0, 2, 3, 1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -13,9 +14,11 @@ from xfw_harness.core.errors import CaseError
 from xfw_harness.core.frameworks import keras, tf, to_numpy, torch
 from xfw_harness.core.schema import Param
 from xfw_harness.core.spatial import (
+    adaptive_windows,
     ceil_output_size_1d,
     ceil_overhang,
     ceil_overhang_1d,
+    effective_kernel,
     is_symmetric,
     output_size,
     output_size_1d,
@@ -260,3 +263,34 @@ def test_pair_params_of_any_rank() -> None:
         Param("k", "pair", minimum=1, size=3).normalise([1, 2])
     assert Param("k", "pair", minimum=1).allowed() == "an integer >= 1 or a list [h, w] of two such integers"
     assert Param("p", "padding").normalise("same") == "same"
+
+
+def test_adaptive_windows_are_pytorch_start_and_end_index() -> None:
+    """floor(i*n/k) .. ceil((i+1)*n/k), as integers (slice bounds): the windows' maxima and means are PyTorch's
+    adaptive pooling exactly, every n in 1..11 and k in 1..14 (k > n too), and a floor end index would not be
+    (5 -> 3). (Moved here from tests/blocks/test_pooling_nd.py: it pins xfw_harness.core.spatial.)"""
+    for n, k in itertools.product(range(1, 12), range(1, 15)):
+        assert adaptive_windows(n, k) == [(math.floor(i * n / k), math.ceil((i + 1) * n / k)) for i in range(k)]
+        x = np.random.default_rng(n * 20 + k).standard_normal((1, 2, n))
+        windows = adaptive_windows(n, k)
+        assert all(type(a) is int and type(b) is int for a, b in windows)
+        got = np.stack([x[..., a:b].max(-1) for a, b in windows], -1)
+        np.testing.assert_array_equal(got, torch.nn.functional.adaptive_max_pool1d(torch.from_numpy(x), k).numpy())
+        got = np.stack([x[..., a:b].mean(-1) for a, b in windows], -1)
+        np.testing.assert_allclose(got, torch.nn.functional.adaptive_avg_pool1d(torch.from_numpy(x), k).numpy(),
+                                   rtol=1e-12, atol=1e-12)
+    assert adaptive_windows(5, 3) == [(0, 2), (1, 4), (3, 5)]
+
+
+@pytest.mark.parametrize(("kernel", "dilation", "span"), [((3,), (2,), (5,)), ((1, 4), (5, 1), (1, 4)),
+                                                          ((2, 3, 2), (3, 2, 1), (4, 5, 2))])
+def test_effective_kernel_is_the_span_pytorch_pools_over(kernel: tuple, dilation: tuple, span: tuple) -> None:
+    """(k - 1) * d + 1 cells per axis: an input of exactly that span gives one output of PyTorch's dilated max pool,
+    and the span's last cell is inside the window (a large value there is the output)."""
+    assert effective_kernel(kernel, dilation) == span
+    pool = {1: torch.nn.functional.max_pool1d, 2: torch.nn.functional.max_pool2d,
+            3: torch.nn.functional.max_pool3d}[len(kernel)]
+    x = torch.zeros(1, 1, *span, dtype=torch.float64)
+    x[(0, 0, *(s - 1 for s in span))] = 7.0
+    out = pool(x, kernel, stride=1, dilation=dilation)
+    assert tuple(out.shape[2:]) == (1,) * len(kernel) and out.item() == 7.0

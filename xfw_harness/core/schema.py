@@ -39,7 +39,7 @@ def number_text_hint(value: Any) -> str:
         return (f" (YAML reads {value.strip()} as text: write {'.nan' if word == 'nan' else sign + '.inf'}, YAML's "
                 "word for it)")
     match = _EXPONENT_FORM.fullmatch(value)
-    if match:
+    if match and not ("." in match[1] and match[2]):  # with both, YAML reads it as a number: it was quoted
         mantissa, sign, exponent = match.groups()
         mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
         return (f" (YAML reads {value.strip()} as text: a number in exponent form needs a dot and a signed exponent, "
@@ -148,7 +148,7 @@ class Param:
         if kind == "bool":
             return isinstance(v, bool), v
         if kind == "choice":
-            return v in self.choices and type(v) is type(self.choices[0]), v  # `true` is not the choice 1
+            return any(type(v) is type(c) and v == c for c in self.choices), v  # `true` is not the choice 1
         if kind == "axis":
             return _is_int(v), v
         raise AssertionError(kind)
@@ -188,7 +188,7 @@ class Param:
         if kind == "bool":
             return {"type": "boolean"}
         if kind == "choice":
-            return {"enum": [list(c) if isinstance(c, tuple) else c for c in self.choices]}
+            return {"enum": list(self.choices)}  # a YAML list is never a tuple: a list choice is written as a list
         if kind == "axis":
             return {"type": "integer"}
         raise AssertionError(kind)

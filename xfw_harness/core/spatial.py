@@ -68,7 +68,7 @@ def ceil_output_size_1d(size: int, kernel: int, stride: int, pads: Pair) -> int:
     the input (in the right padding or beyond) is dropped: (out - 1) * stride >= size + pads[0] -> out - 1.
     """
     out = (size + pads[0] + pads[1] - kernel + stride - 1) // stride + 1  # // floors like Pool.h's div_rtn
-    if out > 0 and (out - 1) * stride >= size + pads[0]:
+    if (out - 1) * stride >= size + pads[0]:  # never when out <= 0: (out - 1) * stride is then negative
         out -= 1
     return max(out, 0)
 
