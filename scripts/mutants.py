@@ -79,7 +79,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "return -(-span // stride) + 1 if span >= 0 else 0",
            "output size rounded up (ceil mode) instead of down"),
     Mutant("ceil_mode_last_window_kept", "core/spatial.py",
-           "if out > 0 and (out - 1) * stride >= size + pads[0]:",
+           "if (out - 1) * stride >= size + pads[0]:",
            "if False:",
            "ceil mode keeps a last window that would start in the right padding (PyTorch drops it)"),
     Mutant("pad_order_top_first", "core/spatial.py",
