@@ -66,6 +66,19 @@ class Corner:
     applies: Callable[[Site], bool]
 
 
+# The corners every spatial block shares (their `applies`): a size-1 spatial axis, an odd one, an even one.
+def size_one_axis(site: Site) -> bool:
+    return 1 in site.in_shape[2:]
+
+
+def odd_size(site: Site) -> bool:
+    return any(n % 2 for n in site.in_shape[2:])
+
+
+def even_size(site: Site) -> bool:
+    return any(n % 2 == 0 for n in site.in_shape[2:])
+
+
 # How an emulation can be checked from outside the harness's own arithmetic (Emulation.checked_by).
 CHECKED_BY = ("reference", "shape", "output", "statistics", "sample", "framework")
 

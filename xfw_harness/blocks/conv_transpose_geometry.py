@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xfw_harness.blocks.base import Corner, Emulation
+from xfw_harness.blocks.base import Corner, Emulation, even_size, odd_size, size_one_axis
 from xfw_harness.blocks.site import Site
 
 
@@ -62,37 +62,25 @@ def _extends(site: Site) -> bool:
     return any(after < 0 for _, after in transposed_crops(site))
 
 
-def _size_one_axis(site: Site) -> bool:
-    return 1 in site.in_shape[2:]
-
-
-def _odd_size(site: Site) -> bool:
-    return any(n % 2 for n in site.in_shape[2:])
-
-
-def _even_size(site: Site) -> bool:
-    return any(n % 2 == 0 for n in site.in_shape[2:])
-
-
 TRANSPOSE_EMULATIONS = (
     Emulation("same_crop_arithmetic",
               "TensorFlow's `same` for a kernel that spans less than the stride: the harness's own crop arithmetic "
               "(transposed_crop_1d) sizes PyTorch's output, and the reference reads it too (onnx.reference gets that "
               "case wrong)",
               lambda s: s.params["padding"] == "same" and _kernel_below_stride(s), "shape",
-              (Corner("size-1 axis", _size_one_axis), Corner("odd size", _odd_size), Corner("even size", _even_size),
+              (Corner("size-1 axis", size_one_axis), Corner("odd size", odd_size), Corner("even size", even_size),
                Corner("extended (a negative after)", _extends))),
     Emulation("torch_crop_by_negative_padding",
               "PyTorch's ConvTranspose cannot take the crops as padding/output_padding (an extension of a stride or "
               "more, or a crop larger at the end than at the start): the harness runs it at padding 0 with the "
               "extension as output_padding, then crops with a ZeroPad of negative amounts",
               lambda s: not torch_takes_crops(s), "reference",
-              (Corner("size-1 axis", _size_one_axis), Corner("odd size", _odd_size), Corner("even size", _even_size))),
+              (Corner("size-1 axis", size_one_axis), Corner("odd size", odd_size), Corner("even size", even_size))),
     Emulation("keras_valid_then_crop",
               "Keras's transposed convolution at padding 'valid' (output_padding = the extension), then "
               "Cropping of the harness's crops: Keras has no numeric padding",
               lambda s: not keras_native_same(s) and not keras_by_zeros(s), "reference",
-              (Corner("size-1 axis", _size_one_axis), Corner("odd size", _odd_size), Corner("even size", _even_size),
+              (Corner("size-1 axis", size_one_axis), Corner("odd size", odd_size), Corner("even size", even_size),
                Corner("output_padding", lambda s: any(s.params["output_padding"])))),
     Emulation("keras_inserted_zeros",
               "Keras runs it at stride 1 on the input with stride-1 zeros inserted between its cells (InsertZeros), "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from xfw_harness.blocks.base import Corner, Emulation
+from xfw_harness.blocks.base import Corner, Emulation, even_size, odd_size, size_one_axis
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.spatial import Pads, is_symmetric, resolve_padding
 
@@ -79,18 +79,6 @@ def _spans(site: Site) -> list[int]:
 
 def kernel_below_stride(site: Site) -> bool:
     return any(span < s for span, s in zip(_spans(site), site.params["strides"]))
-
-
-def size_one_axis(site: Site) -> bool:
-    return 1 in site.in_shape[2:]
-
-
-def odd_size(site: Site) -> bool:
-    return any(n % 2 for n in site.in_shape[2:])
-
-
-def even_size(site: Site) -> bool:
-    return any(n % 2 == 0 for n in site.in_shape[2:])
 
 
 def uneven_padding(site: Site) -> bool:

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xfw_harness.blocks.base import Block, Corner, Emulation
+from xfw_harness.blocks.base import Block, Corner, Emulation, size_one_axis
 from xfw_harness.blocks.pooling_common import AXES, OutputSizeParam, adaptive_output_size, sizes_text
 from xfw_harness.blocks.reference import onnx_op
 from xfw_harness.blocks.registry import register
@@ -59,16 +59,12 @@ SHORT_AXES = {1: "L", 2: "H and W", 3: "D, H and W"}
 OP_WORDS = {"avg": ("Avg", "Average", "Mean"), "max": ("Max", "Max", "Maximum")}  # PyTorch's, Keras's, the docs'
 
 
-def _size_one_axis(site: Site) -> bool:
-    return 1 in site.in_shape[2:]
-
-
 GLOBAL_EMULATIONS = (
     Emulation("torch_flatten",
               "PyTorch has no keepdims: without it the harness's TorchGlobalPool flattens adaptive pooling's "
               "[N, C, 1, ...] to [N, C] (torch.flatten); the reference reshapes its own pooled array, and Keras's "
               "global pooling layer is the other side", lambda s: not s.params["keepdims"], "reference",
-              (Corner("size-1 axis", _size_one_axis),)),
+              (Corner("size-1 axis", size_one_axis),)),
 )
 
 
@@ -87,7 +83,7 @@ ADAPTIVE_EMULATIONS = (
                Corner("output larger than the input", lambda s: any(
                    k > n for n, k in zip(s.in_shape[2:], adaptive_output_size(s.params["output_size"],
                                                                               s.in_shape[2:])))),
-               Corner("size-1 axis", _size_one_axis),
+               Corner("size-1 axis", size_one_axis),
                Corner("an axis kept (null)", lambda s: None in s.params["output_size"]),
                Corner("odd size", lambda s: any(n % 2 for n in s.in_shape[2:])),
                Corner("even size", lambda s: any(n % 2 == 0 for n in s.in_shape[2:])))),

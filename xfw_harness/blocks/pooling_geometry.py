@@ -6,7 +6,7 @@ Framework-free.
 
 from __future__ import annotations
 
-from xfw_harness.blocks.base import Corner, Emulation
+from xfw_harness.blocks.base import Corner, Emulation, even_size, odd_size, size_one_axis
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.backend_choice import home_backend
 from xfw_harness.core.spatial import (
@@ -139,23 +139,11 @@ def _counted_overhang(site: Site) -> bool:
     return _overhang(site) and site.params["count_include_pad"]
 
 
-def _size_one_axis(site: Site) -> bool:
-    return 1 in site.in_shape[2:]
-
-
-def _odd_size(site: Site) -> bool:
-    return any(n % 2 for n in site.in_shape[2:])
-
-
-def _even_size(site: Site) -> bool:
-    return any(n % 2 == 0 for n in site.in_shape[2:])
-
-
 def _three_d_smaller_than_window(site: Site) -> bool:
     return spatial_axes(site) == 3 and any(n < kk for n, kk in zip(site.in_shape[2:], site.params["pool_size"]))
 
 
-SIZES = (Corner("size-1 axis", _size_one_axis), Corner("odd size", _odd_size), Corner("even size", _even_size),
+SIZES = (Corner("size-1 axis", size_one_axis), Corner("odd size", odd_size), Corner("even size", even_size),
          Corner("kernel below stride", _kernel_below_stride))
 OVER_HALF = Corner("padding over half the window", _padding_over_half)
 ASYMMETRIC = Corner("asymmetric padding", _asymmetric)
