@@ -91,11 +91,9 @@ class _Composite(Block):
             out[key] = Branch(layers, sites, shape, layout)
         return out
 
-    def _nested_sites(self, site: Site) -> list[tuple[Layer, Site]]:
-        return [(layer, s) for branch in self.branches(site).values() for layer, s in zip(branch.layers, branch.sites)]
-
     def inner_sites(self, site: Site) -> list[tuple[Block, Site]]:
-        return [(layer.block, s) for layer, s in self._nested_sites(site)]
+        return [(layer.block, s) for branch in self.branches(site).values()
+                for layer, s in zip(branch.layers, branch.sites)]
 
     def check_input(self, site: Site) -> None:
         super().check_input(site)
@@ -104,17 +102,16 @@ class _Composite(Block):
             raise Refusal(f"a {self.name} needs a non-empty `{key}`: a list of {{block, params}}", field=key)
 
     def largest_array(self, site: Site) -> int:
-        return max((layer.block.largest_array(s) for layer, s in self._nested_sites(site)), default=0)
+        return max((block.largest_array(s) for block, s in self.inner_sites(site)), default=0)
 
     def notes(self, site: Site) -> tuple[str, ...]:
         # What a nested layer emulates, the composite does too (a residual branch's strided, dilated conv).
-        return tuple(f"{layer.block.name}: {note}" for layer, s in self._nested_sites(site)
-                     for note in layer.block.notes(s))
+        return tuple(f"{block.name}: {note}" for block, s in self.inner_sites(site) for note in block.notes(s))
 
     def known_difference(self, site: Site) -> str | None:
         # The composite carries a nested layer's documented difference: the first one, in any branch.
-        for layer, s in self._nested_sites(site):
-            if (name := layer.block.known_difference(s)) is not None:
+        for block, s in self.inner_sites(site):
+            if (name := block.known_difference(s)) is not None:
                 return name
         return None
 
@@ -205,7 +202,7 @@ class Residual(_Composite):
 
     def reduction_length(self, site: Site) -> int:
         # The sum adds one term to the longest sum of either branch.
-        return 1 + max((layer.block.reduction_length(s) for layer, s in self._nested_sites(site)), default=0)
+        return 1 + max((block.reduction_length(s) for block, s in self.inner_sites(site)), default=0)
 
     # --- builders: the nested blocks' own, composed -----------------------------------------------------------
     def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> composite_layers.TorchResidual:
@@ -301,7 +298,7 @@ class Sequential(_Composite):
         return self.branches(site)["layers"].layout
 
     def reduction_length(self, site: Site) -> int:
-        return max((layer.block.reduction_length(s) for layer, s in self._nested_sites(site)), default=1)
+        return max((block.reduction_length(s) for block, s in self.inner_sites(site)), default=1)
 
     # --- builders: its layers' own, in order ----------------------------------------------------------------------
     def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> torch.nn.Sequential:

@@ -82,7 +82,7 @@ class Graph(_Composite):
         return self.branches(site)["nodes"].layout
 
     def reduction_length(self, site: Site) -> int:
-        return max((layer.block.reduction_length(s) for layer, s in self._nested_sites(site)), default=1)
+        return max((block.reduction_length(s) for block, s in self.inner_sites(site)), default=1)
 
     def _torch(self, site: Site, build: Callable[[Block, Site], Any]) -> graph_layers.TorchGraph:
         branch = self.branches(site)["nodes"]
