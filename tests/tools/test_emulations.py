@@ -119,14 +119,14 @@ def test_a_sampled_point_pins_only_what_its_sample_check_sees(case_points: Calla
 
 # --- the reference really runs where it pins an emulation ----------------------------------------------------------
 
-REFERENCE_PINNED = [entry for entry in TABLE if entry.emulation.checked_by == "reference" and entry.points_run]
+REFERENCE_PINNED = [entry for entry in TABLE if entry.emulation.checked_by == "reference" and entry.pinning]
 
 
 @pytest.mark.parametrize("entry", REFERENCE_PINNED, ids=lambda e: f"{e.block.name}.{e.emulation.name}")
 def test_the_reference_runs_where_it_pins_an_emulation(entry) -> None:
     """The smallest shipped point that pins the emulation computes the float64 reference, and both frameworks agree
     with it (a block whose reference refuses that site would leave the emulation unchecked)."""
-    point = min(entry.points_run, key=lambda p: math.prod(p.input.shape))
+    point = min(entry.pinning, key=lambda p: math.prod(p.input.shape))
     result = run_point(point, "cpu")
     checked = [v for v in result.verdicts if v.kind == VerdictKind.REFERENCE]
     assert checked and all(v.passed for v in checked), (point.test_id("cpu"), [v.message for v in checked])

@@ -168,6 +168,11 @@ class Point:
     def sweep_id(self) -> str:
         return sweep_id(self.sweep)
 
+    @property
+    def address(self) -> str:
+        """`FILE::CASE[SWEEP-ID]` (no sweep: `FILE::CASE`): the point on every device and backend it runs on."""
+        return f"{self.file}::{self.case}" + (f"[{self.sweep_id}]" if self.sweep_id else "")
+
     def test_id(self, device: str, backend: str | None = None) -> str:
         """`FILE::CASE[SWEEP-ID-DEVICE-BACKEND]`; the backend is Keras's in this process unless given (a
         `compare: backends` test's is `backends`)."""

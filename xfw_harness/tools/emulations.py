@@ -25,9 +25,13 @@ class Pins:
 
     block: Block
     emulation: Emulation
-    points: list[str] = field(default_factory=list)
-    corners: dict[str, list[str]] = field(default_factory=dict)
-    points_run: list[Point] = field(default_factory=list)  # the pinning points themselves, in order
+    pinning: list[Point] = field(default_factory=list)  # the points that pin it, in order
+    corners: dict[str, list[str]] = field(default_factory=dict)  # corner name -> the addresses of its points
+
+    @property
+    def points(self) -> list[str]:
+        """The addresses (Point.address) of the points that pin it."""
+        return [point.address for point in self.pinning]
 
     def missing(self) -> list[str]:
         """What no point pins: the emulation itself, or each named corner."""
@@ -81,13 +85,11 @@ def pins(points: Iterable[Point], blocks: Iterable[Block]) -> list[Pins]:
                 entry = table.get((owner.name, emulation.name))
                 if entry is None or not pinned_by(point, emulation):
                     continue
-                test = f"{point.file}::{point.case}" + (f"[{point.sweep_id}]" if point.sweep_id else "")
-                if test not in entry.points:
-                    entry.points.append(test)
-                    entry.points_run.append(point)
+                if not any(p is point for p in entry.pinning):  # a network can hold the block twice
+                    entry.pinning.append(point)
                 for corner in emulation.corners:
-                    if corner.applies(at) and test not in entry.corners[corner.name]:
-                        entry.corners[corner.name].append(test)
+                    if corner.applies(at) and point.address not in entry.corners[corner.name]:
+                        entry.corners[corner.name].append(point.address)
     return list(table.values())
 
 

@@ -294,8 +294,7 @@ def point_code(point: Point, device: str = "cpu") -> dict[str, str]:
 
 def _header(point: Point, device: str) -> list[str]:
     spec = point.input
-    where = f"{point.file}::{point.case}" + (f"[{point.sweep_id}]" if point.sweep_id else "")
-    lines = [f"# {where} on {device}, Keras on {BACKEND} (test id {point.test_id(device)})"]
+    lines = [f"# {point.address} on {device}, Keras on {BACKEND} (test id {point.test_id(device)})"]
     if point.sequential:
         lines.append(f"# sequential of {len(point.layers)} layers (parameters with the defaults filled in):")
         lines += [line for i in range(len(point.layers)) for line in comment_lines(_layer_label(point, i), lead="  ")]
