@@ -42,6 +42,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,30 +303,37 @@ def reset_not_caught(mutants_dir: Path) -> int:
     return count
 
 
-def recheck_timeouts(mutants_dir: Path, limit_s: float) -> list[tuple[str, str]]:
+def recheck_timeouts(mutants_dir: Path, limit_s: float, workers: int = 1) -> list[tuple[str, str]]:
     """Rerun each mutant whose status is a timeout in a fresh interpreter, in `mutants_dir` (where mutmut's copy of the
-    package is first on the path), against the tests mutmut selected for its function, at most `limit_s` seconds;
-    write the exit code into mutmut's .meta. Returns (mutant id, new status) for each one rechecked."""
+    package is first on the path), against the tests mutmut selected for its function, at most `limit_s` seconds,
+    `workers` at a time; write the exit code into mutmut's .meta. Returns (mutant id, new status) for each one
+    rechecked, in the order of the .meta files."""
     tests_by_function = json.loads((mutants_dir / "mutmut-stats.json").read_text(encoding="utf-8"))[
         "tests_by_mangled_function_name"]
     timeout_codes = {code for code, status in CAUGHT.items() if status == "timeout"}
+
+    def rerun(mutant_id: str) -> int:
+        tests = sorted(tests_by_function.get(mutant_id.partition(MARK)[0], []))
+        env = {**os.environ, **SINGLE_THREADED, "MUTANT_UNDER_TEST": mutant_id, "PYTHONPATH": str(mutants_dir)}
+        command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:randomly",
+                   "-p", "no:cacheprovider", *tests]
+        try:
+            return subprocess.run(command, cwd=mutants_dir, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=limit_s).returncode
+        except subprocess.TimeoutExpired:
+            return 36  # mutmut's code for a timeout: it really loops (or is that slow)
+
     rechecked = []
-    for meta in sorted(mutants_dir.rglob("*.py.meta")):
-        data = json.loads(meta.read_text(encoding="utf-8"))
-        codes = data["exit_code_by_key"]
-        for mutant_id in [m for m, code in codes.items() if code in timeout_codes]:
-            tests = sorted(tests_by_function.get(mutant_id.partition(MARK)[0], []))
-            env = {**os.environ, **SINGLE_THREADED, "MUTANT_UNDER_TEST": mutant_id, "PYTHONPATH": str(mutants_dir)}
-            command = [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:randomly",
-                       "-p", "no:cacheprovider", *tests]
-            try:
-                code = subprocess.run(command, cwd=mutants_dir, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, timeout=limit_s).returncode
-            except subprocess.TimeoutExpired:
-                code = 36  # mutmut's code for a timeout: it really loops (or is that slow)
-            codes[mutant_id] = code
-            rechecked.append((mutant_id, CAUGHT.get(code) or NOT_CAUGHT.get(code) or f"exit {code}"))
-            meta.write_text(json.dumps(data, indent=4), encoding="utf-8")  # after each: an interrupted recheck keeps
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for meta in sorted(mutants_dir.rglob("*.py.meta")):
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            codes = data["exit_code_by_key"]
+            timed_out = [m for m, code in codes.items() if code in timeout_codes]
+            for mutant_id, code in zip(timed_out, pool.map(rerun, timed_out)):
+                codes[mutant_id] = code
+                rechecked.append((mutant_id, CAUGHT.get(code) or NOT_CAUGHT.get(code) or f"exit {code}"))
+            if timed_out:  # after each file: an interrupted recheck keeps what it found
+                meta.write_text(json.dumps(data, indent=4), encoding="utf-8")
     return rechecked
 
 
@@ -350,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutmut run failed (exit status {code}); rerun `python -m mutmut run` in {folder} to see why",
                   file=sys.stderr)
             return 2
-        for mutant_id, status in recheck_timeouts(folder / "mutants", args.recheck_limit):
+        for mutant_id, status in recheck_timeouts(folder / "mutants", args.recheck_limit, args.max_children):
             print(f"timeout rechecked in a fresh interpreter: {status}: {mutant_id}")
     mutants = read_results(folder / "mutants", ROOT)
     if not mutants:

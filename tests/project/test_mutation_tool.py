@@ -161,13 +161,15 @@ def test_a_timeout_is_rechecked_in_a_fresh_interpreter(tmp_path: Path) -> None:
     (mutants_dir / "mutmut-stats.json").write_text(json.dumps(stats), encoding="utf-8")
     meta = mutants_dir / "pkg" / "mod.py.meta"
 
-    def recheck(timed_out: set[str], limit_s: float) -> dict[str, str]:
+    def recheck(timed_out: set[str], limit_s: float, workers: int = 1) -> dict[str, str]:
         meta.write_text(json.dumps({"exit_code_by_key": {i: -24 if i in timed_out else 1 for i in ids}}),
                         encoding="utf-8")
-        return dict(tool.recheck_timeouts(mutants_dir, limit_s=limit_s))
+        return dict(tool.recheck_timeouts(mutants_dir, limit_s=limit_s, workers=workers))
 
-    # a generous limit where the tests end (a loaded machine starts pytest slowly); a short one where they cannot
-    assert recheck({caught, missed, crashes}, limit_s=300) == {caught: "killed", missed: "survived", crashes: "killed"}
+    # a generous limit where the tests end (a loaded machine starts pytest slowly); a short one where they cannot;
+    # several at a time, each result written to its own mutant
+    assert recheck({caught, missed, crashes}, limit_s=300, workers=3) == {caught: "killed", missed: "survived",
+                                                                          crashes: "killed"}
     written = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
     assert (written[caught], written[missed], written[crashes]) == (1, 0, 1)
     assert all(written[i] == 1 for i in ids if i not in {caught, missed, crashes})
