@@ -293,6 +293,19 @@ def test_average_pooling_paths(site: Site, torch_path: str, keras_path: str) -> 
     _check(pool.keras_avg_path, site, keras_path)
 
 
+@pytest.mark.parametrize(("backend", "site", "keras_path"), [
+    ("tensorflow", _avg((1, 2, 6, 6), pool_size=3, strides=2, padding="same", count_include_pad=False), "native"),
+    ("jax", _avg((1, 2, 6, 6), pool_size=3, strides=2, padding="same", count_include_pad=False), "native"),
+    # Keras's torch backend pads an unequal `same` with replicated cells and counts them (backend_differences.yaml)
+    ("torch", _avg((1, 2, 6, 6), pool_size=3, strides=2, padding="same", count_include_pad=False), "sum_over_count"),
+    ("torch", _avg(pool_size=3, strides=2, padding="same", count_include_pad=False), "native"),  # (1, 1): equal
+])
+def test_keras_average_pooling_same_on_each_backend(monkeypatch: pytest.MonkeyPatch, backend: str, site: Site,
+                                                     keras_path: str) -> None:
+    monkeypatch.setattr(pool, "home_backend", lambda: backend)
+    _check(pool.keras_avg_path, site, keras_path)
+
+
 @pytest.mark.parametrize(("site", "corners"), [
     (_max(pool_size=2), set()),
     (_max(pool_size=1, strides=2), {"below"}),
@@ -331,6 +344,7 @@ SIZES_ODD = {"odd size"}
 
 @pytest.mark.parametrize(("block", "site", "declared"), [
     ("conv2d", _c2(kernel_size=3, padding="valid"), {}),
+    ("conv2d", _c2(kernel_size=2, padding="same"), {}),   # stride 1: each framework's own `same`
     ("conv2d", _c2((1, 2, 6, 6), kernel_size=3, strides=2, padding="same"),
      {"same_amounts": {"uneven (a padding module first in PyTorch)", *SIZES_EVEN}}),
     ("conv2d", _c2(kernel_size=3, padding=1), {"keras_zero_padding": set()}),

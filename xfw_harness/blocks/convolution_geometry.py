@@ -7,6 +7,7 @@ the builders branch on so that the two cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from xfw_harness.blocks.base import Corner, Emulation, even_size, odd_size, size_one_axis
 from xfw_harness.blocks.site import Site
@@ -70,6 +71,19 @@ def keras_pads_zeros(site: Site, stride_1: Callable[[Site], bool]) -> bool:
             and any(map(any, conv_pads(site))))
 
 
+def same_amounts_emulated(site: Site, stride_1: Callable[[Site], bool]) -> bool:
+    """Whether a side takes TensorFlow's zero `same` amounts from the harness: PyTorch at a stride > 1, or Keras where
+    it runs at stride 1 (`stride_1`)."""
+    p = site.params
+    return (p["padding"] == "same" and p["padding_mode"] == "zeros"
+            and (torch_pads_same(site) or not keras_native(site, stride_1)))
+
+
+def same_amounts_with_mode(site: Site) -> bool:
+    """Whether both sides pad TensorFlow's `same` amounts in a padding_mode (`same` at a stride > 1, not zeros)."""
+    return site.params["padding_mode"] != "zeros" and torch_pads_same(site)
+
+
 # --- corners ----------------------------------------------------------------------------------------------------
 
 def _spans(site: Site) -> list[int]:
@@ -101,8 +115,21 @@ def largest_padding_the_mode_allows(site: Site) -> bool:
     return limit is not None and any(max(pair) == n + limit for n, pair in zip(site.in_shape[2:], conv_pads(site)))
 
 
+def padding_mode_is(site: Site, mode: str) -> bool:
+    return site.params["padding_mode"] == mode
+
+
+def same_padding(site: Site) -> bool:
+    return site.params["padding"] == "same"
+
+
+# --- the declarations ---------------------------------------------------------------------------------------------
+# Built once, at import. mutmut (`make mutation`) picks a mutant when a function is called, so a mutant of code that
+# runs only at import would never run: what follows names the predicates above (each mutated and tested there) and
+# is itself read at sites by tests/blocks/test_emulation_geometry.py.
+# pragma: no mutate start
 def _mode(name: str) -> Corner:
-    return Corner(name, lambda s: s.params["padding_mode"] == name)
+    return Corner(name, partial(padding_mode_is, mode=name))
 
 
 SIZES = (Corner("size-1 axis", size_one_axis), Corner("odd size", odd_size), Corner("even size", even_size))
@@ -115,8 +142,7 @@ def conv_emulations(stride_1: Callable[[Site], bool], why_stride_1: str) -> tupl
                   "TensorFlow's `same` amounts (resolve_padding, the odd cell after) where a side cannot take "
                   "'same' itself: PyTorch at a stride > 1 (its padding or a ZeroPad first), Keras where it runs at "
                   "stride 1; the reference lets ONNX's auto_pad SAME_UPPER compute them",
-                  lambda s: (s.params["padding"] == "same" and s.params["padding_mode"] == "zeros"
-                             and (torch_pads_same(s) or not keras_native(s, stride_1))), "reference",
+                  partial(same_amounts_emulated, stride_1=stride_1), "reference",
                   (Corner("uneven (a padding module first in PyTorch)", torch_pad_module_first),
                    Corner("kernel below stride", kernel_below_stride), *SIZES)),
         Emulation("same_amounts_with_padding_mode",
@@ -124,7 +150,7 @@ def conv_emulations(stride_1: Callable[[Site], bool], why_stride_1: str) -> tupl
                   "amounts (PyTorch: Conv's padding or a padding module of the mode; Keras: SpatialPadding) and "
                   "the reference pads the same amounts (ONNX has no auto_pad with a mode): only expected values "
                   "see where the odd cell goes",
-                  lambda s: s.params["padding_mode"] != "zeros" and torch_pads_same(s), "output",
+                  same_amounts_with_mode, "output",
                   (Corner("uneven (a padding module first in PyTorch)", torch_pad_module_first),)),
         Emulation("keras_spatial_padding",
                   "Keras has no padding_mode: the harness's SpatialPadding gathers the reflected, replicated or "
@@ -138,7 +164,7 @@ def conv_emulations(stride_1: Callable[[Site], bool], why_stride_1: str) -> tupl
                   "Keras has no numeric padding: its ZeroPadding layer of the harness's amounts (resolve_padding) "
                   "before a 'valid' convolution; the reference reads the same amounts, so an expected shape pins "
                   "them",
-                  lambda s: keras_pads_zeros(s, stride_1), "shape",
+                  partial(keras_pads_zeros, stride_1=stride_1), "shape",
                   (Corner("padding over half the window", padding_over_half_the_window),
                    Corner("padded size-1 axis", padded_size_one_axis),
                    Corner("kernel below stride", kernel_below_stride))),
@@ -147,7 +173,7 @@ def conv_emulations(stride_1: Callable[[Site], bool], why_stride_1: str) -> tupl
                   "Subsample keeps every stride-th cell; the reference is ONNX's strided Conv",
                   stride_1, "reference",
                   (Corner("kernel below stride", kernel_below_stride),
-                   Corner("same padding", lambda s: s.params["padding"] == "same"), *SIZES)),
+                   Corner("same padding", same_padding), *SIZES)),
     )
 
 
@@ -164,3 +190,4 @@ SEPARABLE_EMULATIONS = (
               (Corner("depth_multiplier > 1", lambda s: s.params["depth_multiplier"] > 1),
                Corner("no bias", lambda s: not s.params["use_bias"]))),
 )
+# pragma: no mutate end

@@ -6,6 +6,9 @@ Framework-free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from xfw_harness.blocks.base import Corner, Emulation, even_size, odd_size, size_one_axis
 from xfw_harness.blocks.site import Site
 from xfw_harness.core.backend_choice import home_backend
@@ -143,6 +146,24 @@ def _three_d_smaller_than_window(site: Site) -> bool:
     return spatial_axes(site) == 3 and any(n < kk for n, kk in zip(site.in_shape[2:], site.params["pool_size"]))
 
 
+def _dilated(site: Site) -> bool:
+    return any(d != 1 for d in dilation(site))
+
+
+def _no_tensorflow_kernel(site: Site) -> bool:
+    return not keras_has_kernel(site)
+
+
+def takes_path(site: Site, path: Callable[[Site], str], name: str) -> bool:
+    """Whether the builder that `path` names the path of takes path `name` at `site` (an emulation's `applies`)."""
+    return path(site) == name
+
+
+# --- the declarations ---------------------------------------------------------------------------------------------
+# Built once, at import. mutmut (`make mutation`) picks a mutant when a function is called, so a mutant of code that
+# runs only at import would never run: what follows names the predicates above (each mutated and tested there) and
+# is itself read at sites by tests/blocks/test_emulation_geometry.py.
+# pragma: no mutate start
 SIZES = (Corner("size-1 axis", size_one_axis), Corner("odd size", odd_size), Corner("even size", even_size),
          Corner("kernel below stride", _kernel_below_stride))
 OVER_HALF = Corner("padding over half the window", _padding_over_half)
@@ -152,25 +173,26 @@ OVERHANG = Corner("ceil mode's overhang", _overhang)
 
 def max_pool_emulations(spatial: int) -> tuple[Emulation, ...]:
     """max_pool{spatial}d's emulations: those of its paths that differ from a framework layer."""
-    no_kernel = (Corner("3-D without a TensorFlow kernel", lambda s: not keras_has_kernel(s)),) if spatial == 3 else ()
+    no_kernel = (Corner("3-D without a TensorFlow kernel", _no_tensorflow_kernel),) if spatial == 3 else ()
     return (
         Emulation("torch_neg_inf_pad",
                   "PyTorch's MaxPool takes no asymmetric padding (TensorFlow's `same`) nor any over half the window: "
                   "the harness pads -inf itself (ConstantPad, ceil mode's overhang included: padded_geometry) and "
                   "pools in floor mode; the reference pads by the same amounts, so only an expected shape pins them",
-                  lambda s: torch_max_path(s) == "neg_inf_pad", "shape", (*SIZES, OVER_HALF, ASYMMETRIC, OVERHANG)),
+                  partial(takes_path, path=torch_max_path, name="neg_inf_pad"), "shape",
+                  (*SIZES, OVER_HALF, ASYMMETRIC, OVERHANG)),
         Emulation("keras_neg_inf_pad",
                   "Keras's MaxPooling has no numeric padding and no ceil_mode: SpatialPadding of -inf by the "
                   "harness's amounts (the padding, ceil mode's overhang), then `valid` pooling; the reference pads by "
                   "the same amounts, so only an expected shape pins them",
-                  lambda s: keras_max_path(s) == "neg_inf_pad", "shape",
+                  partial(takes_path, path=keras_max_path, name="neg_inf_pad"), "shape",
                   (*SIZES, OVER_HALF, OVERHANG, Corner("numeric padding", _padded))),
         Emulation("keras_max_by_taps",
                   "Keras's MaxPooling has no dilation (nor TensorFlow a MaxPool3D kernel in float64 or float16): the "
                   "harness's DilatedMaxPooling takes the maximum of the window's taps (strided slices of the "
                   "-inf-padded input); the reference is ONNX's MaxPool with dilations",
-                  lambda s: keras_max_path(s) == "taps", "reference",
-                  (*SIZES, Corner("dilated", lambda s: any(d != 1 for d in dilation(s))), *no_kernel,
+                  partial(takes_path, path=keras_max_path, name="taps"), "reference",
+                  (*SIZES, Corner("dilated", _dilated), *no_kernel,
                    Corner("-inf padding", _padded), OVERHANG)),
     )
 
@@ -183,28 +205,32 @@ def avg_pool_emulations(spatial: int) -> tuple[Emulation, ...]:
     by_taps = (Emulation("keras_avg_by_taps",
                          "TensorFlow has no AvgPool3D kernel in float64 or float16: the harness's PoolSumOverCount "
                          "sums the window's taps (strided slices) and divides by the mask's; the reference is ONNX's "
-                         "AveragePool", lambda s: keras_avg_path(s) == "taps", "reference",
+                         "AveragePool",
+                         partial(takes_path, path=keras_avg_path, name="taps"), "reference",
                          (*SIZES, Corner("padded", _padded), OVERHANG)),) if spatial == 3 else ()
     return (
         Emulation("torch_avg_zero_pad",
                   "PyTorch's AvgPool takes no asymmetric padding nor any over half the window (and AvgPool3d no "
                   "input smaller than the window): with count_include_pad the harness zero-pads by its amounts and "
                   "pools `valid`; the reference pads by the same amounts, so only an expected shape pins them",
-                  lambda s: torch_avg_path(s) == "zero_pad", "shape", (*SIZES, OVER_HALF, ASYMMETRIC, *small)),
+                  partial(takes_path, path=torch_avg_path, name="zero_pad"), "shape",
+                  (*SIZES, OVER_HALF, ASYMMETRIC, *small)),
         Emulation("torch_avg_sum_over_count",
                   "Where AvgPool cannot take the padding (asymmetric, over half the window) with uncounted padding or "
                   "ceil mode's overhang: the harness's TorchAvgPoolSumOverCount divides the zero-padded window sums "
                   "by those of a mask of the cells that count; the reference is ONNX's AveragePool on counted zeros",
-                  lambda s: torch_avg_path(s) == "sum_over_count", "reference", (*sum_over_count, *small)),
+                  partial(takes_path, path=torch_avg_path, name="sum_over_count"), "reference",
+                  (*sum_over_count, *small)),
         Emulation("keras_avg_zero_pad",
                   "Keras's AveragePooling has no numeric padding and its `same` leaves the padding uncounted: with "
                   "count_include_pad the harness zero-pads by its amounts (SpatialPadding) and pools `valid`; the "
                   "reference pads by the same amounts, so only an expected shape pins them",
-                  lambda s: keras_avg_path(s) == "zero_pad", "shape", (*SIZES, OVER_HALF, ASYMMETRIC)),
+                  partial(takes_path, path=keras_avg_path, name="zero_pad"), "shape", (*SIZES, OVER_HALF, ASYMMETRIC)),
         Emulation("keras_avg_sum_over_count",
                   "Keras's AveragePooling has no ceil_mode nor uncounted numeric padding: the harness's "
                   "PoolSumOverCount divides the zero-padded window sums by those of a mask of the cells that count "
                   "(never ceil mode's overhang); the reference is ONNX's AveragePool on counted zeros",
-                  lambda s: keras_avg_path(s) == "sum_over_count", "reference", sum_over_count),
+                  partial(takes_path, path=keras_avg_path, name="sum_over_count"), "reference", sum_over_count),
         *by_taps,
     )
+# pragma: no mutate end
