@@ -155,7 +155,8 @@ def _no_tensorflow_kernel(site: Site) -> bool:
 
 
 def takes_path(site: Site, path: Callable[[Site], str], name: str) -> bool:
-    """Whether the builder that `path` names the path of takes path `name` at `site` (an emulation's `applies`)."""
+    """Whether `path` (a builder's path function: torch_max_path, keras_avg_path, ...) picks path `name` at `site`:
+    an emulation's `applies`, bound with functools.partial."""
     return path(site) == name
 
 
